@@ -1,0 +1,31 @@
+"""KAPNotes entry point: page config, the sign-in gate and navigation by role."""
+
+import streamlit as st
+
+from kapnotes.ui.session import current_actor, sign_in_form
+
+st.set_page_config(page_title="KAPNotes", page_icon=":material/clinical_notes:", layout="wide")
+
+# (file, title, icon, roles, section). Every page also checks the user itself.
+PAGES = [
+    ("pages/patients.py", "Patients", ":material/group:", ("therapist", "prescriber"), "Patients"),
+    ("pages/dashboard.py", "Patient dashboard", ":material/monitoring:", ("therapist", "prescriber"), "Patients"),
+    ("pages/admin_users.py", "Users", ":material/manage_accounts:", ("admin",), "Administration"),
+    ("pages/admin_teams.py", "Care teams", ":material/diversity_3:", ("admin",), "Administration"),
+    ("pages/audit_log.py", "Audit log", ":material/policy:", ("admin",), "Administration"),
+]
+
+
+def _navigation(role: str) -> dict[str, list]:
+    sections: dict[str, list] = {}
+    for path, title, icon, roles, section in PAGES:
+        if role in roles:
+            sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon))
+    return sections
+
+
+actor = current_actor()
+if actor is None:
+    st.navigation([st.Page(sign_in_form, title="Sign in", icon=":material/login:")], position="hidden").run()
+else:
+    st.navigation(_navigation(actor.role)).run()

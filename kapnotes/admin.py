@@ -1,0 +1,176 @@
+"""Administration: accounts and care teams. No clinical content passes through here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, func, select
+
+from kapnotes import audit
+from kapnotes.access import require_role
+from kapnotes.auth import Actor
+from kapnotes.errors import ValidationError
+from kapnotes.models import CareTeam, CareTeamMember, Patient, Role, User
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    username: str
+    full_name: str
+    credentials: str
+    role: str
+    is_active: bool
+    locked: bool
+    last_login_at: object
+
+
+def list_users(session: Session, actor: Actor) -> list[UserRow]:
+    require_role(actor, Role.admin)
+    from kapnotes.timeutil import utcnow
+
+    now = utcnow()
+    users = session.exec(select(User).order_by(User.role, User.username)).all()
+    return [
+        UserRow(u.id, u.username, u.full_name, u.credentials, u.role, u.is_active,
+                bool(u.locked_until and u.locked_until > now), u.last_login_at)
+        for u in users
+    ]
+
+
+def set_active(session: Session, actor: Actor, user_id: int, active: bool) -> None:
+    require_role(actor, Role.admin)
+    if user_id == actor.id and not active:
+        raise ValidationError({"user": "You cannot deactivate your own account."})
+    user = session.get(User, user_id)
+    if user is None:
+        raise ValidationError({"user": "No such user."})
+    user.is_active = active
+    session.add(user)
+    audit.record(session, actor, "user.activate" if active else "user.deactivate", "user", user_id)
+
+
+def unlock(session: Session, actor: Actor, user_id: int) -> None:
+    require_role(actor, Role.admin)
+    user = session.get(User, user_id)
+    if user is None:
+        raise ValidationError({"user": "No such user."})
+    user.locked_until = None
+    user.failed_logins = 0
+    session.add(user)
+    audit.record(session, actor, "user.unlock", "user", user_id)
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    id: int
+    name: str
+    members: tuple[tuple[int, str, str], ...]  # (user id, username, role)
+    patient_count: int
+
+
+def list_teams(session: Session, actor: Actor) -> list[TeamRow]:
+    require_role(actor, Role.admin)
+    members: dict[int, list[tuple[int, str, str]]] = {}
+    for team_id, uid, uname, role in session.exec(
+        select(CareTeamMember.team_id, User.id, User.username, User.role)
+        .join(User, User.id == CareTeamMember.user_id)
+        .order_by(User.role, User.username)
+    ).all():
+        members.setdefault(team_id, []).append((uid, uname, role))
+    counts = dict(session.exec(select(Patient.care_team_id, func.count()).group_by(Patient.care_team_id)).all())
+    return [
+        TeamRow(t.id, t.name, tuple(members.get(t.id, ())), counts.get(t.id, 0))
+        for t in session.exec(select(CareTeam).order_by(CareTeam.name)).all()
+    ]
+
+
+def create_team(session: Session, actor: Actor, name: str) -> CareTeam:
+    require_role(actor, Role.admin)
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the team a name."})
+    if session.exec(select(CareTeam).where(CareTeam.name == name)).first():
+        raise ValidationError({"name": f"A team called {name!r} already exists."})
+    team = CareTeam(name=name)
+    session.add(team)
+    session.flush()
+    audit.record(session, actor, "team.create", "care_team", team.id)
+    return team
+
+
+def _team_roles(session: Session, team_id: int) -> list[str]:
+    return list(session.exec(
+        select(User.role).join(CareTeamMember, CareTeamMember.user_id == User.id)
+        .where(CareTeamMember.team_id == team_id)
+    ).all())
+
+
+def add_member(session: Session, actor: Actor, team_id: int, user_id: int) -> None:
+    require_role(actor, Role.admin)
+    user = session.get(User, user_id)
+    if session.get(CareTeam, team_id) is None or user is None:
+        raise ValidationError({"team": "No such team or user."})
+    if user.role == Role.admin:
+        raise ValidationError({"user": "Administrators cannot join care teams (they see no clinical content)."})
+    if session.get(CareTeamMember, (team_id, user_id)) is not None:
+        raise ValidationError({"user": f"{user.username} is already on this team."})
+    session.add(CareTeamMember(team_id=team_id, user_id=user_id))
+    session.flush()
+    audit.record(session, actor, "team.member_add", "care_team", team_id, detail=f"user={user_id}")
+
+
+def remove_member(session: Session, actor: Actor, team_id: int, user_id: int) -> None:
+    """Remove a member, keeping at least one therapist and one prescriber on a team with patients."""
+    require_role(actor, Role.admin)
+    member = session.get(CareTeamMember, (team_id, user_id))
+    if member is None:
+        raise ValidationError({"user": "That user is not on this team."})
+    user = session.get(User, user_id)
+    roles = _team_roles(session, team_id)
+    has_patients = session.exec(select(Patient.id).where(Patient.care_team_id == team_id).limit(1)).first()
+    if has_patients and roles.count(user.role) <= 1:
+        raise ValidationError({"user": f"This team has patients and needs at least one {user.role}."})
+    session.delete(member)
+    session.flush()
+    audit.record(session, actor, "team.member_remove", "care_team", team_id, detail=f"user={user_id}")
+
+
+@dataclass(frozen=True)
+class DirectoryRow:
+    id: int
+    mrn: str
+    full_name: str
+    care_team_id: int
+    status: str
+
+
+def patient_directory(session: Session, actor: Actor, search: str = "") -> list[DirectoryRow]:
+    """Demographics only (MRN, name, team): what an admin needs to assign care teams."""
+    require_role(actor, Role.admin)
+    q = select(Patient.id, Patient.mrn, Patient.full_name, Patient.care_team_id, Patient.status)
+    if search.strip():
+        like = f"%{search.strip().lower()}%"
+        q = q.where(func.lower(Patient.full_name).like(like) | func.lower(Patient.mrn).like(like))
+    rows = session.exec(q.order_by(Patient.full_name).limit(500)).all()
+    return [DirectoryRow(*r) for r in rows]
+
+
+def assign_team(session: Session, actor: Actor, patient_id: int, team_id: int) -> None:
+    require_role(actor, Role.admin)
+    patient = session.get(Patient, patient_id)
+    if patient is None or session.get(CareTeam, team_id) is None:
+        raise ValidationError({"team": "No such patient or team."})
+    roles = _team_roles(session, team_id)
+    if Role.therapist.value not in roles or Role.prescriber.value not in roles:
+        raise ValidationError({"team": "A patient's care team needs at least one therapist and one prescriber."})
+    patient.care_team_id = team_id
+    session.add(patient)
+    session.flush()
+    audit.record(session, actor, "patient.team_assign", "patient", patient_id, patient_id, detail=f"team={team_id}")
+
+
+def user_options(session: Session, actor: Actor) -> list[tuple[int, str, str]]:
+    require_role(actor, Role.admin)
+    return [(u.id, u.username, u.role) for u in
+            session.exec(select(User).where(col(User.is_active).is_(True)).order_by(User.username)).all()]

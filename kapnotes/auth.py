@@ -1,0 +1,212 @@
+"""Accounts: Argon2id password hashes, generic sign-in failures, lockout.
+
+A failed sign-in never says whether the user exists; after ``max_failed_logins``
+failures in a row the account is locked for ``lockout_minutes``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlmodel import Session, select
+
+from kapnotes import audit
+from kapnotes.config import get_settings
+from kapnotes.errors import PermissionDenied, ValidationError
+from kapnotes.models import Role, User
+from kapnotes.timeutil import utcnow
+
+GENERIC_FAILURE = "Sign-in failed. Check your username and password, or ask your administrator."
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking. Services take this, never a bare user id, and check it themselves."""
+
+    id: int
+    username: str
+    full_name: str
+    role: str
+    credentials: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.full_name}, {self.credentials}" if self.credentials else self.full_name
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user.id, user.username, user.full_name, user.role, user.credentials)
+
+
+@lru_cache(maxsize=2)
+def _hasher(fast: bool) -> PasswordHasher:
+    if fast:  # tests only: same algorithm (Argon2id), tiny cost
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    return PasswordHasher()  # argon2-cffi defaults: Argon2id, RFC 9106 low-memory profile
+
+
+def hasher() -> PasswordHasher:
+    return _hasher(get_settings().fast_password_hashing)
+
+
+@lru_cache(maxsize=2)
+def _dummy_hash(fast: bool) -> str:
+    return _hasher(fast).hash("not-a-real-password-used-for-timing")
+
+
+def hash_password(password: str) -> str:
+    return hasher().hash(password)
+
+
+def validate_password(password: str) -> None:
+    minimum = get_settings().min_password_length
+    if len(password) < minimum:
+        raise ValidationError({"password": f"Passwords need at least {minimum} characters."})
+    if password.strip() != password or not password.strip():
+        raise ValidationError({"password": "Passwords cannot start or end with spaces."})
+
+
+def validate_username(username: str) -> str:
+    username = username.strip().lower()
+    if not USERNAME_RE.match(username):
+        raise ValidationError(
+            {"username": "Use 2–64 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit."}
+        )
+    return username
+
+
+def create_user(
+    session: Session,
+    actor: Actor | None,
+    username: str,
+    role: str,
+    full_name: str,
+    password: str,
+    credentials: str = "",
+) -> User:
+    """Create an account. ``actor`` is the admin doing it, or None for the operator's CLI."""
+    if actor is not None and actor.role != Role.admin:
+        raise PermissionDenied("Only an administrator can create accounts.")
+    username = validate_username(username)
+    errors: dict[str, str] = {}
+    if role not in {r.value for r in Role}:
+        errors["role"] = f"Unknown role {role!r}; choose therapist, prescriber or admin."
+    if not full_name.strip():
+        errors["full_name"] = "Enter the person's full name."
+    if errors:
+        raise ValidationError(errors)
+    validate_password(password)
+    if session.exec(select(User).where(User.username == username)).first():
+        raise ValidationError({"username": f"The username {username!r} is already taken."})
+    user = User(
+        username=username,
+        full_name=full_name.strip(),
+        role=role,
+        credentials=credentials.strip(),
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    audit.record(session, actor, "user.create", "user", user.id, detail=f"role={role}")
+    return user
+
+
+def set_password(session: Session, actor: Actor | None, user_id: int, password: str) -> None:
+    if actor is not None and actor.role != Role.admin and actor.id != user_id:
+        raise PermissionDenied("You can only change your own password.")
+    validate_password(password)
+    user = session.get(User, user_id)
+    if user is None:
+        raise ValidationError({"user": "No such user."})
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(user)
+    audit.record(session, actor, "user.password_set", "user", user_id)
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    actor: Actor | None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.actor is not None
+
+
+def authenticate(session: Session, username: str, password: str, now: datetime | None = None) -> SignInResult:
+    """Check a sign-in. Records the outcome in the audit log; the caller commits."""
+    settings = get_settings()
+    now = now or utcnow()
+    name = (username or "").strip().lower()[:64]
+    user = session.exec(select(User).where(User.username == name)).first() if name else None
+
+    if user is None or not user.is_active:
+        _verify_quietly(_dummy_hash(settings.fast_password_hashing), password)  # same cost either way
+        audit.record(session, None, "auth.sign_in_failed", "user", detail="unknown or inactive account",
+                     actor_username=name or "(blank)")
+        return SignInResult(None, GENERIC_FAILURE)
+
+    if user.locked_until is not None and user.locked_until > now:
+        _verify_quietly(user.password_hash, password)
+        audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail="account locked",
+                     actor_username=user.username)
+        return SignInResult(None, GENERIC_FAILURE)
+
+    if not _verify_quietly(user.password_hash, password):
+        user.failed_logins += 1
+        detail = f"bad password ({user.failed_logins} in a row)"
+        if user.failed_logins >= settings.max_failed_logins:
+            user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+            user.failed_logins = 0
+            detail += "; account locked"
+        session.add(user)
+        audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail=detail,
+                     actor_username=user.username)
+        return SignInResult(None, GENERIC_FAILURE)
+
+    if hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    session.add(user)
+    actor = actor_of(user)
+    audit.record(session, actor, "auth.sign_in", "user", user.id)
+    return SignInResult(actor)
+
+
+def _verify_quietly(password_hash: str, password: str) -> bool:
+    try:
+        return hasher().verify(password_hash, password or "")
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def load_actor(session: Session, user_id: int | None) -> Actor | None:
+    """The signed-in user, re-read on each page run so a disabled account stops at once."""
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    return actor_of(user)
+
+
+def sign_out(session: Session, actor: Actor, reason: str = "user") -> None:
+    action = "auth.sign_out" if reason == "user" else "auth.idle_sign_out"
+    audit.record(session, actor, action, "user", actor.id)
+
+
+def is_idle(last_activity: datetime | None, now: datetime | None = None) -> bool:
+    if last_activity is None:
+        return False
+    now = now or utcnow()
+    return now - last_activity > timedelta(minutes=get_settings().idle_timeout_minutes)

@@ -1,0 +1,441 @@
+"""The schema: every noun of DESIGN.md §2.
+
+Conventions:
+- Datetimes are stored as UTC and come back timezone-aware (``UTCDateTime``).
+- Clinical rows are never hard-deleted: dose entries and assessments are voided
+  with a reason; plans and audit events are append-only.
+- Rows two people may edit at once carry ``version`` for optimistic locking
+  (a stale writer gets ``StaleDataError``, turned into ``ConflictError``).
+- ``table=True`` models skip Pydantic validation, so services validate input
+  with separate models before it reaches these.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy.orm import declared_attr
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from kapnotes.timeutil import utcnow
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC, so SQLite and PostgreSQL agree."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def utc_field(nullable: bool = True, index: bool = False, default_now: bool = False) -> Any:
+    kwargs: dict[str, Any] = {}
+    if default_now:
+        kwargs["default_factory"] = utcnow
+    else:
+        kwargs["default"] = None
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index), **kwargs)
+
+
+def json_field(default_factory=dict) -> Any:
+    return Field(default_factory=default_factory, sa_column=Column(JSON, nullable=False))
+
+
+def text_field(nullable: bool = True) -> Any:
+    return Field(default=None if nullable else "", sa_column=Column(Text, nullable=nullable))
+
+
+class Versioned:
+    """Optimistic locking: ``version`` bumps on each UPDATE; a stale writer fails."""
+
+    @declared_attr
+    def __mapper_args__(cls):  # noqa: N805
+        return {"version_id_col": cls.__table__.c.version}
+
+
+# --- enumerations -----------------------------------------------------------
+
+
+class Role(StrEnum):
+    therapist = "therapist"
+    prescriber = "prescriber"
+    admin = "admin"
+
+
+class PatientStatus(StrEnum):
+    active = "active"
+    paused = "paused"
+    discharged = "discharged"
+
+
+class Formulation(StrEnum):
+    odt = "odt"
+    sublingual = "sublingual"
+    troche = "troche"
+    other = "other"
+
+
+class Administration(StrEnum):
+    spit = "spit"
+    swallow = "swallow"
+
+
+class DoseContext(StrEnum):
+    home = "home"
+    home_with_sitter = "home_with_sitter"
+    in_session = "in_session"
+
+
+class DoseSource(StrEnum):
+    manual = "manual"
+    import_ = "import"
+    session = "session"
+
+
+class PlanStatus(StrEnum):
+    active = "active"
+    held = "held"
+    ended = "ended"
+
+
+class Instrument(StrEnum):
+    gad7 = "GAD-7"
+    phq9 = "PHQ-9"
+
+
+class NoteType(StrEnum):
+    preparation = "preparation"
+    dosing = "dosing"
+    integration = "integration"
+    check_in = "check_in"
+
+
+class NoteStatus(StrEnum):
+    draft = "draft"
+    signed = "signed"
+
+
+class Modality(StrEnum):
+    in_person = "in_person"
+    telehealth = "telehealth"
+
+
+class AdjustmentKind(StrEnum):
+    suggestion = "suggestion"  # from the rules engine
+    proposal = "proposal"  # from a therapist
+
+
+class AdjustmentStatus(StrEnum):
+    open = "open"  # engine output not (yet) sent to the prescriber
+    pending = "pending"  # in the prescriber's queue
+    approved = "approved"
+    modified = "modified"
+    rejected = "rejected"
+    superseded = "superseded"  # a newer engine run replaced it before review
+    withdrawn = "withdrawn"
+
+
+# --- people and teams ---------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    full_name: str = Field(max_length=200)
+    credentials: str = Field(default="", max_length=64)  # e.g. "LMFT", "MD"
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    is_active: bool = Field(default=True)
+    failed_logins: int = Field(default=0)
+    locked_until: Optional[datetime] = utc_field()
+    last_login_at: Optional[datetime] = utc_field()
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+
+
+class CareTeam(SQLModel, table=True):
+    __tablename__ = "care_teams"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+
+
+class CareTeamMember(SQLModel, table=True):
+    __tablename__ = "care_team_members"
+
+    team_id: int = Field(foreign_key="care_teams.id", primary_key=True)
+    user_id: int = Field(foreign_key="users.id", primary_key=True, index=True)
+    added_at: datetime = utc_field(nullable=False, default_now=True)
+
+
+class Patient(Versioned, SQLModel, table=True):
+    __tablename__ = "patients"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    mrn: str = Field(max_length=64, unique=True, index=True)
+    full_name: str = Field(max_length=200, index=True)
+    date_of_birth: date
+    diagnosis: str = Field(default="F41.1", max_length=16)  # ICD-10
+    status: str = Field(default=PatientStatus.active, max_length=16)
+    care_team_id: int = Field(foreign_key="care_teams.id", index=True)
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    version: int = Field(default=1)
+
+
+# --- treatment ------------------------------------------------------------------
+
+
+class TreatmentPlan(SQLModel, table=True):
+    """One version of a patient's plan. Append-only: a change is a new row."""
+
+    __tablename__ = "treatment_plans"
+    __table_args__ = (UniqueConstraint("patient_id", "version_number", name="uq_plan_version"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id", index=True)
+    version_number: int
+    formulation: str = Field(max_length=16)
+    dose_mg: float
+    interval_days: int
+    minutes_in_mouth: int = Field(default=10)
+    administration: str = Field(default=Administration.spit, max_length=16)
+    fasting_instructions: str = Field(default="No food for 3 hours and no drink for 1 hour before dosing.")
+    instructions: Optional[str] = text_field()
+    status: str = Field(default=PlanStatus.active, max_length=16)
+    effective_from: datetime = utc_field(nullable=False)
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    approved_by_id: int = Field(foreign_key="users.id")
+    rationale: Optional[str] = text_field()
+    # use_alter: plans and adjustments point at each other.
+    adjustment_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("dose_adjustments.id", use_alter=True, name="fk_plan_adjustment")),
+    )
+
+
+class ImportBatch(SQLModel, table=True):
+    __tablename__ = "import_batches"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id", index=True)
+    filename: str = Field(max_length=255)
+    imported_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    rows_total: int = 0
+    rows_imported: int = 0
+    rows_duplicate: int = 0
+    rows_invalid: int = 0
+    undone_at: Optional[datetime] = utc_field()
+    undone_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+
+
+class DoseEntry(Versioned, SQLModel, table=True):
+    """One dose taken. Field order follows the canonical CSV columns."""
+
+    __tablename__ = "dose_entries"
+    __table_args__ = (Index("ix_dose_patient_taken", "patient_id", "taken_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id")
+    plan_id: Optional[int] = Field(default=None, foreign_key="treatment_plans.id")
+    taken_at: datetime = utc_field(nullable=False)
+    dose_mg: float
+    formulation: str = Field(max_length=16)
+    administration: Optional[str] = Field(default=None, max_length=16)
+    context: str = Field(default=DoseContext.home, max_length=24)
+    anxiety_before: Optional[int] = None
+    anxiety_after: Optional[int] = None
+    dissociation: Optional[int] = None
+    nausea: Optional[int] = None
+    vomited: bool = False
+    bp_systolic_pre: Optional[int] = None
+    bp_diastolic_pre: Optional[int] = None
+    bp_systolic_post: Optional[int] = None
+    bp_diastolic_post: Optional[int] = None
+    heart_rate: Optional[int] = None
+    adverse_events: str = Field(default="")  # ';'-separated tags
+    notes: Optional[str] = text_field()
+    source: str = Field(default=DoseSource.manual, max_length=16)
+    import_batch_id: Optional[int] = Field(default=None, foreign_key="import_batches.id", index=True)
+    session_note_id: Optional[int] = Field(default=None, foreign_key="session_notes.id", index=True)
+    entered_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    voided_at: Optional[datetime] = utc_field()
+    voided_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    void_reason: Optional[str] = text_field()
+    version: int = Field(default=1)
+
+
+class Assessment(SQLModel, table=True):
+    __tablename__ = "assessments"
+    __table_args__ = (Index("ix_assessment_patient_instr_date", "patient_id", "instrument", "administered_on"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id")
+    instrument: str = Field(max_length=8)
+    administered_on: date
+    items: Optional[list[int]] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    total: int
+    band: str = Field(max_length=32)
+    item9: Optional[int] = None  # PHQ-9 item 9 (thoughts of self-harm), kept apart for the safety flag
+    loinc_panel: str = Field(max_length=16)
+    loinc_total: str = Field(max_length=16)
+    session_note_id: Optional[int] = Field(default=None, foreign_key="session_notes.id")
+    entered_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    voided_at: Optional[datetime] = utc_field()
+    voided_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    void_reason: Optional[str] = text_field()
+
+
+# --- notes --------------------------------------------------------------------
+
+
+class SessionNote(Versioned, SQLModel, table=True):
+    """Draft → signed (immutable; a database trigger refuses content changes)."""
+
+    __tablename__ = "session_notes"
+    __table_args__ = (Index("ix_note_patient_date", "patient_id", "session_date"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id")
+    author_id: int = Field(foreign_key="users.id", index=True)
+    note_type: str = Field(max_length=16)
+    status: str = Field(default=NoteStatus.draft, max_length=16, index=True)
+    session_date: date
+    start_time: Optional[str] = Field(default=None, max_length=5)  # "HH:MM", clinic time
+    end_time: Optional[str] = Field(default=None, max_length=5)
+    modality: str = Field(default=Modality.in_person, max_length=16)
+    fields: dict = json_field()
+    free_text: Optional[str] = text_field()
+    carried_over_from_id: Optional[int] = Field(default=None, foreign_key="session_notes.id")
+    # use_alter: notes and dose entries point at each other.
+    integrates_dose_id: Optional[int] = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("dose_entries.id", use_alter=True, name="fk_note_integrates_dose")),
+    )
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    updated_at: datetime = utc_field(nullable=False, default_now=True)
+    updated_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    signed_at: Optional[datetime] = utc_field()
+    signed_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    content_hash: Optional[str] = Field(default=None, max_length=64)
+    version: int = Field(default=1)
+
+
+class Addendum(SQLModel, table=True):
+    __tablename__ = "addenda"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    note_id: int = Field(foreign_key="session_notes.id", index=True)
+    author_id: int = Field(foreign_key="users.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    signed_at: datetime = utc_field(nullable=False, default_now=True)
+    content_hash: str = Field(max_length=64)
+
+
+class ProcessNote(Versioned, SQLModel, table=True):
+    """A therapist's private psychotherapy notes (HIPAA 164.501): author-only, never exported."""
+
+    __tablename__ = "process_notes"
+    __table_args__ = (Index("ix_process_author_patient", "author_id", "patient_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id")
+    author_id: int = Field(foreign_key="users.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    updated_at: datetime = utc_field(nullable=False, default_now=True)
+    version: int = Field(default=1)
+
+
+# --- dose adjustments -------------------------------------------------------------
+
+
+class DoseAdjustment(Versioned, SQLModel, table=True):
+    """A suggestion (engine) or proposal (therapist), and the prescriber's decision."""
+
+    __tablename__ = "dose_adjustments"
+    __table_args__ = (Index("ix_adjustment_patient_status", "patient_id", "status"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id")
+    kind: str = Field(max_length=16)
+    status: str = Field(default=AdjustmentStatus.open, max_length=16, index=True)
+    plan_id: Optional[int] = Field(default=None, foreign_key="treatment_plans.id")
+    action: str = Field(max_length=24)
+    proposed_dose_mg: Optional[float] = None
+    proposed_interval_days: Optional[int] = None
+    flags: list = json_field(list)
+    reasons: list = json_field(list)
+    facts: dict = json_field()
+    protocol_name: Optional[str] = Field(default=None, max_length=120)
+    protocol_hash: Optional[str] = Field(default=None, max_length=64)
+    as_of: Optional[datetime] = utc_field()
+    created_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    therapist_note: Optional[str] = text_field()
+    source_note_id: Optional[int] = Field(default=None, foreign_key="session_notes.id")
+    sent_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    sent_at: Optional[datetime] = utc_field()
+    decided_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    decided_at: Optional[datetime] = utc_field()
+    decision_rationale: Optional[str] = text_field()
+    decided_dose_mg: Optional[float] = None
+    decided_interval_days: Optional[int] = None
+    resulting_plan_id: Optional[int] = Field(default=None, foreign_key="treatment_plans.id")
+    version: int = Field(default=1)
+
+
+# --- audit and settings -------------------------------------------------------------
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record. Never clinical text. Hash-chained."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_patient_at", "patient_id", "at"),
+        Index("ix_audit_actor_at", "actor_id", "at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = utc_field(nullable=False, index=True)
+    actor_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    actor_username: str = Field(default="", max_length=64)
+    action: str = Field(max_length=48, index=True)
+    record_type: str = Field(default="", max_length=32)
+    record_id: Optional[str] = Field(default=None, max_length=64)
+    patient_id: Optional[int] = Field(default=None, foreign_key="patients.id")
+    detail: str = Field(default="", max_length=255)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class ClinicSetting(SQLModel, table=True):
+    """Small clinic-wide settings (e.g. the CSV column mapping, the protocol file)."""
+
+    __tablename__ = "clinic_settings"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: dict = json_field()
+    updated_at: datetime = utc_field(nullable=False, default_now=True)
+    updated_by_id: Optional[int] = Field(default=None, foreign_key="users.id")

@@ -1,0 +1,1 @@
+"""Shared Streamlit widgets: the one place besides ``pages/`` and ``app.py`` that imports streamlit."""

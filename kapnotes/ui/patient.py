@@ -1,0 +1,50 @@
+"""The patient banner every patient page shows: name, MRN, DOB and loud safety flags."""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlmodel import Session
+
+from kapnotes import patients
+from kapnotes.auth import Actor
+from kapnotes.errors import PermissionDenied
+
+PATIENT_KEY = "patient_id"
+
+FLAG_TEXT = {
+    "suicidality": "SAFETY FLAG — latest PHQ-9 item 9 (thoughts of self-harm) is above 0. "
+    "Follow up before any dosing; dose increases are on hold.",
+    "hypertension_severe": "SAFETY FLAG — blood pressure at or above 180/110 in the last 14 days. Increases on hold.",
+    "serious_adverse_event": "SAFETY FLAG — a serious adverse event in the last 14 days. Increases on hold.",
+}
+
+
+def selected_patient_id() -> int | None:
+    return st.session_state.get(PATIENT_KEY)
+
+
+def select_patient(patient_id: int) -> None:
+    st.session_state[PATIENT_KEY] = patient_id
+
+
+def require_patient_banner(session: Session, actor: Actor, view: str) -> int:
+    """Show the banner for the selected patient, or stop with what to do next."""
+    from kapnotes.ui.session import audit_open_once
+
+    pid = selected_patient_id()
+    if pid is None:
+        st.info("Choose a patient on the Patients page first.")
+        st.page_link("pages/patients.py", label="Go to Patients", icon=":material/group:")
+        st.stop()
+    try:
+        patient, flags = patients.header(session, actor, pid)
+    except PermissionDenied as exc:
+        st.session_state.pop(PATIENT_KEY, None)
+        st.error(str(exc))
+        st.stop()
+    audit_open_once(session, actor, pid, view)
+    st.markdown(f"### {patient.full_name}")
+    st.caption(f"MRN {patient.mrn} · born {patient.date_of_birth.isoformat()} · {patient.diagnosis} · {patient.status}")
+    for flag in flags:
+        st.error(FLAG_TEXT.get(flag, f"SAFETY FLAG — {flag}"), icon=":material/warning:")
+    return pid

@@ -1,0 +1,136 @@
+"""Sign-in state, the page guard, and the database handle for the UI.
+
+Every page starts with ``actor = require_user(...)``. With no signed-in user the
+guard shows the sign-in form and stops the page, whatever URL was opened. The
+session holds ids only (``user_id``, ``patient_id``), never ORM objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from kapnotes import auth
+from kapnotes.auth import Actor
+from kapnotes.config import get_settings
+from kapnotes.db import session_scope
+from kapnotes.errors import KapError
+from kapnotes.timeutil import utcnow
+
+USER_KEY = "user_id"
+LAST_ACTIVITY_KEY = "last_activity"
+NOTICE_KEY = "signin_notice"
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str) -> Engine:
+    from kapnotes.db import make_engine
+
+    return make_engine(url)
+
+
+def engine() -> Engine:
+    """One engine per database URL for the whole server process."""
+    return _engine(get_settings().database_url)
+
+
+@contextmanager
+def db() -> Iterator[Session]:
+    with session_scope(engine()) as session:
+        yield session
+
+
+def current_actor() -> Actor | None:
+    user_id = st.session_state.get(USER_KEY)
+    if user_id is None:
+        return None
+    with db() as session:
+        actor = auth.load_actor(session, user_id)
+        if actor is None:
+            _clear()
+            return None
+        if auth.is_idle(st.session_state.get(LAST_ACTIVITY_KEY)):
+            auth.sign_out(session, actor, reason="idle")
+            _clear()
+            st.session_state[NOTICE_KEY] = (
+                f"You were signed out after {get_settings().idle_timeout_minutes} minutes without activity."
+            )
+            return None
+    st.session_state[LAST_ACTIVITY_KEY] = utcnow()
+    return actor
+
+
+def _clear() -> None:
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+
+
+def sign_in_form() -> None:
+    st.title("KAPNotes")
+    st.caption("Clinical documentation for ketamine-assisted psychotherapy. Sign in to continue.")
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.info(notice)
+    with st.form("sign_in", clear_on_submit=False):
+        username = st.text_input("Username", autocomplete="username")
+        password = st.text_input("Password", type="password", autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        with db() as session:
+            result = auth.authenticate(session, username, password)
+        if result.ok:
+            _clear()
+            st.session_state[USER_KEY] = result.actor.id
+            st.session_state[LAST_ACTIVITY_KEY] = utcnow()
+            st.rerun()
+        else:
+            st.error(result.message)
+
+
+def require_user(*roles: str) -> Actor:
+    """The page guard. Signed out: the sign-in form only. Wrong role: a refusal only."""
+    actor = current_actor()
+    if actor is None:
+        sign_in_form()
+        st.stop()
+    if roles and actor.role not in roles:
+        st.error("This page is not available for your role.")
+        st.stop()
+    sidebar_account(actor)
+    return actor
+
+
+def sidebar_account(actor: Actor) -> None:
+    with st.sidebar:
+        st.caption(f"Signed in as **{actor.display_name}** ({actor.role})")
+        if st.button("Sign out", key="sign_out"):
+            with db() as session:
+                auth.sign_out(session, actor)
+            _clear()
+            st.session_state[NOTICE_KEY] = "You have signed out."
+            st.rerun()
+
+
+def show_error(exc: KapError) -> None:
+    """Plain-language error display; a ValidationError lists each field's message."""
+    from kapnotes.errors import ValidationError
+
+    if isinstance(exc, ValidationError):
+        for field, message in exc.errors.items():
+            st.error(message if field == "_" else f"**{field.replace('_', ' ').capitalize()}**: {message}")
+    else:
+        st.error(str(exc))
+
+
+def audit_open_once(session: Session, actor: Actor, patient_id: int, view: str) -> None:
+    """Record opening a patient's record once per view per sign-in, not on every rerun."""
+    from kapnotes import patients
+
+    seen: set = st.session_state.setdefault("_audited_opens", set())
+    if (patient_id, view) not in seen:
+        patients.open_record(session, actor, patient_id, view)
+        seen.add((patient_id, view))

@@ -1,0 +1,71 @@
+"""Administration: care teams and which team each patient belongs to (demographics only)."""
+
+import pandas as pd
+import streamlit as st
+
+from kapnotes import admin
+from kapnotes.errors import KapError
+from kapnotes.ui.session import db, require_user, show_error
+
+actor = require_user("admin")
+st.title("Care teams")
+
+with db() as session:
+    teams = admin.list_teams(session, actor)
+    users = admin.user_options(session, actor)
+
+st.dataframe(
+    pd.DataFrame(
+        [
+            {"Team": t.name, "Members": ", ".join(f"{u} ({r})" for _, u, r in t.members), "Patients": t.patient_count}
+            for t in teams
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
+
+with st.form("new_team", clear_on_submit=True):
+    name = st.text_input("New team name")
+    if st.form_submit_button("Create team"):
+        try:
+            with db() as session:
+                admin.create_team(session, actor, name)
+            st.toast("Team created")
+            st.rerun()
+        except KapError as exc:
+            show_error(exc)
+
+if teams:
+    st.subheader("Members")
+    team = st.selectbox("Team", teams, format_func=lambda t: t.name)
+    clinicians = [u for u in users if u[2] != "admin"]
+    member = st.selectbox("Clinician", clinicians, format_func=lambda u: f"{u[1]} ({u[2]})")
+    c1, c2 = st.columns(2)
+    try:
+        if c1.button("Add to team") and member:
+            with db() as session:
+                admin.add_member(session, actor, team.id, member[0])
+            st.rerun()
+        if c2.button("Remove from team") and member:
+            with db() as session:
+                admin.remove_member(session, actor, team.id, member[0])
+            st.rerun()
+    except KapError as exc:
+        show_error(exc)
+
+    st.subheader("Assign a patient")
+    search = st.text_input("Find patient by name or MRN")
+    with db() as session:
+        directory = admin.patient_directory(session, actor, search)
+    patient = st.selectbox("Patient", directory, format_func=lambda p: f"{p.full_name} ({p.mrn})", index=None,
+                           placeholder="Choose a patient")
+    target = st.selectbox("New care team", teams, format_func=lambda t: t.name, key="assign_team")
+    if st.button("Assign", disabled=patient is None):
+        try:
+            with db() as session:
+                admin.assign_team(session, actor, patient.id, target.id)
+            st.toast("Care team changed")
+            st.rerun()
+        except KapError as exc:
+            show_error(exc)

@@ -1,0 +1,62 @@
+"""Administration: user accounts (create, deactivate, unlock)."""
+
+import pandas as pd
+import streamlit as st
+
+from kapnotes import admin, auth
+from kapnotes.config import get_settings
+from kapnotes.errors import KapError
+from kapnotes.timeutil import fmt_local
+from kapnotes.ui.session import db, require_user, show_error
+
+actor = require_user("admin")
+tz = get_settings().tz
+st.title("Users")
+
+with db() as session:
+    users = admin.list_users(session, actor)
+st.dataframe(
+    pd.DataFrame(
+        [
+            {"Username": u.username, "Name": u.full_name, "Credentials": u.credentials, "Role": u.role,
+             "Active": u.is_active, "Locked": u.locked, "Last sign-in": fmt_local(u.last_login_at, tz)}
+            for u in users
+        ]
+    ),
+    hide_index=True,
+    width="stretch",
+)
+
+with st.expander("Create a user"):
+    with st.form("create_user", clear_on_submit=True):
+        username = st.text_input("Username")
+        full_name = st.text_input("Full name")
+        credentials = st.text_input("Credentials", help="e.g. LMFT, PsyD, MD, NP")
+        role = st.selectbox("Role", ["therapist", "prescriber", "admin"])
+        password = st.text_input("Initial password", type="password",
+                                 help=f"At least {get_settings().min_password_length} characters.")
+        if st.form_submit_button("Create user", type="primary"):
+            try:
+                with db() as session:
+                    auth.create_user(session, actor, username, role, full_name, password, credentials)
+                st.toast(f"Created {username}")
+                st.rerun()
+            except KapError as exc:
+                show_error(exc)
+
+st.subheader("Change an account")
+choice = st.selectbox("Account", users, format_func=lambda u: f"{u.username} ({u.role})", index=None,
+                      placeholder="Choose an account")
+if choice is not None:
+    c1, c2 = st.columns(2)
+    try:
+        if c1.button("Deactivate" if choice.is_active else "Reactivate"):
+            with db() as session:
+                admin.set_active(session, actor, choice.id, not choice.is_active)
+            st.rerun()
+        if c2.button("Unlock", disabled=not choice.locked):
+            with db() as session:
+                admin.unlock(session, actor, choice.id)
+            st.rerun()
+    except KapError as exc:
+        show_error(exc)
