@@ -37,3 +37,5 @@ with col_scores:
         st.caption(f"{instrument}: {a.band}")
 st.subheader("Care team")
 st.write(", ".join(f"{name} ({role})" for name, role in ov.team))
+
+# --- sections from other features (each one import + one call) ---

@@ -1,6 +1,8 @@
-"""Patients: the signed-in clinician's own patients, searchable, with safety flags."""
+"""Patients: the signed-in clinician's own patients, searchable, with safety flags.
 
-import pandas as pd
+One row per patient with an "Open" button: one click to the dashboard.
+"""
+
 import streamlit as st
 
 from kapnotes import patients
@@ -18,24 +20,18 @@ if not rows:
     st.info("No patients match." if search else "No patients on your care teams yet. An administrator adds them.")
     st.stop()
 
-table = pd.DataFrame(
-    [
-        {
-            "Flag": "⚠ " + ", ".join(r.flags) if r.flags else "",
-            "Name": r.full_name,
-            "MRN": r.mrn,
-            "Born": r.date_of_birth.isoformat(),
-            "Diagnosis": r.diagnosis,
-            "Status": r.status,
-        }
-        for r in rows
-    ]
-)
-event = st.dataframe(
-    table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="patient_table"
-)
-st.caption("Select a row to open the patient's dashboard.")
-selected = event.selection.rows if event and event.selection else []
-if selected:
-    select_patient(rows[selected[0]].id)
-    st.switch_page("pages/dashboard.py")
+st.caption(f"{len(rows)} patient{'s' if len(rows) != 1 else ''} on your care teams.")
+header = st.columns([3, 2, 2, 2, 3, 1])
+for col, label in zip(header, ["Name", "MRN", "Born", "Status", "Flags", ""]):
+    col.markdown(f"**{label}**")
+for row in rows:
+    c = st.columns([3, 2, 2, 2, 3, 1], vertical_alignment="center")
+    c[0].text(row.full_name)
+    c[1].text(row.mrn)
+    c[2].text(row.date_of_birth.isoformat())
+    c[3].text(row.status)
+    if row.flags:
+        c[4].markdown(":red[**⚠ " + ", ".join(row.flags) + "**]")
+    if c[5].button("Open", key=f"open_{row.id}", help=f"Open the dashboard of {row.mrn}"):
+        select_patient(row.id)
+        st.switch_page("pages/dashboard.py")
