@@ -18,7 +18,14 @@ run: $(STAMP)
 	$(PY) -m kapnotes seed-demo --if-empty
 	$(PY) -m streamlit run app.py --server.address=127.0.0.1 --server.port=$(PORT)
 
-test: $(STAMP)
+AXE := node_modules/axe-core/axe.min.js
+
+# axe-core (accessibility checks in the browser tests), from the npm registry.
+$(AXE): package.json
+	@if command -v npm >/dev/null 2>&1; then npm install --silent --no-audit --no-fund && touch $(AXE); \
+	else echo "npm not found: accessibility tests will be skipped (and fail in CI)"; fi
+
+test: $(STAMP) $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -1,0 +1,56 @@
+"""WCAG 2.1 AA: axe-core finds no violations on the sign-in page and each role's pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.app.uitext import app_pages
+from tests.e2e.conftest import sign_in, wait_idle
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+RULES = "{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}"
+DEMO_USER = {"therapist": "tsato", "prescriber": "mokafor", "admin": "admin"}
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (make test runs npm install)")
+    return str(AXE)
+
+
+def violations(page, axe_path: str) -> list[str]:
+    page.add_script_tag(path=axe_path)
+    result = page.evaluate(f"axe.run(document, {RULES})")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes) e.g. {v['nodes'][0]['html'][:120]}"
+            for v in result["violations"]]
+
+
+def test_sign_in_page_is_accessible(page, app_server, axe_source):
+    page.goto(app_server["url"])
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20000)
+    assert violations(page, axe_source) == []
+
+
+@pytest.mark.parametrize("role", ["therapist", "prescriber", "admin"])
+def test_role_pages_are_accessible(page, app_server, axe_source, role):
+    sign_in(page, app_server["url"], DEMO_USER[role])
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=20000)
+    # Select the first patient so patient pages render their content, not the empty state.
+    if role != "admin":
+        page.get_by_role("button", name="Open").first.click()
+        wait_idle(page)
+    found: dict[str, list[str]] = {}
+    for path, title, _icon, roles, _section in app_pages():
+        if role not in roles:
+            continue
+        page.get_by_role("link", name=title, exact=True).first.click()
+        wait_idle(page)
+        page.wait_for_timeout(500)
+        problems = violations(page, axe_source)
+        if problems:
+            found[title] = problems
+    assert found == {}
