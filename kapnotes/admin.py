@@ -90,6 +90,8 @@ def create_team(session: Session, actor: Actor, name: str) -> CareTeam:
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the team a name."})
+    if len(name) > 200:
+        raise ValidationError({"name": "A team name can be at most 200 characters."})
     if session.exec(select(CareTeam).where(CareTeam.name == name)).first():
         raise ValidationError({"name": f"A team called {name!r} already exists."})
     team = CareTeam(name=name)
@@ -150,8 +152,9 @@ def patient_directory(session: Session, actor: Actor, search: str = "") -> list[
     require_role(actor, Role.admin)
     q = select(Patient.id, Patient.mrn, Patient.full_name, Patient.care_team_id, Patient.status)
     if search.strip():
-        like = f"%{search.strip().lower()}%"
-        q = q.where(func.lower(Patient.full_name).like(like) | func.lower(Patient.mrn).like(like))
+        term = search.strip().lower()
+        q = q.where(func.lower(Patient.full_name).contains(term, autoescape=True)
+                    | func.lower(Patient.mrn).contains(term, autoescape=True))
     rows = session.exec(q.order_by(Patient.full_name).limit(500)).all()
     return [DirectoryRow(*r) for r in rows]
 

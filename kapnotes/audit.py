@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -31,7 +32,8 @@ _AUDIT_LOCK_KEY = 0x4B41_5001  # "KAP" audit chain
 _DETAIL_MAX = 255
 
 
-def _digest(prev_hash: str, ev: AuditEvent) -> str:
+def _digest(prev_hash: str, ev) -> str:
+    """``ev``: an AuditEvent or a row of the audit_events table."""
     payload = [
         prev_hash,
         ev.at.isoformat(),
@@ -45,6 +47,15 @@ def _digest(prev_hash: str, ev: AuditEvent) -> str:
     ]
     raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def lock_chain(session: Session) -> None:
+    """Take the audit-chain lock now (held to commit); ``record`` takes it too.
+
+    Code that reads a row, then changes it and records that change, can take this lock
+    before the read so that the read sees every earlier committed change.
+    """
+    lock_for_append(session, _AUDIT_LOCK_KEY)
 
 
 def record(
@@ -90,28 +101,39 @@ class ChainReport:
     problem: str = ""
 
 
-def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
-    """Walk the chain in id order; report the first event whose hash or link is wrong."""
+def verify_events(events: Iterable) -> ChainReport:
+    """Check events (AuditEvent objects or rows, in id order) against the chain rules."""
     prev = GENESIS_HASH
     count = 0
+    for ev in events:
+        count += 1
+        if ev.prev_hash != prev:
+            return ChainReport(count, False, prev, ev.id, "its link to the previous event is broken "
+                               "(an earlier event was deleted or altered)")
+        if _digest(ev.prev_hash, ev) != ev.hash:
+            return ChainReport(count, False, prev, ev.id, "its content does not match its hash (it was altered)")
+        prev = ev.hash
+    return ChainReport(count, True, prev)
+
+
+def _stored_events(session: Session, batch: int) -> Iterator:
+    table = AuditEvent.__table__
     last_id = 0
     while True:
-        rows = session.exec(
-            select(AuditEvent).where(AuditEvent.id > last_id).order_by(col(AuditEvent.id)).limit(batch)
-        ).all()
+        rows = session.execute(table.select().where(table.c.id > last_id).order_by(table.c.id).limit(batch)).all()
         if not rows:
-            break
-        for ev in rows:
-            count += 1
-            if ev.prev_hash != prev:
-                return ChainReport(count, False, prev, ev.id, "its link to the previous event is broken "
-                                   "(an earlier event was deleted or altered)")
-            if _digest(ev.prev_hash, ev) != ev.hash:
-                return ChainReport(count, False, prev, ev.id, "its content does not match its hash (it was altered)")
-            prev = ev.hash
-            last_id = ev.id
-        session.expunge_all()
-    return ChainReport(count, True, prev)
+            return
+        yield from rows
+        last_id = rows[-1].id
+
+
+def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
+    """Walk the stored chain in id order; report the first event whose hash or link is wrong.
+
+    Reads plain rows, not ORM objects: events already loaded in ``session`` must not
+    hide a change made in the database, and the caller's session is left untouched.
+    """
+    return verify_events(_stored_events(session, batch))
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,10 @@ def create_user(
         errors["role"] = f"Unknown role {role!r}; choose therapist, prescriber or admin."
     if not full_name.strip():
         errors["full_name"] = "Enter the person's full name."
+    elif len(full_name.strip()) > 200:
+        errors["full_name"] = "A full name can be at most 200 characters."
+    if len(credentials.strip()) > 64:
+        errors["credentials"] = "Credentials can be at most 64 characters (e.g. LMFT, MD)."
     if errors:
         raise ValidationError(errors)
     validate_password(password)
@@ -154,13 +158,22 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
                      actor_username=name or "(blank)")
         return SignInResult(None, GENERIC_FAILURE)
 
+    password_ok = _verify_quietly(user.password_hash, password)  # the slow part, outside the lock
+    # Re-read the account under the audit-chain lock (every change to an account takes it):
+    # two wrong passwords sent at once on PostgreSQL must both count, not overwrite each other.
+    audit.lock_chain(session)
+    session.refresh(user)
+    if not user.is_active:
+        audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail="unknown or inactive account",
+                     actor_username=user.username)
+        return SignInResult(None, GENERIC_FAILURE)
+
     if user.locked_until is not None and user.locked_until > now:
-        _verify_quietly(user.password_hash, password)
         audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail="account locked",
                      actor_username=user.username)
         return SignInResult(None, GENERIC_FAILURE)
 
-    if not _verify_quietly(user.password_hash, password):
+    if not password_ok:
         user.failed_logins += 1
         detail = f"bad password ({user.failed_logins} in a row)"
         if user.failed_logins >= settings.max_failed_logins:

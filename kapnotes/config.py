@@ -5,20 +5,38 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kapnotes.errors import KapError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///data/kapnotes.db"
 
 
-def _int_env(name: str, default: int) -> int:
+class ConfigError(KapError, ValueError):
+    """A KAPNOTES_* setting is unusable; the message names the variable."""
+
+
+def _int_env(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
-    except ValueError as exc:  # a typo in a deployment should stop start-up loudly
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+        value = int(raw)
+    except ValueError:  # a typo in a deployment should stop start-up loudly
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _timezone_env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip() or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name} must be a time zone name such as America/New_York, got {value!r}") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -43,11 +61,11 @@ def get_settings() -> Settings:
     return Settings(
         database_url=os.environ.get("KAPNOTES_DATABASE_URL", DEFAULT_DATABASE_URL),
         clinic_name=os.environ.get("KAPNOTES_CLINIC_NAME", "KAPNotes Demo Clinic"),
-        timezone=os.environ.get("KAPNOTES_TIMEZONE", "America/New_York"),
+        timezone=_timezone_env("KAPNOTES_TIMEZONE", "America/New_York"),
         idle_timeout_minutes=_int_env("KAPNOTES_IDLE_MINUTES", 15),
         max_failed_logins=_int_env("KAPNOTES_MAX_FAILED_LOGINS", 5),
         lockout_minutes=_int_env("KAPNOTES_LOCKOUT_MINUTES", 15),
-        min_password_length=_int_env("KAPNOTES_MIN_PASSWORD_LENGTH", 12),
+        min_password_length=_int_env("KAPNOTES_MIN_PASSWORD_LENGTH", 12, minimum=12),  # may only be raised
         protocol_path=os.environ.get("KAPNOTES_PROTOCOL") or None,
         # Test suites hash hundreds of passwords; production never sets this.
         fast_password_hashing=os.environ.get("KAPNOTES_FAST_HASH") == "1",

@@ -25,6 +25,8 @@ def _validate_patient_fields(mrn: str, full_name: str, dob: date, diagnosis: str
         errors["mrn"] = "Enter the clinic's record number (MRN), up to 64 characters."
     if not full_name.strip():
         errors["name"] = "Enter the patient's name."
+    elif len(full_name.strip()) > 200:
+        errors["name"] = "The patient's name can be at most 200 characters."
     if dob > date.today():
         errors["dob"] = f"Date of birth {dob.isoformat()} is in the future."
     elif dob.year < 1900:
@@ -111,8 +113,10 @@ class PatientRow:
 def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
     """Flags that must follow a patient everywhere: the latest PHQ-9 with item 9 > 0.
 
-    One query for any number of patients (``patient_ids`` may be a subquery).
+    One query for any number of patients (``patient_ids`` may be a subquery). A PHQ-9
+    that does not answer item 9 neither raises nor clears the flag.
     """
+
     ranked = (
         select(
             Assessment.patient_id,
@@ -125,6 +129,7 @@ def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
         .where(
             Assessment.instrument == Instrument.phq9.value,
             col(Assessment.voided_at).is_(None),
+            col(Assessment.item9).is_not(None),
             col(Assessment.patient_id).in_(patient_ids),
         )
         .subquery()
@@ -143,10 +148,11 @@ def list_patients(session: Session, actor: Actor, search: str = "", include_disc
         raise PermissionDenied("Administrators do not see clinical patient lists.")
     ids = visible_patient_ids(actor)
     q = select(Patient).where(col(Patient.id).in_(ids))
-    term = search.strip()
+    term = search.strip().lower()
     if term:
-        like = f"%{term.lower()}%"
-        q = q.where(or_(func.lower(Patient.full_name).like(like), func.lower(Patient.mrn).like(like)))
+        # contains(..., autoescape=True): a typed % or _ is a character, not a wildcard
+        q = q.where(or_(func.lower(Patient.full_name).contains(term, autoescape=True),
+                        func.lower(Patient.mrn).contains(term, autoescape=True)))
     if not include_discharged:
         q = q.where(Patient.status != PatientStatus.discharged)
     patients = session.exec(q.order_by(Patient.full_name).limit(limit)).all()

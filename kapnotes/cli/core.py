@@ -40,7 +40,7 @@ def register(sub) -> None:
     p = sub.add_parser("seed-demo", help="fill an empty database with a demo clinic")
     p.add_argument("--patients", type=int, default=8)
     p.add_argument("--years", type=float, default=0.35)
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="same seed gives the same clinic")
     p.add_argument("--if-empty", action="store_true", help="do nothing when the database already has users")
     p.set_defaults(func=cmd_seed_demo)
 
@@ -49,10 +49,44 @@ def register(sub) -> None:
 
 
 def cmd_init_db(args) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kapnotes.errors import KapError
+
     url = get_settings().database_url
-    migrate(url)
+    try:
+        migrate(url)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise KapError(f"Cannot prepare the database {shown}: {reason}") from None
     print("database ready")
     return 0
+
+
+def ready_engine():
+    """The configured database, checked to be reachable and migrated (else a plain error)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from kapnotes.db import current_revision
+    from kapnotes.errors import KapError
+
+    url = get_settings().database_url
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = make_engine(url)
+    try:
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise KapError(f"Cannot open the database {shown}: {reason}") from None
+    if revision is None:
+        engine.dispose()
+        raise KapError(f"The database {shown} has no KAPNotes tables yet. "
+                       "Run `python -m kapnotes init-db` first.")
+    return engine
 
 
 def _read_password(args) -> str:
@@ -66,8 +100,9 @@ def _read_password(args) -> str:
 
 
 def cmd_create_user(args) -> int:
+    engine = ready_engine()
     password = _read_password(args)
-    with session_scope(make_engine()) as session:
+    with session_scope(engine) as session:
         user = auth.create_user(session, None, args.username, args.role, args.full_name, password, args.credentials)
         print(f"created {user.role} {user.username}")
     return 0
@@ -75,7 +110,7 @@ def cmd_create_user(args) -> int:
 
 def cmd_add_patient(args) -> int:
     dob = parse_date(args.dob, "dob")
-    with session_scope(make_engine()) as session:
+    with session_scope(ready_engine()) as session:
         patient = patients.add_patient(session, None, args.mrn, args.name, dob, args.therapist, args.prescriber,
                                        args.diagnosis)
         print(f"added patient {patient.mrn}")
@@ -85,10 +120,16 @@ def cmd_add_patient(args) -> int:
 def cmd_seed_demo(args) -> int:
     from kapnotes import seed
 
-    engine = make_engine()
+    engine = ready_engine()
     with session_scope(engine) as session:
         if args.if_empty and session.exec(select(func.count()).select_from(User)).one() > 0:
             print("database already has data; demo clinic not seeded")
+            demo = [(u, r) for u, r, _, _ in seed.DEMO_USERS
+                    if session.exec(select(User.id).where(User.username == u)).first() is not None]
+            if demo:
+                print("demo sign-ins (unless their passwords were changed):")
+                for username, role in demo:
+                    print(f"  {role:<10} {username:<10} password: {seed.DEMO_PASSWORD}")
             return 0
     summary = seed.seed_demo(engine, patients=args.patients, years=args.years, seed=args.seed)
     print(summary.describe())
@@ -96,7 +137,7 @@ def cmd_seed_demo(args) -> int:
 
 
 def cmd_verify_audit(args) -> int:
-    with session_scope(make_engine()) as session:
+    with session_scope(ready_engine()) as session:
         report = audit.verify_chain(session)
     if report.ok:
         print(f"audit chain intact: {report.count} events; head {report.head_hash}")

@@ -40,6 +40,13 @@ def engine() -> Engine:
 
 @contextmanager
 def db() -> Iterator[Session]:
+    """One unit of work: committed when the block ends normally, rolled back otherwise.
+
+    That includes ``st.stop()``/``st.rerun()``/``st.switch_page()`` raised inside the block
+    (Streamlit can raise them from any ``st`` call, e.g. a progress bar when the user
+    clicks mid-import), so an interrupted service never commits half its work. Call
+    ``st.rerun()`` after the ``with`` block, never inside it.
+    """
     with session_scope(engine()) as session:
         yield session
 
@@ -56,8 +63,9 @@ def current_actor() -> Actor | None:
         if auth.is_idle(st.session_state.get(LAST_ACTIVITY_KEY)):
             auth.sign_out(session, actor, reason="idle")
             _clear()
+            minutes = get_settings().idle_timeout_minutes
             st.session_state[NOTICE_KEY] = (
-                f"You were signed out after {get_settings().idle_timeout_minutes} minutes without activity."
+                f"You were signed out after {minutes} minute{'' if minutes == 1 else 's'} without activity."
             )
             return None
     st.session_state[LAST_ACTIVITY_KEY] = utcnow()
@@ -97,33 +105,63 @@ def require_user(*roles: str) -> Actor:
     if actor is None:
         sign_in_form()
         st.stop()
+    sidebar_account(actor)
     if roles and actor.role not in roles:
         st.error("This page is not available for your role.")
         st.stop()
-    sidebar_account(actor)
     return actor
+
+
+def _idle_check() -> None:
+    """Runs on a timer in the browser session: once idle, rerun the app, which signs out.
+
+    Without it a tab left open would keep showing patient data until the next click.
+    It reads the last activity but does not refresh it (the timer is not activity).
+    """
+    if st.session_state.get(USER_KEY) is not None and auth.is_idle(st.session_state.get(LAST_ACTIVITY_KEY)):
+        st.rerun()
+
+
+def idle_check_seconds() -> int:
+    """How often the open page checks for idleness: a sixth of the timeout, 10 s to 60 s."""
+    return max(10, min(60, get_settings().idle_timeout_minutes * 10))
 
 
 def sidebar_account(actor: Actor) -> None:
     with st.sidebar:
-        st.caption(f"Signed in as **{actor.display_name}** ({actor.role})")
+        st.caption(f"Signed in as **{md_escape(actor.display_name)}** ({actor.role})")
         if st.button("Sign out", key="sign_out"):
             with db() as session:
                 auth.sign_out(session, actor)
             _clear()
             st.session_state[NOTICE_KEY] = "You have signed out."
             st.rerun()
+        st.fragment(_idle_check, run_every=idle_check_seconds())()
+
+
+# Enough to stop emphasis, links and images, colour directives (:red[...]), HTML, LaTeX,
+# tables and headings; ordinary punctuation (. , : - ') stays as typed.
+_MD_SPECIAL = set("\\`*_[]<>$~|#")
+
+
+def md_escape(text: object) -> str:
+    """Make user text literal inside Streamlit markdown (names, typed values in messages)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", "  \n")
 
 
 def show_error(exc: KapError) -> None:
-    """Plain-language error display; a ValidationError lists each field's message."""
+    """Plain-language error display; a ValidationError lists each field's message.
+
+    Messages may quote what the user typed, so they are shown literally, not as markdown.
+    """
     from kapnotes.errors import ValidationError
 
     if isinstance(exc, ValidationError):
         for field, message in exc.errors.items():
-            st.error(message if field == "_" else f"**{field.replace('_', ' ').capitalize()}**: {message}")
+            text = md_escape(message)
+            st.error(text if field == "_" else f"**{field.replace('_', ' ').capitalize()}**: {text}")
     else:
-        st.error(str(exc))
+        st.error(md_escape(exc))
 
 
 def audit_open_once(session: Session, actor: Actor, patient_id: int, view: str) -> None:

@@ -1,0 +1,490 @@
+"""AppTest of the foundation pages: sign-in, idle sign-out, sign-out, Patients, dashboard, admin.
+
+Pages are run file by file, as a URL opened in a fresh browser session would run them
+(with ``pages/`` + ``st.navigation`` a page can run before app.py). The sign-in flow
+itself is tested through ``kapnotes.ui.session`` in a small script.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, col, select
+from streamlit.testing.v1 import AppTest
+
+from kapnotes.db import make_engine
+from kapnotes.models import AuditEvent
+from kapnotes.timeutil import utcnow
+from tests.app.uitext import ROOT, app_pages, rendered_text
+from tests.factories import PASSWORD, make_clinic
+
+FOUNDATION_PAGES = {
+    "pages/patients.py": ("therapist", "prescriber"),
+    "pages/dashboard.py": ("therapist", "prescriber"),
+    "pages/admin_users.py": ("admin",),
+    "pages/admin_teams.py": ("admin",),
+    "pages/audit_log.py": ("admin",),
+}
+PATIENT_MARKERS = ("Alice Able", "A-001", "Aaron Ames", "A-002", "Bea Brook", "B-001")
+REFUSAL = "This page is not available for your role."
+GENERIC_DENIED = "You do not have access to this record."
+
+
+@pytest.fixture
+def ui(sqlite_url, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
+    monkeypatch.delenv("KAPNOTES_IDLE_MINUTES", raising=False)
+    engine = make_engine(sqlite_url)
+    clinic = make_clinic(engine)
+    yield clinic, engine
+    engine.dispose()
+
+
+def run_page(page: str, user_id: int | None = None, patient_id: int | None = None,
+             last_activity=None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    if user_id is not None:
+        at.session_state["user_id"] = user_id
+        at.session_state["last_activity"] = last_activity or utcnow()
+    if patient_id is not None:
+        at.session_state["patient_id"] = patient_id
+    return at.run()
+
+
+def actions(engine, action: str) -> list[AuditEvent]:
+    with Session(engine) as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))).all())
+
+
+def shows_sign_in_only(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert [t.label for t in at.text_input] == ["Username", "Password"]
+    text = rendered_text(at)
+    for marker in PATIENT_MARKERS:
+        assert marker not in text
+
+
+def test_foundation_pages_are_in_the_navigation_with_their_roles():
+    table = {p[0]: p[3] for p in app_pages()}
+    for page, roles in FOUNDATION_PAGES.items():
+        assert (ROOT / page).exists()
+        assert tuple(table[page]) == roles
+
+
+# --- signed out ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", sorted(FOUNDATION_PAGES))
+def test_signed_out_page_shows_only_the_sign_in_form(ui, page):
+    clinic, _ = ui
+    shows_sign_in_only(run_page(page, patient_id=clinic.a1))
+
+
+@pytest.mark.parametrize("page", sorted(FOUNDATION_PAGES))
+def test_deactivated_user_is_signed_out(ui, page):
+    from kapnotes import admin, auth
+    from kapnotes.db import session_scope
+
+    clinic, engine = ui
+    with session_scope(engine) as s:
+        if "admin" in FOUNDATION_PAGES[page]:
+            user_id = auth.create_user(s, None, "ada2", "admin", "Ada Two", PASSWORD).id
+        else:
+            user_id = clinic.tina.id
+        admin.set_active(s, clinic.ada, user_id, False)
+    at = run_page(page, user_id=user_id, patient_id=clinic.a1)
+    shows_sign_in_only(at)
+    assert "user_id" not in at.session_state
+
+
+# --- wrong role ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "page, role",
+    [(p, r) for p, roles in sorted(FOUNDATION_PAGES.items()) for r in ("therapist", "prescriber", "admin")
+     if r not in roles],
+)
+def test_wrong_role_is_refused_and_sees_no_data(ui, page, role):
+    clinic, _ = ui
+    actor = {"therapist": clinic.tina, "prescriber": clinic.paul, "admin": clinic.ada}[role]
+    at = run_page(page, user_id=actor.id, patient_id=clinic.a1)
+    assert not at.exception
+    assert [e.value for e in at.error] == [REFUSAL]
+    text = rendered_text(at)
+    for marker in PATIENT_MARKERS + ("Tina Torres", "theo", "Audit log", "Care teams"):
+        assert marker not in text.replace(f"Signed in as **{actor.display_name}**", "")
+    assert not at.dataframe
+
+
+# --- right role ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["tina", "paul"])
+def test_patients_page_lists_own_patients_only(ui, who):
+    clinic, _ = ui
+    at = run_page("pages/patients.py", user_id=getattr(clinic, who).id)
+    assert not at.exception
+    text = rendered_text(at)
+    assert "Alice Able" in text and "A-002" in text
+    assert "Bea Brook" not in text and "B-001" not in text
+    assert "2 patients on your care teams." in text
+    assert [b.label for b in at.button if b.label == "Open"] == ["Open", "Open"]
+
+
+def test_patients_page_search(ui):
+    clinic, _ = ui
+    at = run_page("pages/patients.py", user_id=clinic.tina.id)
+    at.text_input[0].input("ames").run()
+    text = rendered_text(at)
+    assert "Aaron Ames" in text and "Alice Able" not in text
+    at.text_input[0].input("B-001").run()
+    assert "No patients match." in rendered_text(at)
+    assert "Bea Brook" not in rendered_text(at)
+
+
+def test_patients_page_empty_state(ui):
+    from kapnotes import auth
+    from kapnotes.db import session_scope
+
+    _, engine = ui
+    with session_scope(engine) as s:
+        new = auth.create_user(s, None, "nina", "therapist", "Nina New", PASSWORD)
+    at = run_page("pages/patients.py", user_id=new.id)
+    assert "No patients on your care teams yet" in rendered_text(at)
+
+
+def test_dashboard_shows_own_patient_and_audits_the_open_once(ui):
+    clinic, engine = ui
+    at = run_page("pages/dashboard.py", user_id=clinic.tina.id, patient_id=clinic.a1)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "Alice Able" in text and "MRN A-001" in text
+    assert "150 mg" in text and "every **7 days**" in text
+    assert "Paul Park" in text
+    at.run()  # a rerun of the same view is not a second "open"
+    opens = actions(engine, "patient.open")
+    assert [(e.actor_id, e.patient_id, e.detail) for e in opens] == [(clinic.tina.id, clinic.a1, "dashboard")]
+
+
+@pytest.mark.parametrize("who", ["tina", "paul"])
+def test_dashboard_other_teams_patient_is_refused_without_the_name(ui, who):
+    clinic, engine = ui
+    at = run_page("pages/dashboard.py", user_id=getattr(clinic, who).id, patient_id=clinic.b1)
+    assert not at.exception
+    assert [e.value for e in at.error] == [GENERIC_DENIED]
+    text = rendered_text(at)
+    assert "Bea Brook" not in text and "B-001" not in text
+    assert "patient_id" not in at.session_state
+    assert actions(engine, "patient.open") == []
+
+
+def test_dashboard_nonexistent_patient_gets_the_same_refusal(ui):
+    clinic, _ = ui
+    at = run_page("pages/dashboard.py", user_id=clinic.tina.id, patient_id=987654)
+    assert [e.value for e in at.error] == [GENERIC_DENIED]
+
+
+def test_dashboard_without_a_patient_says_what_to_do(ui):
+    clinic, _ = ui
+    at = run_page("pages/dashboard.py", user_id=clinic.tina.id)
+    # (st.page_link to Patients raises in AppTest, where no st.navigation ran; the message comes first)
+    assert "Choose a patient on the Patients page first." in rendered_text(at)
+    assert "Alice Able" not in rendered_text(at)
+
+
+def test_admin_users_page(ui):
+    clinic, engine = ui
+    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert sorted(table["Username"]) == ["ada", "paul", "pia", "theo", "tina"]
+    assert "Password" not in " ".join(table.columns) and "password_hash" not in " ".join(table.columns)
+    for marker in PATIENT_MARKERS:
+        assert marker not in rendered_text(at)
+
+
+def test_admin_users_page_creates_a_user(ui):
+    clinic, engine = ui
+    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    inputs = {t.label: t for t in at.text_input}
+    inputs["Username"].input("newbie")
+    inputs["Full name"].input("New Bie")
+    inputs["Initial password"].input("short")
+    at.button[[b.label for b in at.button].index("Create user")].click().run()
+    assert any("12 characters" in e.value for e in at.error)
+    inputs = {t.label: t for t in at.text_input}
+    inputs["Username"].input("newbie")
+    inputs["Full name"].input("New Bie")
+    inputs["Initial password"].input("a-long-enough-password")
+    at.button[[b.label for b in at.button].index("Create user")].click().run()
+    assert not at.exception
+    assert "newbie" in list(at.dataframe[0].value["Username"])
+    assert [e.record_id for e in actions(engine, "user.create")][-1] is not None
+
+
+def test_admin_teams_page(ui):
+    clinic, _ = ui
+    at = run_page("pages/admin_teams.py", user_id=clinic.ada.id)
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert sorted(table["Patients"]) == [1, 2]
+    assert "tina (therapist)" in " ".join(table["Members"])
+    # admins manage teams with demographics only: a patient can be found to assign
+    text = rendered_text(at)
+    assert "Alice Able (A-001)" in text  # directory option: name and MRN only
+    assert "150 mg" not in text and "GAD-7" not in text
+
+
+def test_admin_teams_page_refuses_removing_last_therapist(ui):
+    clinic, engine = ui
+    at = run_page("pages/admin_teams.py", user_id=clinic.ada.id)
+    from kapnotes import admin
+    from kapnotes.db import session_scope
+
+    with session_scope(engine) as s:
+        team_a = next(t for t in admin.list_teams(s, clinic.ada) if "Tina" in t.name)
+    # AppTest applies format_func to the chosen value, so select the objects themselves
+    at.selectbox[0].select(team_a)
+    at.selectbox[1].select((clinic.tina.id, "tina", "therapist"))
+    at.run()
+    at.button[[b.label for b in at.button].index("Remove from team")].click().run()
+    assert not at.exception, at.exception
+    assert any("needs at least one therapist" in e.value for e in at.error)
+    assert actions(engine, "team.member_remove") == []
+
+
+def test_audit_log_page_lists_and_filters(ui):
+    clinic, engine = ui
+    from kapnotes import patients
+    from kapnotes.db import session_scope
+
+    with session_scope(engine) as s:
+        patients.open_record(s, clinic.tina, clinic.a1, "dashboard")
+    at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
+    assert not at.exception, at.exception
+    assert any("Hash chain intact" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert "patient.open" in set(table["Action"])
+    at.text_input[0].input("tina").run()
+    table = at.dataframe[0].value
+    assert set(table["User"]) == {"tina"}
+    at.text_input[0].input("").run()
+    at.selectbox[0].select("patient.open").run()
+    assert set(at.dataframe[0].value["Action"]) == {"patient.open"}
+
+
+def test_audit_log_page_shows_a_broken_chain(ui):
+    clinic, engine = ui
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET detail = 'forged' WHERE id = 3"))
+    at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
+    assert any("BROKEN at event 3" in e.value for e in at.error)
+
+
+# --- idle sign-out, sign-out, the sign-in form -------------------------------------------------
+
+
+@pytest.mark.parametrize("page", sorted(FOUNDATION_PAGES))
+def test_idle_session_is_signed_out(ui, page, monkeypatch):
+    clinic, engine = ui
+    monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
+    user = clinic.ada if "admin" in FOUNDATION_PAGES[page] else clinic.tina
+    at = run_page(page, user_id=user.id, patient_id=clinic.a1,
+                  last_activity=utcnow() - timedelta(minutes=15, seconds=30))
+    shows_sign_in_only(at)
+    assert [i.value for i in at.info] == ["You were signed out after 15 minutes without activity."]
+    assert "user_id" not in at.session_state and "patient_id" not in at.session_state
+    assert [e.actor_id for e in actions(engine, "auth.idle_sign_out")] == [user.id]
+
+
+def test_recent_activity_keeps_the_session(ui, monkeypatch):
+    clinic, engine = ui
+    monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
+    at = run_page("pages/patients.py", user_id=clinic.tina.id,
+                  last_activity=utcnow() - timedelta(minutes=14))
+    assert "Alice Able" in rendered_text(at)
+    assert utcnow() - at.session_state["last_activity"] < timedelta(minutes=1)  # activity refreshed
+    assert actions(engine, "auth.idle_sign_out") == []
+
+
+def test_idle_timeout_is_configurable(ui, monkeypatch):
+    clinic, _ = ui
+    monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "5")
+    at = run_page("pages/patients.py", user_id=clinic.tina.id, last_activity=utcnow() - timedelta(minutes=6))
+    shows_sign_in_only(at)
+    assert "after 5 minutes" in at.info[0].value
+
+
+def test_sign_out_button(ui):
+    clinic, engine = ui
+    at = run_page("pages/patients.py", user_id=clinic.tina.id)
+    assert "Signed in as **Tina Torres, LMFT** (therapist)" in rendered_text(at)
+    at.sidebar.button(key="sign_out").click().run()
+    shows_sign_in_only(at)
+    assert [i.value for i in at.info] == ["You have signed out."]
+    assert [e.actor_id for e in actions(engine, "auth.sign_out")] == [clinic.tina.id]
+
+
+def _gate_script():
+    import streamlit as st
+
+    from kapnotes.ui.session import require_user
+
+    actor = require_user("therapist", "prescriber")
+    st.write(f"Welcome {actor.username}")
+
+
+def _sign_in(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    return at.button[0].click().run()
+
+
+def test_sign_in_form_signs_in(ui):
+    clinic, engine = ui
+    at = AppTest.from_function(_gate_script, default_timeout=60).run()
+    shows_sign_in_only(at)
+    _sign_in(at, "tina", PASSWORD)
+    assert not at.exception, at.exception
+    assert at.session_state["user_id"] == clinic.tina.id
+    assert "Welcome tina" in rendered_text(at)
+    assert [e.actor_id for e in actions(engine, "auth.sign_in")] == [clinic.tina.id]
+
+
+@pytest.mark.parametrize("username, password", [("tina", "wrong-password-xx"), ("nobody", PASSWORD), ("", "")])
+def test_sign_in_failure_is_generic(ui, username, password):
+    from kapnotes.auth import GENERIC_FAILURE
+
+    at = AppTest.from_function(_gate_script, default_timeout=60).run()
+    _sign_in(at, username, password)
+    assert [e.value for e in at.error] == [GENERIC_FAILURE]
+    assert "user_id" not in at.session_state
+    assert [b.label for b in at.button] == ["Sign in"]
+
+
+def test_sign_in_form_honours_lockout(ui):
+    from kapnotes.auth import GENERIC_FAILURE
+
+    at = AppTest.from_function(_gate_script, default_timeout=60).run()
+    for i in range(5):
+        _sign_in(at, "tina", f"wrong-password-{i}")
+    _sign_in(at, "tina", PASSWORD)
+    assert [e.value for e in at.error] == [GENERIC_FAILURE]
+    assert "user_id" not in at.session_state
+
+
+def test_sign_in_with_admin_on_clinical_gate_is_refused(ui):
+    at = AppTest.from_function(_gate_script, default_timeout=60).run()
+    _sign_in(at, "ada", PASSWORD)
+    assert [e.value for e in at.error] == [REFUSAL]
+    assert "Welcome" not in rendered_text(at)
+
+
+def test_app_entry_signed_out_shows_sign_in(ui):
+    """app.py's first run (before any page): the hidden sign-in page only."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    shows_sign_in_only(at)
+
+
+@pytest.mark.parametrize(
+    "username, expected, absent",
+    [
+        ("tina", ("Patients", "Alice Able", "A-002"), ("Bea Brook", "B-001")),
+        ("theo", ("Patients", "Bea Brook"), ("Alice Able", "A-001", "A-002")),
+        ("ada", ("Users",), PATIENT_MARKERS),
+    ],
+)
+def test_app_entry_sign_in_lands_on_the_first_page_of_the_role(ui, username, expected, absent):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    _sign_in(at, username, PASSWORD)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    for marker in expected:
+        assert marker in text
+    for marker in absent:
+        assert marker not in text
+    assert at.title[0].value == expected[0]
+
+
+def test_app_entry_wrong_password(ui):
+    from kapnotes.auth import GENERIC_FAILURE
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    _sign_in(at, "tina", "not-the-password")
+    assert [e.value for e in at.error] == [GENERIC_FAILURE]
+    shows_sign_in_only(at)
+
+
+def test_error_messages_quote_user_text_literally(ui):
+    """A typed value echoed in an error must not become markdown (bold, links, colours)."""
+    clinic, engine = ui
+    from kapnotes import admin
+    from kapnotes.db import session_scope
+
+    hostile = "**Bold** [click](http://evil.example) :red[x] <img src=x>"
+    with session_scope(engine) as s:
+        admin.create_team(s, clinic.ada, hostile)
+    at = run_page("pages/admin_teams.py", user_id=clinic.ada.id)
+    form_input = next(t for t in at.text_input if t.label == "New team name")
+    form_input.input(hostile)
+    at.button[[b.label for b in at.button].index("Create team")].click().run()
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert "already exists" in error.value
+    assert r"\*\*Bold\*\* \[click\](http://evil.example) :red\[x\] \<img src=x\>" in error.value
+
+
+def test_md_escape_round_trips_through_markdown():
+    from kapnotes.ui.session import md_escape
+
+    assert md_escape("plain words") == "plain words"
+    assert md_escape("a*b_c") == r"a\*b\_c"
+    assert md_escape("line1\nline2") == "line1  \nline2"
+
+
+def _save_then_stop_script():
+    import streamlit as st
+
+    from kapnotes import admin, auth
+    from kapnotes.ui.session import db
+
+    with db() as session:
+        ada = auth.load_actor(session, st.session_state["admin_id"])
+        admin.create_team(session, ada, "Saved before st.stop")
+        st.stop()
+
+
+def _fail_script():
+    import streamlit as st
+
+    from kapnotes import admin, auth
+    from kapnotes.ui.session import db
+
+    try:
+        with db() as session:
+            ada = auth.load_actor(session, st.session_state["admin_id"])
+            admin.create_team(session, ada, "Rolled back")
+            raise RuntimeError("boom")
+    except RuntimeError:
+        st.write("failed")
+
+
+@pytest.mark.parametrize("script", [_save_then_stop_script, _fail_script])
+def test_db_rolls_back_work_interrupted_by_stop_or_error(ui, script):
+    """st.stop()/st.rerun() can fire inside a service (from a progress callback): never commit half of it."""
+    from kapnotes.models import CareTeam
+
+    clinic, engine = ui
+    at = AppTest.from_function(script, default_timeout=60)
+    at.session_state["admin_id"] = clinic.ada.id
+    at.run()
+    assert not at.exception, at.exception
+    with Session(engine) as s:
+        names = set(s.exec(select(CareTeam.name)).all())
+    assert "Saved before st.stop" not in names
+    assert "Rolled back" not in names

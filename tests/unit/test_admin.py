@@ -1,0 +1,161 @@
+"""Administration service: users, care teams, team assignment (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlmodel import col, select
+
+from kapnotes import admin, auth, patients
+from kapnotes.errors import PermissionDenied, ValidationError
+from kapnotes.models import AuditEvent, CareTeamMember, Patient
+from tests.factories import PASSWORD
+
+
+def _team_of(session, patient_id) -> int:
+    return session.get(Patient, patient_id).care_team_id
+
+
+def _last(session, action) -> AuditEvent:
+    return session.exec(select(AuditEvent).where(AuditEvent.action == action)
+                        .order_by(col(AuditEvent.id).desc())).first()
+
+
+@pytest.mark.parametrize("who", ["tina", "paul"])
+def test_clinicians_cannot_administer(session, clinic, who):
+    actor = getattr(clinic, who)
+    team = _team_of(session, clinic.a1)
+    for call in (
+        lambda: admin.list_users(session, actor),
+        lambda: admin.list_teams(session, actor),
+        lambda: admin.create_team(session, actor, "Mine"),
+        lambda: admin.add_member(session, actor, team, clinic.theo.id),
+        lambda: admin.remove_member(session, actor, team, clinic.paul.id),
+        lambda: admin.assign_team(session, actor, clinic.b1, team),
+        lambda: admin.set_active(session, actor, clinic.theo.id, False),
+        lambda: admin.unlock(session, actor, clinic.theo.id),
+        lambda: admin.patient_directory(session, actor),
+        lambda: admin.user_options(session, actor),
+    ):
+        with pytest.raises(PermissionDenied):
+            call()
+
+
+def test_list_users_and_teams(session, clinic):
+    users = {u.username: u for u in admin.list_users(session, clinic.ada)}
+    assert set(users) == {"tina", "paul", "theo", "pia", "ada"}
+    assert users["tina"].is_active and not users["tina"].locked
+    assert not hasattr(users["tina"], "password_hash")
+    teams = admin.list_teams(session, clinic.ada)
+    assert sorted(t.patient_count for t in teams) == [1, 2]
+    team_a = next(t for t in teams if t.patient_count == 2)
+    assert sorted(u for _, u, _ in team_a.members) == ["paul", "tina"]
+
+
+def test_create_team(session, clinic):
+    team = admin.create_team(session, clinic.ada, "  Night clinic ")
+    assert team.name == "Night clinic"
+    assert _last(session, "team.create").record_id == str(team.id)
+    with pytest.raises(ValidationError, match="already exists"):
+        admin.create_team(session, clinic.ada, "Night clinic")
+    with pytest.raises(ValidationError):
+        admin.create_team(session, clinic.ada, "   ")
+    with pytest.raises(ValidationError):
+        admin.create_team(session, clinic.ada, "T" * 201)
+
+
+def test_add_and_remove_member(session, clinic):
+    team = admin.create_team(session, clinic.ada, "New team")
+    admin.add_member(session, clinic.ada, team.id, clinic.tina.id)
+    admin.add_member(session, clinic.ada, team.id, clinic.pia.id)
+    assert _last(session, "team.member_add").detail == f"user={clinic.pia.id}"
+    row = next(t for t in admin.list_teams(session, clinic.ada) if t.id == team.id)
+    assert sorted(u for _, u, _ in row.members) == ["pia", "tina"]
+    with pytest.raises(ValidationError, match="already on this team"):
+        admin.add_member(session, clinic.ada, team.id, clinic.tina.id)
+    # a team without patients may lose anyone
+    admin.remove_member(session, clinic.ada, team.id, clinic.tina.id)
+    assert _last(session, "team.member_remove").detail == f"user={clinic.tina.id}"
+    with pytest.raises(ValidationError, match="not on this team"):
+        admin.remove_member(session, clinic.ada, team.id, clinic.tina.id)
+    with pytest.raises(ValidationError):
+        admin.add_member(session, clinic.ada, 987654, clinic.tina.id)
+
+
+def test_admins_cannot_join_teams(session, clinic):
+    with pytest.raises(ValidationError, match="Administrators cannot join"):
+        admin.add_member(session, clinic.ada, _team_of(session, clinic.a1), clinic.ada.id)
+    assert session.exec(select(CareTeamMember).where(CareTeamMember.user_id == clinic.ada.id)).all() == []
+
+
+@pytest.mark.parametrize("who", ["tina", "paul"])
+def test_cannot_remove_the_last_clinician_of_a_role_from_a_team_with_patients(session, clinic, who):
+    team = _team_of(session, clinic.a1)
+    with pytest.raises(ValidationError, match="needs at least one"):
+        admin.remove_member(session, clinic.ada, team, getattr(clinic, who).id)
+    # with a second clinician of that role, removal works and access follows
+    other = clinic.theo if who == "tina" else clinic.pia
+    admin.add_member(session, clinic.ada, team, other.id)
+    admin.remove_member(session, clinic.ada, team, getattr(clinic, who).id)
+    session.flush()
+    assert patients.list_patients(session, getattr(clinic, who)) == []
+    assert "A-001" in [r.mrn for r in patients.list_patients(session, other)]
+
+
+def test_assign_patient_team(session, clinic):
+    team_b = _team_of(session, clinic.b1)
+    admin.assign_team(session, clinic.ada, clinic.a2, team_b)
+    assert _team_of(session, clinic.a2) == team_b
+    ev = _last(session, "patient.team_assign")
+    assert (ev.patient_id, ev.detail) == (clinic.a2, f"team={team_b}")
+    # a team without both a therapist and a prescriber cannot take patients
+    half = admin.create_team(session, clinic.ada, "Half team")
+    admin.add_member(session, clinic.ada, half.id, clinic.tina.id)
+    with pytest.raises(ValidationError, match="therapist and one prescriber"):
+        admin.assign_team(session, clinic.ada, clinic.a1, half.id)
+    with pytest.raises(ValidationError):
+        admin.assign_team(session, clinic.ada, 987654, team_b)
+
+
+def test_patient_directory_is_demographics_only(session, clinic):
+    rows = admin.patient_directory(session, clinic.ada)
+    assert sorted(r.mrn for r in rows) == ["A-001", "A-002", "B-001"]
+    assert set(rows[0].__dataclass_fields__) == {"id", "mrn", "full_name", "care_team_id", "status"}
+    assert [r.mrn for r in admin.patient_directory(session, clinic.ada, "bea")] == ["B-001"]
+    assert admin.patient_directory(session, clinic.ada, "%") == []
+
+
+def test_deactivate_user(session, clinic):
+    admin.set_active(session, clinic.ada, clinic.tina.id, False)
+    assert _last(session, "user.deactivate").record_id == str(clinic.tina.id)
+    assert auth.load_actor(session, clinic.tina.id) is None
+    r = auth.authenticate(session, "tina", PASSWORD)
+    assert not r.ok and r.message == auth.GENERIC_FAILURE
+    assert "tina" not in [u[1] for u in admin.user_options(session, clinic.ada)]
+    admin.set_active(session, clinic.ada, clinic.tina.id, True)
+    assert auth.load_actor(session, clinic.tina.id) == clinic.tina
+    assert auth.authenticate(session, "tina", PASSWORD).ok
+
+
+def test_admin_cannot_deactivate_self(session, clinic):
+    with pytest.raises(ValidationError, match="your own account"):
+        admin.set_active(session, clinic.ada, clinic.ada.id, False)
+    with pytest.raises(ValidationError):
+        admin.set_active(session, clinic.ada, 987654, False)
+
+
+def test_unlock_shows_in_user_list(session, clinic):
+    for i in range(5):
+        auth.authenticate(session, "theo", f"wrong-password-{i}")
+    assert next(u for u in admin.list_users(session, clinic.ada) if u.username == "theo").locked
+    admin.unlock(session, clinic.ada, clinic.theo.id)
+    assert not next(u for u in admin.list_users(session, clinic.ada) if u.username == "theo").locked
+    assert _last(session, "user.unlock").actor_id == clinic.ada.id
+
+
+def test_admin_registers_patient_and_sees_no_clinical_list(session, clinic):
+    patients.add_patient(session, clinic.ada, "C-1", "Cole Carter", date(1970, 1, 1), "theo", "pia")
+    assert "C-1" in [r.mrn for r in admin.patient_directory(session, clinic.ada)]
+    with pytest.raises(PermissionDenied):
+        patients.list_patients(session, clinic.ada)

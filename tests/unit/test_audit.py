@@ -1,0 +1,313 @@
+"""The audit trail: hash chain, tamper detection, `verify-audit`, the admin's filtered list."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import col, select
+
+from kapnotes import audit, auth, patients
+from kapnotes.config import get_settings
+from kapnotes.db import session_scope
+from kapnotes.errors import PermissionDenied
+from kapnotes.models import AuditEvent
+from tests.factories import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ids(session) -> list[int]:
+    return list(session.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).all())
+
+
+def _raw(session, sql: str, **params) -> None:
+    """Tamper with raw SQL, as someone with database access would, and commit."""
+    session.execute(text(sql), params)
+    session.commit()
+
+
+def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KAPNOTES_DATABASE_URL": db_url, "KAPNOTES_FAST_HASH": "1"}
+    return subprocess.run([sys.executable, "-m", "kapnotes", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_chain_links_every_event(session, clinic):
+    events = session.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
+    assert len(events) > 5
+    assert events[0].prev_hash == audit.GENESIS_HASH
+    for prev, ev in zip(events, events[1:]):
+        assert ev.prev_hash == prev.hash
+    report = audit.verify_chain(session)
+    assert report.ok and report.count == len(events) and report.head_hash == events[-1].hash
+
+
+def test_empty_chain_verifies(session):
+    report = audit.verify_chain(session)
+    assert report.ok and report.count == 0 and report.head_hash == audit.GENESIS_HASH
+
+
+def test_verify_walks_in_batches(session, clinic):
+    n = len(_ids(session))
+    assert audit.verify_chain(session, batch=2).count == n
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        ("detail", "'edited'"),
+        ("action", "'patient.export'"),
+        ("actor_username", "'mallory'"),
+        ("record_id", "'999'"),
+        ("patient_id", "NULL"),
+        ("at", "at"),  # replaced below by a shifted timestamp
+    ],
+)
+def test_altered_event_is_named(engine, session, clinic, column, value):
+    ids = _ids(session)
+    victim = ids[len(ids) // 2]
+    # load every event into this session first: verification must read the database, not a cache
+    cached = session.exec(select(AuditEvent)).all()  # noqa: F841 - kept alive in the identity map
+    if column == "at":
+        at = session.get(AuditEvent, victim).at
+        _raw(session, "UPDATE audit_events SET at = :at WHERE id = :id",
+             at=(at - timedelta(minutes=5)).replace(tzinfo=None), id=victim)
+    else:
+        _raw(session, f"UPDATE audit_events SET {column} = {value} WHERE id = :id", id=victim)
+    report = audit.verify_chain(session)
+    assert not report.ok
+    assert report.first_bad_id == victim
+    assert "altered" in report.problem
+    assert len(cached) == len(ids)
+
+
+def test_recomputed_hash_breaks_the_next_link(engine, session, clinic):
+    ids = _ids(session)
+    victim = ids[2]
+    _raw(session, "UPDATE audit_events SET detail = 'x', hash = :h WHERE id = :id", h="f" * 64, id=victim)
+    report = audit.verify_chain(session)
+    # the victim's own hash no longer matches its content
+    assert not report.ok and report.first_bad_id == victim
+
+
+def test_deleted_middle_event_names_the_next(engine, session, clinic):
+    ids = _ids(session)
+    victim = ids[len(ids) // 2]
+    _raw(session, "DELETE FROM audit_events WHERE id = :id", id=victim)
+    report = audit.verify_chain(session)
+    assert not report.ok
+    assert report.first_bad_id == ids[ids.index(victim) + 1]
+    assert "deleted" in report.problem
+
+
+def test_deleted_first_event_is_detected(engine, session, clinic):
+    ids = _ids(session)
+    _raw(session, "DELETE FROM audit_events WHERE id = :id", id=ids[0])
+    report = audit.verify_chain(session)
+    assert not report.ok and report.first_bad_id == ids[1]
+
+
+def test_verify_does_not_discard_pending_work(session, clinic):
+    from kapnotes.models import CareTeam
+
+    team = CareTeam(name="Pending team")
+    session.add(team)
+    audit.verify_chain(session)
+    session.flush()
+    assert team.id is not None and session.get(CareTeam, team.id) is team
+
+
+def test_verify_audit_cli_intact_and_broken(session, db_url, clinic):
+    ids = _ids(session)
+    session.commit()
+    ok = _cli(db_url, "verify-audit")
+    assert ok.returncode == 0, ok.stderr
+    assert f"{len(ids)} events" in ok.stdout
+
+    victim = ids[3]
+    _raw(session, "UPDATE audit_events SET detail = 'tampered' WHERE id = :id", id=victim)
+    bad = _cli(db_url, "verify-audit")
+    assert bad.returncode == 1
+    assert f"event {victim}" in bad.stderr
+    assert bad.stdout == ""
+
+
+def test_verify_audit_cli_names_event_after_deleted_one(session, db_url, clinic):
+    ids = _ids(session)
+    _raw(session, "DELETE FROM audit_events WHERE id = :id", id=ids[4])
+    bad = _cli(db_url, "verify-audit")
+    assert bad.returncode == 1
+    assert f"event {ids[5]}" in bad.stderr
+
+
+def test_no_clinical_text_in_details(engine, session, clinic):
+    """Names, MRNs, dates of birth and passwords never reach the audit log."""
+    with session_scope(engine) as s:
+        patients.add_patient(s, clinic.ada, "SECRET-MRN-77", "Zelda Zebrafish", date(1981, 8, 9), "tina", "paul")
+        auth.authenticate(s, "tina", "my-secret-guess-1")
+        auth.authenticate(s, "tina", PASSWORD)
+        pid = patients.list_patients(s, clinic.tina, "zebra")[0].id
+        patients.open_record(s, clinic.tina, pid, "dashboard")
+        patients.overview(s, clinic.tina, pid)
+    session.expire_all()
+    for ev in session.exec(select(AuditEvent)).all():
+        blob = " ".join(str(v) for v in (ev.detail, ev.record_id, ev.actor_username, ev.record_type, ev.action))
+        for secret in ("Zelda", "Zebrafish", "SECRET-MRN", "1981-08-09", "my-secret-guess", PASSWORD,
+                       "Alice", "A-001", "Bea Brook"):
+            assert secret not in blob, (ev.action, blob)
+
+
+def test_detail_is_truncated_not_rejected(session, clinic):
+    ev = audit.record(session, clinic.ada, "test.long", detail="x" * 1000)
+    assert len(ev.detail) == 255
+    assert audit.verify_chain(session).ok
+
+
+# --- the admin's list -------------------------------------------------------------------
+
+
+def _make_history(engine, clinic):
+    with session_scope(engine) as s:
+        patients.open_record(s, clinic.tina, clinic.a1, "dashboard")
+        patients.open_record(s, clinic.tina, clinic.a2, "dashboard")
+        patients.open_record(s, clinic.theo, clinic.b1, "dashboard")
+        auth.authenticate(s, "paul", PASSWORD)
+
+
+def test_list_events_is_admin_only(session, clinic):
+    for actor in (clinic.tina, clinic.paul):
+        with pytest.raises(PermissionDenied):
+            audit.list_events(session, actor, audit.AuditFilter(), get_settings().tz)
+
+
+def test_list_events_filters(engine, session, clinic):
+    _make_history(engine, clinic)
+    tz = get_settings().tz
+    ada = clinic.ada
+
+    by_user = audit.list_events(session, ada, audit.AuditFilter(username="tina"), tz)
+    assert by_user and {e.actor_username for e in by_user} == {"tina"}
+
+    by_patient = audit.list_events(session, ada, audit.AuditFilter(patient_id=clinic.a1), tz)
+    assert by_patient and {e.patient_id for e in by_patient} == {clinic.a1}
+
+    by_action = audit.list_events(session, ada, audit.AuditFilter(action="patient.open"), tz)
+    assert sorted(e.patient_id for e in by_action) == sorted([clinic.a1, clinic.a2, clinic.b1])
+
+    both = audit.list_events(session, ada, audit.AuditFilter(username="tina", action="patient.open"), tz)
+    assert sorted(e.patient_id for e in both) == sorted([clinic.a1, clinic.a2])
+
+    newest_first = audit.list_events(session, ada, audit.AuditFilter(), tz)
+    assert [e.id for e in newest_first] == sorted((e.id for e in newest_first), reverse=True)
+    assert len(audit.list_events(session, ada, audit.AuditFilter(), tz, limit=3)) == 3
+
+    # reading the log is itself recorded
+    assert session.exec(select(AuditEvent).where(AuditEvent.action == "audit.read")).all()
+
+
+def test_list_events_date_range_uses_clinic_days(engine, session, clinic):
+    tz = get_settings().tz
+    # an event at 23:30 clinic time on 2026-01-10 is on the 10th there (the 11th in UTC)
+    late = datetime(2026, 1, 10, 23, 30, tzinfo=tz).astimezone(timezone.utc)
+    with session_scope(engine) as s:
+        ev = audit.record(s, clinic.ada, "test.dated")
+        ev_id = ev.id
+    _raw(session, "UPDATE audit_events SET at = :at WHERE id = :id", at=late.replace(tzinfo=None), id=ev_id)
+
+    def ids(d_from, d_to):
+        flt = audit.AuditFilter(action="test.dated", date_from=d_from, date_to=d_to)
+        return [e.id for e in audit.list_events(session, clinic.ada, flt, tz)]
+
+    assert ids(date(2026, 1, 10), date(2026, 1, 10)) == [ev_id]
+    assert ids(None, date(2026, 1, 10)) == [ev_id]
+    assert ids(date(2026, 1, 10), None) == [ev_id]
+    assert ids(date(2026, 1, 11), None) == []
+    assert ids(None, date(2026, 1, 9)) == []
+
+
+# --- the chain under concurrency, and any single change ------------------------------------------
+
+
+def test_concurrent_writers_keep_one_chain(engine, clinic):
+    """Several sessions appending at once never fork the chain (advisory lock / BEGIN IMMEDIATE)."""
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def writer(n):
+        try:
+            barrier.wait(timeout=10)
+            for i in range(10):
+                with session_scope(engine) as s:
+                    audit.record(s, clinic.ada, "test.concurrent", detail=f"w{n}-{i}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    with session_scope(engine) as s:
+        report = audit.verify_chain(s)
+        n = s.exec(select(AuditEvent).where(AuditEvent.action == "test.concurrent")).all()
+    assert report.ok, report
+    assert len(n) == 40
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n_events=st.integers(min_value=1, max_value=12),
+    data=st.data(),
+)
+def test_any_single_change_is_found_at_that_event(n_events, data):
+    """verify_events: altering any field of any event, or deleting any non-final event, is caught there."""
+    from kapnotes.audit import GENESIS_HASH, _digest
+
+    class Ev:
+        pass
+
+    events = []
+    prev = GENESIS_HASH
+    for i in range(n_events):
+        ev = Ev()
+        ev.id = i + 1
+        ev.at = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=i)
+        ev.actor_id, ev.actor_username, ev.action = 1, "ada", f"a{i}"
+        ev.record_type, ev.record_id, ev.patient_id, ev.detail = "x", str(i), None, ""
+        ev.prev_hash, ev.hash = prev, ""
+        ev.hash = _digest(prev, ev)
+        prev = ev.hash
+        events.append(ev)
+
+    def first_bad(evs):
+        report = audit.verify_events(evs)
+        assert report.ok is (report.first_bad_id is None)
+        return report.first_bad_id
+
+    assert first_bad(events) is None
+    victim = data.draw(st.integers(min_value=0, max_value=n_events - 1))
+    if data.draw(st.booleans()) and victim < n_events - 1:
+        remaining = events[:victim] + events[victim + 1:]
+        assert first_bad(remaining) == events[victim + 1].id
+    else:
+        field = data.draw(st.sampled_from(["at", "actor_id", "actor_username", "action", "record_type",
+                                           "record_id", "patient_id", "detail"]))
+        new = {"at": events[victim].at + timedelta(microseconds=1), "actor_id": 2, "patient_id": 7}.get(
+            field, data.draw(st.text(min_size=1, max_size=8)))
+        if getattr(events[victim], field) == new:
+            new = str(new) + "!"
+        setattr(events[victim], field, new)
+        assert first_bad(events) == events[victim].id

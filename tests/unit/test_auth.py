@@ -1,0 +1,286 @@
+"""Accounts: Argon2id hashes, password rules, generic sign-in failures, lockout, idle time-out.
+
+Service tests run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlmodel import Session, col, select
+
+from kapnotes import admin, auth
+from kapnotes.db import session_scope
+from kapnotes.errors import PermissionDenied, ValidationError
+from kapnotes.models import AuditEvent, User
+from tests.factories import PASSWORD
+
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+
+
+def _user(session, username) -> User:
+    session.expire_all()
+    return session.exec(select(User).where(User.username == username)).one()
+
+
+def _events(session, action):
+    return session.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))).all()
+
+
+# --- creating accounts --------------------------------------------------------------
+
+
+def test_password_is_hashed_with_argon2id(session, clinic):
+    user = _user(session, "tina")
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+    assert auth.hasher().verify(user.password_hash, PASSWORD)
+
+
+def test_production_hasher_is_argon2id_with_real_cost(monkeypatch):
+    monkeypatch.setenv("KAPNOTES_FAST_HASH", "0")
+    h = auth.hash_password("a-long-enough-password")
+    assert h.startswith("$argon2id$")
+    params = auth.hasher()
+    assert params.memory_cost >= 19 * 1024 and params.time_cost >= 2  # OWASP minimums for Argon2id
+
+
+@pytest.mark.parametrize("password", ["", "short", "elevenchars"])
+def test_short_password_refused(session, password):
+    with pytest.raises(ValidationError) as exc:
+        auth.create_user(session, None, "newbie", "therapist", "New Bie", password)
+    assert "12 characters" in exc.value.errors["password"]
+    assert session.exec(select(User)).all() == []
+
+
+def test_twelve_characters_is_enough(session):
+    assert auth.create_user(session, None, "newbie", "therapist", "New Bie", "x" * 12).id
+
+
+def test_min_password_length_is_configurable(session, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_MIN_PASSWORD_LENGTH", "16")
+    with pytest.raises(ValidationError, match="16 characters"):
+        auth.create_user(session, None, "newbie", "therapist", "New Bie", "fifteen-chars-x")
+
+
+def test_password_with_surrounding_spaces_refused(session):
+    with pytest.raises(ValidationError):
+        auth.create_user(session, None, "newbie", "therapist", "New Bie", " padded-password ")
+
+
+def test_duplicate_username_refused_case_insensitively(session, clinic):
+    with pytest.raises(ValidationError) as exc:
+        auth.create_user(session, None, "Tina", "therapist", "Another Tina", PASSWORD)
+    assert "already taken" in exc.value.errors["username"]
+    assert len(session.exec(select(User).where(User.username == "tina")).all()) == 1
+
+
+@pytest.mark.parametrize("role", ["doctor", "", "Admin ", "superuser"])
+def test_bad_role_refused(session, role):
+    with pytest.raises(ValidationError) as exc:
+        auth.create_user(session, None, "newbie", role, "New Bie", PASSWORD)
+    assert "role" in exc.value.errors
+    assert session.exec(select(User)).all() == []
+
+
+@pytest.mark.parametrize("username", ["a", "has space", "-dash-first", "x" * 65, "semi;colon"])
+def test_bad_username_refused(session, username):
+    with pytest.raises(ValidationError) as exc:
+        auth.create_user(session, None, username, "therapist", "New Bie", PASSWORD)
+    assert "username" in exc.value.errors
+
+
+def test_overlong_name_or_credentials_refused_on_every_backend(session):
+    with pytest.raises(ValidationError) as exc:
+        auth.create_user(session, None, "newbie", "therapist", "N" * 201, PASSWORD, "C" * 65)
+    assert set(exc.value.errors) == {"full_name", "credentials"}
+
+
+def test_only_admin_creates_accounts(session, clinic):
+    with pytest.raises(PermissionDenied):
+        auth.create_user(session, clinic.tina, "newbie", "therapist", "New Bie", PASSWORD)
+    user = auth.create_user(session, clinic.ada, "newbie", "therapist", "New Bie", PASSWORD)
+    ev = _events(session, "user.create")[-1]
+    assert (ev.actor_id, ev.record_id, ev.detail) == (clinic.ada.id, str(user.id), "role=therapist")
+
+
+def test_set_password_own_or_admin(session, clinic):
+    with pytest.raises(PermissionDenied):
+        auth.set_password(session, clinic.tina, clinic.theo.id, "another-long-password")
+    with pytest.raises(ValidationError):
+        auth.set_password(session, clinic.tina, clinic.tina.id, "short")
+    auth.set_password(session, clinic.tina, clinic.tina.id, "another-long-password")
+    assert auth.authenticate(session, "tina", "another-long-password").ok
+    assert not auth.authenticate(session, "tina", PASSWORD).ok
+
+
+# --- signing in ---------------------------------------------------------------------------
+
+
+def test_correct_password_signs_in_and_is_audited(session, clinic):
+    result = auth.authenticate(session, "  TINA ", PASSWORD, now=T0)
+    assert result.ok and result.actor.id == clinic.tina.id and result.message == ""
+    assert _user(session, "tina").last_login_at == T0
+    ev = _events(session, "auth.sign_in")[-1]
+    assert (ev.actor_id, ev.actor_username, ev.record_id) == (clinic.tina.id, "tina", str(clinic.tina.id))
+    assert PASSWORD not in ev.detail
+
+
+def test_every_failure_has_the_same_generic_message(session, clinic):
+    admin.set_active(session, clinic.ada, clinic.theo.id, False)
+    for _ in range(5):
+        auth.authenticate(session, "pia", "wrong-password-123", now=T0)
+    failures = {
+        "unknown user": auth.authenticate(session, "nobody", PASSWORD, now=T0),
+        "wrong password": auth.authenticate(session, "tina", "wrong-password-123", now=T0),
+        "locked": auth.authenticate(session, "pia", PASSWORD, now=T0),
+        "deactivated": auth.authenticate(session, "theo", PASSWORD, now=T0),
+        "blank": auth.authenticate(session, "", "", now=T0),
+    }
+    for why, result in failures.items():
+        assert not result.ok, why
+        assert result.message == auth.GENERIC_FAILURE, why
+    assert "username" in auth.GENERIC_FAILURE.lower()
+    assert "exist" not in auth.GENERIC_FAILURE.lower() and "locked" not in auth.GENERIC_FAILURE.lower()
+
+
+def test_failures_are_audited_without_the_password(session, clinic):
+    auth.authenticate(session, "tina", "wrong-password-123", now=T0)
+    auth.authenticate(session, "nobody", "wrong-password-456", now=T0)
+    evs = _events(session, "auth.sign_in_failed")
+    assert [(e.actor_id, e.actor_username) for e in evs] == [(None, "tina"), (None, "nobody")]
+    assert evs[0].record_id == str(clinic.tina.id)
+    for e in evs:
+        assert "wrong-password" not in e.detail
+
+
+def test_five_failures_lock_for_fifteen_minutes(session, clinic):
+    for i in range(4):
+        assert not auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0).ok
+        assert _user(session, "tina").locked_until is None
+    assert not auth.authenticate(session, "tina", "wrong-password-5", now=T0).ok
+    assert _user(session, "tina").locked_until == T0 + timedelta(minutes=15)
+    assert "account locked" in _events(session, "auth.sign_in_failed")[-1].detail
+
+    # the correct password is refused while locked, with the same message
+    for minutes in (0, 1, 14, 14.99):
+        r = auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=minutes))
+        assert not r.ok and r.message == auth.GENERIC_FAILURE
+    # ... and accepted once the lock has expired
+    r = auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=15, seconds=1))
+    assert r.ok
+    user = _user(session, "tina")
+    assert user.locked_until is None and user.failed_logins == 0
+
+
+def test_success_resets_the_failure_counter(session, clinic):
+    for i in range(4):
+        auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
+    assert _user(session, "tina").failed_logins == 4
+    assert auth.authenticate(session, "tina", PASSWORD, now=T0).ok
+    assert _user(session, "tina").failed_logins == 0
+    for i in range(4):  # four more failures after a success do not lock
+        auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
+    assert _user(session, "tina").locked_until is None
+    assert auth.authenticate(session, "tina", PASSWORD, now=T0).ok
+
+
+def test_lockout_is_per_account(session, clinic):
+    for i in range(5):
+        auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
+    assert auth.authenticate(session, "theo", PASSWORD, now=T0).ok
+
+
+def test_lockout_thresholds_are_configurable(session, clinic, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_MAX_FAILED_LOGINS", "3")
+    monkeypatch.setenv("KAPNOTES_LOCKOUT_MINUTES", "2")
+    for i in range(3):
+        auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
+    assert _user(session, "tina").locked_until == T0 + timedelta(minutes=2)
+    assert not auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=1)).ok
+    assert auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=2, seconds=1)).ok
+
+
+def test_admin_unlock(session, clinic):
+    for i in range(5):
+        auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
+    assert not auth.authenticate(session, "tina", PASSWORD, now=T0).ok
+    with pytest.raises(PermissionDenied):
+        admin.unlock(session, clinic.paul, clinic.tina.id)
+    admin.unlock(session, clinic.ada, clinic.tina.id)
+    assert auth.authenticate(session, "tina", PASSWORD, now=T0).ok
+
+
+def test_concurrent_wrong_passwords_all_count(engine, clinic):
+    """Parallel guesses must not overwrite each other's failure count (lost update)."""
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def guess(i):
+        try:
+            barrier.wait(timeout=10)
+            with session_scope(engine) as s:
+                auth.authenticate(s, "tina", f"wrong-password-{i}", now=T0)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors
+    with Session(engine) as s:
+        user = s.exec(select(User).where(User.username == "tina")).one()
+        # 6 failures: locked at the 5th, then 1 counted after the lock reset... or refused as locked
+        assert user.locked_until == T0 + timedelta(minutes=15)
+        fails = s.exec(select(AuditEvent).where(AuditEvent.action == "auth.sign_in_failed")).all()
+        assert len(fails) == 6
+
+
+def test_load_actor(session, clinic):
+    actor = auth.load_actor(session, clinic.tina.id)
+    assert actor == clinic.tina and actor.display_name == "Tina Torres, LMFT"
+    assert auth.load_actor(session, None) is None
+    assert auth.load_actor(session, 999999) is None
+    admin.set_active(session, clinic.ada, clinic.tina.id, False)
+    assert auth.load_actor(session, clinic.tina.id) is None
+
+
+def test_sign_out_is_audited(session, clinic):
+    auth.sign_out(session, clinic.tina)
+    auth.sign_out(session, clinic.tina, reason="idle")
+    assert [e.actor_id for e in _events(session, "auth.sign_out")] == [clinic.tina.id]
+    assert [e.actor_id for e in _events(session, "auth.idle_sign_out")] == [clinic.tina.id]
+
+
+# --- idle time-out --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "minutes_env, idle_for, expected",
+    [
+        (None, timedelta(minutes=14, seconds=59), False),
+        (None, timedelta(minutes=15), False),
+        (None, timedelta(minutes=15, seconds=1), True),
+        ("5", timedelta(minutes=4, seconds=59), False),
+        ("5", timedelta(minutes=5, seconds=1), True),
+        ("60", timedelta(minutes=59), False),
+        ("60", timedelta(minutes=61), True),
+    ],
+)
+def test_is_idle_boundaries(monkeypatch, minutes_env, idle_for, expected):
+    if minutes_env is None:
+        monkeypatch.delenv("KAPNOTES_IDLE_MINUTES", raising=False)
+    else:
+        monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", minutes_env)
+    assert auth.is_idle(T0, now=T0 + idle_for) is expected
+
+
+def test_is_idle_without_activity_and_with_real_clock(monkeypatch):
+    monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
+    assert auth.is_idle(None) is False
+    assert auth.is_idle(datetime.now(timezone.utc) - timedelta(minutes=16)) is True
+    assert auth.is_idle(datetime.now(timezone.utc) - timedelta(minutes=1)) is False
