@@ -125,3 +125,41 @@ def score(instrument: str, items: list[int] | None = None, total: int | None = N
     if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= scale.max_total:
         raise ValidationError({"total": f"{instrument} total must be a whole number 0–{scale.max_total}, got {total!r}."})
     return Score(instrument, items, total, scale.band(total), item9, scale.loinc_panel, scale.loinc_total)
+
+
+# --- added for the measures and the dashboard ------------------------------------------------
+
+RESPONSE_FRACTION = 0.5  # response: at least 50 % below the baseline
+REMISSION_BELOW = 5  # remission: total below 5
+
+
+def check_item9_with_total(item9: int | None, total: int) -> None:
+    """A PHQ-9 entered as a total must still answer item 9 (the safety question)."""
+    if item9 is None:
+        raise ValidationError({"item9": "A PHQ-9 entered as a total still needs the answer to item 9 "
+                                        "(thoughts of self-harm), 0–3."})
+    if isinstance(item9, bool) or not isinstance(item9, int) or not 0 <= item9 <= 3:
+        raise ValidationError({"item9": f"Item 9 must be 0, 1, 2 or 3, got {item9!r}."})
+    if item9 > total:
+        raise ValidationError({"item9": f"Item 9 ({item9}) cannot be more than the total ({total})."})
+
+
+def response_line(baseline: int | float) -> float:
+    """The total at which a patient counts as a responder (50 % below baseline)."""
+    return baseline * (1 - RESPONSE_FRACTION)
+
+
+def status(baseline: int | None, current: int | None) -> str:
+    """'remission', 'response', 'partial response', 'no response' or '' when unknown."""
+    if baseline is None or current is None:
+        return ""
+    if current < REMISSION_BELOW:
+        return "remission"
+    if baseline <= 0:
+        return ""
+    improvement = (baseline - current) / baseline
+    if improvement >= RESPONSE_FRACTION:
+        return "response"
+    if improvement >= 0.25:
+        return "partial response"
+    return "no response"

@@ -1,10 +1,17 @@
-"""Patient dashboard: the page a clinician opens before a session."""
+"""Patient dashboard: the page a clinician opens before a session.
 
+Active plan and its history, GAD-7/PHQ-9 with the dose steps, per-dose effects and BP,
+adherence, the last session's plan and homework; the red-flag banner comes first.
+"""
+
+import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
-from kapnotes import patients
-from kapnotes.timeutil import fmt_local
+from kapnotes import charts, dashboard, patients
 from kapnotes.config import get_settings
+from kapnotes.models import Patient
+from kapnotes.timeutil import fmt_local
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.session import db, require_user
 
@@ -13,29 +20,109 @@ tz = get_settings().tz
 
 with db() as session:
     pid = require_patient_banner(session, actor, "dashboard")
-    ov = patients.overview(session, actor, pid)
+    data = dashboard.load(session, actor, pid)
+    patient = session.get(Patient, pid)  # loaded by the banner's access check: no extra query
+    team = patients.care_team(session, patient.care_team_id)
 
-col_plan, col_scores = st.columns(2)
-with col_plan:
-    st.subheader("Treatment plan")
-    plan = ov.plan
-    if plan is None:
-        st.info("No treatment plan yet. The prescriber sets the first plan.")
+links = st.columns(4)
+for slot, (target, label, icon) in zip(links, (
+    ("pages/dose_log.py", "Add or review doses", ":material/medication:"),
+    ("pages/import_doses.py", "Import a dose CSV", ":material/upload_file:"),
+    ("pages/measures.py", "Enter GAD-7 / PHQ-9", ":material/checklist:"),
+)):
+    try:
+        slot.page_link(target, label=label, icon=icon)
+    except StreamlitAPIException:  # a page run on its own (tests) has no navigation to link into
+        pass
+
+# --- at a glance -------------------------------------------------------------------------------
+plan = data.plan
+m = st.columns(5)
+if plan is None:
+    m[0].metric("Plan", "none")
+else:
+    m[0].metric("Plan", f"{plan.dose_mg:g} mg", help=f"{plan.formulation.upper()} every {plan.interval_days} days",
+                delta=None if plan.status == "active" else plan.status.upper(), delta_color="inverse")
+m[1].metric("Doses logged", data.dose_count)
+adh = data.adherence_28
+m[2].metric("Adherence (28 days)", "—" if adh is None or adh.ratio is None else f"{adh.ratio:.0%}",
+            help=None if adh is None else adh.describe())
+if data.gad7_current is not None:
+    m[3].metric("GAD-7", data.gad7_current, delta=data.gad7_current - data.gad7_baseline, delta_color="inverse",
+                help=f"Baseline {data.gad7_baseline}; {data.response_status or 'status unknown'}")
+else:
+    m[3].metric("GAD-7", "—")
+m[4].metric("PHQ-9", "—" if data.phq9_current is None else data.phq9_current)
+last = data.last_dose_at
+st.caption(
+    f"Dose log: {data.dose_count} dose{'s' if data.dose_count != 1 else ''} logged"
+    + (f" · last {fmt_local(last, tz)}" if last else "")
+    + f" · adverse events or vomiting in the last 30 days: {data.adverse_recent(30)}"
+)
+
+# --- scores with dose steps ------------------------------------------------------------------------
+st.subheader("GAD-7 and PHQ-9")
+if data.scores.empty:
+    st.info("No GAD-7 or PHQ-9 recorded yet — enter one on the Measures page.")
+else:
+    st.altair_chart(charts.scores_chart(data.scores, data.steps(), tz, data.gad7_baseline), width="stretch")
+    if data.gad7_baseline is not None:
+        st.caption(f"GAD-7 baseline {data.gad7_baseline}, latest {data.gad7_current}: "
+                   f"{data.response_status or 'no status'}. Response = 50 % below baseline; remission = below 5.")
+
+# --- per-dose effects --------------------------------------------------------------------------------
+st.subheader("Per-dose effects")
+if data.doses.empty:
+    st.info("No doses logged yet — add one or import a CSV.")
+else:
+    trends = data.trends()
+    weekly = len(trends) < data.dose_count
+    tab_fx, tab_bp = st.tabs(["Anxiety, dissociation, nausea", "Blood pressure"])
+    with tab_fx:
+        st.altair_chart(charts.effects_chart(trends, tz, weekly), width="stretch")
+    with tab_bp:
+        st.altair_chart(charts.bp_chart(trends, tz, weekly), width="stretch")
+
+# --- adherence, last session ------------------------------------------------------------------------
+left, right = st.columns(2)
+with left:
+    st.subheader("Adherence")
+    if data.adherence_plan is None:
+        st.info("No active plan, so no planned doses to compare with.")
     else:
-        st.markdown(
-            f"**{plan.dose_mg:g} mg** {plan.formulation.upper()} every **{plan.interval_days} days** "
-            f"· {plan.minutes_in_mouth} min in mouth, then {plan.administration}"
-        )
-        st.caption(f"Version {plan.version_number} · {plan.status} · effective {fmt_local(plan.effective_from, tz, False)}")
-        st.caption(f"Fasting: {plan.fasting_instructions}")
-with col_scores:
-    st.subheader("Latest scores")
-    if not ov.latest:
-        st.info("No GAD-7 or PHQ-9 recorded yet.")
-    for instrument, a in ov.latest.items():
-        st.metric(f"{instrument} ({a.administered_on.isoformat()})", f"{a.total}", help=f"Band: {a.band}")
-        st.caption(f"{instrument}: {a.band}")
-st.subheader("Care team")
-st.write(", ".join(f"{name} ({role})" for name, role in ov.team))
+        st.write(f"Since this plan version took effect: {data.adherence_plan.describe()}.")
+        if adh is not None:
+            st.write(f"Last 28 days: {adh.describe()}.")
+with right:
+    st.subheader("Last session")
+    if data.last_session is None:
+        st.info("No signed integration note yet — its plan and homework will show here.")
+    else:
+        st.caption(f"Signed integration note of {data.last_session.session_date.isoformat()}")
+        st.markdown("**Plan**")
+        st.text(data.last_session.plan or "—")
+        st.markdown("**Homework**")
+        st.text(data.last_session.homework or "—")
+
+# --- plan and history --------------------------------------------------------------------------------
+st.subheader("Treatment plan")
+if plan is None:
+    st.info("No treatment plan yet. The prescriber sets the first plan.")
+else:
+    st.markdown(
+        f"**{plan.dose_mg:g} mg** {plan.formulation.upper()} every **{plan.interval_days} days** "
+        f"· {plan.minutes_in_mouth} min in mouth, then {plan.administration} · status **{plan.status}**"
+    )
+    st.caption(f"Version {plan.version_number} · effective {fmt_local(plan.effective_from, tz, False)}")
+    st.text(f"Fasting: {plan.fasting_instructions}")
+    if plan.instructions:
+        st.text(f"Instructions: {plan.instructions}")
+    with st.expander(f"Plan history ({len(data.history)} version{'s' if len(data.history) != 1 else ''})"):
+        st.dataframe(
+            pd.DataFrame([{"Version": p.version_number, "Effective": fmt_local(p.effective_from, tz, False),
+                           "Dose (mg)": p.dose_mg, "Every (days)": p.interval_days, "Formulation": p.formulation,
+                           "Status": p.status, "Why": p.rationale or ""} for p in data.history]),
+            hide_index=True, width="stretch")
+st.caption("Care team: " + ", ".join(f"{name} ({role})" for name, role in team))
 
 # --- sections from other features (each one import + one call) ---

@@ -1,0 +1,154 @@
+"""The patient dashboard's data: four queries, aggregated with pandas.
+
+Plan history, the dose log (only the columns the charts need), the GAD-7/PHQ-9 series
+and the latest signed integration note. Everything else (adherence, trends, response
+status, dose steps) is derived from those frames, so a patient with 3 years of daily
+entries costs the same handful of queries as one with a week.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+from sqlmodel import Session, col, select
+
+from kapnotes import scales
+from kapnotes.access import require_patient
+from kapnotes.assessments import assessment_frame
+from kapnotes.auth import Actor
+from kapnotes.doses import Adherence, DoseFilter, adherence_from, dose_frame
+from kapnotes.models import Instrument, NoteStatus, NoteType, PlanStatus, SessionNote, TreatmentPlan
+from kapnotes.timeutil import utcnow
+
+TREND_COLUMNS = (
+    "taken_at", "dose_mg", "context", "anxiety_before", "anxiety_after", "dissociation", "nausea", "vomited",
+    "bp_systolic_pre", "bp_diastolic_pre", "bp_systolic_post", "bp_diastolic_post", "heart_rate",
+    "adverse_events",
+)
+PER_DOSE_LIMIT = 180  # more doses than this: the trend charts show weekly means
+
+
+@dataclass
+class LastSession:
+    session_date: date
+    plan: str | None
+    homework: str | None
+
+
+@dataclass
+class DashboardData:
+    patient_id: int
+    plan: TreatmentPlan | None
+    history: list[TreatmentPlan]
+    doses: pd.DataFrame
+    scores: pd.DataFrame
+    as_of: datetime
+    adherence_plan: Adherence | None = None
+    adherence_28: Adherence | None = None
+    last_session: LastSession | None = None
+    gad7_baseline: int | None = None
+    gad7_current: int | None = None
+    phq9_current: int | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def dose_count(self) -> int:
+        return len(self.doses)
+
+    @property
+    def last_dose_at(self) -> datetime | None:
+        return None if self.doses.empty else self.doses["taken_at"].max().to_pydatetime()
+
+    @property
+    def response_status(self) -> str:
+        return scales.status(self.gad7_baseline, self.gad7_current)
+
+    def adverse_recent(self, days: int = 30) -> int:
+        if self.doses.empty:
+            return 0
+        recent = self.doses[self.doses["taken_at"] >= pd.Timestamp(self.as_of - timedelta(days=days))]
+        return int(((recent["adverse_events"] != "") | recent["vomited"].astype(bool)).sum())
+
+    def steps(self) -> pd.DataFrame:
+        """The planned dose over time (a step line): one row per plan version, plus today."""
+        return dose_steps(self.history, self.as_of)
+
+    def trends(self) -> pd.DataFrame:
+        return trend_frame(self.doses)
+
+
+def dose_steps(history: list[TreatmentPlan], as_of: datetime) -> pd.DataFrame:
+    rows = []
+    for p in sorted(history, key=lambda p: p.version_number):
+        dose = p.dose_mg if p.status == PlanStatus.active else None
+        rows.append({"date": pd.Timestamp(p.effective_from), "planned_dose_mg": dose,
+                     "interval_days": p.interval_days, "status": p.status, "version": p.version_number})
+    if rows:
+        last = dict(rows[-1])
+        last["date"] = max(pd.Timestamp(as_of), rows[-1]["date"])
+        rows.append(last)
+    frame = pd.DataFrame(rows, columns=["date", "planned_dose_mg", "interval_days", "status", "version"])
+    if len(frame):
+        frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    return frame
+
+
+def trend_frame(doses: pd.DataFrame) -> pd.DataFrame:
+    """Per-dose values, or weekly means when there are many doses (oldest first)."""
+    numeric = ["anxiety_before", "anxiety_after", "dissociation", "nausea", "bp_systolic_pre",
+               "bp_diastolic_pre", "bp_systolic_post", "bp_diastolic_post", "heart_rate"]
+    if doses.empty:
+        return pd.DataFrame(columns=["taken_at", *numeric])
+    frame = doses[["taken_at", *numeric]].copy()
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+    frame = frame.sort_values("taken_at")
+    if len(frame) > PER_DOSE_LIMIT:
+        frame = frame.set_index("taken_at")[numeric].resample("W").mean().dropna(how="all").reset_index()
+    return frame.reset_index(drop=True)
+
+
+def load(session: Session, actor: Actor, patient_id: int, as_of: datetime | None = None) -> DashboardData:
+    """All the dashboard needs for one patient (the page's open is audited by the banner)."""
+    require_patient(session, actor, patient_id)
+    as_of = as_of or utcnow()
+    history = list(session.exec(
+        select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id)
+        .order_by(col(TreatmentPlan.version_number).desc())
+    ).all())
+    plan = history[0] if history else None
+    doses = dose_frame(session, patient_id, DoseFilter(), columns=TREND_COLUMNS).sort_values("taken_at")
+    scores = assessment_frame(session, patient_id)
+    data = DashboardData(patient_id, plan, history, doses.reset_index(drop=True), scores, as_of)
+    data.adherence_plan = adherence_from(plan, doses["taken_at"], as_of)
+    data.adherence_28 = adherence_from(plan, doses["taken_at"], as_of, window_days=28)
+    gad = scores[scores["instrument"] == Instrument.gad7.value]
+    if len(gad):
+        data.gad7_baseline = int(gad["total"].iloc[0])
+        data.gad7_current = int(gad["total"].iloc[-1])
+    phq = scores[scores["instrument"] == Instrument.phq9.value]
+    if len(phq):
+        data.phq9_current = int(phq["total"].iloc[-1])
+    note = session.exec(
+        select(SessionNote.session_date, SessionNote.fields)
+        .where(SessionNote.patient_id == patient_id, SessionNote.note_type == NoteType.integration.value,
+               SessionNote.status == NoteStatus.signed.value)
+        .order_by(col(SessionNote.session_date).desc(), col(SessionNote.id).desc())
+        .limit(1)
+    ).first()
+    if note is not None:
+        session_date, fields = note
+        fields = fields or {}
+        data.last_session = LastSession(session_date, _text(fields.get("plan")), _text(fields.get("homework")))
+    return data
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):  # a structured plan field (e.g. next date + proposal)
+        return "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in value.items() if v not in (None, ""))
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return str(value).strip() or None

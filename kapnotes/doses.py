@@ -1,0 +1,442 @@
+"""The dose log: add, edit (until a signed note uses the entry), void, list, adherence.
+
+One validation (``validate_dose``) serves the manual form, the CSV import and the notes
+feature, using the shared plausible ranges of ``kapnotes.vitals``. Entries are never
+deleted: a wrong one is voided with a reason. Every change is audited (ids only) and
+emits ``"dose.changed"``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date, datetime, time, timedelta, timezone
+
+import pandas as pd
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, col, select
+
+from kapnotes import audit, events, vitals
+from kapnotes.access import require_patient
+from kapnotes.auth import Actor
+from kapnotes.errors import ConflictError, NotFound, ValidationError
+from kapnotes.models import (
+    Administration,
+    DoseContext,
+    DoseEntry,
+    DoseSource,
+    Formulation,
+    NoteStatus,
+    PlanStatus,
+    SessionNote,
+    TreatmentPlan,
+)
+from kapnotes.plans import current_plan
+from kapnotes.timeutil import utcnow
+
+# The canonical dose-log fields, in the order of DESIGN.md §2 (also the CSV columns).
+CSV_COLUMNS: tuple[str, ...] = (
+    "taken_at",
+    "dose_mg",
+    "formulation",
+    "administration",
+    "context",
+    "anxiety_before",
+    "anxiety_after",
+    "dissociation",
+    "nausea",
+    "vomited",
+    "bp_systolic_pre",
+    "bp_diastolic_pre",
+    "bp_systolic_post",
+    "bp_diastolic_post",
+    "heart_rate",
+    "adverse_events",
+    "notes",
+)
+INT_COLUMNS = (
+    "anxiety_before", "anxiety_after", "dissociation", "nausea",
+    "bp_systolic_pre", "bp_diastolic_pre", "bp_systolic_post", "bp_diastolic_post", "heart_rate",
+)
+FORMULATIONS = tuple(f.value for f in Formulation)
+ADMINISTRATIONS = tuple(a.value for a in Administration)
+CONTEXTS = tuple(c.value for c in DoseContext)
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+FUTURE_SLACK = timedelta(days=1)
+NOTES_MAX = 4000
+TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
+
+LABELS = {
+    "taken_at": "Taken at",
+    "dose_mg": "Dose (mg)",
+    "formulation": "Formulation",
+    "administration": "Administration",
+    "context": "Context",
+    "anxiety_before": "Anxiety before (0–10)",
+    "anxiety_after": "Anxiety after (0–10)",
+    "dissociation": "Dissociation (0–10)",
+    "nausea": "Nausea (0–3)",
+    "vomited": "Vomited",
+    "bp_systolic_pre": "BP systolic before (mmHg)",
+    "bp_diastolic_pre": "BP diastolic before (mmHg)",
+    "bp_systolic_post": "BP systolic after (mmHg)",
+    "bp_diastolic_post": "BP diastolic after (mmHg)",
+    "heart_rate": "Heart rate (bpm)",
+    "adverse_events": "Adverse events",
+    "notes": "Notes",
+}
+
+
+@dataclass
+class DoseInput:
+    """One dose as entered or imported; ``taken_at`` must be timezone-aware."""
+
+    taken_at: datetime | None
+    dose_mg: float | None
+    formulation: str | None
+    administration: str | None = None
+    context: str = DoseContext.home.value
+    anxiety_before: int | None = None
+    anxiety_after: int | None = None
+    dissociation: int | None = None
+    nausea: int | None = None
+    vomited: bool = False
+    bp_systolic_pre: int | None = None
+    bp_diastolic_pre: int | None = None
+    bp_systolic_post: int | None = None
+    bp_diastolic_post: int | None = None
+    heart_rate: int | None = None
+    adverse_events: str = ""
+    notes: str | None = None
+
+    @classmethod
+    def from_entry(cls, entry: DoseEntry) -> DoseInput:
+        return cls(**{f.name: getattr(entry, f.name) for f in fields(cls)})
+
+
+def normalise_tags(raw: str | None) -> str:
+    """``"Dizziness; chest pain"`` → ``"dizziness;chest_pain"`` (tags are ``;``-separated)."""
+    if raw is None:
+        return ""
+    tags = []
+    for part in str(raw).replace(",", ";").split(";"):
+        tag = re.sub(r"[\s\-]+", "_", part.strip().lower())
+        if tag and tag not in tags:
+            tags.append(tag)
+    return ";".join(tags)
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_dose(data: DoseInput, now: datetime | None = None) -> dict[str, str]:
+    """Field → plain message for every problem; empty when the dose is acceptable."""
+    now = now or utcnow()
+    errors: dict[str, str] = {}
+    t = data.taken_at
+    if t is None:
+        errors["taken_at"] = "Enter when the dose was taken."
+    elif not isinstance(t, datetime) or t.tzinfo is None:
+        errors["taken_at"] = "The time taken needs a date, time and time zone."
+    elif t > now + FUTURE_SLACK:
+        errors["taken_at"] = "The time taken is more than a day in the future."
+    elif t < EARLIEST:
+        errors["taken_at"] = "The time taken is before the year 2000."
+    if data.dose_mg is not None and isinstance(data.dose_mg, float) and math.isnan(data.dose_mg):
+        errors["dose_mg"] = "Enter the dose in mg."
+    else:
+        errors |= vitals.check_dose(data.dose_mg)
+    if data.formulation not in FORMULATIONS:
+        errors["formulation"] = (
+            f"Unknown formulation {data.formulation!r}; use one of {', '.join(FORMULATIONS)}."
+            if data.formulation else "Enter the formulation (" + ", ".join(FORMULATIONS) + ")."
+        )
+    if data.administration is not None and data.administration not in ADMINISTRATIONS:
+        errors["administration"] = f"Administration must be spit or swallow, got {data.administration!r}."
+    if data.context not in CONTEXTS:
+        errors["context"] = f"Unknown context {data.context!r}; use one of {', '.join(CONTEXTS)}."
+    for name in ("anxiety_before", "anxiety_after", "dissociation"):
+        errors |= _whole_in(getattr(data, name), *vitals.RATING_0_10, name)
+    errors |= _whole_in(data.nausea, *vitals.NAUSEA_RANGE, "nausea", "(0 none – 3 severe)")
+    errors |= _whole_in(data.heart_rate, *vitals.HEART_RATE_RANGE, "heart_rate", "beats per minute")
+    for when in ("pre", "post"):
+        s, d = getattr(data, f"bp_systolic_{when}"), getattr(data, f"bp_diastolic_{when}")
+        label = "Blood pressure before" if when == "pre" else "Blood pressure after"
+        for key, message in vitals.check_bp(s, d, prefix=f"bp_{when}", label=label).items():
+            errors[key.replace(f"bp_{when}_", "bp_") + f"_{when}"] = message
+    if not isinstance(data.vomited, bool):
+        errors["vomited"] = f"Vomited must be yes or no, got {data.vomited!r}."
+    for tag in filter(None, (data.adverse_events or "").split(";")):
+        if not TAG_RE.match(tag):
+            errors["adverse_events"] = (f"Adverse event tag {tag!r} is not valid; use short words joined by "
+                                        "underscores, separated by ';'.")
+            break
+    if data.notes is not None and len(data.notes) > NOTES_MAX:
+        errors["notes"] = f"Notes are limited to {NOTES_MAX} characters."
+    return errors
+
+
+def _whole_in(value, low: int, high: int, name: str, unit: str = "") -> dict[str, str]:
+    if value is None:
+        return {}
+    label = LABELS[name].split(" (")[0]
+    if not _is_whole(value):
+        return {name: f"{label} must be a whole number {low}–{high}, got {value!r}."}
+    return vitals.check_range(value, low, high, name, f"{label} {unit}".strip())
+
+
+def _clean(data: DoseInput) -> DoseInput:
+    values = asdict(data)
+    values["adverse_events"] = normalise_tags(values.get("adverse_events"))
+    notes = values.get("notes")
+    values["notes"] = notes.strip() or None if isinstance(notes, str) else None
+    if isinstance(values.get("dose_mg"), int) and not isinstance(values["dose_mg"], bool):
+        values["dose_mg"] = float(values["dose_mg"])
+    return DoseInput(**values)
+
+
+def plan_at(session: Session, patient_id: int, when: datetime) -> TreatmentPlan | None:
+    """The plan version in effect at ``when``."""
+    return session.exec(
+        select(TreatmentPlan)
+        .where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.effective_from <= when)
+        .order_by(col(TreatmentPlan.version_number).desc())
+        .limit(1)
+    ).first()
+
+
+def _signed_note_using(session: Session, entry: DoseEntry) -> SessionNote | None:
+    if entry.session_note_id is None:
+        return None
+    note = session.get(SessionNote, entry.session_note_id)
+    return note if note is not None and note.status == NoteStatus.signed else None
+
+
+def is_locked(session: Session, entry: DoseEntry) -> bool:
+    """True when a signed session note uses this entry (then it cannot change)."""
+    return _signed_note_using(session, entry) is not None
+
+
+def get_dose(session: Session, actor: Actor, dose_id: int) -> DoseEntry:
+    entry = session.get(DoseEntry, dose_id)
+    if entry is None:
+        raise NotFound("No such dose entry.")
+    require_patient(session, actor, entry.patient_id)
+    return entry
+
+
+def find_duplicate(session: Session, patient_id: int, taken_at: datetime, dose_mg: float) -> DoseEntry | None:
+    """A live entry with the same time (to the second) and dose: the import's duplicate rule."""
+    second = taken_at.replace(microsecond=0)
+    return session.exec(
+        select(DoseEntry).where(
+            DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
+            DoseEntry.taken_at >= second, DoseEntry.taken_at < second + timedelta(seconds=1),
+            DoseEntry.dose_mg == float(dose_mg))
+        .limit(1)
+    ).first()
+
+
+def add_dose(
+    session: Session,
+    actor: Actor,
+    patient_id: int,
+    data: DoseInput,
+    source: str = DoseSource.manual.value,
+    session_note_id: int | None = None,
+    allow_duplicate: bool = False,
+) -> DoseEntry:
+    """Record one dose. Bad input raises ``ValidationError`` and writes nothing.
+
+    The same dose at the same time twice is refused (a double submit, or an entry that an
+    import already brought in) unless ``allow_duplicate``.
+    """
+    require_patient(session, actor, patient_id)
+    data = _clean(data)
+    vitals.raise_if(validate_dose(data))
+    if source not in {s.value for s in DoseSource}:
+        raise ValidationError({"source": f"Unknown source {source!r}."})
+    if not allow_duplicate:
+        twin = find_duplicate(session, patient_id, data.taken_at, data.dose_mg)
+        if twin is not None:
+            raise ValidationError({"taken_at": f"A {data.dose_mg:g} mg dose at this time is already in the log "
+                                               f"(entry {twin.id}); edit that entry instead."})
+    plan = plan_at(session, patient_id, data.taken_at)
+    entry = DoseEntry(patient_id=patient_id, plan_id=plan.id if plan else None, source=source,
+                      session_note_id=session_note_id, entered_by_id=actor.id, **asdict(data))
+    session.add(entry)
+    session.flush()
+    audit.record(session, actor, "dose.add", "dose_entry", entry.id, patient_id, detail=f"source={source}")
+    events.emit(session, "dose.changed", actor, patient_id=patient_id, dose_id=entry.id)
+    return entry
+
+
+def _check_version(entry: DoseEntry, expected_version: int | None) -> None:
+    if expected_version is not None and entry.version != expected_version:
+        raise ConflictError(
+            "Someone else changed this dose entry while you were editing it; nothing was overwritten. "
+            "Reload to see their version.", theirs=entry.id)
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError:
+        raise ConflictError("Someone else changed this dose entry at the same time; nothing was overwritten. "
+                            "Reload and try again.") from None
+
+
+def edit_dose(session: Session, actor: Actor, dose_id: int, data: DoseInput,
+              expected_version: int | None = None) -> DoseEntry:
+    """Change an entry that is not voided and not used by a signed note."""
+    entry = get_dose(session, actor, dose_id)
+    if entry.voided_at is not None:
+        raise ValidationError({"_": "This dose entry was voided and can no longer be edited."})
+    if _signed_note_using(session, entry) is not None:
+        raise ValidationError({"_": "This dose entry is part of a signed session note and can no longer be "
+                                    "edited. Correct it with an addendum to that note."})
+    _check_version(entry, expected_version)
+    data = _clean(data)
+    vitals.raise_if(validate_dose(data))
+    changed = [name for name, value in asdict(data).items() if getattr(entry, name) != value]
+    if not changed:
+        return entry
+    plan = plan_at(session, entry.patient_id, data.taken_at) if "taken_at" in changed else None
+    with session.no_autoflush:
+        for name in changed:
+            setattr(entry, name, getattr(data, name))
+        if "taken_at" in changed:
+            entry.plan_id = plan.id if plan else None
+        session.add(entry)
+    _flush(session)
+    audit.record(session, actor, "dose.edit", "dose_entry", entry.id, entry.patient_id,
+                 detail="fields=" + ",".join(changed))
+    events.emit(session, "dose.changed", actor, patient_id=entry.patient_id, dose_id=entry.id)
+    return entry
+
+
+def void_dose(session: Session, actor: Actor, dose_id: int, reason: str,
+              expected_version: int | None = None) -> DoseEntry:
+    """Mark an entry as void (never deleted); a reason is required."""
+    entry = get_dose(session, actor, dose_id)
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "Give the reason for voiding this dose entry."})
+    if entry.voided_at is not None:
+        raise ValidationError({"_": "This dose entry is already voided."})
+    if _signed_note_using(session, entry) is not None:
+        raise ValidationError({"_": "This dose entry is part of a signed session note and cannot be voided. "
+                                    "Correct it with an addendum to that note."})
+    _check_version(entry, expected_version)
+    entry.voided_at = utcnow()
+    entry.voided_by_id = actor.id
+    entry.void_reason = reason.strip()
+    session.add(entry)
+    _flush(session)
+    audit.record(session, actor, "dose.void", "dose_entry", entry.id, entry.patient_id)
+    events.emit(session, "dose.changed", actor, patient_id=entry.patient_id, dose_id=entry.id)
+    return entry
+
+
+# --- reading -------------------------------------------------------------------------------
+
+LIST_COLUMNS = ("id", *CSV_COLUMNS, "source", "import_batch_id", "session_note_id", "plan_id",
+                "voided_at", "void_reason", "version")
+
+
+@dataclass(frozen=True)
+class DoseFilter:
+    date_from: date | None = None  # clinic calendar days, inclusive
+    date_to: date | None = None
+    contexts: tuple[str, ...] = ()
+    adverse_only: bool = False
+    include_voided: bool = False
+
+
+def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None,
+               columns: tuple[str, ...] = LIST_COLUMNS) -> pd.DataFrame:
+    """The patient's doses as a DataFrame (one query, no access check: callers check)."""
+    cols = [getattr(DoseEntry, c) for c in columns]
+    q = select(*cols).where(DoseEntry.patient_id == patient_id)
+    if not flt.include_voided:
+        q = q.where(col(DoseEntry.voided_at).is_(None))
+    tz = tz or timezone.utc
+    if flt.date_from:
+        q = q.where(DoseEntry.taken_at >= datetime.combine(flt.date_from, time(), tz))
+    if flt.date_to:
+        q = q.where(DoseEntry.taken_at < datetime.combine(flt.date_to + timedelta(days=1), time(), tz))
+    if flt.contexts:
+        q = q.where(col(DoseEntry.context).in_(flt.contexts))
+    if flt.adverse_only:
+        q = q.where(DoseEntry.adverse_events != "")
+    rows = session.exec(q.order_by(col(DoseEntry.taken_at).desc(), col(DoseEntry.id).desc())).all()
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
+    if "taken_at" in frame:
+        frame["taken_at"] = pd.to_datetime(frame["taken_at"], utc=True)
+    return frame
+
+
+def list_doses(session: Session, actor: Actor, patient_id: int, flt: DoseFilter = DoseFilter(),
+               tz=None) -> pd.DataFrame:
+    """The dose log table, newest first, filtered. The page's open is audited by the banner."""
+    require_patient(session, actor, patient_id)
+    return dose_frame(session, patient_id, flt, tz)
+
+
+@dataclass(frozen=True)
+class Adherence:
+    plan_id: int
+    dose_mg: float
+    interval_days: int
+    window_start: datetime
+    window_end: datetime
+    planned: int
+    taken: int
+    window_days: int = field(default=0)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.planned == 0 else self.taken / self.planned
+
+    def describe(self) -> str:
+        if self.planned == 0:
+            return f"Too early to tell: the plan started {self.window_days} day(s) ago."
+        text = (f"{self.taken} of {self.planned} planned doses taken ({self.ratio:.0%}) "
+                f"over {self.window_days} days at {self.dose_mg:g} mg every {self.interval_days} days")
+        return text + (" — more doses than planned" if self.taken > self.planned else "")
+
+
+def adherence_from(plan: TreatmentPlan | None, taken_times: pd.Series, as_of: datetime,
+                   window_days: int | None = None) -> Adherence | None:
+    """Planned vs taken since the current plan version took effect (or the last ``window_days``).
+
+    Planned = whole intervals in the window (days ÷ interval, rounded down). Pure: the
+    dashboard reuses it on the frame it already loaded.
+    """
+    if plan is None or plan.status != PlanStatus.active:
+        return None
+    start = plan.effective_from
+    if window_days is not None:
+        start = max(start, as_of - timedelta(days=window_days))
+    days = max(0, (as_of - start).days)
+    planned = days // plan.interval_days
+    times = pd.to_datetime(taken_times, utc=True) if len(taken_times) else taken_times
+    taken = int(((times >= start) & (times <= as_of)).sum()) if len(times) else 0
+    return Adherence(plan.id, plan.dose_mg, plan.interval_days, start, as_of, planned, taken, days)
+
+
+def adherence(session: Session, actor: Actor, patient_id: int, as_of: datetime | None = None,
+              window_days: int | None = None) -> Adherence | None:
+    """Planned-vs-taken for the current plan; None when there is no active plan."""
+    require_patient(session, actor, patient_id)
+    as_of = as_of or utcnow()
+    plan = current_plan(session, patient_id)
+    if plan is None or plan.status != PlanStatus.active:
+        return None
+    times = session.exec(
+        select(DoseEntry.taken_at).where(
+            DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
+            DoseEntry.taken_at >= plan.effective_from, DoseEntry.taken_at <= as_of)
+    ).all()
+    return adherence_from(plan, pd.Series(list(times), dtype="object"), as_of, window_days)

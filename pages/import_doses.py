@@ -1,0 +1,135 @@
+"""Import doses: upload a CSV, map its columns, preview row errors, import all or nothing, undo."""
+
+import pandas as pd
+import streamlit as st
+
+from kapnotes import csv_import
+from kapnotes.config import get_settings
+from kapnotes.doses import CSV_COLUMNS
+from kapnotes.errors import KapError
+from kapnotes.timeutil import fmt_local
+from kapnotes.ui.patient import require_patient_banner
+from kapnotes.ui.session import db, require_user, show_error
+
+actor = require_user("therapist", "prescriber")
+tz = get_settings().tz
+IGNORE = "(ignore)"
+
+with db() as session:
+    pid = require_patient_banner(session, actor, "import_doses")
+    saved_mapping = csv_import.get_mapping(session)
+
+st.title("Import doses")
+st.caption("Columns read directly: " + ", ".join(CSV_COLUMNS) + f". Times without a zone are taken as {tz.key}. "
+           "Separators ';' or ','; yes/no, true/false or 1/0 for 'vomited'.")
+
+st.download_button("Download an empty template", data=(",".join(CSV_COLUMNS) + "\n").encode("utf-8"),
+                   file_name="dose_log_template.csv", mime="text/csv", icon=":material/download:")
+upload = st.file_uploader("Dose-log CSV file", type=["csv", "txt"], key="imp_file")
+if upload is None:
+    st.info("Choose a CSV exported from a patient app or spreadsheet. Nothing is written until you press Import.")
+else:
+    raw = upload.getvalue()
+    mapping: dict[str, str] = {}
+    remember = False
+    headers = csv_import.read_headers(raw)
+    norm = {h: csv_import.normalise_header(h) for h in headers}
+    unknown = [h for h in headers if norm[h] not in CSV_COLUMNS]
+    if unknown:
+        with st.expander(f"Map columns ({len(unknown)} not recognised)", expanded=True):
+            st.caption("Pick the field each column holds, or leave it ignored. Saved mappings apply clinic-wide.")
+            options = [IGNORE, *CSV_COLUMNS]
+            for i, h in enumerate(unknown):
+                default = saved_mapping.get(norm[h], IGNORE)
+                choice = st.selectbox(f"Column “{h}”", options, index=options.index(default)
+                                      if default in options else 0, key=f"imp_map_{i}")
+                mapping[h] = "" if choice == IGNORE else choice
+            remember = st.checkbox("Remember this mapping for the clinic", key="imp_remember")
+    parsed = csv_import.read_csv(raw, tz, mapping=mapping)
+
+    c = st.columns(4)
+    c[0].metric("Rows in file", parsed.total_rows)
+    c[1].metric("Valid", len(parsed.rows))
+    c[2].metric("Invalid", len(parsed.invalid_rows))
+    duplicates = None
+    if parsed.rows and not parsed.file_error:
+        try:
+            with db() as session:
+                dry = csv_import.import_doses(session, actor, pid, parsed, upload.name, skip_invalid=True,
+                                              dry_run=True)
+            duplicates = dry.duplicates
+        except KapError as exc:
+            show_error(exc)
+    c[3].metric("Already in the log", "—" if duplicates is None else duplicates)
+    if parsed.extra_columns:
+        st.caption("Ignored columns: " + ", ".join(parsed.extra_columns))
+
+    if parsed.errors:
+        n = len(parsed.invalid_rows)
+        if parsed.file_error:
+            st.error("This file cannot be imported as it is. Nothing will be written.")
+        else:
+            st.error(f"{n} row{'s have' if n != 1 else ' has'} problems. Nothing will be imported unless you "
+                     "choose to skip the invalid rows.")
+        st.markdown("**Problems found (row = line in the file):**")
+        st.code("\n".join(e.describe() for e in parsed.errors[:30])
+                + (f"\n… and {len(parsed.errors) - 30} more" if len(parsed.errors) > 30 else ""), language=None)
+        with st.expander("All problems as a table"):
+            st.dataframe(parsed.errors_frame(), hide_index=True, width="stretch")
+    if parsed.rows:
+        with st.expander(f"Preview of the valid rows ({len(parsed.rows)})", expanded=not parsed.errors):
+            preview = parsed.preview_frame(tz, limit=200)
+            preview["taken_at"] = preview["taken_at"].dt.tz_localize(None)
+            st.dataframe(preview, hide_index=True, width="stretch")
+
+    skip = False
+    if parsed.errors and not parsed.file_error:
+        skip = st.checkbox("Skip the invalid rows and import the valid ones", key="imp_skip")
+    can_import = bool(parsed.rows) and not parsed.file_error and (not parsed.errors or skip)
+    to_write = len(parsed.rows) - (duplicates or 0)
+    can_import = can_import and to_write > 0
+    if st.button(f"Import {to_write} dose{'s' if to_write != 1 else ''}", type="primary", disabled=not can_import,
+                 key="imp_go"):
+        bar = st.progress(0.0, text="Importing…")
+        try:
+            with db() as session:
+                if remember and mapping:
+                    csv_import.save_mapping(session, actor, mapping)
+                result = csv_import.import_doses(
+                    session, actor, pid, parsed, upload.name, skip_invalid=skip,
+                    progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=f"{stage} {done}/{total}"))
+            bar.empty()
+            st.toast("Import finished", icon=":material/check:")
+            st.success(f"Imported {result.imported} dose{'s' if result.imported != 1 else ''}; "
+                       f"skipped {result.duplicates} already in the log; {result.invalid} invalid "
+                       f"(batch {result.batch_id}).")
+        except KapError as exc:
+            bar.empty()
+            show_error(exc)
+
+# --- earlier imports ---------------------------------------------------------------------------------------
+st.subheader("Earlier imports")
+with db() as session:
+    batches = csv_import.list_batches(session, actor, pid)
+if not batches:
+    st.caption("No imports for this patient yet.")
+else:
+    st.dataframe(pd.DataFrame([{
+        "Batch": b.id, "When": fmt_local(b.created_at, tz), "File": b.filename, "Imported": b.rows_imported,
+        "Duplicates": b.rows_duplicate, "Invalid": b.rows_invalid,
+        "Undone": fmt_local(b.undone_at, tz) if b.undone_at else "",
+    } for b in batches]), hide_index=True, width="stretch")
+    undoable = {b.id: f"Batch {b.id} · {b.filename} · {b.rows_imported} doses" for b in batches if b.undone_at is None}
+    if undoable:
+        with st.form("undo_batch"):
+            chosen = st.selectbox("Undo an import (voids all its entries)", list(undoable),
+                                  format_func=lambda i: undoable[i])
+            reason = st.text_input("Reason", key="undo_reason")
+            if st.form_submit_button("Undo import"):
+                try:
+                    with db() as session:
+                        n = csv_import.undo_batch(session, actor, chosen, reason)
+                    st.toast(f"Import undone: {n} entries voided", icon=":material/undo:")
+                    st.rerun()
+                except KapError as exc:
+                    show_error(exc)

@@ -1,0 +1,285 @@
+"""AppTest: dashboard, dose log, measures and import pages (signed in by role, signed out, other team)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+from streamlit.testing.v1 import AppTest
+
+import kapnotes.timeutil
+from kapnotes import assessments, doses
+from kapnotes.db import make_engine, session_scope
+from kapnotes.models import Assessment, AuditEvent, DoseEntry, NoteStatus, SessionNote
+from kapnotes.timeutil import utcnow
+from tests.factories import make_clinic
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ["dashboard", "dose_log", "import_doses", "measures"]
+
+
+@pytest.fixture
+def env(sqlite_url, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
+    engine = make_engine(sqlite_url)
+    clinic = make_clinic(engine)
+    yield engine, clinic
+    engine.dispose()
+
+
+def page(name: str, user=None, patient_id=None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / f"pages/{name}.py"), default_timeout=60)
+    if user is not None:
+        at.session_state["user_id"] = user.id
+        at.session_state["last_activity"] = kapnotes.timeutil.utcnow()
+    if patient_id is not None:
+        at.session_state["patient_id"] = patient_id
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "text", "info", "error", "success", "warning", "code")
+             for e in at.get(kind) if isinstance(getattr(e, "value", None), str)]
+    parts += [f"{m.label}: {m.value}" for m in at.metric]
+    return "\n".join(parts)
+
+
+def add_history(engine, clinic):
+    now = utcnow()
+    today = date.today()
+    with session_scope(engine) as s:
+        for k in range(6):
+            doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
+                taken_at=now - timedelta(days=1 + 7 * k), dose_mg=150, formulation="odt", anxiety_before=6,
+                anxiety_after=2, dissociation=4, nausea=1, bp_systolic_pre=120, bp_diastolic_pre=80,
+                bp_systolic_post=135, bp_diastolic_post=88))
+        for days_ago, total in ((42, 15), (14, 10), (0, 6)):
+            assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", today - timedelta(days=days_ago),
+                                          total=total)
+        s.add(SessionNote(patient_id=clinic.a1, author_id=clinic.tina.id, note_type="integration",
+                          status=NoteStatus.signed, session_date=today - timedelta(days=2),
+                          fields={"homework": "Breathing practice <b>twice</b> daily", "plan": "Next dose Friday"}))
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_signed_out_shows_sign_in_only(env, name):
+    at = page(name)
+    assert any(b.label == "Sign in" for b in at.button)
+    assert "Alice" not in texts(at) and "A-001" not in texts(at)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_admin_refused(env, name):
+    _engine, clinic = env
+    at = page(name, clinic.ada, clinic.a1)
+    assert "not available for your role" in texts(at)
+    assert "A-001" not in texts(at)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_other_team_patient_refused(env, name):
+    _engine, clinic = env
+    at = page(name, clinic.theo, clinic.a1)
+    assert "do not have access" in texts(at)
+    assert "Alice" not in texts(at)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_patient_selected(env, name):
+    _engine, clinic = env
+    at = page(name, clinic.tina)
+    assert "Choose a patient on the Patients page first." in texts(at)
+
+
+def test_dashboard_empty_states(env):
+    _engine, clinic = env
+    at = page("dashboard", clinic.tina, clinic.a2)
+    assert not at.exception
+    t = texts(at)
+    assert "No doses logged yet — add one or import a CSV." in t
+    assert "No GAD-7 or PHQ-9 recorded yet" in t
+    assert "Dose log: 0 doses logged" in t
+    assert "No signed integration note yet" in t
+
+
+def test_dashboard_with_history(env):
+    engine, clinic = env
+    add_history(engine, clinic)
+    at = page("dashboard", clinic.paul, clinic.a1)
+    assert not at.exception
+    t = texts(at)
+    assert "Dose log: 6 doses logged" in t
+    assert "Plan: 150 mg" in t and "GAD-7: 6" in t
+    assert "GAD-7 baseline 15, latest 6: response" in t
+    assert "Breathing practice <b>twice</b> daily" in t  # literal, via st.text
+    assert "Next dose Friday" in t
+    assert "Since this plan version took effect: 6 of 8 planned doses taken" in t
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 3  # scores + effects + BP
+    with session_scope(engine) as s:
+        opened = s.exec(select(AuditEvent).where(AuditEvent.action == "patient.open",
+                                                 AuditEvent.actor_id == clinic.paul.id)).all()
+        assert [e.detail for e in opened] == ["dashboard"]
+
+
+def test_dashboard_shows_safety_flag(env):
+    engine, clinic = env
+    with session_scope(engine) as s:
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today(), items=[1] * 9)
+    at = page("dashboard", clinic.tina, clinic.a1)
+    assert "SAFETY FLAG" in texts(at)
+
+
+def _submit(at: AppTest, label: str) -> AppTest:
+    [b for b in at.button if b.label == label][0].click()
+    return at.run()
+
+
+def test_dose_log_add_and_bad_input(env):
+    engine, clinic = env
+    at = page("dose_log", clinic.tina, clinic.a1)
+    assert not at.exception
+    assert "No doses logged yet — add one or import a CSV." in texts(at)
+    at.number_input(key="add_bp_systolic_pre").set_value(120)
+    at.number_input(key="add_bp_diastolic_pre").set_value(130)  # systolic not above diastolic
+    at = _submit(at, "Save dose")
+    assert "systolic (120) must be above diastolic (130)" in texts(at)
+    with session_scope(engine) as s:
+        assert s.exec(select(DoseEntry)).all() == []
+    at.number_input(key="add_bp_diastolic_pre").set_value(80)
+    at.number_input(key="add_anxiety_before").set_value(7)
+    at = _submit(at, "Save dose")
+    assert not at.exception
+    with session_scope(engine) as s:
+        rows = s.exec(select(DoseEntry)).all()
+        assert len(rows) == 1
+        assert (rows[0].dose_mg, rows[0].formulation, rows[0].anxiety_before) == (150, "odt", 7)  # plan defaults
+    at = at.run()
+    assert "1 dose shown" in texts(at)
+
+
+def test_dose_log_void(env):
+    engine, clinic = env
+    add_history(engine, clinic)
+    at = page("dose_log", clinic.tina, clinic.a1)
+    entry_id = at.selectbox(key="de_entry").value
+    at.text_input(key=f"void_reason_{entry_id}").input("Entered twice")
+    at = _submit(at, "Void this entry")
+    assert not at.exception
+    with session_scope(engine) as s:
+        assert s.get(DoseEntry, entry_id).void_reason == "Entered twice"
+
+
+def test_measures_items_and_flag(env):
+    engine, clinic = env
+    at = page("measures", clinic.tina, clinic.a1)
+    assert "Feeling nervous, anxious, or on edge" in "\n".join(r.label for r in at.radio)
+    for i in range(1, 8):
+        at.radio(key=f"ms_GAD-7_item{i}").set_value(2)
+    at = _submit(at, "Save score")
+    assert "Saved GAD-7: total **14**, band **moderate**." in texts(at)
+    at.radio(key="ms_instrument").set_value("PHQ-9").run()
+    labels = "\n".join(r.label for r in at.radio)
+    assert "Thoughts that you would be better off dead" in labels
+    for i in range(1, 10):
+        at.radio(key=f"ms_PHQ-9_item{i}").set_value(1)
+    at = _submit(at, "Save score")
+    assert "safety flag is raised" in texts(at)
+    with session_scope(engine) as s:
+        rows = s.exec(select(Assessment).order_by(Assessment.id)).all()
+        assert [(r.instrument, r.total, r.item9) for r in rows] == [("GAD-7", 14, None), ("PHQ-9", 9, 1)]
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "safety.flag_raised")).first() is not None
+    at = at.run()
+    assert "SAFETY FLAG" in texts(at)
+
+
+def test_measures_incomplete_items_write_nothing(env):
+    engine, clinic = env
+    at = page("measures", clinic.tina, clinic.a1)
+    at.radio(key="ms_GAD-7_item1").set_value(3)
+    at = _submit(at, "Save score")
+    assert "Answer every item before saving" in texts(at)
+    with session_scope(engine) as s:
+        assert s.exec(select(Assessment)).all() == []
+
+
+def test_measures_total_only_phq9_requires_item9(env):
+    engine, clinic = env
+    at = page("measures", clinic.tina, clinic.a1)
+    at.radio(key="ms_instrument").set_value("PHQ-9").run()
+    at.radio(key="ms_mode").set_value("Total only").run()
+    at.number_input(key="ms_PHQ-9_total").set_value(12)
+    at = _submit(at, "Save score")
+    assert "still needs the answer to item 9" in texts(at)
+    at.number_input(key="ms_PHQ-9_total").set_value(12)
+    at.radio(key="ms_phq9_item9_only").set_value(0)
+    at = _submit(at, "Save score")
+    assert "Saved PHQ-9: total **12**, band **moderate**." in texts(at)
+
+
+def test_import_page_without_file(env):
+    _engine, clinic = env
+    at = page("import_doses", clinic.tina, clinic.a1)
+    assert not at.exception
+    assert "Nothing is written until you press Import" in texts(at)
+    assert "No imports for this patient yet." in texts(at)
+
+
+def test_dose_log_edit_and_locked_entry(env):
+    engine, clinic = env
+    add_history(engine, clinic)
+    at = page("dose_log", clinic.tina, clinic.a1)
+    entry_id = at.selectbox(key="de_entry").value
+    with session_scope(engine) as s:
+        version = s.get(DoseEntry, entry_id).version
+    at.number_input(key=f"edit{entry_id}v{version}_dose").set_value(125.0)
+    at = _submit(at, "Save changes")
+    assert not at.exception
+    with session_scope(engine) as s:
+        row = s.get(DoseEntry, entry_id)
+        assert (row.dose_mg, row.version) == (125, version + 1)
+        note = SessionNote(patient_id=clinic.a1, author_id=clinic.tina.id, note_type="dosing",
+                           status=NoteStatus.signed, session_date=date.today(), fields={})
+        s.add(note)
+        s.flush()
+        row.session_note_id = note.id
+        s.add(row)
+    at = page("dose_log", clinic.tina, clinic.a1)
+    assert "part of a signed session note" in texts(at)
+    assert not [b for b in at.button if b.label in ("Save changes", "Void this entry")]
+
+
+def test_dashboard_three_years_of_daily_doses(env):
+    from sqlalchemy import insert
+
+    engine, clinic = env
+    now = utcnow()
+    with session_scope(engine) as s:
+        s.execute(insert(DoseEntry.__table__), [
+            {"taken_at": now - timedelta(days=i), "dose_mg": 150, "formulation": "odt", "context": "home",
+             "anxiety_before": 6, "anxiety_after": 2, "dissociation": 4, "nausea": 0, "vomited": False,
+             "bp_systolic_pre": 120, "bp_diastolic_pre": 80, "bp_systolic_post": 132, "bp_diastolic_post": 86,
+             "adverse_events": "", "patient_id": clinic.a1, "source": "import", "entered_by_id": clinic.tina.id,
+             "created_at": now, "version": 1} for i in range(1, 1096)])
+    at = page("dashboard", clinic.tina, clinic.a1)
+    assert not at.exception
+    assert "Dose log: 1095 doses logged" in texts(at)
+    assert len(at.get("vega_lite_chart")) == 2  # no scores yet: effects + BP (weekly means)
+
+
+def test_hostile_text_renders_literally(env):
+    engine, clinic = env
+    hostile = "<img src=x onerror=alert(1)> **bold** [link](http://evil.example)"
+    with session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
+            taken_at=utcnow() - timedelta(days=1), dose_mg=150, formulation="odt", notes=hostile))
+        s.add(SessionNote(patient_id=clinic.a1, author_id=clinic.tina.id, note_type="integration",
+                          status=NoteStatus.signed, session_date=date.today(), fields={"homework": hostile}))
+    at = page("dashboard", clinic.tina, clinic.a1)
+    assert hostile in [t.value for t in at.text]  # st.text: no markdown, no HTML
+    at = page("dose_log", clinic.tina, clinic.a1)
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert hostile in list(table["notes"])
