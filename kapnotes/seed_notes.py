@@ -1,9 +1,14 @@
-"""Demo note content for the seeder, keyed by the note templates' field names."""
+"""Demo note content for the seeder, keyed by the note templates' field names.
+
+Every dict here passes ``kapnotes.note_templates.validate_fields`` and has all required
+fields (tested), so seeded notes look like notes written through the form.
+"""
 
 from __future__ import annotations
 
 import random
 
+from kapnotes.config import get_settings
 from kapnotes.models import DoseEntry
 
 INTENTIONS = (
@@ -27,7 +32,8 @@ THEMES = (
 
 
 def demo_dosing_fields(rng: random.Random, number: int, dose: DoseEntry) -> dict:
-    return {
+    tags = [t for t in (dose.adverse_events or "").split(";") if t]
+    fields = {
         "session_number": number,
         "present": "Therapist and client",
         "consent_confirmed": True,
@@ -38,23 +44,27 @@ def demo_dosing_fields(rng: random.Random, number: int, dose: DoseEntry) -> dict
         "bp_systolic_pre": dose.bp_systolic_pre,
         "bp_diastolic_pre": dose.bp_diastolic_pre,
         "heart_rate_pre": dose.heart_rate,
-        "dose_mg": dose.dose_mg,
+        "dose_mg": float(dose.dose_mg),
         "formulation": dose.formulation,
-        "time_taken": dose.taken_at.strftime("%H:%M"),
+        "time_taken": dose.taken_at.astimezone(get_settings().tz).strftime("%H:%M"),
         "minutes_in_mouth": 10,
-        "administration": "spit",
+        "administration": dose.administration or "spit",
         "dissociation": dose.dissociation,
+        "nausea": dose.nausea,
         "themes": rng.choice(THEMES),
-        "adverse_events": dose.adverse_events or "None",
+        "adverse_events": tags,
         "bp_systolic_post": dose.bp_systolic_post,
         "bp_diastolic_post": dose.bp_diastolic_post,
+        "vitals_ok_at_discharge": True,
         "discharge_status": "Alert and oriented; picked up by partner; no driving until tomorrow.",
     }
+    return {k: v for k, v in fields.items() if v not in (None, [], False, "")}
 
 
 def demo_integration_fields(rng: random.Random) -> dict:
     return {
         "client_account": "Described the experience as gentle and meaningful.",
+        "emotions_body": "Warmth in the chest; shoulders looser.",
         "themes_insights": rng.choice(THEMES),
         "homework": rng.choice(HOMEWORK),
         "risk_check": "Denies thoughts of self-harm.",

@@ -1,0 +1,127 @@
+"""Browser: write a dosing note, close the tab, reopen the draft in a new one, sign it;
+the edit controls are gone and "Add addendum" is offered."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+from sqlmodel import select
+
+from kapnotes.db import make_engine, session_scope
+from kapnotes.models import DoseEntry, SessionNote
+from tests.e2e.conftest import sign_in, wait_idle
+
+
+def _nav(page, title: str) -> None:
+    page.get_by_role("link", name=title, exact=True).first.click()
+    wait_idle(page)
+
+
+def _saved_fields(engine) -> dict:
+    with session_scope(engine) as s:
+        draft = s.exec(select(SessionNote).where(SessionNote.status == "draft")).first()
+        return dict(draft.fields) if draft else {}
+
+
+def _wait_saved(engine, name: str, value) -> None:
+    """Autosave is asynchronous to the browser: wait until the draft in the database holds the value."""
+    for _ in range(100):
+        if _saved_fields(engine).get(name) == value:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} was not autosaved: {_saved_fields(engine)}")
+
+
+def _commit(page, engine, label: str, name: str, value: str, stored=None) -> None:
+    """Fill a field and leave it (Tab): Streamlit reruns and the draft autosaves."""
+    field = page.get_by_label(label, exact=True)
+    field.fill(value)
+    field.press("Tab")
+    wait_idle(page)
+    _wait_saved(engine, name, value if stored is None else stored)
+
+
+def test_dosing_note_survives_closed_tab_then_signs(browser, app_server):
+    url = app_server["url"]
+    engine = make_engine(app_server["db_url"])
+    intention = "Meet the fear with curiosity — ünïcödé ✓"
+
+    # --- first tab: start a dosing note for KAP-1001 and type into it -------------------------
+    first = browser.new_context()
+    page = first.new_page()
+    sign_in(page, url, "tsato")
+    expect(page.get_by_text("KAP-1001", exact=True)).to_be_visible(timeout=20000)
+    row = page.locator("[data-testid='stHorizontalBlock']").filter(has_text="KAP-1001")
+    row.get_by_role("button", name="Open").click()
+    wait_idle(page)
+    _nav(page, "Write note")
+    page.get_by_label("Note type").click()
+    page.get_by_role("option", name="KAP dosing session").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Start note").click()
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="KAP dosing session note")).to_be_visible(timeout=20000)
+    _commit(page, engine, "Who was present *", "present", "Therapist and sitter")
+    _commit(page, engine, "Intention *", "intention", intention)
+    _commit(page, engine, "Blood pressure before dosing, systolic (mmHg) *", "bp_systolic_pre", "124", 124)
+    _commit(page, engine, "Blood pressure before dosing, diastolic (mmHg) *", "bp_diastolic_pre", "79", 79)
+    _commit(page, engine, "Heart rate before dosing (bpm) *", "heart_rate_pre", "71", 71)
+    _commit(page, engine, "Discharge and safety status *", "discharge_status",
+            "Partner drove home; no driving until tomorrow.")
+    page.get_by_text("Consent confirmed for this session *").click()
+    wait_idle(page)
+    _wait_saved(engine, "consent_confirmed", True)
+    first.close()  # the tab is gone: nothing was submitted explicitly
+
+    with session_scope(engine) as s:
+        draft = s.exec(select(SessionNote).where(SessionNote.status == "draft",
+                                                 SessionNote.note_type == "dosing")).one()
+        assert draft.fields["intention"] == intention and draft.fields["consent_confirmed"] is True
+        note_id = draft.id
+
+    # --- second tab: My drafts -> reopen, everything is there; sign ---------------------------
+    second = browser.new_context()
+    page = second.new_page()
+    sign_in(page, url, "tsato")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=20000)
+    _nav(page, "My drafts")
+    expect(page.get_by_text("KAP-1001", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Open").first.click()
+    wait_idle(page)
+    expect(page.get_by_label("Intention *", exact=True)).to_have_value(intention, timeout=20000)
+    expect(page.get_by_label("Heart rate before dosing (bpm) *", exact=True)).to_have_value("71")
+    page.get_by_role("button", name="Sign note").click()
+    wait_idle(page)
+    expect(page.get_by_text("Note signed.")).to_be_visible(timeout=20000)
+    expect(page.get_by_role("button", name="Sign note")).to_have_count(0)
+    expect(page.get_by_role("button", name="Save draft")).to_have_count(0)
+    expect(page.get_by_label("Intention *", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="Add addendum")).to_be_visible()
+    expect(page.get_by_text(intention)).to_be_visible()
+
+    # An addendum from the browser lands under the note.
+    page.get_by_label("Addendum text", exact=True).fill("Sitter's name added to the chart.")
+    page.get_by_role("button", name="Add addendum").click()
+    wait_idle(page)
+    expect(page.get_by_text("Sitter's name added to the chart.")).to_be_visible(timeout=20000)
+    second.close()
+
+    with session_scope(engine) as s:
+        note = s.get(SessionNote, note_id)
+        assert note.status == "signed" and note.content_hash
+        doses = s.exec(select(DoseEntry).where(DoseEntry.session_note_id == note_id)).all()
+        assert len(doses) == 1 and doses[0].context == "in_session" and doses[0].bp_systolic_pre == 124
+    engine.dispose()
+
+
+def test_prescriber_sees_no_drafts_or_process_notes_in_the_browser(browser, app_server):
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, app_server["url"], "mokafor")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=20000)
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Session notes" in nav
+    for hidden in ("Write note", "My drafts", "Private process notes"):
+        assert hidden not in nav
+    context.close()
