@@ -13,6 +13,8 @@ PAGES = [
     ("pages/dose_log.py", "Dose log", ":material/medication:", ("therapist", "prescriber"), "Patients"),
     ("pages/import_doses.py", "Import doses", ":material/upload_file:", ("therapist", "prescriber"), "Patients"),
     ("pages/measures.py", "Measures", ":material/checklist:", ("therapist", "prescriber"), "Patients"),
+    ("pages/proposals.py", "Suggestions and proposals", ":material/rule:", ("therapist", "prescriber"), "Patients"),
+    ("pages/review_queue.py", "Review queue", ":material/fact_check:", ("prescriber",), "Patients"),
     ("pages/notes.py", "Session notes", ":material/clinical_notes:", ("therapist", "prescriber"), "Notes"),
     ("pages/note_editor.py", "Write note", ":material/edit_note:", ("therapist",), "Notes"),
     ("pages/my_drafts.py", "My drafts", ":material/draft:", ("therapist",), "Notes"),
@@ -20,6 +22,7 @@ PAGES = [
     ("pages/admin_users.py", "Users", ":material/manage_accounts:", ("admin",), "Administration"),
     ("pages/admin_teams.py", "Care teams", ":material/diversity_3:", ("admin",), "Administration"),
     ("pages/audit_log.py", "Audit log", ":material/policy:", ("admin",), "Administration"),
+    ("pages/protocol_admin.py", "Protocol", ":material/tune:", ("admin",), "Administration"),
 ]
 
 

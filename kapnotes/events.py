@@ -13,7 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-LISTENER_MODULES: tuple[str, ...] = ()
+LISTENER_MODULES: tuple[str, ...] = (
+    "kapnotes.suggestions",
+)
 
 
 def emit(session, event: str, actor, **payload: Any) -> None:

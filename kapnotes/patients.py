@@ -111,11 +111,14 @@ class PatientRow:
 
 
 def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
-    """Flags that must follow a patient everywhere: the latest PHQ-9 with item 9 > 0.
+    """Flags that must follow a patient everywhere: the latest PHQ-9 with item 9 > 0, and the
+    protocol's hold flags from the dose log (BP at or above the hold threshold, a serious
+    adverse event) within its hold window.
 
-    One query for any number of patients (``patient_ids`` may be a subquery). A PHQ-9
+    Two queries for any number of patients (``patient_ids`` may be a subquery). A PHQ-9
     that does not answer item 9 neither raises nor clears the flag.
     """
+    from kapnotes.suggestions import hold_flags
 
     ranked = (
         select(
@@ -138,6 +141,8 @@ def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
     for pid, item9 in session.exec(select(ranked.c.patient_id, ranked.c.item9).where(ranked.c.rn == 1)).all():
         if item9:
             flags.setdefault(pid, []).append("suicidality")
+    for pid, holds in hold_flags(session, patient_ids).items():
+        flags.setdefault(pid, []).extend(holds)
     return flags
 
 

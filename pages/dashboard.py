@@ -126,3 +126,5 @@ else:
 st.caption("Care team: " + ", ".join(f"{name} ({role})" for name, role in team))
 
 # --- sections from other features (each one import + one call) ---
+from kapnotes.ui import suggestion_panel  # noqa: E402
+with db() as session: suggestion_panel.render(session, actor, pid)  # noqa: E701

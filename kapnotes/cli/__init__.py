@@ -16,6 +16,7 @@ from kapnotes.errors import KapError, ValidationError
 COMMAND_MODULES = (
     "kapnotes.cli.core",
     "kapnotes.cli.doses",
+    "kapnotes.cli.suggest",
 )
 
 

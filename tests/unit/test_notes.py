@@ -325,3 +325,16 @@ def test_nul_character_is_refused_with_a_message(engine, clinic):
         with pytest.raises(ValidationError) as exc:
             notes.save_draft(s, clinic.tina, note.id, note.version, free_text="a\x00b", fields={"data": "x\x00"})
         assert set(exc.value.errors) == {"free_text", "data"}
+
+
+def test_signed_integration_proposal_reaches_the_prescribers_queue(engine, clinic):
+    """Through the real listeners (kapnotes.events.LISTENER_MODULES): one pending proposal."""
+    from kapnotes.models import DoseAdjustment
+
+    with session_scope(engine) as s:
+        note = notes.create_draft(s, clinic.tina, clinic.a1, "integration", session_date=TODAY)
+        notes.sign(s, clinic.tina, note.id, note.version, start_time="10:00", fields=_integration_fields(
+            proposal_dose_mg=200, proposal_reason="Partial response at 150 mg, well tolerated."))
+    with session_scope(engine) as s:
+        rows = s.exec(select(DoseAdjustment).where(DoseAdjustment.source_note_id == note.id)).all()
+        assert len(rows) == 1 and rows[0].kind == "proposal" and rows[0].proposed_dose_mg == 200

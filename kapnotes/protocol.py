@@ -1,0 +1,299 @@
+"""The dose-adjustment protocol: a TOML file a clinic edits (DESIGN.md §3).
+
+``kapnotes/protocols/default.toml`` holds the defaults. A clinic may point at its own
+file: an administrator sets it on the Protocol page (ClinicSetting ``protocol_path``),
+or the deployment sets ``KAPNOTES_PROTOCOL``; the clinic setting wins over the
+environment, the environment over the default.
+
+Every key is required and unknown keys are refused, so a typo never falls back to a
+default silently; each message names the bad key (``hold.window_days: ...``).
+A protocol is identified by its ``name`` and the SHA-256 of the file's bytes, stored
+on every suggestion so a later reader knows which rules produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from kapnotes.errors import ValidationError
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "protocols" / "default.toml"
+SETTING_KEY = "protocol_path"
+ENV_VAR = "KAPNOTES_PROTOCOL"
+
+
+class ProtocolError(ValidationError):
+    """A protocol file that cannot be read or does not validate. ``errors`` maps key → message."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    sha256: str
+    source: str  # the file it came from ("default" for the bundled one)
+    # [doses]
+    steps_mg: tuple[float, ...]
+    ceiling_mg: float
+    intervals_days: tuple[int, ...]
+    # [hold]
+    hold_window_days: int
+    hold_systolic: int
+    hold_diastolic: int
+    serious_adverse_events: tuple[str, ...]
+    # [decrease]
+    decrease_last_doses: int
+    decrease_min_count: int
+    severe_nausea: int
+    decrease_systolic: int
+    decrease_diastolic: int
+    # [data]
+    min_doses_at_current_dose: int
+    gad7_max_age_days: int
+    # [adherence]
+    adherence_window_days: int
+    adherence_min_planned: int
+    adherence_min_fraction: Fraction
+    # [efficacy]
+    remission_below: int
+    remission_confirm_days: int
+    response_improvement: Fraction
+    partial_improvement: Fraction
+    low_baseline_below: int
+
+    @property
+    def short_hash(self) -> str:
+        return self.sha256[:12]
+
+    @property
+    def lowest_step(self) -> float:
+        return self.steps_mg[0]
+
+    def label(self) -> str:
+        return f"{self.name} (sha256 {self.short_hash})"
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+def _int(low: int, high: int):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return None, f"must be a whole number from {low} to {high}, got {value!r}"
+        return value, None
+    return check
+
+
+def _fraction(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        return None, f"must be a fraction between 0 and 1 (e.g. 0.25), got {value!r}"
+    return Fraction(str(value)), None
+
+
+def _mg(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1000:
+        return None, f"must be a dose in mg above 0 and at most 1000, got {value!r}"
+    return float(value), None
+
+
+def _ascending(item_check, what: str):
+    def check(value):
+        if not isinstance(value, list) or not value:
+            return None, f"must be a non-empty list of {what}, got {value!r}"
+        out = []
+        for i, v in enumerate(value):
+            parsed, err = item_check(v)
+            if err:
+                return None, f"item {i + 1} {err}"
+            out.append(parsed)
+        if any(b <= a for a, b in zip(out, out[1:])):
+            return None, f"must be strictly ascending, got {value!r}"
+        return tuple(out), None
+    return check
+
+
+def _tags(value):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        return None, f"must be a non-empty list of tag names, got {value!r}"
+    return tuple(normalise_tag(v) for v in value), None
+
+
+def _name(value):
+    if not isinstance(value, str) or not value.strip() or len(value) > 120:
+        return None, f"must be a text of 1–120 characters, got {value!r}"
+    return value.strip(), None
+
+
+# section → key → (field name on Protocol, checker)
+SCHEMA: dict[str, dict[str, tuple[str, object]]] = {
+    "doses": {
+        "steps_mg": ("steps_mg", _ascending(_mg, "doses in mg")),
+        "ceiling_mg": ("ceiling_mg", _mg),
+        "intervals_days": ("intervals_days", _ascending(_int(1, 90), "days")),
+    },
+    "hold": {
+        "window_days": ("hold_window_days", _int(1, 90)),
+        "systolic_at_or_above": ("hold_systolic", _int(60, 260)),
+        "diastolic_at_or_above": ("hold_diastolic", _int(30, 160)),
+        "serious_adverse_events": ("serious_adverse_events", _tags),
+    },
+    "decrease": {
+        "last_doses": ("decrease_last_doses", _int(1, 30)),
+        "min_count": ("decrease_min_count", _int(1, 30)),
+        "severe_nausea": ("severe_nausea", _int(1, 3)),
+        "systolic_at_or_above": ("decrease_systolic", _int(60, 260)),
+        "diastolic_at_or_above": ("decrease_diastolic", _int(30, 160)),
+    },
+    "data": {
+        "min_doses_at_current_dose": ("min_doses_at_current_dose", _int(1, 30)),
+        "gad7_max_age_days": ("gad7_max_age_days", _int(1, 365)),
+    },
+    "adherence": {
+        "window_days": ("adherence_window_days", _int(1, 365)),
+        "min_planned": ("adherence_min_planned", _int(1, 365)),
+        "min_taken_fraction": ("adherence_min_fraction", _fraction),
+    },
+    "efficacy": {
+        "remission_below": ("remission_below", _int(1, 21)),
+        "remission_confirm_days": ("remission_confirm_days", _int(0, 365)),
+        "response_improvement": ("response_improvement", _fraction),
+        "partial_improvement": ("partial_improvement", _fraction),
+        "low_baseline_below": ("low_baseline_below", _int(0, 21)),
+    },
+}
+TOP_LEVEL = {"name": _name}
+OPTIONAL_TOP_LEVEL = {"description"}
+
+
+def normalise_tag(tag: str) -> str:
+    """Adverse-event tags compare case- and spacing-insensitively: "Chest pain" == "chest_pain"."""
+    return "_".join(tag.strip().lower().replace("-", " ").split())
+
+
+def parse(data: bytes, source: str = "default") -> Protocol:
+    """Validate a protocol file's bytes; every problem is reported under its key."""
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProtocolError({"file": "is not UTF-8 text."}) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError({"file": f"is not valid TOML ({exc})."}) from None
+    errors: dict[str, str] = {}
+    values: dict[str, object] = {}
+    known = set(TOP_LEVEL) | OPTIONAL_TOP_LEVEL | set(SCHEMA)
+    for key in doc:
+        if key not in known:
+            errors[key] = "is not a protocol key (check the spelling against the default protocol)."
+    for key, check in TOP_LEVEL.items():
+        if key not in doc:
+            errors[key] = "is missing."
+        else:
+            parsed, err = check(doc[key])
+            if err:
+                errors[key] = err + "."
+            values[key] = parsed
+    for section, keys in SCHEMA.items():
+        table = doc.get(section)
+        if table is None:
+            errors[section] = "section is missing."
+            continue
+        if not isinstance(table, dict):
+            errors[section] = "must be a [section] table."
+            continue
+        for key in table:
+            if key not in keys:
+                errors[f"{section}.{key}"] = "is not a protocol key (check the spelling against the default protocol)."
+        for key, (attr, check) in keys.items():
+            if key not in table:
+                errors[f"{section}.{key}"] = "is missing."
+                continue
+            parsed, err = check(table[key])
+            if err:
+                errors[f"{section}.{key}"] = err + "."
+            values[attr] = parsed
+    if not errors:
+        if values["ceiling_mg"] < values["steps_mg"][0]:
+            errors["doses.ceiling_mg"] = (f"must be at least the lowest step ({values['steps_mg'][0]:g} mg), "
+                                          f"got {values['ceiling_mg']:g}.")
+        if values["partial_improvement"] >= values["response_improvement"]:
+            errors["efficacy.partial_improvement"] = "must be below efficacy.response_improvement."
+        if values["decrease_systolic"] > values["hold_systolic"]:
+            errors["decrease.systolic_at_or_above"] = "must not be above hold.systolic_at_or_above."
+        if values["decrease_diastolic"] > values["hold_diastolic"]:
+            errors["decrease.diastolic_at_or_above"] = "must not be above hold.diastolic_at_or_above."
+        if values["decrease_min_count"] > values["decrease_last_doses"]:
+            errors["decrease.min_count"] = "must not be above decrease.last_doses."
+    if errors:
+        raise ProtocolError(errors)
+    return Protocol(sha256=sha, source=source, **values)
+
+
+_CACHE: dict[tuple[str, str], Protocol] = {}
+
+
+def load(path: str | os.PathLike | None = None) -> Protocol:
+    """Load and validate a protocol file (the bundled default when ``path`` is None)."""
+    file = Path(path) if path else DEFAULT_PATH
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ProtocolError({"file": f"cannot read protocol file {str(file)!r} ({exc.strerror or exc})."}) from None
+    source = "default" if file.resolve() == DEFAULT_PATH else str(file)
+    key = (source, hashlib.sha256(data).hexdigest())
+    if key not in _CACHE:
+        _CACHE[key] = parse(data, source)
+    return _CACHE[key]
+
+
+def load_default() -> Protocol:
+    return load(None)
+
+
+def configured_path(session=None) -> str | None:
+    """The clinic's protocol file: the admin's setting, else ``KAPNOTES_PROTOCOL``, else None (default)."""
+    if session is not None:
+        from kapnotes.models import ClinicSetting
+
+        row = session.get(ClinicSetting, SETTING_KEY)
+        if row is not None and (row.value or {}).get("path"):
+            return str(row.value["path"])
+    return os.environ.get(ENV_VAR) or None
+
+
+def in_force(session=None) -> Protocol:
+    """The protocol the clinic runs now."""
+    return load(configured_path(session))
+
+
+def set_clinic_protocol(session, actor, path: str | None) -> Protocol:
+    """Admin: validate a protocol file and make it the clinic's (None/empty: back to the default)."""
+    from kapnotes import audit
+    from kapnotes.access import require_role
+    from kapnotes.models import ClinicSetting, Role
+    from kapnotes.timeutil import utcnow
+
+    require_role(actor, Role.admin.value)
+    path = (path or "").strip() or None
+    if path is not None and not Path(path).is_absolute():
+        raise ProtocolError({"path": "Give the protocol file's full path (starting with /)."})
+    proto = load(path)  # raises ProtocolError naming the bad key: nothing is written
+    row = session.get(ClinicSetting, SETTING_KEY)
+    if row is None:
+        row = ClinicSetting(key=SETTING_KEY, value={})
+    row.value = {"path": path} if path else {}
+    row.updated_at = utcnow()
+    row.updated_by_id = actor.id
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, "protocol.set", "clinic_setting", SETTING_KEY,
+                 detail=f"sha256={proto.sha256[:16]} default={path is None}")
+    return proto
+
+
+__all__ = ["Protocol", "ProtocolError", "load", "load_default", "in_force", "configured_path",
+           "set_clinic_protocol", "parse", "normalise_tag"]

@@ -1,0 +1,161 @@
+"""Dose suggestions on screen: the dashboard panel and the cards the review pages share.
+
+``render(session, actor, patient_id)`` is the dashboard section: the latest engine
+suggestion with its reasons and the protocol that produced it, and the latest
+prescriber decision. User-written text (therapist notes, rationales) is always shown
+literally (``st.text`` or escaped Markdown), never interpreted as Markdown.
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+from sqlmodel import Session
+
+from kapnotes import suggestions
+from kapnotes.auth import Actor
+from kapnotes.config import get_settings
+from kapnotes.engine import HOLD_FLAGS
+from kapnotes.models import DoseAdjustment
+from kapnotes.timeutil import fmt_local
+
+ACTION_LABELS = {
+    "hold": "Hold",
+    "decrease": "Decrease",
+    "review": "Prescriber review",
+    "insufficient_data": "Insufficient data",
+    "continue": "Continue",
+    "space_out": "Space out",
+    "increase": "Increase",
+    "shorten_interval": "Shorten interval",
+    "change": "Change dose and interval",
+}
+STATUS_LABELS = {
+    "open": "not sent",
+    "pending": "waiting for the prescriber",
+    "approved": "approved",
+    "modified": "modified",
+    "rejected": "rejected",
+    "superseded": "superseded",
+    "withdrawn": "withdrawn",
+}
+FLAG_LABELS = {
+    "suicidality": "PHQ-9 item 9 > 0",
+    "hypertension_severe": "BP ≥ hold threshold",
+    "serious_adverse_event": "serious adverse event",
+    "vomiting": "vomiting",
+    "severe_nausea": "severe nausea",
+    "hypertension": "high post-dose BP",
+    "lowest_step": "at the lowest step",
+    "above_ceiling": "above the ceiling",
+    "too_few_doses": "too few doses",
+    "stale_assessment": "no recent GAD-7",
+    "adherence": "low adherence",
+    "remission": "remission",
+    "response": "response",
+    "partial_response": "partial response",
+    "non_response": "non-response",
+    "at_ceiling": "at the ceiling",
+    "low_baseline": "low baseline",
+}
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|<>~$:])")
+
+
+def md_escape(text: str | None) -> str:
+    """Escape Markdown so user text renders literally inside ``st.markdown``."""
+    return _MD_SPECIAL.sub(r"\\\1", text or "")
+
+
+def action_label(action: str) -> str:
+    return ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
+
+
+def every(days: int | None) -> str:
+    return "every day" if days == 1 else f"every {days} days"
+
+
+KEEP_ACTIONS = ("hold", "review", "insufficient_data", "continue")
+
+
+def proposal_text(adj: DoseAdjustment) -> str:
+    """"Increase: 200 mg every 7 days"; actions that change nothing read "Continue: keep 150 mg every 7 days"."""
+    if adj.proposed_dose_mg is None and not adj.proposed_interval_days:
+        return action_label(adj.action)
+    dose = f"{adj.proposed_dose_mg:g} mg" if adj.proposed_dose_mg is not None else "current dose"
+    interval = every(adj.proposed_interval_days) if adj.proposed_interval_days else ""
+    keep = "keep " if adj.action in KEEP_ACTIONS else ""
+    return f"{action_label(adj.action)}: {keep}{dose} {interval}".strip()
+
+
+def flags_markdown(flags) -> str:
+    parts = []
+    for f in flags or []:
+        label = FLAG_LABELS.get(f, f)
+        parts.append(f":red[**⚠ {label}**]" if f in HOLD_FLAGS else f"`{label}`")
+    return " ".join(parts)
+
+
+def reasons(adj: DoseAdjustment) -> None:
+    for r in adj.reasons or []:
+        st.markdown(f"- {md_escape(r.get('text', ''))}")
+
+
+def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None) -> None:
+    """One suggestion or proposal: what, why, from which protocol, and its state."""
+    tz = get_settings().tz
+    names = names or {}
+    kind = "Engine suggestion" if adj.kind == "suggestion" else "Therapist's proposal"
+    st.markdown(f"**{kind} #{adj.id}: {md_escape(proposal_text(adj))}** · {STATUS_LABELS.get(adj.status, adj.status)}")
+    if adj.flags:
+        st.markdown(flags_markdown(adj.flags))
+    reasons(adj)
+    if adj.therapist_note:
+        who = names.get(adj.sent_by_id or adj.created_by_id, "Therapist")
+        st.caption(f"Note from {who}:")
+        st.text(adj.therapist_note)
+    meta = [f"made {fmt_local(adj.created_at, tz)}"]
+    if adj.protocol_name:
+        meta.append(f"protocol “{adj.protocol_name}”"
+                    + (f" (sha256 {adj.protocol_hash[:12]})" if adj.protocol_hash else ""))
+    if adj.sent_at:
+        meta.append(f"sent {fmt_local(adj.sent_at, tz)}")
+    st.caption(" · ".join(meta))
+
+
+def decision_block(adj: DoseAdjustment, names: dict[int, str]) -> None:
+    tz = get_settings().tz
+    who = names.get(adj.decided_by_id, "the prescriber")
+    verb = STATUS_LABELS.get(adj.status, adj.status)
+    line = f"**{verb.capitalize()}** by {md_escape(who)} on {fmt_local(adj.decided_at, tz)}"
+    if adj.decided_dose_mg is not None and adj.status != "rejected":
+        line += f" → {adj.decided_dose_mg:g} mg {every(adj.decided_interval_days)}"
+    if adj.resulting_plan_id:
+        line += " (new plan version)"
+    st.markdown(line + f" · {'suggestion' if adj.kind == 'suggestion' else 'proposal'} #{adj.id}")
+    if adj.decision_rationale:
+        st.text(adj.decision_rationale)
+
+
+def render(session: Session, actor: Actor, patient_id: int) -> None:
+    """Dashboard section: the latest suggestion, its reasons, and the latest decision."""
+    st.subheader("Dose suggestion")
+    latest = suggestions.latest_suggestion(session, actor, patient_id)
+    decision = suggestions.latest_decision(session, actor, patient_id)
+    names = suggestions.user_names(session, [x for a in (latest, decision) if a is not None
+                                             for x in (a.decided_by_id, a.sent_by_id, a.created_by_id)])
+    if latest is None:
+        st.info("No suggestion yet: the rules run when doses or scores are recorded for an active plan.")
+    else:
+        with st.container(border=True):
+            suggestion_card(latest, names)
+    st.markdown("**Latest decision**")
+    if decision is None:
+        st.caption("No prescriber decision yet.")
+    else:
+        decision_block(decision, names)
+    try:
+        st.page_link("pages/proposals.py", label="Suggestions and proposals", icon=":material/rule:")
+    except StreamlitPageNotFoundError:  # a page run on its own (tests) has no navigation to link into
+        st.caption("Send a suggestion or propose a change on the Suggestions and proposals page.")

@@ -1,0 +1,134 @@
+"""The prescriber's review queue: pending suggestions and proposals across their patients.
+
+Most urgent first (hold flags, then decreases, then the rest, oldest first). Each item
+shows the suggestion and its reasons, the data (a compact GAD-7/PHQ-9 chart and the last
+doses), and the therapist's note; the prescriber approves, modifies or rejects. The
+decision runs in a button callback with the item id and version that were on screen:
+if another prescriber decided first, this one gets a clear conflict message.
+"""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from kapnotes import suggestions
+from kapnotes.config import get_settings
+from kapnotes.errors import KapError
+from kapnotes.timeutil import fmt_local
+from kapnotes.ui.patient import select_patient
+from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, suggestion_card
+
+actor = require_user("prescriber")
+tz = get_settings().tz
+RESULT_KEY = "_queue_result"
+DECISION_LABELS = {"Approve": "approve", "Modify": "modify", "Reject": "reject"}
+
+
+def _decide(adjustment_id: int, version: int) -> None:
+    k = f"q{adjustment_id}"
+    decision = DECISION_LABELS[st.session_state.get(f"{k}_decision", "Approve")]
+    kwargs = {}
+    if decision == "modify":
+        kwargs = {"dose_mg": st.session_state.get(f"{k}_dose"), "interval_days": st.session_state.get(f"{k}_interval")}
+    try:
+        with db() as session:
+            suggestions.decide(session, actor, adjustment_id, decision, st.session_state.get(f"{k}_rationale", ""),
+                               expected_version=version, **kwargs)
+        st.session_state[RESULT_KEY] = ("ok", f"Item #{adjustment_id} {decision.rstrip('e')}ed.")
+    except KapError as exc:
+        st.session_state[RESULT_KEY] = ("error", exc, adjustment_id)
+
+
+def _open_patient(patient_id: int) -> None:
+    select_patient(patient_id)
+
+
+def _chart(series) -> alt.Chart | None:
+    rows = [{"date": a.administered_on.isoformat(), "score": a.total, "scale": a.instrument} for a in series]
+    if not rows:
+        return None
+    df = pd.DataFrame(rows)
+    return (
+        alt.Chart(df, height=160)
+        .mark_line(point=True)
+        .encode(x=alt.X("date:T", title=None), y=alt.Y("score:Q", title="Total"),
+                color=alt.Color("scale:N", title=None), tooltip=["date:T", "scale:N", "score:Q"])
+    )
+
+
+def _dose_table(doses) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"Taken": fmt_local(d.taken_at, tz), "Dose (mg)": d.dose_mg,
+         "BP pre": f"{d.bp_systolic_pre}/{d.bp_diastolic_pre}" if d.bp_systolic_pre else "",
+         "BP post": f"{d.bp_systolic_post}/{d.bp_diastolic_post}" if d.bp_systolic_post else "",
+         "Nausea": d.nausea, "Vomited": "yes" if d.vomited else "", "Adverse events": d.adverse_events or ""}
+        for d in doses
+    ])
+
+
+st.title("Review queue")
+outcome = st.session_state.pop(RESULT_KEY, None)
+if outcome is not None:
+    if outcome[0] == "ok":
+        st.toast(outcome[1], icon=":material/check_circle:")
+        st.success(outcome[1])
+    else:
+        st.error(f"Item #{outcome[2]}: your decision was not saved.")
+        show_error(outcome[1])
+
+with db() as session:
+    items = suggestions.review_queue(session, actor)
+    details = suggestions.queue_data(session, actor, [i.patient_id for i in items])
+
+if not items:
+    st.info("Nothing waiting for review. Therapists send suggestions and proposals from a patient's page.")
+    st.stop()
+
+holds = sum(1 for i in items if i.urgency == 0)
+st.caption(f"{len(items)} item{'s' if len(items) != 1 else ''} waiting"
+           + (f" · {holds} with a hold flag" if holds else "") + ". Most urgent first.")
+
+for item in items:
+    adj = item.adjustment
+    k = f"q{adj.id}"
+    # one form per item: what is proposed, why, the data, and the decision, together
+    with st.form(f"{k}_form"):
+        head = f"**{md_escape(item.patient_name)}** · {md_escape(item.mrn)}"
+        if item.urgency == 0:
+            head = f":red[**HOLD**] · {head}"
+            flags = ", ".join(FLAG_LABELS.get(f, f) for f in item.hold_flags) or "hold suggested"
+            head += f" · :red[**⚠ {md_escape(flags)}**]"
+        elif item.urgency == 1:
+            head = f":orange[**Decrease**] · {head}"
+        st.markdown(head)
+        plan = item.plan
+        if plan is not None:
+            st.caption(f"Current plan v{plan.version_number} ({plan.status}): {plan.dose_mg:g} mg "
+                       f"{every(plan.interval_days)} · waiting since {fmt_local(item.waiting_since, tz)}"
+                       + (f" · sent by {item.sent_by}" if item.sent_by else ""))
+        suggestion_card(adj, {adj.sent_by_id: item.sent_by} if adj.sent_by_id else {})
+        last_doses, series = details[item.patient_id]
+        c_chart, c_doses = st.columns([2, 3])
+        with c_chart:
+            chart = _chart(series)
+            if chart is None:
+                st.caption("No GAD-7 or PHQ-9 recorded.")
+            else:
+                st.altair_chart(chart, width="stretch")
+        with c_doses:
+            if last_doses:
+                st.dataframe(_dose_table(last_doses), hide_index=True, width="stretch")
+            else:
+                st.caption("No doses logged.")
+        st.radio("Decision", list(DECISION_LABELS), key=f"{k}_decision", horizontal=True)
+        c1, c2 = st.columns(2)
+        c1.number_input("Dose (mg), for Modify", min_value=0.0, max_value=1000.0, step=25.0,
+                        value=float(adj.proposed_dose_mg or (plan.dose_mg if plan else 0.0)), key=f"{k}_dose")
+        c2.number_input("Interval (days), for Modify", min_value=1, max_value=90, step=1,
+                        value=int(adj.proposed_interval_days or (plan.interval_days if plan else 7)),
+                        key=f"{k}_interval")
+        st.text_area("Rationale (required to modify or reject)", key=f"{k}_rationale")
+        st.form_submit_button("Record decision", type="primary", on_click=_decide, args=(adj.id, adj.version))
+    st.button("Open patient", key=f"{k}_open", on_click=_open_patient, args=(item.patient_id,),
+              help="Select this patient for the dashboard and other patient pages.")

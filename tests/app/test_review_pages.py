@@ -1,0 +1,247 @@
+"""AppTest of the review pages: proposals (therapist), review queue (prescriber), protocol (admin),
+and the dashboard's suggestion panel."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+from sqlmodel import Session, func, select
+from streamlit.testing.v1 import AppTest
+
+from kapnotes import plans, protocol, suggestions
+from kapnotes.config import get_settings
+from kapnotes.db import make_engine, session_scope
+from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
+from kapnotes.timeutil import utcnow
+from tests.app.uitext import ROOT
+from tests.app.uitext import rendered_text as _rendered
+
+
+def rendered_text(at) -> str:
+    """What a reader sees: Markdown escapes (backslashes) removed."""
+    return _rendered(at).replace("\\", "")
+from tests.factories import make_clinic
+
+
+@pytest.fixture
+def ui(sqlite_url, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
+    monkeypatch.delenv(protocol.ENV_VAR, raising=False)
+    engine = make_engine(sqlite_url)
+    clinic = make_clinic(engine)
+    yield engine, clinic
+    engine.dispose()
+
+
+def page(name: str, user, patient_id: int | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=60)
+    at.session_state["user_id"] = user.id
+    at.session_state["last_activity"] = utcnow()
+    if patient_id is not None:
+        at.session_state["patient_id"] = patient_id
+    return at.run()
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def non_responder(engine, clinic, pid):
+    tz = get_settings().tz
+    today = datetime.now(timezone.utc).astimezone(tz).date()
+    with session_scope(engine) as s:
+        for i in range(8):
+            s.add(DoseEntry(patient_id=pid, taken_at=datetime.combine(today - timedelta(days=7 * i + 1), time(20), tz),
+                            dose_mg=150, formulation="odt", entered_by_id=clinic.tina.id))
+        from kapnotes.models import Assessment
+        for days, total, band in ((56, 15, "severe"), (2, 14, "moderate")):
+            s.add(Assessment(patient_id=pid, instrument="GAD-7", administered_on=today - timedelta(days=days),
+                             total=total, band=band, loinc_panel="69737-5", loinc_total="70274-6",
+                             entered_by_id=clinic.tina.id))
+        s.flush()
+        return suggestions.run_for_patient(s, clinic.tina, pid).id
+
+
+def test_therapist_sends_the_latest_suggestion(ui):
+    engine, clinic = ui
+    sid = non_responder(engine, clinic, clinic.a1)
+    at = page("proposals.py", clinic.tina, clinic.a1)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "Increase: 200 mg every 7 days" in text
+    assert "GAD-7 15 → 14" in text and protocol.load_default().sha256[:12] in text
+    at.text_input(key="send_note").input("Client is keen; tolerating well.")
+    button(at, "Send to prescriber").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Suggestion sent to the prescriber." in rendered_text(at)
+    with Session(engine) as s:
+        row = s.get(DoseAdjustment, sid)
+        assert (row.status, row.sent_by_id, row.therapist_note) == ("pending", clinic.tina.id,
+                                                                     "Client is keen; tolerating well.")
+
+
+def test_therapist_writes_a_proposal_and_bad_input_writes_nothing(ui):
+    engine, clinic = ui
+    at = page("proposals.py", clinic.tina, clinic.a1)
+    assert not at.exception, at.exception
+    at.number_input(key="prop_dose").set_value(200.0)
+    button(at, "Send proposal to prescriber").click()
+    at.run()
+    assert "Give the reason for the proposal." in rendered_text(at)
+    with Session(engine) as s:
+        assert s.exec(select(func.count()).select_from(DoseAdjustment)).one() == 0
+    at.number_input(key="prop_dose").set_value(200.0)
+    at.text_area(key="prop_reason").input("Anxiety still **high** <b>after</b> 6 weeks.")
+    button(at, "Send proposal to prescriber").click()
+    at.run()
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "Proposal sent to the prescriber." in text
+    assert "Anxiety still **high** <b>after</b> 6 weeks." in text  # shown literally
+    with Session(engine) as s:
+        row = s.exec(select(DoseAdjustment)).one()
+        assert (row.kind, row.status, row.proposed_dose_mg, row.proposed_interval_days) == ("proposal", "pending", 200, 7)
+
+
+def test_prescriber_sees_no_propose_form_and_can_hold_the_plan(ui):
+    engine, clinic = ui
+    at = page("proposals.py", clinic.paul, clinic.a1)
+    assert not at.exception, at.exception
+    assert "Send proposal to prescriber" not in [b.label for b in at.button]
+    at.radio(key="plan_status_choice").set_value("Hold")
+    button(at, "Save plan change").click()
+    at.run()
+    assert "Give the reason for setting the plan to held." in rendered_text(at)
+    at.text_area(key="plan_status_rationale").input("Surgery next week.")
+    button(at, "Save plan change").click()
+    at.run()
+    assert not at.exception, at.exception
+    with Session(engine) as s:
+        plan = plans.current_plan(s, clinic.a1)
+        assert (plan.status, plan.approved_by_id, plan.rationale) == ("held", clinic.paul.id, "Surgery next week.")
+
+
+def _proposal(engine, clinic, pid=None, **kw):
+    with session_scope(engine) as s:
+        return suggestions.propose(s, clinic.tina, pid or clinic.a1, reason=kw.pop("reason", "Needs more."),
+                                   **kw).id
+
+
+def test_queue_approve_with_rationale_creates_the_plan_version(ui):
+    engine, clinic = ui
+    item = _proposal(engine, clinic, dose_mg=200)
+    at = page("review_queue.py", clinic.paul)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "Alice Able" in text and "Increase: 200 mg every 7 days" in text and "Needs more." in text
+    at.text_area(key=f"q{item}_rationale").input("Well tolerated; step up.")
+    button(at, "Record decision").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Nothing waiting for review" in rendered_text(at)
+    with Session(engine) as s:
+        plan = plans.current_plan(s, clinic.a1)
+        assert (plan.version_number, plan.dose_mg, plan.approved_by_id, plan.adjustment_id, plan.rationale) == \
+            (2, 200, clinic.paul.id, item, "Well tolerated; step up.")
+        assert s.get(DoseAdjustment, item).status == "approved"
+
+
+def test_queue_reject_needs_rationale_and_modify_uses_the_entered_values(ui):
+    engine, clinic = ui
+    first = _proposal(engine, clinic, dose_mg=250)
+    second = _proposal(engine, clinic, clinic.a2, interval_days=3)
+    at = page("review_queue.py", clinic.paul)
+    at.radio(key=f"q{first}_decision").set_value("Reject")
+    next(b for b in at.button if b.label == "Record decision" and f"q{first}" in str(b.form_id)).click()
+    at.run()
+    text = rendered_text(at)
+    assert "your decision was not saved" in text and "Give the reason for rejecting." in text
+    at.radio(key=f"q{first}_decision").set_value("Modify")
+    at.number_input(key=f"q{first}_dose").set_value(200.0)
+    at.text_area(key=f"q{first}_rationale").input("One step at a time.")
+    next(b for b in at.button if b.label == "Record decision" and f"q{first}" in str(b.form_id)).click()
+    at.run()
+    assert not at.exception, at.exception
+    with Session(engine) as s:
+        assert s.get(DoseAdjustment, first).status == "modified"
+        assert plans.current_plan(s, clinic.a1).dose_mg == 200
+        assert s.get(DoseAdjustment, second).status == "pending"
+    assert "Aaron Ames" in rendered_text(at) and "Alice Able" not in rendered_text(at)
+
+
+def test_queue_conflict_when_another_prescriber_decided_first(ui):
+    engine, clinic = ui
+    item = _proposal(engine, clinic, dose_mg=200)
+    at = page("review_queue.py", clinic.paul)
+    with session_scope(engine) as s:  # someone else decides while the page is open
+        suggestions.decide(s, clinic.paul, item, "reject", "Not now.")
+    at.text_area(key=f"q{item}_rationale").input("Approve it.")
+    button(at, "Record decision").click()
+    at.run()
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "your decision was not saved" in text and "changed by someone else" in text
+    with Session(engine) as s:
+        assert s.get(DoseAdjustment, item).status == "rejected"
+        assert s.exec(select(func.count()).select_from(TreatmentPlan)
+                      .where(TreatmentPlan.patient_id == clinic.a1)).one() == 1
+
+
+def test_queue_marks_hold_flagged_patients_first(ui):
+    engine, clinic = ui
+    _proposal(engine, clinic, clinic.a2, dose_mg=200)  # older, routine
+    _proposal(engine, clinic, clinic.a1, dose_mg=200)  # newer, but the patient has a hold flag
+    with session_scope(engine) as s:
+        s.add(DoseEntry(patient_id=clinic.a1, taken_at=utcnow() - timedelta(days=1), dose_mg=150, formulation="odt",
+                        bp_systolic_post=186, bp_diastolic_post=100, entered_by_id=clinic.tina.id))
+    at = page("review_queue.py", clinic.paul)
+    assert not at.exception, at.exception
+    md = [m.value for m in at.markdown]
+    heads = [m for m in md if "Alice Able" in m or "Aaron Ames" in m]
+    assert "HOLD" in heads[0] and "Alice Able" in heads[0] and "BP ≥ hold threshold" in heads[0]
+    assert "Aaron Ames" in heads[1] and "HOLD" not in heads[1]
+
+
+def test_dashboard_panel_shows_suggestion_reasons_and_latest_decision(ui):
+    engine, clinic = ui
+    non_responder(engine, clinic, clinic.a1)
+    item = _proposal(engine, clinic, interval_days=14, reason="Doing well.")
+    with session_scope(engine) as s:
+        suggestions.decide(s, clinic.paul, item, "reject", "Keep weekly <i>for now</i>.")
+    at = page("dashboard.py", clinic.tina, clinic.a1)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "Dose suggestion" in text and "Increase: 200 mg every 7 days" in text
+    assert "below the 25 % threshold" in text
+    assert "Rejected" in text and "Keep weekly <i>for now</i>." in text
+
+
+def test_protocol_admin_shows_protocol_and_validates_a_clinic_file(ui, tmp_path):
+    engine, clinic = ui
+    default = protocol.load_default()
+    at = page("protocol_admin.py", clinic.ada)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert default.name in text and default.sha256 in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("window_days = 28", "window_days = 0"))
+    at.text_input[0].input(str(bad))
+    button(at, "Use this protocol").click()
+    at.run()
+    text = rendered_text(at)
+    assert "Nothing was changed" in text and "Adherence.window days" in text.replace("**", "")
+    with Session(engine) as s:
+        assert protocol.in_force(s).sha256 == default.sha256
+    good = tmp_path / "clinic.toml"
+    good.write_text(protocol.DEFAULT_PATH.read_text().replace('name = "KAPNotes default protocol 2026-11"',
+                                                             'name = "Clinic protocol v2"'))
+    at.text_input[0].input(str(good))
+    button(at, "Use this protocol").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Now in force: Clinic protocol v2" in rendered_text(at)
+    with Session(engine) as s:
+        assert protocol.in_force(s).name == "Clinic protocol v2"
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "protocol.set")).first() is not None
