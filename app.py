@@ -15,6 +15,7 @@ PAGES = [
     ("pages/measures.py", "Measures", ":material/checklist:", ("therapist", "prescriber"), "Patients"),
     ("pages/proposals.py", "Suggestions and proposals", ":material/rule:", ("therapist", "prescriber"), "Patients"),
     ("pages/review_queue.py", "Review queue", ":material/fact_check:", ("prescriber",), "Patients"),
+    ("pages/exports.py", "Exports (PDF)", ":material/picture_as_pdf:", ("therapist", "prescriber"), "Patients"),
     ("pages/notes.py", "Session notes", ":material/clinical_notes:", ("therapist", "prescriber"), "Notes"),
     ("pages/note_editor.py", "Write note", ":material/edit_note:", ("therapist",), "Notes"),
     ("pages/my_drafts.py", "My drafts", ":material/draft:", ("therapist",), "Notes"),

@@ -128,3 +128,5 @@ st.caption("Care team: " + ", ".join(f"{name} ({role})" for name, role in team))
 # --- sections from other features (each one import + one call) ---
 from kapnotes.ui import suggestion_panel  # noqa: E402
 with db() as session: suggestion_panel.render(session, actor, pid)  # noqa: E701
+from kapnotes.ui.export_buttons import dashboard_section  # noqa: E402
+dashboard_section(actor, pid)

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "kapnotes.cli.core",
     "kapnotes.cli.doses",
     "kapnotes.cli.suggest",
+    "kapnotes.cli.export",
 )
 
 

@@ -1,0 +1,207 @@
+"""``export-pdf``: a treatment-summary PDF for one patient, or for every patient in parallel.
+
+    python -m kapnotes export-pdf --patient MRN [--from DATE] [--to DATE] --out FILE.pdf
+    python -m kapnotes export-pdf --all --out-dir DIR [--from DATE] [--to DATE] [--jobs N]
+
+The command line is the clinic's operator (no signed-in user); every export is audited as
+"system". Bulk export runs in worker processes (all cores by default) with a progress bar
+on stderr, and is resumable: each PDF has a sidecar ``<name>.pdf.sha256`` holding the
+fingerprint of the data it was built from, and a patient whose data has not changed since
+is skipped. Files are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import date
+from multiprocessing import get_context
+from pathlib import Path
+
+from kapnotes.errors import KapError, ValidationError
+from kapnotes.exports import file_stem
+from kapnotes.timeutil import parse_date
+
+SIDECAR_SUFFIX = ".sha256"
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export-pdf",
+        help="export treatment-summary PDFs (one patient, or every patient with --all)",
+        description="Export a treatment-summary PDF for one patient (--patient MRN --out FILE.pdf) or for "
+        "every patient (--all --out-dir DIR). Default period: the patient's whole record.",
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--patient", metavar="MRN", help="the patient's record number")
+    who.add_argument("--all", action="store_true", help="every patient, one PDF each, in --out-dir")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="first day of the period, YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="last day of the period, YYYY-MM-DD")
+    p.add_argument("--out", metavar="FILE.pdf", help="output file (with --patient)")
+    p.add_argument("--out-dir", metavar="DIR", help="output folder (with --all)")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes for --all (default: all cores)")
+    p.set_defaults(func=cmd_export_pdf)
+
+
+def _dates(args) -> tuple[date | None, date | None]:
+    d_from = parse_date(args.date_from, "from") if args.date_from else None
+    d_to = parse_date(args.date_to, "to") if args.date_to else None
+    if d_from and d_to and d_from > d_to:
+        raise ValidationError({"from": f"--from {d_from.isoformat()} is after --to {d_to.isoformat()}."})
+    return d_from, d_to
+
+
+def cmd_export_pdf(args) -> int:
+    d_from, d_to = _dates(args)
+    if args.all:
+        if not args.out_dir:
+            raise ValidationError({"out_dir": "--all needs --out-dir DIR."})
+        if args.out:
+            raise ValidationError({"out": "--out is for one patient; use --out-dir with --all."})
+        return export_all(Path(args.out_dir), d_from, d_to, jobs=args.jobs or os.cpu_count() or 1)
+    if not args.out:
+        raise ValidationError({"out": "--patient needs --out FILE.pdf."})
+    return export_one(args.patient, Path(args.out), d_from, d_to)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def export_one(mrn: str, out: Path, d_from: date | None, d_to: date | None) -> int:
+    from kapnotes import exports
+    from kapnotes.db import make_engine, session_scope
+
+    if out.parent and not out.parent.exists():
+        raise ValidationError({"out": f"The folder {str(out.parent)!r} does not exist."})
+    engine = make_engine()
+    with session_scope(engine) as session:
+        pid = exports.patient_id_for_mrn(session, mrn)
+        data = exports.gather_summary(session, None, pid, d_from, d_to, as_operator=True)
+    pdf = exports.render_summary(data)
+    with session_scope(engine) as session:
+        exports.record_summary_export(session, None, pid, data)
+    _write_atomic(out, pdf)
+    print(f"wrote {out} ({len(pdf):,} bytes, {data.date_from.isoformat()} to {data.date_to.isoformat()})")
+    return 0
+
+
+# --- bulk ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mrn: str
+    status: str  # "written" | "skipped" | "failed"
+    message: str = ""
+
+
+_engine = None
+
+
+def _worker_engine():
+    global _engine
+    if _engine is None:
+        from kapnotes.db import make_engine
+
+        _engine = make_engine()
+    return _engine
+
+
+def export_patient(patient_id: int, mrn: str, out_dir: str, d_from: date | None, d_to: date | None) -> Outcome:
+    """One patient's summary (runs in a worker process). Skips it when the data is unchanged."""
+    from kapnotes import exports
+    from kapnotes.db import session_scope
+
+    try:
+        engine = _worker_engine()
+        pdf_path = Path(out_dir) / f"{file_stem(mrn)}.pdf"
+        sidecar = pdf_path.with_name(pdf_path.name + SIDECAR_SUFFIX)
+        with session_scope(engine) as session:
+            data = exports.gather_summary(session, None, patient_id, d_from, d_to, as_operator=True)
+        fp = exports.fingerprint(data)
+        if pdf_path.exists() and sidecar.exists() and sidecar.read_text(encoding="utf-8").strip() == fp:
+            return Outcome(mrn, "skipped")
+        pdf = exports.render_summary(data)  # no transaction open while building
+        with session_scope(engine) as session:
+            exports.record_summary_export(session, None, patient_id, data)
+        _write_atomic(pdf_path, pdf)
+        _write_atomic(sidecar, (fp + "\n").encode("utf-8"))
+        return Outcome(mrn, "written")
+    except KapError as exc:
+        return Outcome(mrn, "failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad patient must not stop the others
+        return Outcome(mrn, "failed", f"{type(exc).__name__}: {exc}")
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
+
+    def __init__(self, total: int, stream=None, width: int = 30):
+        self.total, self.width = total, width
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.done = self.written = self.skipped = self.failed = 0
+        self.start = time.monotonic()
+        self._last_decile = -1
+
+    def update(self, outcome: Outcome) -> None:
+        self.done += 1
+        setattr(self, outcome.status, getattr(self, outcome.status) + 1)
+        frac = self.done / self.total if self.total else 1.0
+        filled = int(self.width * frac)
+        line = (f"[{'#' * filled}{'-' * (self.width - filled)}] {self.done}/{self.total} patients "
+                f"({self.written} written, {self.skipped} unchanged, {self.failed} failed) "
+                f"{time.monotonic() - self.start:.1f}s")
+        if self.tty:
+            self.stream.write("\r" + line)
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            decile = int(frac * 10)
+            if decile != self._last_decile or self.done == self.total:
+                self._last_decile = decile
+                self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int) -> int:
+    from kapnotes import exports
+    from kapnotes.db import make_engine, session_scope
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine()
+    with session_scope(engine) as session:
+        patients = exports.all_patient_ids(session)
+    engine.dispose()
+    progress = Progress(len(patients))
+    failures: list[Outcome] = []
+    jobs = max(1, min(jobs, len(patients) or 1))
+    if jobs == 1:
+        results = (export_patient(pid, mrn, str(out_dir), d_from, d_to) for pid, mrn in patients)
+        for outcome in results:
+            progress.update(outcome)
+            if outcome.status == "failed":
+                failures.append(outcome)
+    else:
+        # spawn: fresh interpreters, no database connections inherited across fork
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(export_patient, pid, mrn, str(out_dir), d_from, d_to) for pid, mrn in patients]
+            for fut in as_completed(futures):
+                outcome = fut.result()
+                progress.update(outcome)
+                if outcome.status == "failed":
+                    failures.append(outcome)
+    for f in failures:
+        print(f"error: {f.mrn}: {f.message}", file=sys.stderr)
+    print(f"{progress.written} written, {progress.skipped} unchanged (skipped), {progress.failed} failed "
+          f"in {out_dir}")
+    return 1 if failures else 0

@@ -1,0 +1,412 @@
+"""PDF exports: who may export what, the data gathered for a document, and the audit event.
+
+- A note PDF: any signed note of a patient on the actor's care team; a draft only for
+  its author (drafts stay with the author), watermarked DRAFT.
+- A treatment summary: a patient and a date range; signed notes in the range, plus the
+  actor's own drafts only when asked. Private process notes are never read here.
+- Every export is one audit event (``export.note_pdf`` / ``export.summary_pdf``) with ids
+  and counts only.
+- ``actor`` None is the operator's command line (``as_operator=True`` must be said
+  explicitly), audited as "system".
+
+Gathering and rendering are separate steps (``prepare_*`` then ``render_*``) so a caller
+can close its database transaction before the (slower) PDF build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import asdict, replace
+from datetime import date, datetime, time, timedelta
+
+from sqlmodel import Session, col, func, select
+
+from kapnotes import audit
+from kapnotes.access import require_patient
+from kapnotes.auth import Actor
+from kapnotes.config import get_settings
+from kapnotes.errors import NotFound, PermissionDenied, ValidationError
+from kapnotes.models import (
+    Addendum,
+    AdjustmentStatus,
+    Assessment,
+    DoseAdjustment,
+    DoseEntry,
+    NoteStatus,
+    Patient,
+    SessionNote,
+    TreatmentPlan,
+    User,
+)
+from kapnotes.notehash import content_hash
+from kapnotes.patients import care_team
+from kapnotes.pdf import BUILD_LOCK
+from kapnotes.pdf.model import (
+    AddendumRow,
+    AdjustmentRow,
+    DocMeta,
+    DoseRow,
+    NoteData,
+    PatientInfo,
+    PlanRow,
+    ScoreRow,
+    SummaryData,
+)
+from kapnotes.timeutil import fmt_local, to_local, utcnow
+
+OPERATOR_NAME = "KAPNotes operator (command line)"
+
+# ReportLab is not thread-safe: one build at a time per process (Streamlit serves every
+# user's session from threads of one process). The pdf package holds the same lock.
+EXPORT_LOCK: threading.RLock = BUILD_LOCK
+
+
+# --- access --------------------------------------------------------------------------
+
+
+def _patient(session: Session, actor: Actor | None, patient_id: int, as_operator: bool) -> Patient:
+    if actor is None:
+        if not as_operator:
+            raise PermissionDenied("Please sign in.")
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise NotFound(f"No patient with id {patient_id}.")
+        return patient
+    return require_patient(session, actor, patient_id)
+
+
+def _names(session: Session, ids) -> dict[int, str]:
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    rows = session.exec(select(User).where(col(User.id).in_(ids))).all()
+    return {u.id: (f"{u.full_name}, {u.credentials}" if u.credentials else u.full_name) for u in rows}
+
+
+def _meta(actor: Actor | None, generated_at: datetime | None) -> DocMeta:
+    settings = get_settings()
+    when = generated_at or utcnow()
+    return DocMeta(settings.clinic_name, fmt_local(when, settings.tz), actor.display_name if actor else OPERATOR_NAME)
+
+
+def _patient_info(p: Patient) -> PatientInfo:
+    return PatientInfo(p.full_name, p.mrn, p.date_of_birth, p.diagnosis, p.status)
+
+
+# --- rows ------------------------------------------------------------------------------
+
+
+def _bp(sys_: int | None, dia: int | None) -> str:
+    if sys_ is None and dia is None:
+        return ""
+    return f"{sys_ if sys_ is not None else '—'}/{dia if dia is not None else '—'}"
+
+
+def _dose_row(d: DoseEntry, tz) -> DoseRow:
+    local = to_local(d.taken_at, tz)
+    return DoseRow(
+        id=d.id, taken_at=local.strftime("%Y-%m-%d %H:%M"), taken_on=local.date(), dose_mg=d.dose_mg,
+        formulation=d.formulation, administration=d.administration, context=d.context,
+        anxiety_before=d.anxiety_before, anxiety_after=d.anxiety_after, dissociation=d.dissociation,
+        nausea=d.nausea, vomited=bool(d.vomited), bp_pre=_bp(d.bp_systolic_pre, d.bp_diastolic_pre),
+        bp_post=_bp(d.bp_systolic_post, d.bp_diastolic_post), heart_rate=d.heart_rate,
+        adverse_events=d.adverse_events or "", notes=d.notes or "",
+    )
+
+
+def _score_row(a: Assessment) -> ScoreRow:
+    return ScoreRow(a.id, a.instrument, a.administered_on, a.total, a.band, a.item9)
+
+
+def _note_rows(session: Session, notes: list[SessionNote], tz) -> list[NoteData]:
+    """NoteData for many notes with a fixed number of queries (no N+1)."""
+    if not notes:
+        return []
+    ids = [n.id for n in notes]
+    integrates = {n.integrates_dose_id for n in notes if n.integrates_dose_id}
+    dose_q = select(DoseEntry).where(col(DoseEntry.voided_at).is_(None))
+    if integrates:
+        dose_q = dose_q.where((col(DoseEntry.session_note_id).in_(ids)) | (col(DoseEntry.id).in_(integrates)))
+    else:
+        dose_q = dose_q.where(col(DoseEntry.session_note_id).in_(ids))
+    doses = session.exec(dose_q.order_by(DoseEntry.taken_at, DoseEntry.id)).all()
+    scores = session.exec(
+        select(Assessment).where(col(Assessment.session_note_id).in_(ids), col(Assessment.voided_at).is_(None))
+        .order_by(Assessment.administered_on, Assessment.id)
+    ).all()
+    addenda = session.exec(
+        select(Addendum).where(col(Addendum.note_id).in_(ids)).order_by(Addendum.signed_at, Addendum.id)
+    ).all()
+    names = _names(session, {n.author_id for n in notes} | {n.signed_by_id for n in notes}
+                   | {a.author_id for a in addenda})
+    out = []
+    for n in notes:
+        linked = tuple(_dose_row(d, tz) for d in doses if d.session_note_id == n.id or d.id == n.integrates_dose_id)
+        signed = n.status == NoteStatus.signed
+        out.append(NoteData(
+            id=n.id, note_type=n.note_type, status=n.status, session_date=n.session_date,
+            start_time=n.start_time, end_time=n.end_time, modality=n.modality,
+            author=names.get(n.author_id, "—"), fields=dict(n.fields or {}), free_text=n.free_text,
+            signed_by=names.get(n.signed_by_id) if signed else None,
+            signed_at=fmt_local(n.signed_at, tz) if signed and n.signed_at else None,
+            content_hash=n.content_hash if signed else None,
+            hash_verified=(content_hash(n) == n.content_hash) if signed and n.content_hash else None,
+            carried_over=n.carried_over_from_id is not None,
+            doses=linked,
+            scores=tuple(_score_row(a) for a in scores if a.session_note_id == n.id),
+            addenda=tuple(AddendumRow(a.id, names.get(a.author_id, "—"), fmt_local(a.signed_at, tz), a.text,
+                                      a.content_hash) for a in addenda if a.note_id == n.id),
+        ))
+    return out
+
+
+# --- note PDF --------------------------------------------------------------------------
+
+
+def prepare_note(session: Session, actor: Actor | None, note_id: int, *, generated_at: datetime | None = None,
+                 as_operator: bool = False, record: bool = True) -> tuple[DocMeta, PatientInfo, NoteData]:
+    """Check access, gather one note, and (``record``) audit the export."""
+    note = session.get(SessionNote, note_id)
+    if note is None:
+        if actor is None:
+            raise NotFound(f"No note with id {note_id}.")
+        raise PermissionDenied()
+    patient = _patient(session, actor, note.patient_id, as_operator)
+    if note.status != NoteStatus.signed and actor is not None and note.author_id != actor.id:
+        raise PermissionDenied("Drafts are visible to their author only.")
+    tz = get_settings().tz
+    data = _note_rows(session, [note], tz)[0]
+    if record:
+        audit.record(session, actor, "export.note_pdf", "session_note", note.id, patient.id,
+                     detail=f"status={note.status};addenda={len(data.addenda)}")
+    return _meta(actor, generated_at), _patient_info(patient), data
+
+
+def render_note(meta: DocMeta, patient: PatientInfo, note: NoteData, invariant: bool = False) -> bytes:
+    from kapnotes.pdf.note_pdf import build_note_pdf
+
+    return build_note_pdf(meta, patient, note, invariant=invariant)
+
+
+def note_pdf(session: Session, actor: Actor | None, note_id: int, *, generated_at: datetime | None = None,
+             invariant: bool = False, as_operator: bool = False) -> bytes:
+    meta, patient, note = prepare_note(session, actor, note_id, generated_at=generated_at, as_operator=as_operator)
+    return render_note(meta, patient, note, invariant=invariant)
+
+
+# --- treatment summary -----------------------------------------------------------------
+
+
+def _bounds(d_from: date, d_to: date, tz) -> tuple[datetime, datetime]:
+    return datetime.combine(d_from, time(), tz), datetime.combine(d_to + timedelta(days=1), time(), tz)
+
+
+def record_span(session: Session, patient_id: int) -> tuple[date, date] | None:
+    """The first and last clinic day with any dose, score, note or plan for the patient."""
+    tz = get_settings().tz
+    days: list[date] = []
+    for lo, hi in (
+        session.exec(select(func.min(DoseEntry.taken_at), func.max(DoseEntry.taken_at))
+                     .where(DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None))).one(),
+        session.exec(select(func.min(TreatmentPlan.effective_from), func.max(TreatmentPlan.effective_from))
+                     .where(TreatmentPlan.patient_id == patient_id)).one(),
+    ):
+        days += [to_local(v, tz).date() for v in (lo, hi) if v is not None]
+    for lo, hi in (
+        session.exec(select(func.min(Assessment.administered_on), func.max(Assessment.administered_on))
+                     .where(Assessment.patient_id == patient_id, col(Assessment.voided_at).is_(None))).one(),
+        session.exec(select(func.min(SessionNote.session_date), func.max(SessionNote.session_date))
+                     .where(SessionNote.patient_id == patient_id, SessionNote.status == NoteStatus.signed)).one(),
+    ):
+        days += [v for v in (lo, hi) if v is not None]
+    return (min(days), max(days)) if days else None
+
+
+def resolve_range(session: Session, patient_id: int, date_from: date | None, date_to: date | None) -> tuple[date, date]:
+    """Default: the patient's whole record, first to last entry (today when there is none)."""
+    if date_from is None or date_to is None:
+        span = record_span(session, patient_id)
+        today = to_local(utcnow(), get_settings().tz).date()
+        first, last = span if span else (today, today)
+        date_from = date_from or first
+        date_to = date_to or max(last, date_from)
+    if date_from > date_to:
+        raise ValidationError({"date_from": f"The start date {date_from.isoformat()} is after the end date "
+                                            f"{date_to.isoformat()}."})
+    return date_from, date_to
+
+
+def _reason_text(r) -> str:
+    if isinstance(r, dict):
+        return str(r.get("text") or r.get("code") or "")
+    return str(r)
+
+
+def _dose_interval(dose: float | None, interval: int | None) -> str:
+    parts = []
+    if dose is not None:
+        parts.append(f"{dose:g} mg")
+    if interval is not None:
+        parts.append(f"every {interval} days")
+    return " ".join(parts) or "—"
+
+
+def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
+                   date_to: date | None = None, *, include_drafts: bool = False, generated_at: datetime | None = None,
+                   as_operator: bool = False) -> SummaryData:
+    """Everything the summary prints. Reads only: no audit (see ``prepare_summary``)."""
+    patient = _patient(session, actor, patient_id, as_operator)
+    tz = get_settings().tz
+    date_from, date_to = resolve_range(session, patient_id, date_from, date_to)
+    start, end = _bounds(date_from, date_to, tz)
+
+    plans = session.exec(
+        select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id, TreatmentPlan.effective_from < end)
+        .order_by(TreatmentPlan.version_number)
+    ).all()
+    doses = session.exec(
+        select(DoseEntry).where(DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
+                                DoseEntry.taken_at >= start, DoseEntry.taken_at < end)
+        .order_by(DoseEntry.taken_at, DoseEntry.id)
+    ).all()
+    scores = session.exec(
+        select(Assessment).where(Assessment.patient_id == patient_id, col(Assessment.voided_at).is_(None),
+                                 Assessment.administered_on >= date_from, Assessment.administered_on <= date_to)
+        .order_by(Assessment.administered_on, Assessment.id)
+    ).all()
+    baseline: dict[str, ScoreRow] = {}
+    for instrument in ("GAD-7", "PHQ-9"):
+        first = session.exec(
+            select(Assessment).where(Assessment.patient_id == patient_id, Assessment.instrument == instrument,
+                                     col(Assessment.voided_at).is_(None))
+            .order_by(Assessment.administered_on, Assessment.id).limit(1)
+        ).first()
+        if first is not None:
+            baseline[instrument] = _score_row(first)
+    adjustments = session.exec(
+        select(DoseAdjustment).where(DoseAdjustment.patient_id == patient_id,
+                                     DoseAdjustment.status != AdjustmentStatus.superseded,
+                                     DoseAdjustment.created_at >= start, DoseAdjustment.created_at < end)
+        .order_by(DoseAdjustment.created_at, DoseAdjustment.id)
+    ).all()
+    note_q = select(SessionNote).where(SessionNote.patient_id == patient_id, SessionNote.session_date >= date_from,
+                                       SessionNote.session_date <= date_to)
+    if include_drafts:
+        draft_ok = SessionNote.status == NoteStatus.draft
+        if actor is not None:  # drafts stay with their author
+            draft_ok = draft_ok & (SessionNote.author_id == actor.id)
+        note_q = note_q.where((SessionNote.status == NoteStatus.signed) | draft_ok)
+    else:
+        note_q = note_q.where(SessionNote.status == NoteStatus.signed)
+    notes = session.exec(note_q.order_by(SessionNote.session_date, SessionNote.start_time, SessionNote.id)).all()
+
+    names = _names(session, {p.approved_by_id for p in plans} | {a.decided_by_id for a in adjustments})
+    plan_rows = [
+        PlanRow(
+            version=p.version_number, effective_from=p.effective_from,
+            effective=fmt_local(p.effective_from, tz, with_time=False), dose_mg=p.dose_mg,
+            formulation=p.formulation, interval_days=p.interval_days, administration=p.administration,
+            minutes_in_mouth=p.minutes_in_mouth, status=p.status, approved_by=names.get(p.approved_by_id, "—"),
+            approved_at=fmt_local(p.created_at, tz), rationale=p.rationale or "",
+        )
+        for p in plans
+    ]
+    adj_rows = [
+        AdjustmentRow(
+            id=a.id, created=fmt_local(a.created_at, tz, with_time=False), kind=a.kind, action=a.action,
+            status=a.status, proposed=_dose_interval(a.proposed_dose_mg, a.proposed_interval_days),
+            reasons=tuple(t for t in (_reason_text(r) for r in (a.reasons or [])) if t),
+            flags=tuple(str(f) for f in (a.flags or [])), therapist_note=a.therapist_note or "",
+            decided_by=names.get(a.decided_by_id, "") if a.decided_by_id else "",
+            decided_at=fmt_local(a.decided_at, tz) if a.decided_at else "",
+            decision=_dose_interval(a.decided_dose_mg, a.decided_interval_days)
+            if (a.decided_dose_mg is not None or a.decided_interval_days is not None) else "",
+            rationale=a.decision_rationale or "",
+            protocol=(f"{a.protocol_name} ({a.protocol_hash[:12]})" if a.protocol_hash else a.protocol_name)
+            if a.protocol_name else "",
+        )
+        for a in adjustments
+    ]
+    return SummaryData(
+        meta=_meta(actor, generated_at), patient=_patient_info(patient), date_from=date_from, date_to=date_to,
+        care_team=[f"{name} ({role})" for name, role in care_team(session, patient.care_team_id)],
+        plans=plan_rows, scores=[_score_row(a) for a in scores], baseline=baseline,
+        doses=[_dose_row(d, tz) for d in doses], adjustments=adj_rows, notes=_note_rows(session, list(notes), tz),
+        include_drafts=include_drafts,
+    )
+
+
+def record_summary_export(session: Session, actor: Actor | None, patient_id: int, data: SummaryData) -> None:
+    drafts = sum(1 for n in data.notes if n.status != NoteStatus.signed)
+    audit.record(
+        session, actor, "export.summary_pdf", "patient", patient_id, patient_id,
+        detail=(f"from={data.date_from.isoformat()};to={data.date_to.isoformat()};notes={len(data.notes)};"
+                f"drafts={drafts};doses={len(data.doses)};scores={len(data.scores)}"),
+    )
+
+
+def prepare_summary(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
+                    date_to: date | None = None, *, include_drafts: bool = False,
+                    generated_at: datetime | None = None, as_operator: bool = False) -> SummaryData:
+    """Gather the summary and audit the export, in the caller's transaction."""
+    data = gather_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts,
+                          generated_at=generated_at, as_operator=as_operator)
+    record_summary_export(session, actor, patient_id, data)
+    return data
+
+
+def render_summary(data: SummaryData, invariant: bool = False) -> bytes:
+    from kapnotes.pdf.summary_pdf import build_summary_pdf
+
+    return build_summary_pdf(data, invariant=invariant)
+
+
+def summary_pdf(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
+                date_to: date | None = None, *, include_drafts: bool = False, generated_at: datetime | None = None,
+                invariant: bool = False, as_operator: bool = False) -> bytes:
+    data = prepare_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts,
+                           generated_at=generated_at, as_operator=as_operator)
+    return render_summary(data, invariant=invariant)
+
+
+def fingerprint(data: SummaryData) -> str:
+    """A digest of what the summary prints, less who generated it and when (for resumable bulk export)."""
+    content = asdict(replace(data, meta=DocMeta(data.meta.clinic_name, "", "")))
+    return hashlib.sha256(repr(content).encode("utf-8")).hexdigest()
+
+
+def patient_id_for_mrn(session: Session, mrn: str) -> int:
+    pid = session.exec(select(Patient.id).where(Patient.mrn == mrn.strip())).first()
+    if pid is None:
+        raise ValidationError({"patient": f"No patient with MRN {mrn!r}."})
+    return pid
+
+
+def all_patient_ids(session: Session) -> list[tuple[int, str]]:
+    return [(pid, mrn) for pid, mrn in session.exec(select(Patient.id, Patient.mrn).order_by(Patient.mrn)).all()]
+
+
+def exportable_notes(session: Session, actor: Actor, patient_id: int, include_drafts: bool = False,
+                     limit: int = 500) -> list[tuple[int, str, date, str]]:
+    """(id, note type, session date, status) of the notes this actor may export, newest first:
+    the patient's signed notes, and the actor's own drafts when asked."""
+    require_patient(session, actor, patient_id)
+    ok = SessionNote.status == NoteStatus.signed
+    if include_drafts:
+        ok = ok | ((SessionNote.status == NoteStatus.draft) & (SessionNote.author_id == actor.id))
+    rows = session.exec(
+        select(SessionNote.id, SessionNote.note_type, SessionNote.session_date, SessionNote.status)
+        .where(SessionNote.patient_id == patient_id, ok)
+        .order_by(col(SessionNote.session_date).desc(), col(SessionNote.id).desc()).limit(limit)
+    ).all()
+    return [(i, t, d, s) for i, t, d, s in rows]
+
+
+def file_stem(mrn: str) -> str:
+    """A safe, unique file name for an MRN (a hash suffix when characters had to be replaced)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", mrn).strip("._") or "patient"
+    if safe != mrn:
+        safe = f"{safe}-{hashlib.sha256(mrn.encode('utf-8')).hexdigest()[:8]}"
+    return f"summary-{safe}"

@@ -1,0 +1,182 @@
+"""GAD-7 and PHQ-9 over time with the plan's dose steps, as vector graphics (reportlab.graphics).
+
+Left axis: scale total (0–27). Right axis: planned dose (mg), drawn as a step line from the
+plan versions. Dashed lines: GAD-7 response (50 % below the earliest GAD-7 on record) and
+remission (< 5).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, String
+from reportlab.lib import colors
+from reportlab.pdfbase.pdfmetrics import stringWidth
+
+from kapnotes.pdf.model import PlanRow, ScoreRow
+from kapnotes.pdf.styles import FONT, FONT_BOLD, register_fonts
+
+GAD_COLOR = colors.HexColor("#1d4e89")
+PHQ_COLOR = colors.HexColor("#d9822b")
+DOSE_COLOR = colors.HexColor("#2f855a")
+RESPONSE_COLOR = colors.HexColor("#6b46c1")
+REMISSION_COLOR = colors.HexColor("#2f855a")
+GRID = colors.HexColor("#dde3ea")
+AXIS = colors.HexColor("#52606d")
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _date_ticks(start: date, end: date) -> list[date]:
+    span = (end - start).days
+    if span <= 70:
+        step = 7 if span > 21 else max(1, span // 6 or 1)
+        ticks, d = [], start
+        while d <= end:
+            ticks.append(d)
+            d += timedelta(days=step)
+        return ticks
+    months = span / 30.4
+    every = 1 if months <= 8 else 2 if months <= 16 else 3 if months <= 30 else 6
+    ticks = []
+    y, m = start.year, start.month
+    d = date(y, m, 1)
+    if d < start:
+        m += 1
+    while True:
+        y += (m - 1) // 12
+        m = (m - 1) % 12 + 1
+        d = date(y, m, 1)
+        if d > end:
+            break
+        if (m - 1) % every == 0:
+            ticks.append(d)
+        m += 1
+    return ticks
+
+
+def _label(d: date, monthly: bool) -> str:
+    return f"{MONTHS[d.month - 1]} {d.year}" if monthly else f"{MONTHS[d.month - 1]} {d.day}"
+
+
+def score_chart(
+    scores: list[ScoreRow],
+    plans: list[PlanRow],
+    date_from: date,
+    date_to: date,
+    baseline_gad7: int | None,
+    width: float = 528,
+    height: float = 262,
+) -> Drawing:
+    register_fonts()
+    d = Drawing(width, height, initialFontName=FONT)
+    left, right, bottom, top = 34, width - 46, 30, height - 44
+    if date_to <= date_from:
+        date_to = date_from + timedelta(days=1)
+    span = (date_to - date_from).days
+
+    def x_of(day: date) -> float:
+        return left + (right - left) * ((day - date_from).days / span)
+
+    y_max = 27
+
+    def y_of(v: float) -> float:
+        return bottom + (top - bottom) * (v / y_max)
+
+    doses = [p.dose_mg for p in plans if p.status != "ended"] or [0]
+    mg_max = max(100.0, float(max(doses)) * 1.2)  # headroom: the top step stays inside the frame
+    mg_max = float(int((mg_max + 49.999) // 50 * 50))
+
+    def y_mg(mg: float) -> float:
+        return bottom + (top - bottom) * (mg / mg_max)
+
+    # frame, grid, axes
+    d.add(Rect(left, bottom, right - left, top - bottom, strokeColor=GRID, fillColor=None, strokeWidth=0.6))
+    for v in (0, 5, 10, 15, 20, 25):
+        y = y_of(v)
+        d.add(Line(left, y, right, y, strokeColor=GRID, strokeWidth=0.5))
+        d.add(String(left - 5, y - 3, str(v), fontName=FONT, fontSize=7, fillColor=AXIS, textAnchor="end"))
+    steps = 5
+    for i in range(steps + 1):
+        mg = mg_max * i / steps
+        d.add(String(right + 5, y_mg(mg) - 3, f"{mg:g}", fontName=FONT, fontSize=7, fillColor=DOSE_COLOR))
+    d.add(String(right + 5, top + 6, "mg", fontName=FONT_BOLD, fontSize=7, fillColor=DOSE_COLOR))
+    d.add(String(left - 5, top + 6, "score", fontName=FONT_BOLD, fontSize=7, fillColor=AXIS, textAnchor="end"))
+    ticks = _date_ticks(date_from, date_to)
+    monthly = span > 70
+    for t in ticks:
+        x = x_of(t)
+        d.add(Line(x, bottom, x, bottom - 3, strokeColor=AXIS, strokeWidth=0.6))
+        d.add(String(x, bottom - 12, _label(t, monthly), fontName=FONT, fontSize=7, fillColor=AXIS,
+                     textAnchor="middle"))
+
+    # dose steps from plan versions
+    dated = sorted(plans, key=lambda p: p.effective_from)
+    for i, p in enumerate(dated):
+        start = p.effective_from.date() if isinstance(p.effective_from, datetime) else p.effective_from
+        end = dated[i + 1].effective_from.date() if i + 1 < len(dated) else date_to
+        if end < date_from or start > date_to or p.status == "ended":
+            continue
+        s, e = max(start, date_from), min(end, date_to)
+        y = y_mg(p.dose_mg)
+        held = p.status == "held"
+        d.add(Line(x_of(s), y, x_of(e), y, strokeColor=DOSE_COLOR, strokeWidth=2.2,
+                   strokeDashArray=[3, 2] if held else None))
+        if i + 1 < len(dated) and dated[i + 1].status != "ended" and end <= date_to:
+            d.add(Line(x_of(e), y, x_of(e), y_mg(dated[i + 1].dose_mg), strokeColor=DOSE_COLOR, strokeWidth=1.2))
+        d.add(String(x_of(s) + 2, y + 3, f"{p.dose_mg:g} mg" + (" (held)" if held else ""), fontName=FONT,
+                     fontSize=6.5, fillColor=DOSE_COLOR))
+
+    # thresholds (labelled in the legend, so no label sits on the data)
+    d.add(Line(left, y_of(5), right, y_of(5), strokeColor=REMISSION_COLOR, strokeWidth=0.9, strokeDashArray=[4, 3]))
+    resp = baseline_gad7 * 0.5 if baseline_gad7 else None
+    if resp is not None:
+        d.add(Line(left, y_of(resp), right, y_of(resp), strokeColor=RESPONSE_COLOR, strokeWidth=0.9,
+                   strokeDashArray=[4, 3]))
+
+    # score series
+    for instrument, color, marker in (("GAD-7", GAD_COLOR, "circle"), ("PHQ-9", PHQ_COLOR, "square")):
+        pts = sorted((s for s in scores if s.instrument == instrument and date_from <= s.administered_on <= date_to),
+                     key=lambda s: (s.administered_on, s.id))
+        if not pts:
+            continue
+        coords: list[float] = []
+        for s in pts:
+            coords += [x_of(s.administered_on), y_of(s.total)]
+        if len(pts) > 1:
+            d.add(PolyLine(coords, strokeColor=color, strokeWidth=1.6))
+        for s in pts:
+            x, y = x_of(s.administered_on), y_of(s.total)
+            if marker == "circle":
+                d.add(Circle(x, y, 2.3, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
+            else:
+                d.add(Rect(x - 2.2, y - 2.2, 4.4, 4.4, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
+
+    if not scores:
+        d.add(String((left + right) / 2, (top + bottom) / 2, "No GAD-7 or PHQ-9 recorded in this period",
+                     fontName=FONT, fontSize=9, fillColor=AXIS, textAnchor="middle"))
+
+    # legend: two rows
+    rows = [
+        [("GAD-7", GAD_COLOR, "circle"), ("PHQ-9", PHQ_COLOR, "square"),
+         ("Planned dose (mg, right axis; dashed = held)", DOSE_COLOR, "line")],
+        [("Remission: below 5", REMISSION_COLOR, "dash")],
+    ]
+    if resp is not None:
+        rows[1].insert(0, (f"GAD-7 response: ≤ {resp:g} (50 % below the baseline of {baseline_gad7})",
+                           RESPONSE_COLOR, "dash"))
+    for r, items in enumerate(rows):
+        ly = height - 12 - r * 11
+        x = left
+        for label, color, kind in items:
+            if kind == "dash":
+                d.add(Line(x, ly + 3, x + 14, ly + 3, strokeColor=color, strokeWidth=0.9, strokeDashArray=[4, 3]))
+            else:
+                d.add(Line(x, ly + 3, x + 14, ly + 3, strokeColor=color, strokeWidth=2.2 if kind == "line" else 1.6))
+            if kind == "circle":
+                d.add(Circle(x + 7, ly + 3, 2.3, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
+            elif kind == "square":
+                d.add(Rect(x + 4.8, ly + 0.8, 4.4, 4.4, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
+            d.add(String(x + 18, ly, label, fontName=FONT, fontSize=7.5, fillColor=AXIS))
+            x += 18 + stringWidth(label, FONT, 7.5) + 16
+    return d

@@ -1,0 +1,246 @@
+"""The treatment summary for one patient and a date range.
+
+Sections: patient and diagnosis; outcome (response and remission); plan history; the
+GAD-7/PHQ-9 chart with dose steps; scores; the dose log (a LongTable whose header repeats
+on every page); adverse events; suggestions and decisions; the signed notes in the range
+(drafts only when asked; private process notes never reach this module at all).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from reportlab.platypus import CondPageBreak, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from kapnotes.pdf import build_lock
+from kapnotes.pdf.canvas import PageFrame, canvas_maker
+from kapnotes.pdf.chart import score_chart
+from kapnotes.pdf.model import ScoreRow, SummaryData
+from kapnotes.pdf.note_pdf import (
+    CONTENT_WIDTH,
+    DOSE_HEADER,
+    DOSE_WIDTHS,
+    MARGIN_X,
+    PAGE_SIZE,
+    dose_cells,
+    fmt_number,
+    grid_table,
+    note_flowables,
+    patient_block,
+    score_cells,
+)
+from kapnotes.pdf.styles import FONT, RULE, esc, make_styles
+
+ICD10 = {
+    "F41.1": "Generalized anxiety disorder",
+    "F41.0": "Panic disorder",
+    "F41.9": "Anxiety disorder, unspecified",
+    "F41.8": "Other specified anxiety disorders",
+    "F40.10": "Social phobia, unspecified",
+    "F43.10": "Post-traumatic stress disorder, unspecified",
+    "F43.12": "Post-traumatic stress disorder, chronic",
+    "F32.9": "Major depressive disorder, single episode, unspecified",
+    "F32.1": "Major depressive disorder, single episode, moderate",
+    "F33.1": "Major depressive disorder, recurrent, moderate",
+    "F33.2": "Major depressive disorder, recurrent severe without psychotic features",
+    "F42.2": "Mixed obsessional thoughts and acts",
+}
+
+RESPONSE_FRACTION = 0.5
+REMISSION_BELOW = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    instrument: str
+    baseline: ScoreRow | None
+    latest: ScoreRow | None
+
+    @property
+    def change(self) -> float | None:
+        if not self.baseline or not self.latest or self.baseline.total <= 0:
+            return None
+        return (self.baseline.total - self.latest.total) / self.baseline.total
+
+    @property
+    def response(self) -> bool:
+        c = self.change
+        return c is not None and c >= RESPONSE_FRACTION
+
+    @property
+    def remission(self) -> bool:
+        return self.latest is not None and self.latest.total < REMISSION_BELOW
+
+
+def outcomes(data: SummaryData) -> list[Outcome]:
+    out = []
+    for instrument in ("GAD-7", "PHQ-9"):
+        series = sorted((s for s in data.scores if s.instrument == instrument),
+                        key=lambda s: (s.administered_on, s.id))
+        out.append(Outcome(instrument, data.baseline.get(instrument), series[-1] if series else None))
+    return out
+
+
+def _score(row: ScoreRow | None) -> str:
+    return f"{row.total} ({row.band}), {row.administered_on.isoformat()}" if row else "—"
+
+
+def diagnosis_text(code: str) -> str:
+    code = (code or "").strip()
+    name = ICD10.get(code.upper())
+    return f"{code} — {name}" if name else (code or "—")
+
+
+def summary_story(data: SummaryData, styles) -> list:
+    s = styles
+    story: list = []
+    rng = f"{data.date_from.isoformat()} to {data.date_to.isoformat()}"
+    story.append(Paragraph(esc(data.meta.clinic_name), s["clinic"]))
+    story.append(Paragraph("Treatment summary", s["title"]))
+    story.append(Paragraph(f"Period {esc(rng)}" + (" · includes unsigned drafts" if data.include_drafts else ""),
+                           s["muted"]))
+    story.append(Spacer(1, 6))
+    story.append(patient_block(data.patient, s, extra=[
+        ("Diagnosis (ICD-10)", diagnosis_text(data.patient.diagnosis)),
+        ("Status", data.patient.status or "—"),
+        ("Care team", ", ".join(data.care_team) or "—"),
+    ]))
+
+    # outcome
+    story.append(Paragraph("Response and remission", s["h2"]))
+    rows = []
+    for o in outcomes(data):
+        if o.latest is None:
+            rows.append([o.instrument, _score(o.baseline), "none in period", "—", "—", "—"])
+            continue
+        c = o.change
+        rows.append([
+            o.instrument, _score(o.baseline), _score(o.latest), f"{-c * 100:+.0f} %" if c is not None else "—",
+            "Yes (≥ 50 % below baseline)" if o.response else "No",
+            "Yes (< 5)" if o.remission else "No",
+        ])
+    story.append(grid_table(["Scale", "Baseline (earliest on record)", "Latest in period", "Change", "Response",
+                             "Remission"], rows, [48, 120, 120, 50, 110, CONTENT_WIDTH - 448], s))
+    story.append(Paragraph("Response: total at least 50 % below the earliest score on record. "
+                           "Remission: total below 5.", s["small"]))
+
+    # plan history
+    story.append(Paragraph("Treatment plan history", s["h2"]))
+    if data.plans:
+        rows = []
+        for p in data.plans:
+            rows.append([
+                str(p.version), p.effective, f"{fmt_number(p.dose_mg)} mg",
+                (f"{p.formulation.upper() if p.formulation == 'odt' else p.formulation}, {p.minutes_in_mouth} min, "
+                 f"{p.administration}"),
+                f"every {p.interval_days} d", p.status, f"{p.approved_by}\n{p.approved_at}", p.rationale or "—",
+            ])
+        story.append(grid_table(["Ver.", "Effective", "Dose", "Formulation", "Interval", "Status", "Approved by",
+                                 "Rationale"], rows, [26, 54, 40, 86, 48, 40, 96, CONTENT_WIDTH - 390], s))
+    else:
+        story.append(Paragraph("No treatment plan on record.", s["muted"]))
+
+    # chart
+    story.append(CondPageBreak(300))
+    story.append(Paragraph("GAD-7 and PHQ-9 over time", s["h2"]))
+    baseline = data.baseline.get("GAD-7")
+    story.append(score_chart(data.scores, data.plans, data.date_from, data.date_to,
+                             baseline.total if baseline else None, width=CONTENT_WIDTH))
+    if data.scores:
+        story.append(Spacer(1, 4))
+        story.append(grid_table(["Date", "Scale", "Total", "Band"],
+                                [score_cells(x) for x in sorted(data.scores, key=lambda x: (x.administered_on, x.id))],
+                                [80, 60, 50, CONTENT_WIDTH - 190], s, long=True))
+
+    # dose log
+    story.append(Paragraph("Dose log", s["h2"]))
+    if data.doses:
+        total_mg = sum(d.dose_mg for d in data.doses)
+        story.append(Paragraph(f"{len(data.doses)} doses taken in the period, "
+                               f"{fmt_number(round(total_mg / len(data.doses), 1))} mg on average. "
+                               "Times in the clinic's time zone.", s["muted"]))
+        story.append(Spacer(1, 3))
+        story.append(grid_table(DOSE_HEADER, [dose_cells(d) for d in data.doses], DOSE_WIDTHS, s, long=True))
+    else:
+        story.append(Paragraph("No doses logged in this period.", s["muted"]))
+
+    # adverse events
+    story.append(Paragraph("Adverse events", s["h2"]))
+    events = [d for d in data.doses if d.adverse_events.strip() or d.vomited]
+    if events:
+        rows = []
+        for d in events:
+            tags = [t.strip().replace("_", " ") for t in d.adverse_events.split(";") if t.strip()]
+            if d.vomited:
+                tags.insert(0, "vomited")
+            rows.append([d.taken_at, f"{fmt_number(d.dose_mg)} mg", "; ".join(tags),
+                         " → ".join((d.bp_pre or "—", d.bp_post or "—")), d.notes or ""])
+        story.append(grid_table(["Taken", "Dose", "Events", "BP pre → post", "Notes"], rows,
+                                [70, 44, 150, 80, CONTENT_WIDTH - 344], s, long=True))
+    else:
+        story.append(Paragraph("No adverse events recorded in this period.", s["muted"]))
+
+    # suggestions and decisions
+    story.append(Paragraph("Dose-adjustment suggestions and decisions", s["h2"]))
+    if data.adjustments:
+        rows = []
+        for a in data.adjustments:
+            what = f"{a.kind}: {a.action}" + (f"\n{a.proposed}" if a.proposed and a.proposed != "—" else "")
+            why = "\n".join(f"• {r}" for r in a.reasons) or "—"
+            if a.flags:
+                why += "\nFlags: " + ", ".join(a.flags)
+            if a.therapist_note:
+                why += f"\nTherapist: {a.therapist_note}"
+            if a.protocol:
+                why += f"\nProtocol: {a.protocol}"
+            decision = a.status
+            if a.decided_by:
+                decision = f"{a.status} by {a.decided_by}, {a.decided_at}"
+                if a.decision:
+                    decision += f"\n{a.decision}"
+                if a.rationale:
+                    decision += f"\nRationale: {a.rationale}"
+            rows.append([a.created, what, why, decision])
+        story.append(grid_table(["Date", "Suggestion / proposal", "Reasons", "Decision"], rows,
+                                [58, 100, CONTENT_WIDTH - 318, 160], s, long=True))
+    else:
+        story.append(Paragraph("No suggestions or proposals in this period.", s["muted"]))
+
+    # notes
+    story.append(PageBreak())
+    label = "Session notes" + (" (signed, and unsigned drafts as requested)" if data.include_drafts else " (signed)")
+    story.append(Paragraph(esc(label), s["h2"]))
+    if not data.notes:
+        story.append(Paragraph("No signed notes in this period.", s["muted"]))
+    for i, note in enumerate(data.notes):
+        if i:
+            story.append(Spacer(1, 10))
+            rule = Table([[""]], colWidths=[CONTENT_WIDTH], rowHeights=[2])
+            rule.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("LINEABOVE", (0, 0), (-1, 0), 1, RULE)]))
+            story.append(rule)
+        story.append(CondPageBreak(160))
+        story.extend(note_flowables(note, s, heading_style="h3"))
+    return story
+
+
+def build_summary_pdf(data: SummaryData, invariant: bool = False) -> bytes:
+    """Render the summary. Serialised: ReportLab keeps module-level state."""
+    with build_lock():
+        styles = make_styles()
+        buf = io.BytesIO()
+        p = data.patient
+        doc = SimpleDocTemplate(
+            buf, pagesize=PAGE_SIZE, leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=54, bottomMargin=60,
+            title=f"Treatment summary — {p.name} ({p.mrn}) — {data.date_from.isoformat()} to {data.date_to.isoformat()}",
+            author=data.meta.generated_by,
+            subject=f"KAP treatment summary — {data.meta.clinic_name}",
+            creator="KAPNotes", producer="KAPNotes (ReportLab)", invariant=1 if invariant else 0, lang="en",
+        )
+        frame = PageFrame(data.meta.clinic_name, "Treatment summary", p.name, p.mrn, data.meta.generated_at,
+                          data.meta.generated_by, draft=False)
+        doc.build(summary_story(data, styles), canvasmaker=canvas_maker(frame))
+        return buf.getvalue()
+
+
+__all__ = ["ICD10", "Outcome", "build_summary_pdf", "diagnosis_text", "outcomes", "summary_story"]

@@ -1,0 +1,79 @@
+"""PDF download buttons, generated on click (never on every rerun).
+
+Pattern: a "Prepare PDF" button; the run in which it was clicked gathers the data (audited),
+builds the PDF outside the database transaction and shows ``st.download_button`` with the
+bytes. The download itself does not rerun the page (``on_click="ignore"``), and the bytes
+are never kept in ``st.session_state`` (ids only) nor in any cache.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from kapnotes import exports
+from kapnotes.auth import Actor
+from kapnotes.errors import KapError
+from kapnotes.exports import file_stem
+from kapnotes.ui.session import db, show_error
+
+PDF_MIME = "application/pdf"
+
+
+def build_summary(actor: Actor, patient_id: int, date_from: date | None = None, date_to: date | None = None,
+                  include_drafts: bool = False) -> tuple[str, bytes]:
+    """(file name, PDF bytes) of a treatment summary; the export is audited."""
+    with db() as session:
+        data = exports.prepare_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts)
+    pdf = exports.render_summary(data)  # after the transaction: no database lock held while building
+    name = f"{file_stem(data.patient.mrn)}_{data.date_from.isoformat()}_{data.date_to.isoformat()}.pdf"
+    return name, pdf
+
+
+def build_note(actor: Actor, note_id: int) -> tuple[str, bytes]:
+    """(file name, PDF bytes) of one session note; the export is audited."""
+    with db() as session:
+        meta, patient, note = exports.prepare_note(session, actor, note_id)
+    pdf = exports.render_note(meta, patient, note)
+    draft = "-DRAFT" if note.status != "signed" else ""
+    name = f"note-{file_stem(patient.mrn).removeprefix('summary-')}_{note.session_date.isoformat()}_{note.note_type}" \
+           f"{draft}.pdf"
+    return name, pdf
+
+
+def _offer(label: str, key: str, build) -> None:
+    if st.button(label, key=f"{key}_prepare", icon=":material/picture_as_pdf:"):
+        try:
+            with st.spinner("Building the PDF…"):
+                name, pdf = build()
+        except KapError as exc:
+            show_error(exc)
+            return
+        st.download_button(f"Download {name}", data=pdf, file_name=name, mime=PDF_MIME, key=f"{key}_download",
+                           icon=":material/download:", type="primary", on_click="ignore")
+        st.caption("Contains protected health information: store and share it accordingly.")
+
+
+def summary_pdf_button(actor: Actor, patient_id: int, date_from: date | None = None, date_to: date | None = None,
+                       include_drafts: bool = False, key: str = "summary_pdf",
+                       label: str = "Prepare treatment summary PDF") -> None:
+    """The treatment-summary button (whole record unless a range is given)."""
+    _offer(label, key, lambda: build_summary(actor, patient_id, date_from, date_to, include_drafts))
+
+
+def note_pdf_button(actor: Actor, note_id: int, key: str | None = None) -> None:
+    """The PDF button of one note (a signed note, or the author's own draft, watermarked DRAFT)."""
+    _offer("Prepare PDF of this note", key or f"note_pdf_{note_id}", lambda: build_note(actor, note_id))
+
+
+def dashboard_section(actor: Actor, patient_id: int) -> None:
+    """What the dashboard shows: the whole-record summary button and a pointer to the Exports page."""
+    st.subheader("Export")
+    summary_pdf_button(actor, patient_id, key="dashboard_summary_pdf")
+    try:
+        st.page_link("pages/exports.py", label="More export options (date range, drafts, single notes)",
+                     icon=":material/ios_share:")
+    except StreamlitAPIException:  # a page run on its own (AppTest) has no navigation to link into
+        pass

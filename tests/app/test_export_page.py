@@ -1,0 +1,171 @@
+"""AppTest of the Exports page and the download buttons: PDFs are built on click only,
+access is checked, every export audited."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pypdf import PdfReader
+from sqlmodel import select
+from streamlit.testing.v1 import AppTest
+
+from kapnotes.db import make_engine, session_scope
+from kapnotes.models import AuditEvent
+from kapnotes.timeutil import utcnow
+from tests.app.uitext import ROOT, rendered_text
+from tests.factories import make_clinic
+from tests.unit.pdf_data import build_world
+
+PAGE = "pages/exports.py"
+
+
+@pytest.fixture
+def ui(sqlite_url, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
+    engine = make_engine(sqlite_url)
+    clinic = make_clinic(engine)
+    world = build_world(engine, clinic, days=30)
+    yield engine, clinic, world
+    engine.dispose()
+
+
+def run(user_id=None, patient_id=None, page=PAGE) -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
+    if user_id is not None:
+        at.session_state["user_id"] = user_id
+        at.session_state["last_activity"] = utcnow()
+    if patient_id is not None:
+        at.session_state["patient_id"] = patient_id
+    at.run()
+    return at
+
+
+def exports_audited(engine) -> list[AuditEvent]:
+    with session_scope(engine) as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.action.like("export.%"))).all())
+
+
+def button(at, key):
+    return next(b for b in at.button if b.key == key)
+
+
+def downloads(at) -> list:
+    return [el for el in at.get("download_button")]
+
+
+def test_signed_out_shows_sign_in_only(ui):
+    at = run()
+    text = rendered_text(at)
+    assert "Sign in" in text and "Alice Able" not in text and "Treatment summary" not in text
+
+
+def test_admin_is_refused(ui):
+    _, clinic, _ = ui
+    at = run(clinic.ada.id, clinic.a1)
+    assert "not available for your role" in rendered_text(at)
+    assert "Alice Able" not in rendered_text(at)
+
+
+def test_other_team_cannot_see_the_patient(ui):
+    engine, clinic, _ = ui
+    at = run(clinic.theo.id, clinic.a1)
+    assert "Alice Able" not in rendered_text(at)
+    assert not [b for b in at.button if b.key and b.key.endswith("_prepare")]
+    assert exports_audited(engine) == []
+
+
+def test_nothing_is_built_until_prepare_is_clicked(ui):
+    engine, clinic, _ = ui
+    at = run(clinic.tina.id, clinic.a1)
+    assert not at.exception
+    text = rendered_text(at)
+    assert "Alice Able" in text and "Treatment summary" in text and "Single note" in text
+    assert downloads(at) == []
+    assert exports_audited(engine) == []  # rendering the page exports nothing
+    # the note list offers signed notes only (the draft only when drafts are asked for)
+    note_box = next(s for s in at.selectbox if s.key == "export_note_id")
+    assert len(note_box.options) == 2 and not any("DRAFT" in o for o in note_box.options)
+    assert any("KAP dosing session" in o for o in note_box.options)
+    button(at, "exports_summary_prepare").click().run()
+    assert not at.exception
+    [dl] = downloads(at)
+    assert "Download summary-A-001_" in dl.proto.label
+    [ev] = exports_audited(engine)
+    assert ev.action == "export.summary_pdf" and ev.actor_id == clinic.tina.id
+    # an unrelated rerun does not build again
+    at.run()
+    assert downloads(at) == [] and len(exports_audited(engine)) == 1
+
+
+def test_note_pdf_button(ui):
+    engine, clinic, _ = ui
+    at = run(clinic.paul.id, clinic.a1)
+    button(at, "exports_note_prepare").click().run()
+    assert not at.exception
+    [dl] = downloads(at)
+    assert dl.proto.label.startswith("Download note-A-001_")
+    [ev] = exports_audited(engine)
+    assert ev.action == "export.note_pdf" and ev.actor_id == clinic.paul.id
+
+
+def test_include_drafts_offers_only_my_drafts(ui):
+    _, clinic, _ = ui
+    at = run(clinic.tina.id, clinic.a1)
+    at.checkbox(key="export_drafts").check().run()
+    options = next(s for s in at.selectbox if s.key == "export_note_id").options
+    assert any("DRAFT" in o for o in options)
+    assert len(options) == 3  # two signed notes + tina's draft, never paul's
+
+
+def test_bad_range_shows_a_message_and_no_button(ui):
+    _, clinic, _ = ui
+    at = run(clinic.tina.id, clinic.a1)
+    at.date_input(key="export_from").set_value(at.date_input(key="export_to").value).run()
+    import datetime as dt
+
+    at.date_input(key="export_to").set_value(at.date_input(key="export_from").value - dt.timedelta(days=1)).run()
+    assert "start date is after the end date" in rendered_text(at)
+    assert not [b for b in at.button if b.key == "exports_summary_prepare"]
+
+
+def test_builders_return_the_pdf_bytes(ui):
+    """Download buttons only expose a mock URL in AppTest: test the bytes-producing functions."""
+    from kapnotes.ui.export_buttons import build_note, build_summary
+
+    engine, clinic, world = ui
+    name, pdf = build_summary(clinic.tina, clinic.a1)
+    assert name.startswith("summary-A-001_") and name.endswith(".pdf")
+    assert "Treatment summary" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    name, pdf = build_note(clinic.tina, world.draft_note_id)
+    assert name.endswith("_check_in-DRAFT.pdf")
+    assert "DRAFT" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
+    assert [e.action for e in exports_audited(engine)] == ["export.summary_pdf", "export.note_pdf"]
+
+
+def test_note_viewer_offers_the_pdf(ui):
+    """The notes page's viewer carries the note's PDF button (hooked into its note actions)."""
+    engine, clinic, world = ui
+    at = AppTest.from_file(str(ROOT / "pages/notes.py"), default_timeout=60)
+    at.session_state["user_id"] = clinic.tina.id
+    at.session_state["last_activity"] = utcnow()
+    at.session_state["patient_id"] = clinic.a1
+    at.session_state["view_note_id"] = world.dosing_note_id
+    at.run()
+    assert not at.exception
+    assert downloads(at) == []
+    button(at, f"note_pdf_{world.dosing_note_id}_prepare").click().run()
+    assert not at.exception
+    [dl] = downloads(at)
+    assert dl.proto.label.startswith("Download note-A-001_")
+    assert [e.action for e in exports_audited(engine)] == ["export.note_pdf"]
+
+
+def test_dashboard_offers_the_summary_pdf(ui):
+    engine, clinic, _ = ui
+    at = run(clinic.paul.id, clinic.a1, page="pages/dashboard.py")
+    assert not at.exception, at.exception
+    button(at, "dashboard_summary_pdf_prepare").click().run()
+    [dl] = downloads(at)
+    assert dl.proto.label.startswith("Download summary-A-001_")
+    assert [e.action for e in exports_audited(engine)] == ["export.summary_pdf"]

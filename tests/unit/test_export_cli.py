@@ -1,0 +1,140 @@
+"""``python -m kapnotes export-pdf``: one patient, every patient in worker processes, resumable."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from sqlmodel import select
+
+from kapnotes.cli import main
+from kapnotes.cli.export import Outcome, Progress
+from kapnotes.db import session_scope
+from kapnotes.exports import file_stem
+from kapnotes.models import AuditEvent, DoseEntry
+from tests.unit.pdf_data import build_world
+from tests.unit.test_pdf_note import flat, qpdf_ok
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli_db(db_url, engine, clinic, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", db_url)
+    build_world(engine, clinic, days=30)
+    return db_url
+
+
+def exports_audited(engine) -> list[AuditEvent]:
+    with session_scope(engine) as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.action == "export.summary_pdf")
+                           .order_by(AuditEvent.id)).all())
+
+
+def test_one_patient(cli_db, engine, clinic, tmp_path, capsys):
+    out = tmp_path / "a1.pdf"
+    assert main(["export-pdf", "--patient", "A-001", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    qpdf_ok(out.read_bytes(), tmp_path)
+    text = flat("\n".join(p.extract_text() for p in PdfReader(io.BytesIO(out.read_bytes())).pages))
+    assert "Treatment summary" in text and "Alice Able" in text
+    assert "Generated" in text and "by KAPNotes operator (command line)" in text
+    [ev] = exports_audited(engine)
+    assert ev.actor_id is None and ev.actor_username == "system" and ev.patient_id == clinic.a1
+
+
+def test_date_range(cli_db, engine, tmp_path):
+    out = tmp_path / "r.pdf"
+    today = datetime.now(UTC).date()
+    d_from, d_to = today - timedelta(days=10), today - timedelta(days=1)
+    assert main(["export-pdf", "--patient", "A-001", "--from", d_from.isoformat(), "--to", d_to.isoformat(),
+                 "--out", str(out)]) == 0
+    text = flat("\n".join(p.extract_text() for p in PdfReader(io.BytesIO(out.read_bytes())).pages))
+    assert f"Period {d_from.isoformat()} to {d_to.isoformat()}" in text
+    [ev] = exports_audited(engine)
+    assert f"from={d_from.isoformat()};to={d_to.isoformat()}" in ev.detail
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--patient", "NOPE", "--out", "x.pdf"], "No patient with MRN 'NOPE'"),
+    (["--patient", "A-001", "--from", "2026-13-01", "--out", "x.pdf"], "'2026-13-01' is not a valid date"),
+    (["--patient", "A-001", "--from", "2026-05-02", "--to", "2026-05-01", "--out", "x.pdf"], "is after --to"),
+    (["--patient", "A-001"], "--patient needs --out FILE.pdf"),
+    (["--all"], "--all needs --out-dir DIR"),
+])
+def test_bad_input_is_refused(cli_db, engine, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export-pdf", *argv]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.pdf").exists()
+    assert exports_audited(engine) == []
+
+
+def test_all_patients_in_workers_is_resumable(cli_db, engine, clinic, tmp_path):
+    out_dir = tmp_path / "bulk"
+    env = dict(os.environ, KAPNOTES_DATABASE_URL=cli_db)
+    cmd = [sys.executable, "-m", "kapnotes", "export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "2"]
+    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    assert "3 written, 0 unchanged (skipped), 0 failed" in first.stdout
+    assert "[##############################] 3/3 patients" in first.stderr  # the progress bar
+    pdfs = sorted(out_dir.glob("*.pdf"))
+    assert [p.name for p in pdfs] == ["summary-A-001.pdf", "summary-A-002.pdf", "summary-B-001.pdf"]
+    for p in pdfs:
+        qpdf_ok(p.read_bytes(), tmp_path)
+        assert (out_dir / (p.name + ".sha256")).read_text().strip()
+    assert len(exports_audited(engine)) == 3
+    before = {p.name: p.stat().st_mtime_ns for p in pdfs}
+
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "0 written, 3 unchanged (skipped), 0 failed" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in sorted(out_dir.glob("*.pdf"))} == before
+    assert len(exports_audited(engine)) == 3  # nothing exported, nothing audited
+
+    # new data for A-001 only: only its PDF is rebuilt
+    with session_scope(engine) as s:
+        s.add(DoseEntry(patient_id=clinic.a1, taken_at=datetime.now(UTC) - timedelta(hours=2), dose_mg=150,
+                        formulation="odt", context="home", entered_by_id=clinic.tina.id, notes="NEW-DOSE-ROW"))
+    third = subprocess.run(cmd[:-2] + ["--jobs", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert third.returncode == 0, third.stderr
+    assert "1 written, 2 unchanged (skipped), 0 failed" in third.stdout
+    a1 = out_dir / "summary-A-001.pdf"
+    assert a1.stat().st_mtime_ns != before["summary-A-001.pdf"]
+    assert "NEW-DOSE-ROW" in "".join(p.extract_text() for p in PdfReader(a1).pages)
+    assert (out_dir / "summary-B-001.pdf").stat().st_mtime_ns == before["summary-B-001.pdf"]
+    assert not list(out_dir.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_a_stale_or_missing_sidecar_rebuilds(cli_db, tmp_path, capsys):
+    out_dir = tmp_path / "bulk"
+    assert main(["export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "1"]) == 0
+    (out_dir / "summary-A-002.pdf.sha256").write_text("not-the-fingerprint\n")
+    (out_dir / "summary-B-001.pdf").unlink()
+    capsys.readouterr()
+    assert main(["export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "1"]) == 0
+    assert "2 written, 1 unchanged (skipped), 0 failed" in capsys.readouterr().out
+
+
+def test_file_names_are_safe_and_distinct():
+    assert file_stem("KAP-1001") == "summary-KAP-1001"
+    odd = {file_stem(m) for m in ("../etc/passwd", "A/1", "A_1", "A 1", "é")}
+    assert len(odd) == 5
+    for stem in odd:
+        assert "/" not in stem and ".." not in stem and " " not in stem
+
+
+def test_progress_bar_counts():
+    buf = io.StringIO()
+    bar = Progress(4, stream=buf)
+    for status in ("written", "skipped", "failed", "written"):
+        bar.update(Outcome("X", status))
+    lines = buf.getvalue().splitlines()
+    assert lines[-1].startswith("[##############################] 4/4 patients (2 written, 1 unchanged, 1 failed)")

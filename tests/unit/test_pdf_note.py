@@ -1,0 +1,170 @@
+"""Note PDF: every field with its label, free text, linked doses and scores, addenda in order,
+signature block, page frame, metadata, access rules, audit, byte-identical output."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+from pypdf import PdfReader
+from sqlmodel import select
+
+from kapnotes import exports
+from kapnotes.db import session_scope
+from kapnotes.errors import PermissionDenied
+from kapnotes.models import AuditEvent, SessionNote
+from kapnotes.note_templates import template
+from tests.unit.pdf_data import DOSING_FIELDS, build_world
+
+FIXED = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)
+
+
+def pdf_text(pdf: bytes) -> tuple[PdfReader, list[str]]:
+    reader = PdfReader(io.BytesIO(pdf))
+    return reader, [page.extract_text() or "" for page in reader.pages]
+
+
+def flat(text: str) -> str:
+    """Whitespace-normalised text: a label wrapped over two lines still matches."""
+    return " ".join(text.split())
+
+
+def qpdf_ok(pdf: bytes, tmp_path) -> None:
+    path = tmp_path / "check.pdf"
+    path.write_bytes(pdf)
+    result = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def world(engine, clinic):
+    return build_world(engine, clinic, days=40, extra_fields={"legacy_field_xyz": "legacy value 42"})
+
+
+def test_note_pdf_prints_every_field_label_and_value(engine, clinic, world, tmp_path):
+    with session_scope(engine) as s:
+        pdf = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
+    qpdf_ok(pdf, tmp_path)
+    _, pages = pdf_text(pdf)
+    text = flat("\n".join(pages))
+    for spec in template("dosing").fields:
+        assert flat(spec.label) in text, f"label {spec.label!r} missing"
+    for value in ("Meet the worry with curiosity", "Picked up by partner; no driving until tomorrow",
+                  "Therapist and sitter Zoë", "128 mmHg", "74 bpm", "150 mg", "Calm, oriented", "nausea, dizziness"):
+        assert value in text, value
+    # a stored key the template does not know still prints, by its key name, after the template's fields
+    assert "legacy_field_xyz" in text and "legacy value 42" in text
+    assert text.index("legacy_field_xyz") > text.index(flat(template("dosing").fields[-1].label))
+    # header facts and free text (both lines)
+    for fact in ("KAPNotes Demo Clinic", "Alice Able", "A-001", "1985-01-02", "KAP dosing session", "09:30–12:00",
+                 "In person", "Tina Torres, LMFT", "Line one of the free text.", "Line two: all calm."):
+        assert fact in text, fact
+
+
+def test_note_pdf_linked_doses_scores_addenda_and_signature(engine, clinic, world):
+    with session_scope(engine) as s:
+        pdf = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
+        note = s.get(SessionNote, world.dosing_note_id)
+    _, pages = pdf_text(pdf)
+    text = flat("\n".join(pages))
+    assert "Linked dose-log entries" in text and "In session" in text and "128/82 → 138/88" in text
+    assert "Linked scores" in text and "GAD-7" in text and "moderate" in text
+    first, second = (flat(t) for t in world.addenda_texts)
+    assert first in text and second in text
+    assert text.index("Addendum 1") < text.index(first) < text.index("Addendum 2") < text.index(second)
+    assert "Paul Park, MD" in text  # second addendum's author
+    assert "Electronically signed by Tina Torres, LMFT" in text
+    assert note.content_hash in text.replace(" ", "")
+    assert "The hash matches the note's content as printed." in text
+
+
+def test_every_page_has_the_frame(engine, clinic, world):
+    with session_scope(engine) as s:
+        pdf = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
+    _, pages = pdf_text(pdf)
+    n = len(pages)
+    assert n >= 2
+    for i, page in enumerate(pages, start=1):
+        page = flat(page)
+        assert f"Page {i} of {n}" in page
+        assert "Confidential — contains protected health information" in page
+        assert "Alice Able · MRN A-001" in page
+        assert "Generated 2026-03-01 10:30 EST by Tina Torres, LMFT" in page
+
+
+def test_metadata(engine, clinic, world):
+    with session_scope(engine) as s:
+        pdf = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
+    meta = PdfReader(io.BytesIO(pdf)).metadata
+    assert "KAP dosing session note" in meta.title and "A-001" in meta.title
+    assert meta.author == "Tina Torres, LMFT"
+    assert "Session note" in meta.subject and "KAPNotes Demo Clinic" in meta.subject
+
+
+def test_invariant_output_is_byte_identical(engine, clinic, world):
+    with session_scope(engine) as s:
+        a = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED, invariant=True)
+        b = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED, invariant=True)
+    assert a == b
+    assert a.startswith(b"%PDF-")
+
+
+def test_draft_is_watermarked_and_only_for_its_author(engine, clinic, world):
+    with session_scope(engine) as s:
+        pdf = exports.note_pdf(s, clinic.tina, world.draft_note_id, generated_at=FIXED)
+    _, pages = pdf_text(pdf)
+    text = flat("\n".join(pages))
+    assert "DRAFT — not signed." in text
+    # the warning line, the signature block and the diagonal watermark on every page
+    assert all(len(re.findall(r"\bDRAFT\b(?!-)", p)) >= (3 if i == 0 else 1) for i, p in enumerate(pages))
+    assert "DRAFT-ONLY-free-text" in text
+    with session_scope(engine) as s, pytest.raises(PermissionDenied):
+        exports.note_pdf(s, clinic.paul, world.draft_note_id)  # same team's prescriber: not tina's draft
+    with session_scope(engine) as s:  # but her signed notes, yes, with no DRAFT mark
+        signed = exports.note_pdf(s, clinic.paul, world.dosing_note_id)
+    assert not any(re.search(r"\bDRAFT\b", p) for p in pdf_text(signed)[1])
+
+
+@pytest.mark.parametrize("who", ["theo", "pia", "ada", None])
+def test_outsiders_cannot_export(engine, clinic, world, who):
+    actor = getattr(clinic, who) if who else None
+    with session_scope(engine) as s, pytest.raises(PermissionDenied):
+        exports.note_pdf(s, actor, world.dosing_note_id)
+    with session_scope(engine) as s:
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "export.note_pdf")).first() is None
+
+
+def test_export_is_audited_with_ids_only(engine, clinic, world):
+    with session_scope(engine) as s:
+        exports.note_pdf(s, clinic.tina, world.dosing_note_id)
+    with session_scope(engine) as s:
+        ev = s.exec(select(AuditEvent).where(AuditEvent.action == "export.note_pdf")).one()
+    assert ev.actor_id == clinic.tina.id
+    assert ev.record_type == "session_note" and ev.record_id == str(world.dosing_note_id)
+    assert ev.patient_id == clinic.a1
+    assert ev.detail == "status=signed;addenda=2"
+    for clinical in list(DOSING_FIELDS.values()) + world.addenda_texts + ["Alice"]:
+        if isinstance(clinical, str) and len(clinical) > 3:
+            assert clinical not in ev.detail
+
+
+def test_operator_export_is_audited_as_system(engine, clinic, world):
+    with session_scope(engine) as s:
+        pdf = exports.note_pdf(s, None, world.dosing_note_id, as_operator=True, generated_at=FIXED)
+    assert "KAPNotes operator (command line)" in flat("\n".join(pdf_text(pdf)[1]))
+    with session_scope(engine) as s:
+        ev = s.exec(select(AuditEvent).where(AuditEvent.action == "export.note_pdf")).one()
+    assert ev.actor_id is None and ev.actor_username == "system"
+
+
+def test_field_rows_follow_the_template_and_keep_unknown_keys():
+    from kapnotes.pdf.note_pdf import field_rows
+
+    rows = field_rows("integration", {"plan": "Continue", "zz_unknown": [1, 2], "homework": "Walk"})
+    labels = [label for _, label, _ in rows]
+    assert labels[: len(template("integration").fields)] == [f.label for f in template("integration").fields]
+    assert rows[-1] == ("Other recorded fields", "zz_unknown", "1, 2")
+    assert {label: value for _, label, value in rows}["Plan"] == "Continue"

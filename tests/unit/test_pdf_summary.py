@@ -1,0 +1,217 @@
+"""Treatment summary PDF: sections, range, response/remission, repeating dose-table header,
+drafts only when asked, process notes never, vector chart, audit, byte-identical output."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from pypdf import PdfReader
+from sqlmodel import select
+
+from kapnotes import exports
+from kapnotes.db import make_engine, session_scope
+from kapnotes.errors import PermissionDenied, ValidationError
+from kapnotes.models import AuditEvent
+from kapnotes.pdf.model import ScoreRow
+from kapnotes.pdf.summary_pdf import Outcome
+from tests.factories import make_clinic
+from tests.unit.pdf_data import build_world
+from tests.unit.test_pdf_note import FIXED, flat, pdf_text, qpdf_ok
+
+
+@pytest.fixture
+def world(engine, clinic):
+    return build_world(engine, clinic, days=60)
+
+
+def summary_text(pdf: bytes) -> str:
+    return flat("\n".join(pdf_text(pdf)[1]))
+
+
+def test_summary_has_every_section(engine, clinic, world, tmp_path):
+    with session_scope(engine) as s:
+        pdf = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    qpdf_ok(pdf, tmp_path)
+    text = summary_text(pdf)
+    for heading in ("Treatment summary", "Response and remission", "Treatment plan history",
+                    "GAD-7 and PHQ-9 over time", "Dose log", "Adverse events",
+                    "Dose-adjustment suggestions and decisions", "Session notes (signed)"):
+        assert heading in text, heading
+    # header and diagnosis
+    assert "Alice Able" in text and "A-001" in text and "1985-01-02" in text
+    assert "F41.1 — Generalized anxiety disorder" in text
+    assert "Paul Park (prescriber)" in text and "Tina Torres (therapist)" in text
+    # plan history: both versions, who approved, why
+    assert "Initial plan." in text
+    assert "GAD-7 only 13 % lower after 4 weeks: increase to 200 mg." in text
+    assert "Paul Park, MD" in text and "200 mg" in text and "every 7 d" in text
+    # adverse events, suggestions and decisions
+    assert "nausea; dizziness" in text and "vomited" in text
+    assert "GAD-7 15 → 13 (−13 %) over 4 weeks at 150 mg, below the 25 % threshold" in text
+    assert "approved by Paul Park, MD" in text and "Agree; tolerating well." in text
+    assert "SUPERSEDED-SUGGESTION" not in text
+    # voided dose entries never print
+    assert "VOIDED-ENTRY" not in text and "999 mg" not in text
+    # the signed notes in the range, with their addenda
+    assert "KAP dosing session note" in text and "Integration session note" in text
+    for addendum in world.addenda_texts:
+        assert flat(addendum) in text
+    meta = PdfReader(io.BytesIO(pdf)).metadata
+    assert meta.title.startswith("Treatment summary — Alice Able (A-001)")
+    assert meta.author == "Tina Torres, LMFT" and "treatment summary" in meta.subject.lower()
+
+
+def test_every_page_has_the_frame(engine, clinic, world):
+    with session_scope(engine) as s:
+        pdf = exports.summary_pdf(s, clinic.paul, clinic.a1, generated_at=FIXED)
+    pages = pdf_text(pdf)[1]
+    assert len(pages) >= 3
+    for i, page in enumerate(pages, start=1):
+        page = flat(page)
+        assert f"Page {i} of {len(pages)}" in page
+        assert "Confidential — contains protected health information" in page
+        assert "Alice Able · MRN A-001" in page and "by Paul Park, MD" in page
+
+
+def test_private_process_notes_never_and_drafts_only_when_asked(engine, clinic, world):
+    with session_scope(engine) as s:
+        plain = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1))
+        with_drafts = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, include_drafts=True))
+        paul_drafts = summary_text(exports.summary_pdf(s, clinic.paul, clinic.a1, include_drafts=True))
+    for text in (plain, with_drafts, paul_drafts):
+        assert world.process_text not in text
+    assert world.draft_text not in plain and world.other_draft_text not in plain
+    # tina asked for drafts: her own draft, never paul's
+    assert world.draft_text in with_drafts and world.other_draft_text not in with_drafts
+    assert "includes unsigned drafts" in with_drafts and "DRAFT — not signed." in with_drafts
+    assert world.other_draft_text in paul_drafts and world.draft_text not in paul_drafts
+
+
+def test_date_range_limits_doses_scores_and_notes(engine, clinic, world):
+    with session_scope(engine) as s:
+        full = exports.gather_summary(s, clinic.tina, clinic.a1)
+        dosing_day = full.notes[0].session_date
+        late_from = dosing_day + timedelta(days=5)
+        late = exports.gather_summary(s, clinic.tina, clinic.a1, late_from, full.date_to)
+    assert full.date_from <= dosing_day <= full.date_to
+    assert all(d.taken_on >= late_from for d in late.doses) and len(late.doses) < len(full.doses)
+    assert all(x.administered_on >= late_from for x in late.scores)
+    assert [n.note_type for n in full.notes] == ["dosing", "integration"]
+    assert all(n.session_date >= late_from for n in late.notes)
+    assert "Line one of the free text." not in summary_text(exports.render_summary(late))
+    # the baseline stays the earliest GAD-7 on record, even outside the range
+    assert late.baseline["GAD-7"].administered_on == full.baseline["GAD-7"].administered_on
+
+
+def test_bad_range_is_refused(engine, clinic, world):
+    with session_scope(engine) as s, pytest.raises(ValidationError) as exc:
+        exports.summary_pdf(s, clinic.tina, clinic.a1, date(2026, 5, 2), date(2026, 5, 1))
+    assert "date_from" in exc.value.errors
+    with session_scope(engine) as s:
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "export.summary_pdf")).first() is None
+
+
+@pytest.mark.parametrize("who", ["theo", "pia", "ada", None])
+def test_outsiders_cannot_export(engine, clinic, world, who):
+    actor = getattr(clinic, who) if who else None
+    with session_scope(engine) as s, pytest.raises(PermissionDenied):
+        exports.summary_pdf(s, actor, clinic.a1)
+
+
+def test_export_is_audited_with_ids_and_counts_only(engine, clinic, world):
+    with session_scope(engine) as s:
+        data = exports.prepare_summary(s, clinic.tina, clinic.a1, include_drafts=True)
+    with session_scope(engine) as s:
+        ev = s.exec(select(AuditEvent).where(AuditEvent.action == "export.summary_pdf")).one()
+    assert (ev.actor_id, ev.record_type, ev.record_id, ev.patient_id) == (clinic.tina.id, "patient", str(clinic.a1),
+                                                                           clinic.a1)
+    assert ev.detail == (f"from={data.date_from};to={data.date_to};notes=3;drafts=1;doses={len(data.doses)};"
+                         f"scores={len(data.scores)}")
+
+
+def test_response_and_remission_status(engine, clinic, world):
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1)
+    gad = [x for x in data.scores if x.instrument == "GAD-7"]
+    baseline, latest = data.baseline["GAD-7"], max(gad, key=lambda x: (x.administered_on, x.id))
+    text = summary_text(exports.render_summary(data))
+    change = round((latest.total - baseline.total) / baseline.total * 100)
+    row = (f"GAD-7 {baseline.total} ({baseline.band}), {baseline.administered_on} {latest.total} ({latest.band}), "
+           f"{latest.administered_on} {change:+d} %")
+    assert row in text
+    response = "Yes (≥ 50 % below baseline)" if -change >= 50 else "No"
+    remission = "Yes (< 5)" if latest.total < 5 else "No"
+    assert f"{row} {response} {remission}" in text
+    assert "Response: total at least 50 % below the earliest score on record." in text
+
+
+@pytest.mark.parametrize(("base", "latest", "response", "remission"), [
+    (20, 10, True, False),   # exactly 50 % below: response
+    (20, 11, False, False),  # 45 %
+    (8, 4, True, True),      # < 5: remission
+    (8, 5, False, False),    # 5 is not remission
+    (0, 0, False, True),     # no baseline change computable
+])
+def test_outcome_edges(base, latest, response, remission):
+    o = Outcome("GAD-7", ScoreRow(1, "GAD-7", date(2026, 1, 1), base, "x"),
+                ScoreRow(2, "GAD-7", date(2026, 2, 1), latest, "y"))
+    assert (o.response, o.remission) == (response, remission)
+
+
+def test_chart_is_vector_and_no_page_has_an_image(engine, clinic, world):
+    with session_scope(engine) as s:
+        pdf = exports.summary_pdf(s, clinic.tina, clinic.a1)
+    reader = PdfReader(io.BytesIO(pdf))
+    for page in reader.pages:
+        assert list(page.images) == []
+    chart_page = next(p for p in reader.pages if "GAD-7 and PHQ-9 over time" in (p.extract_text() or ""))
+    content = chart_page.get_contents().get_data()
+    assert content.count(b" l") + content.count(b" c") > 50  # drawn with path operators
+    text = chart_page.extract_text()
+    assert "Planned dose (mg, right axis" in text and "Remission: below 5" in text and "GAD-7 response: ≤" in text
+
+
+def test_invariant_output_is_byte_identical(engine, clinic, world):
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    assert exports.render_summary(data, invariant=True) == exports.render_summary(data, invariant=True)
+
+
+def test_one_year_summary_repeats_the_dose_table_header(sqlite_url, tmp_path):
+    """365 daily doses and 52 weekly notes: the dose table spans pages, each with its header row."""
+    engine = make_engine(sqlite_url)
+    clinic = make_clinic(engine)
+    build_world(engine, clinic, days=365, weekly_notes=True)
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+        pdf = exports.render_summary(data)
+    assert len(data.doses) >= 365 and len(data.notes) >= 52
+    qpdf_ok(pdf, tmp_path)
+    pages = pdf_text(pdf)[1]
+    dose_pages = [flat(p) for p in pages if "ODT, spit Home" in flat(p)]
+    assert len(dose_pages) >= 5
+    for page in dose_pages:
+        assert "Anxiety before → after" in page and "BP pre → post (mmHg)" in page
+    # the long notes cell wraps instead of running off the page: all of it is printed
+    assert "about the evening after the dose, entry 0" in flat("\n".join(pages))
+    engine.dispose()
+
+
+def test_patient_without_any_data(engine, clinic):
+    with session_scope(engine) as s:
+        pdf = exports.summary_pdf(s, clinic.tina, clinic.a2)
+    text = summary_text(pdf)
+    assert "No doses logged in this period." in text
+    assert "No GAD-7 or PHQ-9 recorded in this period" in text
+    assert "No signed notes in this period." in text
+
+
+def test_fingerprint_ignores_who_and_when_but_not_data(engine, clinic, world):
+    with session_scope(engine) as s:
+        a = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+        b = exports.gather_summary(s, clinic.paul, clinic.a1, generated_at=datetime.now(UTC))
+        c = exports.gather_summary(s, clinic.tina, clinic.a1, a.date_from + timedelta(days=1), a.date_to)
+    assert exports.fingerprint(a) == exports.fingerprint(b)
+    assert exports.fingerprint(a) != exports.fingerprint(c)
