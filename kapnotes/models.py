@@ -285,7 +285,10 @@ class DoseEntry(Versioned, SQLModel, table=True):
 
 class Assessment(SQLModel, table=True):
     __tablename__ = "assessments"
-    __table_args__ = (Index("ix_assessment_patient_instr_date", "patient_id", "instrument", "administered_on"),)
+    __table_args__ = (
+        Index("ix_assessment_patient_instr_date", "patient_id", "instrument", "administered_on"),
+        Index("ix_assessment_session_note", "session_note_id"),  # migration 0107: scores linked to notes
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patients.id")
@@ -312,7 +315,11 @@ class SessionNote(Versioned, SQLModel, table=True):
     """Draft → signed (immutable; a database trigger refuses content changes)."""
 
     __tablename__ = "session_notes"
-    __table_args__ = (Index("ix_note_patient_date", "patient_id", "session_date"),)
+    __table_args__ = (
+        Index("ix_note_patient_date", "patient_id", "session_date"),
+        # migration 0107: "this patient's signed notes" (SQLite would otherwise pick the status index)
+        Index("ix_note_patient_status_date", "patient_id", "status", "session_date"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patients.id")

@@ -40,7 +40,8 @@ def register(sub) -> None:
     p = sub.add_parser("seed-demo", help="fill an empty database with a demo clinic")
     p.add_argument("--patients", type=int, default=8)
     p.add_argument("--years", type=float, default=0.35)
-    p.add_argument("--seed", type=int, default=7, help="same seed gives the same clinic")
+    p.add_argument("--seed", type=int, default=7, help="same seed (and --today) gives the same clinic")
+    p.add_argument("--today", default=None, help="date the history ends, YYYY-MM-DD (default: today)")
     p.add_argument("--if-empty", action="store_true", help="do nothing when the database already has users")
     p.set_defaults(func=cmd_seed_demo)
 
@@ -131,7 +132,8 @@ def cmd_seed_demo(args) -> int:
                 for username, role in demo:
                     print(f"  {role:<10} {username:<10} password: {seed.DEMO_PASSWORD}")
             return 0
-    summary = seed.seed_demo(engine, patients=args.patients, years=args.years, seed=args.seed)
+    today = parse_date(args.today, "today") if args.today else None
+    summary = seed.seed_demo(engine, patients=args.patients, years=args.years, seed=args.seed, today=today)
     print(summary.describe())
     return 0
 

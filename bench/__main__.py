@@ -1,0 +1,272 @@
+"""``python -m bench`` (``make bench``): every figure a median of several runs, as a ratio
+against a baseline measured in the same run, with its target and whether it is met.
+
+Options: ``--quick`` (a smoke run: small clinics, few runs), ``--database-url URL``
+(PostgreSQL: the clinics become databases next to URL's), ``--runs N``, ``--out FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("KAPNOTES_FAST_HASH", "0")
+os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_TARGET = 3.0
+SCALE_TARGET = 1.3
+PDF_TARGET = 2.0
+# Bulk export runs over its own clinic of similar patients (in the 20-patient clinic, one 3-year
+# heaviest patient would dominate and hide the parallel speed-up).
+BULK_CLINIC = {False: (100, 1.0), True: (30, 0.5)}
+CSV_TARGET_ROWS_S = 2000
+ENGINE_TARGET_MS_PER_PATIENT = 25  # it runs inside the save that triggers it: must stay instant
+APP_MEMORY_TARGET_MB = 500
+EXPORT_MEMORY_TARGET_MB = 500
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smoke run: 200 vs 20 patients x 1 year, 3 runs")
+    p.add_argument("--database-url", default=None, help="run on this PostgreSQL server (databases <name>_c<N>)")
+    p.add_argument("--runs", type=int, default=None, help="timed runs per figure (default 7; quick 3)")
+    p.add_argument("--patients", type=int, default=None, help="the big clinic (default 2000)")
+    p.add_argument("--small", type=int, default=20, help="the small clinic (default 20)")
+    p.add_argument("--years", type=float, default=None, help="years of history (default 3)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", default=None, help="results file (default bench/results.json; "
+                                                "-postgresql and/or -quick in the name for those runs)")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: pages,pdf,bulk,csv,engine,memory")
+    args = p.parse_args(argv)
+    args.runs = args.runs or (3 if args.quick else 7)
+    args.patients = args.patients or (200 if args.quick else 2000)
+    args.years = args.years or (1.0 if args.quick else 3.0)
+    args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    return args
+
+
+class Report:
+    def __init__(self) -> None:
+        self.lines: list[dict] = []
+
+    def add(self, section: str, name: str, value: str, target: str, met: bool | None, **data) -> None:
+        value = " ".join(str(value).split())
+        self.lines.append({"section": section, "name": name, "value": value, "target": target,
+                           "met": met, **data})
+        status = "met" if met else ("n/a" if met is None else "NOT MET")
+        print(f"  {name:<44} {value:<34} target {target:<14} {status}", flush=True)
+
+    def table(self) -> str:
+        rows = [("figure", "value", "target", "status")]
+        for line in self.lines:
+            status = "met" if line["met"] else ("n/a" if line["met"] is None else "NOT MET")
+            rows.append((line["name"], line["value"], line["target"], status))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        out = []
+        for i, r in enumerate(rows):
+            out.append(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
+            if i == 0:
+                out.append("-+-".join("-" * w for w in widths))
+        return "\n".join(out)
+
+
+def ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def bench_pages(args, big, small, report: Report) -> None:
+    from bench.pages import (
+        ROLE_USER,
+        Runner,
+        app_pages,
+        empty_page_path,
+        role_for,
+        runner_for,
+        signed_in_page_path,
+        time_interleaved,
+    )
+
+    pages = []
+    for page, title, roles in app_pages():
+        who = ROLE_USER[role_for(roles)]
+        if (ROOT / page).exists():
+            pages.append((page, f"{title} ({who})", roles))
+        else:
+            report.add("pages", f"{title} ({who}) vs empty page", "not available yet (no page file)",
+                       f"≤ {PAGE_TARGET:g}×", None, page=page)
+    empty = Runner(empty_page_path(), big.url, None, None)
+    guard = Runner(signed_in_page_path(), big.url, big.users["tsato"], big.heavy_patient_id)
+    pairs = [(page, title, runner_for(page, roles, big), runner_for(page, roles, small))
+             for page, title, roles in pages]
+    runners = [empty, guard] + [r for _, _, a, b in pairs for r in (a, b)]
+    t0 = time.perf_counter()
+    time_interleaved(runners, args.runs)
+    print(f"  ({len(pages)} pages x 2 clinics + empty page, {args.runs} runs each, "
+          f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    base = empty.median
+    report.add("pages", "empty Streamlit page (baseline)", ms(base), "—", None, median_s=base, runs=empty.times)
+    if guard.median:
+        report.add("pages", "signed-in empty page (page guard + title), for reference",
+                   f"{ms(guard.median)} = {guard.median / base:.2f}×", "—", None, median_s=guard.median,
+                   runs=guard.times)
+    for page, title, heavy, light in pairs:
+        if heavy.error or light.error:
+            report.add("pages", f"{title} vs empty page", f"error: {heavy.error or light.error}",
+                       f"≤ {PAGE_TARGET:g}×", False, page=page)
+            continue
+        ratio = heavy.median / base
+        report.add("pages", f"{title} vs empty page", f"{ms(heavy.median)} = {ratio:.2f}×",
+                   f"≤ {PAGE_TARGET:g}×", ratio <= PAGE_TARGET, page=page, median_s=heavy.median,
+                   baseline_s=base, ratio=ratio, runs=heavy.times)
+    for page, title, heavy, light in pairs:
+        if heavy.error or light.error:
+            continue
+        ratio = heavy.median / light.median
+        report.add("scale", f"{title}: {big.patients:,} vs {small.patients} patients",
+                   f"{ms(heavy.median)} / {ms(light.median)} = {ratio:.2f}×", f"≤ {SCALE_TARGET:g}×",
+                   ratio <= SCALE_TARGET, page=page, median_s=heavy.median, baseline_s=light.median, ratio=ratio,
+                   runs=heavy.times, baseline_runs=light.times)
+
+
+def bench_pdf(args, clinic, report: Report) -> None:
+    from bench.work import summary_pdf_bench
+
+    r = summary_pdf_bench(clinic, max(3, args.runs // 2))
+    if not r["available"]:
+        report.add("pdf", "1-year treatment summary PDF vs bare ReportLab", "not available yet",
+                   f"≤ {PDF_TARGET:g}×", None)
+        return
+    ratio = r["pdf_s"] / r["bare_s"]
+    report.add("pdf", "1-year treatment summary PDF vs bare ReportLab",
+               f"{ms(r['pdf_s'])} / {ms(r['bare_s'])} = {ratio:.2f}×", f"≤ {PDF_TARGET:g}×", ratio <= PDF_TARGET,
+               ratio=ratio, **r)
+    print(f"    ({r['doses']} doses, {r['notes']} notes, {r['scores']} scores, {r['pages']} pages; "
+          f"gathering the data took {ms(r['gather_s'])})")
+
+
+def bench_bulk(args, clinic, report: Report) -> None:
+    from bench.work import bulk_export_bench
+
+    r = bulk_export_bench(clinic, 1 if args.quick else 2)
+    if not r["available"]:
+        report.add("bulk", "bulk export: all cores vs one worker", "not available yet", "—", None)
+        report.add("memory", "peak memory of the bulk export", "not available yet",
+                   f"≤ {EXPORT_MEMORY_TARGET_MB} MB", None)
+        return
+    if r.get("one_worker_s"):
+        speedup = r["one_worker_s"] / r["all_cores_s"]
+        target = 0.7 * min(r["cores"] or 1, clinic.patients)
+        report.add("bulk", f"bulk export ({r['files']} PDFs, {r['range']}): one worker / all {r['cores']} cores",
+                   f"{r['one_worker_s']:.1f} s / {r['all_cores_s']:.1f} s = {speedup:.2f}×", f"≥ {target:.1f}×",
+                   speedup >= target, speedup=speedup, **r)
+    else:
+        report.add("bulk", f"bulk export ({r.get('files')} PDFs), all cores", f"{r['all_cores_s']:.1f} s",
+                   "one-worker option missing", None, **r)
+    peak = max(r["all_cores_peak_mb"], r.get("one_worker_peak_mb") or 0)
+    report.add("memory", "peak memory of one bulk-export process", f"{peak:.0f} MB",
+               f"≤ {EXPORT_MEMORY_TARGET_MB} MB", peak <= EXPORT_MEMORY_TARGET_MB, peak_mb=peak)
+
+
+def bench_csv(args, report: Report) -> None:
+    from bench.work import csv_import_bench
+
+    r = csv_import_bench(args.database_url, 3 if not args.quick else 1)
+    if not r["available"]:
+        report.add("csv", "CSV import of 10,000 rows", "not available yet", f"≥ {CSV_TARGET_ROWS_S} rows/s", None)
+        return
+    report.add("csv", f"CSV import of {r['rows']:,} rows (parse + validate + write)",
+               f"{r['total_s']:.2f} s = {r['rows_per_s']:,.0f} rows/s", f"≥ {CSV_TARGET_ROWS_S:,} rows/s",
+               r["rows_per_s"] >= CSV_TARGET_ROWS_S, **r)
+
+
+def bench_engine(args, clinic, report: Report) -> None:
+    from bench.work import engine_bench
+
+    r = engine_bench(clinic, 1 if args.quick else 3)
+    if not r["available"]:
+        report.add("engine", "rules engine over all patients", "not available yet", "—", None)
+        return
+    per_patient = r["total_s"] / max(1, r["patients"])
+    report.add("engine", f"rules engine for each of {r['patients']:,} patients ({r['how']})",
+               f"{r['total_s']:.1f} s in all = {per_patient * 1000:.1f} ms per patient",
+               f"≤ {ENGINE_TARGET_MS_PER_PATIENT} ms per patient", per_patient * 1000 <= ENGINE_TARGET_MS_PER_PATIENT,
+               ms_per_patient=per_patient * 1000, **r)
+
+
+def bench_memory(args, clinic, report: Report) -> None:
+    from bench.work import app_memory
+
+    r = app_memory(clinic)
+    if not r["available"]:
+        report.add("memory", "peak memory of the app process", f"error: {r.get('error', '')[-120:]}",
+                   f"≤ {APP_MEMORY_TARGET_MB} MB", False)
+        return
+    report.add("memory", "peak memory of the app process (every page, heaviest patient)", f"{r['peak_mb']:.0f} MB",
+               f"≤ {APP_MEMORY_TARGET_MB} MB", r["peak_mb"] <= APP_MEMORY_TARGET_MB, **r)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv if argv is not None else sys.argv[1:])
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    started = time.perf_counter()
+    load_at_start = list(os.getloadavg())  # other work on the machine: ratios absorb most of it, not all
+    from bench.clinic import ensure_clinic
+
+    backend = "postgresql" if args.database_url else "sqlite"
+    print(f"KAPNotes benchmark on {backend}: {args.runs} runs per figure"
+          f"{' (quick)' if args.quick else ''}", flush=True)
+    big = ensure_clinic(args.patients, args.years, args.seed, args.database_url)
+    small = ensure_clinic(args.small, args.years, args.seed, args.database_url)
+    report = Report()
+    sections = [
+        ("pages", lambda: bench_pages(args, big, small, report)),
+        ("pdf", lambda: bench_pdf(args, small, report)),
+        ("engine", lambda: bench_engine(args, big, report)),
+        ("memory", lambda: bench_memory(args, big, report)),
+        ("bulk", lambda: bench_bulk(args, ensure_clinic(*BULK_CLINIC[args.quick], args.seed, args.database_url),
+                                    report)),
+        ("csv", lambda: bench_csv(args, report)),
+    ]
+    for name, fn in sections:
+        if name in args.skip:
+            continue
+        print(f"[{name}]", flush=True)
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
+            report.add(name, f"{name} benchmark", f"error: {type(exc).__name__}: {str(exc)[:120]}", "—", False)
+    total = time.perf_counter() - started
+    print()
+    print(report.table())
+    judged = [line for line in report.lines if line["met"] is not None]
+    met = sum(1 for line in judged if line["met"])
+    print(f"\n{met} of {len(judged)} targets met; {total:.0f} s in all "
+          f"(load average {load_at_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs).")
+    name = "results" + ("-postgresql" if args.database_url else "") + ("-quick" if args.quick else "") + ".json"
+    out = Path(args.out) if args.out else ROOT / "bench" / name
+    out.write_text(json.dumps({
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backend": backend, "quick": args.quick, "runs": args.runs,
+        "clinics": {"big": {"patients": big.patients, "years": big.years, "seed": big.seed,
+                            "built_s": big.built_seconds},
+                    "small": {"patients": small.patients, "years": small.years, "seed": small.seed,
+                              "built_s": small.built_seconds}},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_at_start": load_at_start, "load_average_at_end": list(os.getloadavg())},
+        "total_s": total, "targets_met": met, "targets_judged": len(judged), "lines": report.lines,
+    }, indent=2, default=str), encoding="utf-8")
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The demo / synthetic clinic: deterministic, believable, consistent with the services."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, SQLModel, select
+
+from kapnotes import audit, auth, patients, plans
+from kapnotes.db import make_engine
+from kapnotes.models import (
+    Addendum,
+    Assessment,
+    AuditEvent,
+    DoseAdjustment,
+    DoseEntry,
+    Patient,
+    SessionNote,
+    TreatmentPlan,
+    User,
+)
+from kapnotes.notehash import content_hash
+from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS, HEAVIEST_MRN, seed_demo
+from tests.conftest import PG_URL
+
+TODAY = date(2026, 11, 1)
+CLINICAL = ("patients", "treatment_plans", "dose_entries", "assessments", "session_notes", "addenda",
+            "dose_adjustments", "care_teams", "care_team_members")
+
+
+def _dump(engine) -> dict[str, list[tuple]]:
+    out = {}
+    with engine.connect() as conn:
+        for name in CLINICAL:
+            t = SQLModel.metadata.tables[name]
+            out[name] = [tuple(r) for r in conn.execute(sa_select(t).order_by(*t.primary_key.columns)).all()]
+        users = SQLModel.metadata.tables["users"]
+        out["users"] = [tuple(r) for r in conn.execute(
+            sa_select(users.c.id, users.c.username, users.c.full_name, users.c.role).order_by(users.c.id)).all()]
+        ev = SQLModel.metadata.tables["audit_events"]
+        # every event but the final "demo.seed" one (stamped with the real clock)
+        out["audit"] = [tuple(r) for r in conn.execute(
+            sa_select(ev.c.id, ev.c.at, ev.c.action, ev.c.record_id, ev.c.hash)
+            .where(ev.c.action != "demo.seed").order_by(ev.c.id)).all()]
+    return out
+
+
+def _fresh_sqlite(tmp_path, sqlite_template, name):
+    import shutil
+
+    path = tmp_path / name
+    shutil.copy(sqlite_template, path)
+    return make_engine(f"sqlite:///{path}")
+
+
+def test_same_seed_same_clinic_other_seed_other_clinic(tmp_path, sqlite_template):
+    engines = [_fresh_sqlite(tmp_path, sqlite_template, f"s{i}.db") for i in range(3)]
+    for eng, s in zip(engines, (11, 11, 12)):
+        seed_demo(eng, patients=12, years=0.6, seed=s, today=TODAY)
+    first, second, other = (_dump(e) for e in engines)
+    assert first == second
+    assert first["dose_entries"] and first["audit"]
+    assert first["dose_entries"] != other["dose_entries"]
+    for e in engines:
+        e.dispose()
+
+
+def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_template):
+    small, big = (_fresh_sqlite(tmp_path, sqlite_template, n) for n in ("small.db", "big.db"))
+    seed_demo(small, patients=3, years=0.5, seed=5, today=TODAY)
+    seed_demo(big, patients=40, years=0.5, seed=5, today=TODAY)
+
+    def history(engine, mrn):
+        with Session(engine) as s:
+            pid = s.execute(select(Patient.id).where(Patient.mrn == mrn)).scalar_one()
+            return [(d.taken_at, d.dose_mg, d.context, d.bp_systolic_post)
+                    for d in s.scalars(select(DoseEntry).where(DoseEntry.patient_id == pid).order_by(DoseEntry.taken_at))]
+
+    assert history(small, "KAP-1003") == history(big, "KAP-1003")
+    small.dispose()
+    big.dispose()
+
+
+def test_demo_clinic_shape_and_integrity(engine):
+    summary = seed_demo(engine, today=TODAY)
+    assert [u for u, _ in summary.users] == [u[0] for u in DEMO_USERS]
+    assert DEMO_PASSWORD in summary.describe() and "tsato" in summary.describe()
+    with Session(engine, expire_on_commit=False) as s:
+        mrns = sorted(s.execute(select(Patient.mrn)).scalars())
+        assert mrns == [f"KAP-{1001 + i}" for i in range(8)]
+        tsato = auth.authenticate(s, "tsato", DEMO_PASSWORD)
+        assert tsato.ok
+        rows = patients.list_patients(s, tsato.actor)
+        assert sorted(r.mrn for r in rows) == ["KAP-1001", "KAP-1002", "KAP-1003", "KAP-1004"]
+        assert [r.mrn for r in rows if "suicidality" in r.flags] == ["KAP-1003"]
+        for pid in s.execute(select(Patient.id)).scalars():
+            plan = plans.active_plan(s, pid)
+            assert plan is not None and plan.version_number >= 1
+        # every seeded note is signed, and its stored hash is the hash of what it says
+        notes = s.exec(select(SessionNote)).all()
+        assert notes and all(n.status == "signed" for n in notes)
+        assert all(content_hash(n) == n.content_hash for n in notes)
+        assert {n.note_type for n in notes} == {"dosing", "integration"}
+        # a dosing note is linked from its in-session dose; an integration note points at the dose
+        linked = s.execute(select(func.count()).select_from(DoseEntry)
+                           .where(DoseEntry.session_note_id.is_not(None))).scalar()
+        assert linked == sum(1 for n in notes if n.note_type == "dosing")
+        assert all(n.integrates_dose_id for n in notes if n.note_type == "integration")
+        assert audit.verify_chain(s).ok
+        # the services keep working on top of the bulk-written rows (ids, sequences, chain)
+        user = auth.create_user(s, None, "newbie", "therapist", "New Bie", "a-long-password-1")
+        assert user.id > max(u.id for u in s.exec(select(User).where(User.username != "newbie")))
+        s.commit()
+        assert audit.verify_chain(s).ok
+
+
+def test_heaviest_patient_has_three_years_of_daily_history(tmp_path, sqlite_template):
+    eng = _fresh_sqlite(tmp_path, sqlite_template, "heavy.db")
+    seed_demo(eng, patients=1, years=3, seed=7, today=TODAY)
+    with Session(eng) as s:
+        pid = s.execute(select(Patient.id).where(Patient.mrn == HEAVIEST_MRN)).scalar_one()
+
+        def count(model, *where):
+            return s.execute(select(func.count()).select_from(model).where(*where)).scalar()
+
+        assert 1050 <= count(DoseEntry, DoseEntry.patient_id == pid) <= 1150
+        assert 140 <= count(SessionNote, SessionNote.patient_id == pid) <= 160
+        assert 75 <= count(Assessment, Assessment.patient_id == pid) <= 85
+        assert count(TreatmentPlan, TreatmentPlan.patient_id == pid) >= 2  # at least one titration
+        assert count(Addendum) > 0
+        assert count(DoseEntry, DoseEntry.adverse_events != "") > 0
+        decided = count(DoseAdjustment, DoseAdjustment.decided_by_id.is_not(None))
+        assert decided > 0
+        # an approved adjustment names the plan version it produced, and that version names it back
+        adj = s.exec(select(DoseAdjustment).where(DoseAdjustment.status.in_(("approved", "modified")))).first()
+        assert adj is not None and adj.resulting_plan_id is not None
+        assert s.get(TreatmentPlan, adj.resulting_plan_id).adjustment_id == adj.id
+        assert audit.verify_chain(s).ok
+    eng.dispose()
+
+
+def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
+    eng = _fresh_sqlite(tmp_path, sqlite_template, "caseload.db")
+    summary = seed_demo(eng, patients=60, years=0.3, seed=3, today=TODAY)
+    assert summary.synthetic_users >= 3 and summary.patients == 60
+    with Session(eng) as s:
+        tsato = auth.authenticate(s, "tsato", DEMO_PASSWORD).actor
+        assert len(patients.list_patients(s, tsato)) == 4
+        t1 = auth.authenticate(s, "therapist001", DEMO_PASSWORD).actor
+        assert len(patients.list_patients(s, t1)) == 25
+        assert s.execute(select(func.count()).select_from(AuditEvent)).scalar() > summary.doses
+    eng.dispose()
+
+
+def test_seed_demo_cli_and_verify_audit(tmp_path, sqlite_template):
+    import os
+    import shutil
+
+    path = tmp_path / "cli.db"
+    shutil.copy(sqlite_template, path)
+    env = {**os.environ, "KAPNOTES_DATABASE_URL": f"sqlite:///{path}", "KAPNOTES_FAST_HASH": "1"}
+    out = subprocess.run([sys.executable, "-m", "kapnotes", "seed-demo", "--patients", "30", "--years", "0.5",
+                          "--seed", "4"], env=env, capture_output=True, text=True, check=True)
+    assert "30 patients" in out.stdout and "tsato" in out.stdout
+    verify = subprocess.run([sys.executable, "-m", "kapnotes", "verify-audit"], env=env, capture_output=True,
+                            text=True)
+    assert verify.returncode == 0, verify.stderr
+    again = subprocess.run([sys.executable, "-m", "kapnotes", "seed-demo"], env=env, capture_output=True, text=True)
+    assert again.returncode != 0 and "already" in again.stderr
+
+
+@pytest.mark.skipif(not PG_URL, reason="KAPNOTES_TEST_POSTGRES_URL is not set")
+def test_postgres_sequences_follow_explicit_ids(request):
+    from tests.conftest import truncate_all
+
+    eng = request.getfixturevalue("pg_session_engine")
+    truncate_all(eng)
+    seed_demo(eng, patients=9, years=0.2, seed=2, today=TODAY)
+    with Session(eng, expire_on_commit=False) as s:
+        before = s.execute(select(func.max(Patient.id))).scalar()
+        p = patients.add_patient(s, None, "X-1", "Xavier Ex", date(1980, 1, 1), "tsato", "mokafor")
+        assert p.id == before + 1
+        s.commit()
+        assert audit.verify_chain(s).ok
+    truncate_all(eng)
