@@ -25,17 +25,39 @@ class UserRow:
     last_login_at: object
 
 
-def list_users(session: Session, actor: Actor) -> list[UserRow]:
+PAGE_SIZE = 50  # rows an admin list shows at once; a search narrows it (keeps the pages flat in size)
+
+
+def _name_filter(q, term: str, *columns):
+    term = term.strip().lower()
+    if not term:
+        return q
+    cond = None
+    for c in columns:
+        c_cond = func.lower(c).contains(term, autoescape=True)
+        cond = c_cond if cond is None else cond | c_cond
+    return q.where(cond)
+
+
+def list_users(session: Session, actor: Actor, search: str = "", limit: int | None = None) -> list[UserRow]:
+    """Accounts by role and username; ``search`` matches username or name."""
     require_role(actor, Role.admin)
     from kapnotes.timeutil import utcnow
 
     now = utcnow()
-    users = session.exec(select(User).order_by(User.role, User.username)).all()
+    q = _name_filter(select(User), search, User.username, User.full_name).order_by(User.role, User.username)
+    users = session.exec(q.limit(limit) if limit else q).all()
     return [
         UserRow(u.id, u.username, u.full_name, u.credentials, u.role, u.is_active,
                 bool(u.locked_until and u.locked_until > now), u.last_login_at)
         for u in users
     ]
+
+
+def count_users(session: Session, actor: Actor, search: str = "") -> int:
+    require_role(actor, Role.admin)
+    return session.exec(_name_filter(select(func.count()).select_from(User), search, User.username,
+                                     User.full_name)).one()
 
 
 def set_active(session: Session, actor: Actor, user_id: int, active: bool) -> None:
@@ -69,20 +91,30 @@ class TeamRow:
     patient_count: int
 
 
-def list_teams(session: Session, actor: Actor) -> list[TeamRow]:
+def list_teams(session: Session, actor: Actor, search: str = "", limit: int | None = None) -> list[TeamRow]:
+    """Teams by name with members and patient counts; counts only the teams listed."""
     require_role(actor, Role.admin)
+    q = _name_filter(select(CareTeam), search, CareTeam.name).order_by(CareTeam.name)
+    teams = session.exec(q.limit(limit) if limit else q).all()
+    ids = [t.id for t in teams]
+    if not ids:
+        return []
     members: dict[int, list[tuple[int, str, str]]] = {}
     for team_id, uid, uname, role in session.exec(
         select(CareTeamMember.team_id, User.id, User.username, User.role)
         .join(User, User.id == CareTeamMember.user_id)
+        .where(col(CareTeamMember.team_id).in_(ids))
         .order_by(User.role, User.username)
     ).all():
         members.setdefault(team_id, []).append((uid, uname, role))
-    counts = dict(session.exec(select(Patient.care_team_id, func.count()).group_by(Patient.care_team_id)).all())
-    return [
-        TeamRow(t.id, t.name, tuple(members.get(t.id, ())), counts.get(t.id, 0))
-        for t in session.exec(select(CareTeam).order_by(CareTeam.name)).all()
-    ]
+    counts = dict(session.exec(select(Patient.care_team_id, func.count()).where(col(Patient.care_team_id).in_(ids))
+                               .group_by(Patient.care_team_id)).all())
+    return [TeamRow(t.id, t.name, tuple(members.get(t.id, ())), counts.get(t.id, 0)) for t in teams]
+
+
+def count_teams(session: Session, actor: Actor, search: str = "") -> int:
+    require_role(actor, Role.admin)
+    return session.exec(_name_filter(select(func.count()).select_from(CareTeam), search, CareTeam.name)).one()
 
 
 def create_team(session: Session, actor: Actor, name: str) -> CareTeam:
@@ -147,15 +179,12 @@ class DirectoryRow:
     status: str
 
 
-def patient_directory(session: Session, actor: Actor, search: str = "") -> list[DirectoryRow]:
+def patient_directory(session: Session, actor: Actor, search: str = "", limit: int = 500) -> list[DirectoryRow]:
     """Demographics only (MRN, name, team): what an admin needs to assign care teams."""
     require_role(actor, Role.admin)
     q = select(Patient.id, Patient.mrn, Patient.full_name, Patient.care_team_id, Patient.status)
-    if search.strip():
-        term = search.strip().lower()
-        q = q.where(func.lower(Patient.full_name).contains(term, autoescape=True)
-                    | func.lower(Patient.mrn).contains(term, autoescape=True))
-    rows = session.exec(q.order_by(Patient.full_name).limit(500)).all()
+    q = _name_filter(q, search, Patient.full_name, Patient.mrn)
+    rows = session.exec(q.order_by(Patient.full_name).limit(limit)).all()
     return [DirectoryRow(*r) for r in rows]
 
 
@@ -173,7 +202,12 @@ def assign_team(session: Session, actor: Actor, patient_id: int, team_id: int) -
     audit.record(session, actor, "patient.team_assign", "patient", patient_id, patient_id, detail=f"team={team_id}")
 
 
-def user_options(session: Session, actor: Actor) -> list[tuple[int, str, str]]:
+def user_options(session: Session, actor: Actor, search: str = "", limit: int | None = None,
+                 clinicians_only: bool = False) -> list[tuple[int, str, str]]:
+    """Active accounts as (id, username, role), for pickers."""
     require_role(actor, Role.admin)
-    return [(u.id, u.username, u.role) for u in
-            session.exec(select(User).where(col(User.is_active).is_(True)).order_by(User.username)).all()]
+    q = _name_filter(select(User).where(col(User.is_active).is_(True)), search, User.username, User.full_name)
+    if clinicians_only:
+        q = q.where(User.role != Role.admin)
+    q = q.order_by(User.username)
+    return [(u.id, u.username, u.role) for u in session.exec(q.limit(limit) if limit else q).all()]

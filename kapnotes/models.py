@@ -422,6 +422,7 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_audit_patient_at", "patient_id", "at"),
         Index("ix_audit_actor_at", "actor_id", "at"),
+        Index("ix_audit_actor_username", "actor_username"),  # migration 0108: the log's user filter
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

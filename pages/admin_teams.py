@@ -10,9 +10,10 @@ from kapnotes.ui.session import db, require_user, show_error
 actor = require_user("admin")
 st.title("Care teams")
 
+search = st.text_input("Find a team", placeholder="Team name")
 with db() as session:
-    teams = admin.list_teams(session, actor)
-    users = admin.user_options(session, actor)
+    teams = admin.list_teams(session, actor, search, limit=admin.PAGE_SIZE)
+    total = admin.count_teams(session, actor, search)
 
 st.dataframe(
     pd.DataFrame(
@@ -24,6 +25,8 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+if total > len(teams):
+    st.caption(f"Showing {len(teams)} of {total} teams; search to narrow the list.")
 
 with st.form("new_team", clear_on_submit=True):
     name = st.text_input("New team name")
@@ -39,7 +42,9 @@ with st.form("new_team", clear_on_submit=True):
 if teams:
     st.subheader("Members")
     team = st.selectbox("Team", teams, format_func=lambda t: t.name)
-    clinicians = [u for u in users if u[2] != "admin"]
+    who = st.text_input("Find a clinician", placeholder="Username or name")
+    with db() as session:
+        clinicians = admin.user_options(session, actor, who, limit=admin.PAGE_SIZE, clinicians_only=True)
     member = st.selectbox("Clinician", clinicians, format_func=lambda u: f"{u[1]} ({u[2]})")
     c1, c2 = st.columns(2)
     try:
@@ -55,11 +60,13 @@ if teams:
         show_error(exc)
 
     st.subheader("Assign a patient")
-    search = st.text_input("Find patient by name or MRN")
-    with db() as session:
-        directory = admin.patient_directory(session, actor, search)
+    find = st.text_input("Find patient by name or MRN")
+    directory = []
+    if find.strip():  # the directory is read only for a search: a clinic has thousands of patients
+        with db() as session:
+            directory = admin.patient_directory(session, actor, find, limit=admin.PAGE_SIZE)
     patient = st.selectbox("Patient", directory, format_func=lambda p: f"{p.full_name} ({p.mrn})", index=None,
-                           placeholder="Choose a patient")
+                           placeholder="Choose a patient" if directory else "Type a name or MRN above first")
     target = st.selectbox("New care team", teams, format_func=lambda t: t.name, key="assign_team")
     if st.button("Assign", disabled=patient is None):
         try:

@@ -13,8 +13,10 @@ actor = require_user("admin")
 tz = get_settings().tz
 st.title("Users")
 
+search = st.text_input("Find an account", placeholder="Username or name")
 with db() as session:
-    users = admin.list_users(session, actor)
+    users = admin.list_users(session, actor, search, limit=admin.PAGE_SIZE)
+    total = admin.count_users(session, actor, search)
 st.dataframe(
     pd.DataFrame(
         [
@@ -26,6 +28,8 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+if total > len(users):
+    st.caption(f"Showing {len(users)} of {total} accounts; search to narrow the list.")
 
 with st.expander("Create a user"):
     with st.form("create_user", clear_on_submit=True):

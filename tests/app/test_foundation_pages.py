@@ -206,6 +206,19 @@ def test_admin_users_page(ui):
         assert marker not in rendered_text(at)
 
 
+def test_admin_users_page_search_and_page_size(ui, monkeypatch):
+    clinic, engine = ui
+    from kapnotes import admin
+
+    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    next(t for t in at.text_input if t.label == "Find an account").input("Ti").run()
+    assert list(at.dataframe[0].value["Username"]) == ["tina"]
+    monkeypatch.setattr(admin, "PAGE_SIZE", 2)
+    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    assert len(at.dataframe[0].value) == 2
+    assert any("Showing 2 of 5 accounts" in c.value for c in at.caption)
+
+
 def test_admin_users_page_creates_a_user(ui):
     clinic, engine = ui
     at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
@@ -233,6 +246,8 @@ def test_admin_teams_page(ui):
     assert sorted(table["Patients"]) == [1, 2]
     assert "tina (therapist)" in " ".join(table["Members"])
     # admins manage teams with demographics only: a patient can be found to assign
+    assert "Alice Able (A-001)" not in rendered_text(at)  # the directory is read for a search only
+    next(t for t in at.text_input if t.label == "Find patient by name or MRN").input("alice").run()
     text = rendered_text(at)
     assert "Alice Able (A-001)" in text  # directory option: name and MRN only
     assert "150 mg" not in text and "GAD-7" not in text
@@ -265,7 +280,13 @@ def test_audit_log_page_lists_and_filters(ui):
         patients.open_record(s, clinic.tina, clinic.a1, "dashboard")
     at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
     assert not at.exception, at.exception
+    assert any("has not been verified" in w.value for w in at.warning)
+    assert not at.success  # the whole chain is walked only when asked
+    next(b for b in at.button if b.label == "Verify chain now").click().run()
     assert any("Hash chain intact" in s.value for s in at.success)
+    at.run()  # the check was recorded: later runs show it without walking the chain again
+    assert any("Last verified" in i.value and "by ada: intact" in i.value for i in at.info)
+    assert actions(engine, "audit.verify") != []
     table = at.dataframe[0].value
     assert "patient.open" in set(table["Action"])
     at.text_input[0].input("tina").run()
@@ -283,7 +304,10 @@ def test_audit_log_page_shows_a_broken_chain(ui):
     with engine.begin() as conn:
         conn.execute(text("UPDATE audit_events SET detail = 'forged' WHERE id = 3"))
     at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
+    next(b for b in at.button if b.label == "Verify chain now").click().run()
     assert any("BROKEN at event 3" in e.value for e in at.error)
+    at.run()  # the failed check stays loud on later visits
+    assert any("broken at event 3" in e.value for e in at.error)
 
 
 # --- idle sign-out, sign-out, the sign-in form -------------------------------------------------

@@ -37,6 +37,8 @@ def test_clinicians_cannot_administer(session, clinic, who):
         lambda: admin.unlock(session, actor, clinic.theo.id),
         lambda: admin.patient_directory(session, actor),
         lambda: admin.user_options(session, actor),
+        lambda: admin.count_users(session, actor),
+        lambda: admin.count_teams(session, actor),
     ):
         with pytest.raises(PermissionDenied):
             call()
@@ -51,6 +53,32 @@ def test_list_users_and_teams(session, clinic):
     assert sorted(t.patient_count for t in teams) == [1, 2]
     team_a = next(t for t in teams if t.patient_count == 2)
     assert sorted(u for _, u, _ in team_a.members) == ["paul", "tina"]
+
+
+def test_admin_lists_search_and_limit(session, clinic):
+    ada = clinic.ada
+    assert [u.username for u in admin.list_users(session, ada, "TI")] == ["tina"]
+    assert [u.username for u in admin.list_users(session, ada, "torres")] == ["tina"]  # full name
+    assert admin.list_users(session, ada, "%") == [] and admin.count_users(session, ada, "_") == 0  # literal
+    every = admin.list_users(session, ada)
+    assert [u.username for u in admin.list_users(session, ada, limit=2)] == [u.username for u in every[:2]]
+    assert admin.count_users(session, ada) == len(every) == 5
+
+    teams = admin.list_teams(session, ada)
+    first = admin.list_teams(session, ada, limit=1)
+    assert first == teams[:1] and admin.count_teams(session, ada) == len(teams) == 2
+    # counts and members of a searched team are those of the full list
+    name = teams[1].name
+    assert admin.list_teams(session, ada, name[-6:].upper()) == [teams[1]]
+    assert admin.list_teams(session, ada, "no such team") == []
+
+    clinicians = admin.user_options(session, ada, clinicians_only=True)
+    assert clinicians and all(role != "admin" for _, _, role in clinicians)
+    assert [u for _, u, _ in admin.user_options(session, ada, "pia")] == ["pia"]
+    assert len(admin.user_options(session, ada, limit=1)) == 1
+    found = admin.patient_directory(session, ada, "a-00")
+    assert sorted(p.mrn for p in found) == ["A-001", "A-002"]  # by name, demographics only
+    assert admin.patient_directory(session, ada, "a-00", limit=1) == found[:1]
 
 
 def test_create_team(session, clinic):

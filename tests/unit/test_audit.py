@@ -211,6 +211,42 @@ def test_list_events_filters(engine, session, clinic):
     assert session.exec(select(AuditEvent).where(AuditEvent.action == "audit.read")).all()
 
 
+def test_distinct_actions_lists_each_action_once_in_order(engine, session, clinic):
+    _make_history(engine, clinic)
+    expected = sorted(set(session.exec(select(AuditEvent.action)).all()))
+    assert audit.distinct_actions(session) == expected and "patient.open" in expected
+
+
+def test_distinct_actions_of_an_empty_log(engine):
+    with session_scope(engine) as s:
+        assert audit.distinct_actions(s) == []
+
+
+def test_verify_and_record_is_admin_only_and_recorded(engine, session, clinic):
+    for actor in (clinic.tina, clinic.paul):
+        with pytest.raises(PermissionDenied):
+            audit.verify_and_record(session, actor)
+        with pytest.raises(PermissionDenied):
+            audit.last_verification(session, actor)
+    assert audit.last_verification(session, clinic.ada) is None
+    report = audit.verify_and_record(session, clinic.ada)
+    session.commit()
+    assert report.ok
+    last = audit.last_verification(session, clinic.ada)
+    assert last.ok and last.username == "ada" and last.detail == f"intact {report.count} events"
+    assert audit.verify_chain(session).ok  # the recorded check is itself on the chain
+
+
+def test_a_recorded_failed_check_stays_visible(engine, session, clinic):
+    third = _ids(session)[2]
+    _raw(session, "UPDATE audit_events SET detail = 'forged' WHERE id = :i", i=third)
+    report = audit.verify_and_record(session, clinic.ada)
+    session.commit()
+    assert not report.ok and report.first_bad_id == third
+    last = audit.last_verification(session, clinic.ada)
+    assert not last.ok and last.detail.startswith(f"broken at event {third}")
+
+
 def test_list_events_date_range_uses_clinic_days(engine, session, clinic):
     tz = get_settings().tz
     # an event at 23:30 clinic time on 2026-01-10 is on the 10th there (the 11th in UTC)
