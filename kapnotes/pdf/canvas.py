@@ -1,7 +1,9 @@
 """The page frame: header and footer on every page, "Page X of Y", an optional DRAFT mark.
 
 The total page count is only known at the end, so the canvas keeps each page's state
-and draws the header/footer for all pages in ``save()`` (the usual ReportLab recipe).
+and draws the header/footer for all pages in ``save()`` (the usual ReportLab recipe). The
+header and footer are the same on every page: they are drawn once into a form XObject
+that each page places, and only "Page X of Y" is drawn per page.
 """
 
 from __future__ import annotations
@@ -49,9 +51,14 @@ def canvas_maker(frame: PageFrame):
 
         def save(self):
             total = len(self._page_states)
-            for state in self._page_states:
+            for i, state in enumerate(self._page_states):
                 self.__dict__.update(state)
-                self._draw_frame(total)
+                if i == 0:  # the same header and footer on every page: drawn once, placed per page
+                    self.beginForm("kap_frame")
+                    self._draw_static()
+                    self.endForm()
+                self.doForm("kap_frame")
+                self._draw_page_number(total)
                 super().showPage()
             super().save()
 
@@ -60,7 +67,7 @@ def canvas_maker(frame: PageFrame):
             _, h = p.wrapOn(self, width, 100)
             p.drawOn(self, x, y_top - h)
 
-        def _draw_frame(self, total: int) -> None:
+        def _draw_static(self) -> None:
             page_w, page_h = self._pagesize
             left, right = 42, page_w - 42
             width = right - left
@@ -86,9 +93,13 @@ def canvas_maker(frame: PageFrame):
             self._para(f"<b>{esc(CONFIDENTIAL)}</b>", foot_style, left, 42, width * 0.75)
             self._para(f"Generated {esc(frame.generated_at)} by {esc(frame.generated_by)}", foot_style, left, 31,
                        width * 0.75)
+            self.restoreState()
+
+        def _draw_page_number(self, total: int) -> None:
+            self.saveState()
             self.setFont(FONT_BOLD, 8.5)
             self.setFillColor(MUTED)
-            self.drawRightString(right, 33, f"Page {self._pageNumber} of {total}")
+            self.drawRightString(self._pagesize[0] - 42, 33, f"Page {self._pageNumber} of {total}")
             self.restoreState()
 
     NumberedCanvas.__name__ = "NumberedCanvas"
