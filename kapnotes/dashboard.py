@@ -105,7 +105,12 @@ def trend_frame(doses: pd.DataFrame) -> pd.DataFrame:
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
     frame = frame.sort_values("taken_at")
     if len(frame) > PER_DOSE_LIMIT:
-        frame = frame.set_index("taken_at")[numeric].resample("W").mean().dropna(how="all").reset_index()
+        # weeks in UTC, as before, but binned on a naive index: pandas' zone-aware bin edges
+        # cost more than the whole rest of the dashboard rerun
+        utc = pd.to_datetime(frame["taken_at"], utc=True)
+        weekly = frame[numeric].set_axis(pd.DatetimeIndex(utc.dt.tz_localize(None), name="taken_at"))
+        frame = weekly.resample("W").mean().dropna(how="all").reset_index()
+        frame["taken_at"] = frame["taken_at"].dt.tz_localize("UTC")
     return frame.reset_index(drop=True)
 
 

@@ -352,6 +352,7 @@ class DoseFilter:
     contexts: tuple[str, ...] = ()
     adverse_only: bool = False
     include_voided: bool = False
+    limit: int | None = None  # the newest N only (pickers), read in SQL rather than sliced after
 
 
 def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None,
@@ -370,7 +371,10 @@ def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter()
         q = q.where(col(DoseEntry.context).in_(flt.contexts))
     if flt.adverse_only:
         q = q.where(DoseEntry.adverse_events != "")
-    rows = session.exec(q.order_by(col(DoseEntry.taken_at).desc(), col(DoseEntry.id).desc())).all()
+    q = q.order_by(col(DoseEntry.taken_at).desc(), col(DoseEntry.id).desc())
+    if flt.limit is not None:
+        q = q.limit(flt.limit)
+    rows = session.exec(q).all()
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
     if "taken_at" in frame:
         frame["taken_at"] = pd.to_datetime(frame["taken_at"], utc=True)

@@ -12,6 +12,7 @@ from kapnotes import charts, dashboard, patients
 from kapnotes.config import get_settings
 from kapnotes.models import Patient
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.session import db, require_user
 
@@ -65,7 +66,10 @@ st.subheader("GAD-7 and PHQ-9")
 if data.scores.empty:
     st.info("No GAD-7 or PHQ-9 recorded yet — enter one on the Measures page.")
 else:
-    st.altair_chart(charts.scores_chart(data.scores, data.steps(), tz, data.gad7_baseline), width="stretch")
+    steps = data.steps()
+    if len(steps):  # the step line runs to "now": to the minute, so a rerun reuses the built chart
+        steps["date"] = steps["date"].dt.floor("min")
+    altair_chart(charts.scores_chart, data.scores, steps, tz, data.gad7_baseline, width="stretch")
     if data.gad7_baseline is not None:
         st.caption(f"GAD-7 baseline {data.gad7_baseline}, latest {data.gad7_current}: "
                    f"{data.response_status or 'no status'}. Response = 50 % below baseline; remission = below 5.")
@@ -79,9 +83,9 @@ else:
     weekly = len(trends) < data.dose_count
     tab_fx, tab_bp = st.tabs(["Anxiety, dissociation, nausea", "Blood pressure"])
     with tab_fx:
-        st.altair_chart(charts.effects_chart(trends, tz, weekly), width="stretch")
+        altair_chart(charts.effects_chart, trends, tz, weekly, width="stretch")
     with tab_bp:
-        st.altair_chart(charts.bp_chart(trends, tz, weekly), width="stretch")
+        altair_chart(charts.bp_chart, trends, tz, weekly, width="stretch")
 
 # --- adherence, last session ------------------------------------------------------------------------
 left, right = st.columns(2)

@@ -156,7 +156,7 @@ with tab_add:
 # --- edit or void ---------------------------------------------------------------------------------------
 with tab_edit:
     with db() as session:
-        recent = doses.list_doses(session, actor, pid, doses.DoseFilter(), tz).head(200)
+        recent = doses.list_doses(session, actor, pid, doses.DoseFilter(limit=200), tz)
     if recent.empty:
         st.info("No doses logged yet — add one or import a CSV.")
     else:

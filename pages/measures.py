@@ -6,6 +6,7 @@ from kapnotes import assessments, charts, scales
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.timeutil import utcnow
+from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.session import db, require_user, show_error
 
@@ -75,7 +76,7 @@ if live.empty:
 else:
     gad = live[live["instrument"] == "GAD-7"]
     baseline = int(gad["total"].iloc[0]) if len(gad) else None
-    st.altair_chart(charts.scores_chart(live, None, tz, baseline), width="stretch")
+    altair_chart(charts.scores_chart, live, None, tz, baseline, width="stretch")
     view = frame.sort_values(["administered_on", "id"], ascending=False).copy()
     view["administered_on"] = view["administered_on"].dt.date
     view["status"] = view["voided_at"].map(lambda v: "voided" if v is not None and v == v else "")

@@ -15,6 +15,7 @@ from kapnotes import suggestions
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import select_patient
 from kapnotes.ui.session import db, require_user, show_error
 from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, suggestion_card
@@ -44,11 +45,12 @@ def _open_patient(patient_id: int) -> None:
     select_patient(patient_id)
 
 
-def _chart(series) -> alt.Chart | None:
-    rows = [{"date": a.administered_on.isoformat(), "score": a.total, "scale": a.instrument} for a in series]
-    if not rows:
-        return None
-    df = pd.DataFrame(rows)
+def _score_frame(series) -> pd.DataFrame:
+    return pd.DataFrame([{"date": a.administered_on.isoformat(), "score": a.total, "scale": a.instrument}
+                         for a in series])
+
+
+def _chart(df: pd.DataFrame) -> alt.Chart:
     return (
         alt.Chart(df, height=160)
         .mark_line(point=True)
@@ -111,11 +113,11 @@ for item in items:
         last_doses, series = details[item.patient_id]
         c_chart, c_doses = st.columns([2, 3])
         with c_chart:
-            chart = _chart(series)
-            if chart is None:
+            scores = _score_frame(series)
+            if scores.empty:
                 st.caption("No GAD-7 or PHQ-9 recorded.")
             else:
-                st.altair_chart(chart, width="stretch")
+                altair_chart(_chart, scores, width="stretch")
         with c_doses:
             if last_doses:
                 st.dataframe(_dose_table(last_doses), hide_index=True, width="stretch")

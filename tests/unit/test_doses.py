@@ -192,6 +192,8 @@ def test_filters(engine, clinic):
             == ["in_session"]
         assert list(doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter(adverse_only=True))["adverse_events"]) \
             == ["headache"]
+        newest = doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter(limit=2))
+        assert list(newest["id"]) == list(all_["id"][:2])  # the newest two, in SQL
 
 
 def test_adherence_planned_vs_taken(engine, clinic):
