@@ -717,13 +717,14 @@ def timeline(session: Session, actor: Actor, patient_id: int, note_types=None, s
              limit: int = 500) -> list[NoteRow]:
     """The patient's notes, newest first: signed notes, plus the actor's own drafts."""
     require_patient(session, actor, patient_id)
-    addenda = (select(Addendum.note_id, func.count().label("n")).group_by(Addendum.note_id).subquery())
+    # counted per listed note through ix_addenda_note_id (a GROUP BY would read every addendum)
+    addenda = (select(func.count()).select_from(Addendum).where(Addendum.note_id == SessionNote.id)
+               .correlate(SessionNote).scalar_subquery())
     q = (
         select(SessionNote.id, SessionNote.patient_id, SessionNote.note_type, SessionNote.session_date,
                SessionNote.status, SessionNote.author_id, User.full_name, User.credentials, SessionNote.updated_at,
-               SessionNote.signed_at, addenda.c.n, SessionNote.carried_over_from_id)
+               SessionNote.signed_at, addenda, SessionNote.carried_over_from_id)
         .join(User, User.id == SessionNote.author_id)
-        .outerjoin(addenda, addenda.c.note_id == SessionNote.id)
         .where(SessionNote.patient_id == patient_id)
         .where((SessionNote.status == NoteStatus.signed.value) | (SessionNote.author_id == actor.id))
     )

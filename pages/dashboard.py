@@ -14,7 +14,7 @@ from kapnotes.models import Patient
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user
+from kapnotes.ui.session import db, md_escape, require_user
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz
@@ -127,7 +127,7 @@ else:
                            "Dose (mg)": p.dose_mg, "Every (days)": p.interval_days, "Formulation": p.formulation,
                            "Status": p.status, "Why": p.rationale or ""} for p in data.history]),
             hide_index=True, width="stretch")
-st.caption("Care team: " + ", ".join(f"{name} ({role})" for name, role in team))
+st.caption("Care team: " + ", ".join(f"{md_escape(name)} ({role})" for name, role in team))
 
 # --- sections from other features (each one import + one call) ---
 from kapnotes.ui import suggestion_panel  # noqa: E402

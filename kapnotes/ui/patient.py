@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from sqlmodel import Session
 
 from kapnotes import patients
@@ -29,12 +30,15 @@ def select_patient(patient_id: int) -> None:
 
 def require_patient_banner(session: Session, actor: Actor, view: str) -> int:
     """Show the banner for the selected patient, or stop with what to do next."""
-    from kapnotes.ui.session import audit_open_once
+    from kapnotes.ui.session import audit_open_once, md_escape
 
     pid = selected_patient_id()
     if pid is None:
         st.info("Choose a patient on the Patients page first.")
-        st.page_link("pages/patients.py", label="Go to Patients", icon=":material/group:")
+        try:
+            st.page_link("pages/patients.py", label="Go to Patients", icon=":material/group:")
+        except StreamlitAPIException:  # a page run on its own (tests) has no navigation to link into
+            pass
         st.stop()
     try:
         patient, flags = patients.header(session, actor, pid)
@@ -43,8 +47,9 @@ def require_patient_banner(session: Session, actor: Actor, view: str) -> int:
         st.error(str(exc))
         st.stop()
     audit_open_once(session, actor, pid, view)
-    st.markdown(f"### {patient.full_name}")
-    st.caption(f"MRN {patient.mrn} · born {patient.date_of_birth.isoformat()} · {patient.diagnosis} · {patient.status}")
+    st.markdown(f"### {md_escape(patient.full_name)}")  # a name is typed text: never markdown
+    st.caption(md_escape(f"MRN {patient.mrn} · born {patient.date_of_birth.isoformat()} · {patient.diagnosis} · "
+                         f"{patient.status}"))
     for flag in flags:
         st.error(FLAG_TEXT.get(flag, f"SAFETY FLAG — {flag}"), icon=":material/warning:")
     return pid

@@ -283,3 +283,21 @@ def test_hostile_text_renders_literally(env):
     assert not at.exception
     table = at.dataframe[0].value
     assert hostile in list(table["notes"])
+
+
+def test_banner_prints_a_markdown_name_literally(env):
+    engine, clinic = env
+    from kapnotes.models import Patient
+    from kapnotes.ui.session import md_escape
+
+    with session_scope(engine) as s:
+        p = s.get(Patient, clinic.a1)
+        p.full_name = "**Ann** _[x](http://evil.example)_ # <b>"
+        s.add(p)
+    at = page("dashboard", clinic.tina, clinic.a1)
+    assert not at.exception, at.exception
+    heading = at.markdown[0].value
+    assert heading.startswith("### ")
+    # every markdown character is escaped: the name shows as typed, with no link or bold
+    assert heading == "### " + md_escape("**Ann** _[x](http://evil.example)_ # <b>")
+    assert "\\*\\*Ann\\*\\*" in heading and "\\[x\\]" in heading and "\\<b\\>" in heading
