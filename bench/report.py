@@ -1,6 +1,6 @@
 """Markdown tables of the latest results: ``python -m bench.report [bench/results.json ...]``.
 
-Used to refresh the figures in docs/performance.md (and the README's Performance section).
+Used to refresh the figures in the README's Performance section.
 """
 
 from __future__ import annotations
