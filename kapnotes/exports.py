@@ -388,6 +388,17 @@ def all_patient_ids(session: Session) -> list[tuple[int, str]]:
     return [(pid, mrn) for pid, mrn in session.exec(select(Patient.id, Patient.mrn).order_by(Patient.mrn)).all()]
 
 
+def patient_export_weights(session: Session) -> dict[int, int]:
+    """A rough cost of each patient's summary: dose entries plus ten per session note (a note
+    renders as several paragraphs). Used only to hand bulk-export workers the heaviest first."""
+    weights: dict[int, int] = {}
+    for pid, n in session.exec(select(DoseEntry.patient_id, func.count()).group_by(DoseEntry.patient_id)).all():
+        weights[pid] = weights.get(pid, 0) + int(n)
+    for pid, n in session.exec(select(SessionNote.patient_id, func.count()).group_by(SessionNote.patient_id)).all():
+        weights[pid] = weights.get(pid, 0) + 10 * int(n)
+    return weights
+
+
 def exportable_notes(session: Session, actor: Actor, patient_id: int, include_drafts: bool = False,
                      limit: int = 500) -> list[tuple[int, str, date, str]]:
     """(id, note type, session date, status) of the notes this actor may export, newest first:

@@ -142,6 +142,40 @@ def export_patient(patient_id: int, mrn: str, out_dir: str, d_from: date | None,
         return Outcome(mrn, "failed", f"{type(exc).__name__}: {exc}")
 
 
+def export_chunk(items: list[tuple[int, str]], out_dir: str, d_from: date | None,
+                 d_to: date | None) -> list[Outcome]:
+    """Several patients in one worker call: one round trip to the pool per chunk, not per patient."""
+    return [export_patient(pid, mrn, out_dir, d_from, d_to) for pid, mrn in items]
+
+
+def plan_chunks(patients: list[tuple[int, str]], weights: dict[int, int], jobs: int,
+                per_worker: int = 6) -> list[list[tuple[int, str]]]:
+    """Split the patients into chunks for ``jobs`` workers, heaviest records first.
+
+    Every patient lands in exactly one chunk. Patients are ordered by weight (heaviest
+    first, then by MRN) and cut into about ``jobs * per_worker`` chunks of consecutive
+    patients, so the big summaries start early and the small ones fill in at the end,
+    while each worker still gets several tasks to balance on.
+    """
+    ordered = sorted(patients, key=lambda p: (-weights.get(p[0], 0), p[1]))
+    if not ordered:
+        return []
+    n_chunks = max(1, min(len(ordered), jobs * per_worker))
+    size, extra = divmod(len(ordered), n_chunks)
+    chunks, start = [], 0
+    for i in range(n_chunks):
+        end = start + size + (1 if i < extra else 0)
+        chunks.append(ordered[start:end])
+        start = end
+    return chunks
+
+
+def _warm_worker() -> None:
+    """Worker start-up: import what an export needs once, before the first chunk arrives."""
+    from kapnotes import exports  # noqa: F401  (database models, ReportLab, the PDF modules)
+    from kapnotes.pdf import summary_pdf  # noqa: F401
+
+
 class Progress:
     """A one-line progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
 
@@ -181,6 +215,7 @@ def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int)
     engine = make_engine()
     with session_scope(engine) as session:
         patients = exports.all_patient_ids(session)
+        weights = exports.patient_export_weights(session) if jobs > 1 else {}
     engine.dispose()
     progress = Progress(len(patients))
     failures: list[Outcome] = []
@@ -193,13 +228,16 @@ def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int)
                 failures.append(outcome)
     else:
         # spawn: fresh interpreters, no database connections inherited across fork
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(export_patient, pid, mrn, str(out_dir), d_from, d_to) for pid, mrn in patients]
+        # chunks of patients, heaviest first, so workers neither wait on the pool nor finish unevenly
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                 initializer=_warm_worker) as pool:
+            futures = [pool.submit(export_chunk, chunk, str(out_dir), d_from, d_to)
+                       for chunk in plan_chunks(patients, weights, jobs)]
             for fut in as_completed(futures):
-                outcome = fut.result()
-                progress.update(outcome)
-                if outcome.status == "failed":
-                    failures.append(outcome)
+                for outcome in fut.result():
+                    progress.update(outcome)
+                    if outcome.status == "failed":
+                        failures.append(outcome)
     for f in failures:
         print(f"error: {f.mrn}: {f.message}", file=sys.stderr)
     print(f"{progress.written} written, {progress.skipped} unchanged (skipped), {progress.failed} failed "

@@ -170,12 +170,27 @@ def _kv_style(label_cols: tuple[int, ...], value_cols: tuple[int, ...], styles) 
     return TableStyle(cmds)
 
 
-def _kv_table(rows: list[tuple[str, str]], styles, label_width: float = 175, width: float = CONTENT_WIDTH) -> Table:
+def _fields_table(rows: list[tuple[str, str, str]], styles, label_width: float = 175,
+                  width: float = CONTENT_WIDTH) -> Table:
+    """A note's structured fields as one label/value table (it splits across pages by rows);
+    each section starts with its name on a row spanning both columns."""
     vw = width - label_width
-    data = [[table_cell(k, label_width, styles["label"], pad=8), table_cell(v, vw, styles["value"], pad=8)]
-            for k, v in rows]
+    sec_style = styles["label"].clone("sec", textColor=ACCENT)
+    data: list[list] = []
+    extra: list[tuple] = []
+    section = None
+    for sec, label, value in rows:
+        if sec != section:
+            if sec:
+                r = len(data)
+                data.append([table_cell(sec, width, sec_style, pad=8), ""])
+                extra += [("SPAN", (0, r), (1, r)), ("TEXTCOLOR", (0, r), (0, r), ACCENT),
+                          ("TOPPADDING", (0, r), (-1, r), 6)]
+            section = sec
+        data.append([table_cell(label, label_width, styles["label"], pad=8),
+                     table_cell(value, vw, styles["value"], pad=8)])
     t = Table(data, colWidths=[label_width, vw], hAlign="LEFT")
-    t.setStyle(_kv_style((0,), (1,), styles))
+    t.setStyle(TableStyle(list(_kv_style((0,), (1,), styles).getCommands()) + extra))
     return t
 
 
@@ -211,8 +226,9 @@ def grid_table(header: list[str], rows: list[list[str]], widths: list[float], st
     """A data table: cells wrap (long text), the header row repeats on each page."""
     from reportlab.platypus import LongTable
 
-    cell = styles["cell"]
-    data = [[Paragraph(esc(h), styles["head_cell"]) for h in header]]
+    cell, head = styles["cell"], styles["head_cell"]
+    # header labels that fit are plain strings (drawn verbatim, bold white via the style below)
+    data = [[table_cell(h, w, head) for h, w in zip(header, widths, strict=True)]]
     data += [[table_cell(c, w, cell) for c, w in zip(row, widths, strict=True)] for row in rows]
     cls = LongTable if long else Table
     t = cls(data, colWidths=widths, repeatRows=1 if repeat else 0, hAlign="LEFT")
@@ -221,6 +237,8 @@ def grid_table(header: list[str], rows: list[list[str]], widths: list[float], st
         ("FONTSIZE", (0, 0), (-1, -1), cell.fontSize),
         ("LEADING", (0, 0), (-1, -1), cell.leading),
         ("TEXTCOLOR", (0, 1), (-1, -1), cell.textColor),
+        ("FONTNAME", (0, 0), (-1, 0), head.fontName),
+        ("TEXTCOLOR", (0, 0), (-1, 0), head.textColor),
         ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, BAND]),
@@ -288,20 +306,7 @@ def note_flowables(note: NoteData, styles, heading_style: str = "title", show_he
     rows = field_rows(note.note_type, note.fields)
     if rows:
         story.append(Paragraph("Structured fields", styles["h3"]))
-        section = None
-        block: list[tuple[str, str]] = []
-        for sec, label, value in rows:
-            if sec != section:
-                if block:
-                    story.append(_kv_table(block, styles))
-                    block = []
-                if sec:
-                    story.append(Paragraph(esc(sec), styles["label"].clone("sec", textColor=ACCENT,
-                                                                            spaceBefore=4, spaceAfter=1)))
-                section = sec
-            block.append((label, value))
-        if block:
-            story.append(_kv_table(block, styles))
+        story.append(_fields_table(rows, styles))
 
     story.append(Paragraph("Free text", styles["h3"]))
     story.append(Paragraph(esc(note.free_text) if (note.free_text or "").strip() else "—", styles["value"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from reportlab.platypus import CondPageBreak, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
@@ -30,7 +30,7 @@ from kapnotes.pdf.note_pdf import (
     patient_block,
     score_cells,
 )
-from kapnotes.pdf.styles import FONT, RULE, esc, make_styles
+from kapnotes.pdf.styles import RULE, esc, make_styles
 
 ICD10 = {
     "F41.1": "Generalized anxiety disorder",
@@ -216,9 +216,9 @@ def summary_story(data: SummaryData, styles) -> list:
     for i, note in enumerate(data.notes):
         if i:
             story.append(Spacer(1, 10))
-            rule = Table([[""]], colWidths=[CONTENT_WIDTH], rowHeights=[2])
-            rule.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("LINEABOVE", (0, 0), (-1, 0), 1, RULE)]))
-            story.append(rule)
+            # a plain rule between notes (one line, not a one-cell table)
+            story.append(HRFlowable(width=CONTENT_WIDTH, thickness=1, color=RULE, spaceBefore=0, spaceAfter=1,
+                                    hAlign="LEFT"))
         story.append(CondPageBreak(160))
         story.extend(note_flowables(note, s, heading_style="h3"))
     return story

@@ -138,3 +138,18 @@ def test_progress_bar_counts():
         bar.update(Outcome("X", status))
     lines = buf.getvalue().splitlines()
     assert lines[-1].startswith("[##############################] 4/4 patients (2 written, 1 unchanged, 1 failed)")
+
+
+def test_bulk_chunks_hold_every_patient_exactly_once_heaviest_first():
+    from kapnotes.cli.export import plan_chunks
+
+    patients = [(i, f"MRN{i:03d}") for i in range(1, 101)]
+    weights = {i: (i * 37) % 101 for i in range(1, 101)}
+    for jobs in (1, 2, 3, 8, 64):
+        chunks = plan_chunks(patients, weights, jobs)
+        flat_ids = [pid for chunk in chunks for pid, _ in chunk]
+        assert sorted(flat_ids) == list(range(1, 101)) and len(flat_ids) == 100
+        assert all(chunks)
+        assert [weights[pid] for pid in flat_ids] == sorted((weights[pid] for pid in flat_ids), reverse=True)
+    assert plan_chunks([], {}, 4) == []
+    assert plan_chunks(patients[:3], {}, 4) == [[p] for p in patients[:3]]

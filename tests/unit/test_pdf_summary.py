@@ -215,3 +215,25 @@ def test_fingerprint_ignores_who_and_when_but_not_data(engine, clinic, world):
         c = exports.gather_summary(s, clinic.tina, clinic.a1, a.date_from + timedelta(days=1), a.date_to)
     assert exports.fingerprint(a) == exports.fingerprint(b)
     assert exports.fingerprint(a) != exports.fingerprint(c)
+
+
+def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world):
+    """The dose log is one long table split across pages: no row lost, duplicated or reordered."""
+    import dataclasses
+
+    from kapnotes.pdf.model import DoseRow
+
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    start = date(2024, 1, 1)
+    doses = [DoseRow(id=i + 1, taken_at=f"{(start + timedelta(days=i)).isoformat()} 20:{i % 60:02d}",
+                     taken_on=start + timedelta(days=i), dose_mg=100.0, formulation="odt", context="home",
+                     notes=f"row-{i:04d}-end")
+             for i in range(1000)]
+    pdf = exports.render_summary(dataclasses.replace(data, doses=doses, notes=[]))
+    text = flat("\n".join(pdf_text(pdf)[1]))
+    positions = [text.find(f"row-{i:04d}-end") for i in range(1000)]
+    assert all(p >= 0 for p in positions)
+    assert positions == sorted(positions)
+    assert all(text.count(f"row-{i:04d}-end") == 1 for i in range(0, 1000, 97))
+    assert "1000 doses taken in the period" in text
