@@ -457,6 +457,15 @@ def current_plans(session: Session, patient_ids) -> dict[int, TreatmentPlan]:
     return {p.patient_id: p for p in rows}
 
 
+@dataclass(frozen=True)
+class ScorePoint:
+    """One point of a GAD-7/PHQ-9 series, without the item answers."""
+
+    instrument: str
+    administered_on: date
+    total: int
+
+
 def queue_data(session: Session, actor: Actor, patient_ids, doses: int = 5):
     """For the review queue, for all its patients at once (one query per kind): the last doses
     and the GAD-7/PHQ-9 series of each. Returns {patient_id: (last doses, series)}."""
@@ -479,11 +488,13 @@ def queue_data(session: Session, actor: Actor, patient_ids, doses: int = 5):
     for d in session.exec(select(DoseEntry).join(ranked, ranked.c.id == DoseEntry.id).where(ranked.c.rn <= doses)
                           .order_by(col(DoseEntry.patient_id), col(DoseEntry.taken_at).desc())).all():
         out[d.patient_id][0].append(d)
-    for a in session.exec(select(Assessment).where(col(Assessment.patient_id).in_(ids),
-                                                   col(Assessment.voided_at).is_(None))
+    # the series as (instrument, date, total) rows: the item answers are not shown here
+    for a in session.exec(select(Assessment.patient_id, Assessment.instrument, Assessment.administered_on,
+                                 Assessment.total)
+                          .where(col(Assessment.patient_id).in_(ids), col(Assessment.voided_at).is_(None))
                           .order_by(col(Assessment.patient_id), col(Assessment.administered_on),
                                     col(Assessment.id))).all():
-        out[a.patient_id][1].append(a)
+        out[a.patient_id][1].append(ScorePoint(a.instrument, a.administered_on, a.total))
     return out
 
 

@@ -26,13 +26,14 @@ with db() as session:
     team = patients.care_team(session, patient.care_team_id)
 
 links = st.columns(4)
-for slot, (target, label, icon) in zip(links, (
-    ("pages/dose_log.py", "Add or review doses", ":material/medication:"),
-    ("pages/import_doses.py", "Import a dose CSV", ":material/upload_file:"),
-    ("pages/measures.py", "Enter GAD-7 / PHQ-9", ":material/checklist:"),
+for slot, (target, label, icon, query) in zip(links, (
+    ("pages/dose_log.py", "Add a dose", ":material/add_circle:", {"dose_tab": "Add a dose"}),
+    ("pages/dose_log.py", "Dose log", ":material/medication:", None),
+    ("pages/import_doses.py", "Import a dose CSV", ":material/upload_file:", None),
+    ("pages/measures.py", "Enter GAD-7 / PHQ-9", ":material/checklist:", None),
 )):
     try:
-        slot.page_link(target, label=label, icon=icon)
+        slot.page_link(target, label=label, icon=icon, query_params=query)
     except StreamlitAPIException:  # a page run on its own (tests) has no navigation to link into
         pass
 

@@ -15,6 +15,7 @@ from kapnotes.ui.session import db, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz
+TABS = ["Log", "Add a dose", "Edit or void"]
 COMMON_TAGS = ["dizziness", "nausea", "headache", "vomiting", "anxiety", "fainting", "chest_pain",
                "breathing_difficulty", "seizure", "psychotic_symptoms", "self_harm", "emergency_visit"]
 
@@ -23,7 +24,9 @@ with db() as session:
     plan = active_plan(session, pid)
 
 st.title("Dose log")
-tab_log, tab_add, tab_edit = st.tabs(["Log", "Add a dose", "Edit or void"])
+# stateful tabs: only the open tab's content runs (the forms are ~40 widgets), and the URL
+# names the tab, so the dashboard can link straight to "Add a dose"
+tab_log, tab_add, tab_edit = st.tabs(TABS, key="dose_tab", on_change="rerun", bind="query-params")
 
 
 def dose_form(prefix: str, initial: doses.DoseInput | None) -> doses.DoseInput | None:
@@ -85,7 +88,7 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> doses.DoseInput |
 
 
 # --- the log -------------------------------------------------------------------------------------
-with tab_log:
+def log_tab() -> None:
     today = utcnow().astimezone(tz).date()
     f = st.columns([2, 2, 1, 1])
     period = f[0].date_input("Dates", value=(today - timedelta(days=90), today), key="dl_period")
@@ -139,7 +142,7 @@ with tab_log:
         )
 
 # --- add -------------------------------------------------------------------------------------------
-with tab_add:
+def add_tab() -> None:
     if plan is not None:
         st.caption(f"Defaults from the active plan: {plan.dose_mg:g} mg {plan.formulation.upper()}.")
     with st.form("add_dose", clear_on_submit=False):
@@ -154,7 +157,7 @@ with tab_add:
             show_error(exc)
 
 # --- edit or void ---------------------------------------------------------------------------------------
-with tab_edit:
+def edit_tab() -> None:
     with db() as session:
         recent = doses.list_doses(session, actor, pid, doses.DoseFilter(limit=200), tz)
     if recent.empty:
@@ -191,3 +194,9 @@ with tab_edit:
                         st.rerun()
                     except KapError as exc:
                         show_error(exc)
+
+
+for tab, body in ((tab_log, log_tab), (tab_add, add_tab), (tab_edit, edit_tab)):
+    if tab.open:
+        with tab:
+            body()

@@ -29,8 +29,10 @@ def env(sqlite_url, monkeypatch):
     engine.dispose()
 
 
-def page(name: str, user=None, patient_id=None) -> AppTest:
+def page(name: str, user=None, patient_id=None, tab: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / f"pages/{name}.py"), default_timeout=60)
+    if tab is not None:  # the dose log's stateful tabs: as if the user had clicked this one
+        at.session_state["dose_tab"] = tab
     if user is not None:
         at.session_state["user_id"] = user.id
         at.session_state["last_activity"] = kapnotes.timeutil.utcnow()
@@ -142,6 +144,7 @@ def test_dose_log_add_and_bad_input(env):
     at = page("dose_log", clinic.tina, clinic.a1)
     assert not at.exception
     assert "No doses logged yet — add one or import a CSV." in texts(at)
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
     at.number_input(key="add_bp_systolic_pre").set_value(120)
     at.number_input(key="add_bp_diastolic_pre").set_value(130)  # systolic not above diastolic
     at = _submit(at, "Save dose")
@@ -156,14 +159,32 @@ def test_dose_log_add_and_bad_input(env):
         rows = s.exec(select(DoseEntry)).all()
         assert len(rows) == 1
         assert (rows[0].dose_mg, rows[0].formulation, rows[0].anxiety_before) == (150, "odt", 7)  # plan defaults
-    at = at.run()
+    at = page("dose_log", clinic.tina, clinic.a1)
     assert "1 dose shown" in texts(at)
+
+
+def test_dose_log_runs_only_the_open_tab(env):
+    """The entry forms (about 40 widgets) are built only when their tab is open: a rerun of the
+    log does not pay for them, and the log's table is not built behind the forms."""
+    engine, clinic = env
+    add_history(engine, clinic)
+    at = page("dose_log", clinic.tina, clinic.a1)
+    keys = {w.key for w in at.number_input}
+    assert len(at.dataframe) == 1 and "6 doses shown" in texts(at)
+    assert not any(k.startswith(("add_", "edit")) for k in keys)
+    assert "de_entry" not in {w.key for w in at.selectbox}
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    assert "add_dose" in {w.key for w in at.number_input} and len(at.dataframe) == 0
+    assert [b.label for b in at.button if b.label != "Sign out"] == ["Save dose"]
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    assert len(at.dataframe) == 0 and at.selectbox(key="de_entry").value is not None
+    assert "Save dose" not in [b.label for b in at.button]
 
 
 def test_dose_log_void(env):
     engine, clinic = env
     add_history(engine, clinic)
-    at = page("dose_log", clinic.tina, clinic.a1)
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
     entry_id = at.selectbox(key="de_entry").value
     at.text_input(key=f"void_reason_{entry_id}").input("Entered twice")
     at = _submit(at, "Void this entry")
@@ -230,7 +251,7 @@ def test_import_page_without_file(env):
 def test_dose_log_edit_and_locked_entry(env):
     engine, clinic = env
     add_history(engine, clinic)
-    at = page("dose_log", clinic.tina, clinic.a1)
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
     entry_id = at.selectbox(key="de_entry").value
     with session_scope(engine) as s:
         version = s.get(DoseEntry, entry_id).version
@@ -246,7 +267,7 @@ def test_dose_log_edit_and_locked_entry(env):
         s.flush()
         row.session_note_id = note.id
         s.add(row)
-    at = page("dose_log", clinic.tina, clinic.a1)
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
     assert "part of a signed session note" in texts(at)
     assert not [b for b in at.button if b.label in ("Save changes", "Void this entry")]
 

@@ -466,7 +466,7 @@ def test_queue_data_batches_last_doses_and_scores_for_the_prescribers_patients(s
     data = suggestions.queue_data(session, clinic.paul, [clinic.a1, clinic.a2])
     a1_doses, a1_scores = data[clinic.a1]
     assert len(a1_doses) == 5 and a1_doses[0].taken_at > a1_doses[-1].taken_at
-    assert [a.total for a in a1_scores] == [12]
+    assert [(a.instrument, a.total) for a in a1_scores] == [("GAD-7", 12)]
     assert [d.dose_mg for d in data[clinic.a2][0]] == [100] and data[clinic.a2][1] == []
     with pytest.raises(PermissionDenied):
         suggestions.queue_data(session, clinic.paul, [clinic.b1])
