@@ -14,6 +14,7 @@ from typing import Any
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import LETTER
+from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (
     KeepTogether,
@@ -27,6 +28,7 @@ from reportlab.platypus import (
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.model import DocMeta, DoseRow, NoteData, PatientInfo, ScoreRow
+from kapnotes.pdf.tables import LongTextTable, TextTable
 from kapnotes.pdf.styles import ACCENT, BAND, FONT, RULE, WARN, clean, drawable_in_main_font, esc, make_styles
 
 NOTE_TYPE_LABELS = {
@@ -124,11 +126,23 @@ def _display(spec: Any, value: Any) -> str:
         return format_value(value, spec)
 
 
-def field_rows(note_type: str, fields: dict) -> list[tuple[str, str, str]]:
+def is_empty(value: Any) -> bool:
+    """No answer recorded: None, blank text or an empty list/dict (False and 0 are answers)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple, set, dict)):
+        return len(value) == 0
+    return False
+
+
+def field_rows(note_type: str, fields: dict, skip_empty: bool = False) -> list[tuple[str, str, str]]:
     """(section, label, value) for every template field, then any stored field it lacks.
 
-    Template fields print in template order with their labels (empty ones as "—"); a
-    stored key the template does not know prints by its key name afterwards.
+    Template fields print in template order with their labels (empty ones as "—", or left
+    out with ``skip_empty``); a stored key the template does not know prints by its key name
+    afterwards.
     """
     fields = dict(fields or {})
     rows: list[tuple[str, str, str]] = []
@@ -138,11 +152,13 @@ def field_rows(note_type: str, fields: dict) -> list[tuple[str, str, str]]:
         if name is None:
             continue
         seen.add(name)
+        if skip_empty and is_empty(fields.get(name)):
+            continue
         label = getattr(spec, "label", None) or humanize_key(name)
         section = getattr(spec, "section", None) or ""
         rows.append((str(section), str(label), _display(spec, fields.get(name))))
     for key in fields:
-        if key in seen:
+        if key in seen or (skip_empty and is_empty(fields[key])):
             continue
         rows.append(("Other recorded fields", SYSTEM_LABELS.get(key, str(key)), format_value(fields[key])))
     return rows
@@ -161,12 +177,10 @@ def _kv_style(label_cols: tuple[int, ...], value_cols: tuple[int, ...], styles) 
         ("LEFTPADDING", (0, 0), (-1, -1), 2),
         ("RIGHTPADDING", (0, 0), (-1, -1), 6),
     ]
-    for c in label_cols:
-        cmds += [("FONTNAME", (c, 0), (c, -1), lab.fontName), ("FONTSIZE", (c, 0), (c, -1), lab.fontSize),
-                 ("LEADING", (c, 0), (c, -1), lab.leading), ("TEXTCOLOR", (c, 0), (c, -1), lab.textColor)]
-    for c in value_cols:
-        cmds += [("FONTNAME", (c, 0), (c, -1), val.fontName), ("FONTSIZE", (c, 0), (c, -1), val.fontSize),
-                 ("LEADING", (c, 0), (c, -1), val.leading), ("TEXTCOLOR", (c, 0), (c, -1), val.textColor)]
+    for cols, st in ((label_cols, lab), (value_cols, val)):  # "FONT" sets name, size and leading at once
+        for c in cols:
+            cmds += [("FONT", (c, 0), (c, -1), st.fontName, st.fontSize, st.leading),
+                     ("TEXTCOLOR", (c, 0), (c, -1), st.textColor)]
     return TableStyle(cmds)
 
 
@@ -189,7 +203,7 @@ def _fields_table(rows: list[tuple[str, str, str]], styles, label_width: float =
             section = sec
         data.append([table_cell(label, label_width, styles["label"], pad=8),
                      table_cell(value, vw, styles["value"], pad=8)])
-    t = Table(data, colWidths=[label_width, vw], hAlign="LEFT")
+    t = TextTable(data, colWidths=[label_width, vw], hAlign="LEFT", splitInRow=1)
     t.setStyle(TableStyle(list(_kv_style((0,), (1,), styles).getCommands()) + extra))
     return t
 
@@ -202,7 +216,7 @@ def _kv_grid(rows: list[tuple[str, str]], styles, width: float = CONTENT_WIDTH) 
     if len(cells) % 2:
         cells.append(["", ""])
     data = [cells[i] + cells[i + 1] for i in range(0, len(cells), 2)]
-    t = Table(data, colWidths=[lw, vw, lw, vw], hAlign="LEFT")
+    t = TextTable(data, colWidths=[lw, vw, lw, vw], hAlign="LEFT")
     t.setStyle(_kv_style((0, 2), (1, 3), styles))
     return t
 
@@ -210,28 +224,48 @@ def _kv_grid(rows: list[tuple[str, str]], styles, width: float = CONTENT_WIDTH) 
 CELL_PAD = 3
 
 
+WRAP_MAX_LINES = 40  # longer cell text goes to a Paragraph (same look; it may need its rules)
+
+
+def _plain(text: object) -> str:
+    return clean(text).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def wrap_lines(text: str, font: str, size: float, room: float) -> list[str] | None:
+    """``text`` broken at spaces into lines no wider than ``room`` (blank lines kept, as a
+    Paragraph's <br/><br/> would); None when a single word is wider than ``room``."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if stringWidth(line, font, size) <= room:
+            lines.append(line)
+        else:
+            lines.extend(simpleSplit(line, font, size, room) or [""])
+    if any(stringWidth(line, font, size) > room for line in lines):
+        return None
+    return lines
+
+
 def table_cell(text: str, width: float, style, pad: float = 2 * CELL_PAD):
-    """A table cell: a plain string when it fits on its lines as is (cheap, drawn verbatim by the
-    table, never parsed as markup), else an escaped Paragraph that wraps."""
-    text = clean(text)
-    if text and len(text) < 200 and drawable_in_main_font(text):
-        room = width - pad - 0.5
-        if all(stringWidth(line, style.fontName, style.fontSize) <= room for line in text.split("\n")):
-            return text
+    """A table cell: a plain string, wrapped at word boundaries to the column, when the main font
+    draws all of it (cheap, drawn verbatim by the table, never parsed as markup); else an
+    escaped Paragraph (right-to-left or CJK runs, words wider than the column, very long text)."""
+    text = _plain(text)
+    if text and len(text) < 80 * WRAP_MAX_LINES and drawable_in_main_font(text):
+        lines = wrap_lines(text, style.fontName, style.fontSize, width - pad - 0.5)
+        if lines is not None and len(lines) <= WRAP_MAX_LINES:
+            return "\n".join(lines)
     return Paragraph(esc(text), style)
 
 
 def grid_table(header: list[str], rows: list[list[str]], widths: list[float], styles, repeat: bool = True,
                long: bool = False):
     """A data table: cells wrap (long text), the header row repeats on each page."""
-    from reportlab.platypus import LongTable
-
     cell, head = styles["cell"], styles["head_cell"]
     # header labels that fit are plain strings (drawn verbatim, bold white via the style below)
     data = [[table_cell(h, w, head) for h, w in zip(header, widths, strict=True)]]
     data += [[table_cell(c, w, cell) for c, w in zip(row, widths, strict=True)] for row in rows]
-    cls = LongTable if long else Table
-    t = cls(data, colWidths=widths, repeatRows=1 if repeat else 0, hAlign="LEFT")
+    cls = LongTextTable if long else TextTable
+    t = cls(data, colWidths=widths, repeatRows=1 if repeat else 0, hAlign="LEFT", splitInRow=1)
     t.setStyle(TableStyle([
         ("FONTNAME", (0, 0), (-1, -1), cell.fontName),
         ("FONTSIZE", (0, 0), (-1, -1), cell.fontSize),
@@ -281,8 +315,15 @@ def score_cells(s: ScoreRow) -> list[str]:
     return [s.administered_on.isoformat(), s.instrument, str(s.total), f"{s.band}{extra}"]
 
 
-def note_flowables(note: NoteData, styles, heading_style: str = "title", show_heading: bool = True) -> list:
-    """The body of one note, used alone (note PDF) and inside the treatment summary."""
+def note_flowables(note: NoteData, styles, heading_style: str = "title", show_heading: bool = True,
+                   compact: bool = False) -> list:
+    """The body of one note, used alone (note PDF) and inside the treatment summary.
+
+    ``compact`` (the summary, where dozens of notes follow the dose log): the header is one
+    line under the heading, fields without an answer are left out (the note's own PDF lists
+    every field), linked doses and scores are listed on a line each (their rows are in the
+    summary's own tables) and the signature is a paragraph, not a box.
+    """
     story: list = []
     title = f"{note_type_label(note.note_type)} note — {note.session_date.isoformat()}"
     if show_heading:
@@ -290,37 +331,50 @@ def note_flowables(note: NoteData, styles, heading_style: str = "title", show_he
     if note.status != "signed":
         story.append(Paragraph("DRAFT — this note is not signed and may still change.", styles["warn"]))
     times = "–".join(t for t in (note.start_time, note.end_time) if t) or "—"
-    header_rows = [
-        ("Note type", note_type_label(note.note_type)),
-        ("Session date", note.session_date.isoformat()),
-        ("Time (clinic)", times),
-        ("Modality", MODALITY_LABELS.get(note.modality, note.modality)),
-        ("Author", note.author),
-        ("Status", "Signed" if note.status == "signed" else "Draft (unsigned)"),
-    ]
-    story.append(_kv_grid(header_rows, styles))
+    status = "Signed" if note.status == "signed" else "Draft (unsigned)"
+    modality = MODALITY_LABELS.get(note.modality, note.modality)
+    if compact:
+        story.append(Paragraph(esc(f"{note.author} · {times} (clinic time) · {modality} · {status}"),
+                               styles["muted"]))
+    else:
+        story.append(_kv_grid([
+            ("Note type", note_type_label(note.note_type)),
+            ("Session date", note.session_date.isoformat()),
+            ("Time (clinic)", times),
+            ("Modality", modality),
+            ("Author", note.author),
+            ("Status", status),
+        ], styles))
     if note.carried_over:
         story.append(Paragraph("Some content was carried over from the previous note of this type.",
                                styles["muted"]))
 
-    rows = field_rows(note.note_type, note.fields)
+    rows = field_rows(note.note_type, note.fields, skip_empty=compact)
     if rows:
-        story.append(Paragraph("Structured fields", styles["h3"]))
+        story.append(Paragraph("Structured fields" + (" (those with an answer)" if compact else ""), styles["h3"]))
         story.append(_fields_table(rows, styles))
 
     story.append(Paragraph("Free text", styles["h3"]))
     story.append(Paragraph(esc(note.free_text) if (note.free_text or "").strip() else "—", styles["value"]))
 
-    if note.doses:
+    if note.doses and compact:
+        doses_line = "; ".join(f"{d.taken_at}, {fmt_number(d.dose_mg)} mg" for d in note.doses)
+        story.append(Paragraph(f"<b>Linked dose-log entries</b> (in the dose log above): {esc(doses_line)}",
+                               styles["value"]))
+    elif note.doses:
         story.append(Paragraph("Linked dose-log entries", styles["h3"]))
         story.append(grid_table(DOSE_HEADER, [dose_cells(d) for d in note.doses], DOSE_WIDTHS, styles))
-    if note.scores:
+    if note.scores and compact:
+        scores_line = "; ".join(f"{x.instrument} {x.total} ({x.band}) on {x.administered_on.isoformat()}"
+                                for x in note.scores)
+        story.append(Paragraph(f"<b>Linked scores</b>: {esc(scores_line)}", styles["value"]))
+    elif note.scores:
         story.append(Paragraph("Linked scores", styles["h3"]))
         story.append(grid_table(["Date", "Scale", "Total", "Band"], [score_cells(s) for s in note.scores],
                                 [80, 60, 50, CONTENT_WIDTH - 190], styles))
 
     story.append(Spacer(1, 6))
-    story.append(KeepTogether(signature_block(note, styles)))
+    story.append(KeepTogether(signature_lines(note, styles) if compact else signature_block(note, styles)))
 
     if note.addenda:
         story.append(Paragraph(f"Addenda ({len(note.addenda)})", styles["h3"]))
@@ -328,7 +382,7 @@ def note_flowables(note: NoteData, styles, heading_style: str = "title", show_he
             head = Paragraph(f"<b>Addendum {i}</b> — {esc(a.author)}, signed {esc(a.signed_at)}", styles["base"])
             body = Paragraph(esc(a.text), styles["value"])
             digest = Paragraph(f"SHA-256 {esc(a.content_hash)}", styles["mono"])
-            box = Table([[head], [body], [digest]], colWidths=[CONTENT_WIDTH], hAlign="LEFT")
+            box = Table([[head], [body], [digest]], colWidths=[CONTENT_WIDTH], hAlign="LEFT", splitInRow=1)
             box.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), 
                 ("LINEBEFORE", (0, 0), (0, -1), 2, ACCENT),
                 ("LEFTPADDING", (0, 0), (-1, -1), 8),
@@ -339,7 +393,7 @@ def note_flowables(note: NoteData, styles, heading_style: str = "title", show_he
     return story
 
 
-def signature_block(note: NoteData, styles) -> list:
+def _signature_text(note: NoteData) -> tuple[list[str], Any]:
     if note.status == "signed":
         lines = [
             f"<b>Electronically signed</b> by {esc(note.signed_by or '—')} on {esc(note.signed_at or '—')}",
@@ -354,6 +408,18 @@ def signature_block(note: NoteData, styles) -> list:
     else:
         lines = ["<b>DRAFT — not signed.</b> This note may still change; it is not part of the signed record."]
         border = WARN
+    return lines, border
+
+
+def signature_lines(note: NoteData, styles) -> list:
+    """The signature as paragraphs (the summary); a hash mismatch still prints in red."""
+    lines, _border = _signature_text(note)
+    return [Paragraph("<br/>".join(lines), styles["small"])]
+
+
+def signature_block(note: NoteData, styles) -> list:
+    """The signature in a banded box (the single-note PDF)."""
+    lines, border = _signature_text(note)
     cell = [Paragraph(line, styles["small"] if i else styles["base"]) for i, line in enumerate(lines)]
     t = Table([[cell]], colWidths=[CONTENT_WIDTH], hAlign="LEFT")
     t.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), 

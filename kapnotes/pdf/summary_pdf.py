@@ -213,6 +213,9 @@ def summary_story(data: SummaryData, styles) -> list:
     story.append(Paragraph(esc(label), s["h2"]))
     if not data.notes:
         story.append(Paragraph("No signed notes in this period.", s["muted"]))
+    else:
+        story.append(Paragraph("Fields without an answer are left out here; each note's own PDF lists every "
+                               "field of its template.", s["muted"]))
     for i, note in enumerate(data.notes):
         if i:
             story.append(Spacer(1, 10))
@@ -220,7 +223,7 @@ def summary_story(data: SummaryData, styles) -> list:
             story.append(HRFlowable(width=CONTENT_WIDTH, thickness=1, color=RULE, spaceBefore=0, spaceAfter=1,
                                     hAlign="LEFT"))
         story.append(CondPageBreak(160))
-        story.extend(note_flowables(note, s, heading_style="h3"))
+        story.extend(note_flowables(note, s, heading_style="h3", compact=True))
     return story
 
 

@@ -168,3 +168,55 @@ def test_field_rows_follow_the_template_and_keep_unknown_keys():
     assert labels[: len(template("integration").fields)] == [f.label for f in template("integration").fields]
     assert rows[-1] == ("Other recorded fields", "zz_unknown", "1, 2")
     assert {label: value for _, label, value in rows}["Plan"] == "Continue"
+
+
+def _long_text(tag: str, sentences: int = 600) -> str:
+    """About 40,000 characters in paragraphs: taller than a page in any cell or column."""
+    parts = [f"{tag}-{i:04d} the session went on and the patient reflected at length." for i in range(sentences)]
+    return "\n\n".join(" ".join(parts[i:i + 20]) for i in range(0, sentences, 20))
+
+
+def test_a_field_longer_than_a_page_prints_whole_and_in_order(engine, clinic, world, tmp_path):
+    """A structured field, free text or addendum of many pages splits across pages (a table row taller
+    than a page used to stop the export with a LayoutError): every sentence, in order."""
+    import dataclasses
+
+    with session_scope(engine) as s:
+        meta, patient, note = exports.prepare_note(s, clinic.tina, world.dosing_note_id, generated_at=FIXED,
+                                                   record=False)
+    key = next(iter(note.fields))
+    from kapnotes.pdf.model import AddendumRow
+
+    addendum = AddendumRow(id=99, author="Tina Torres, LMFT", signed_at="2026-03-02 10:00",
+                           text=_long_text("add", 300), content_hash="0" * 64)
+    note = dataclasses.replace(note, fields={**note.fields, key: _long_text("fld")}, free_text=_long_text("ftx"),
+                               addenda=[*note.addenda, addendum])
+    pdf = exports.render_note(meta, patient, note)
+    qpdf_ok(pdf, tmp_path)
+    reader, pages = pdf_text(pdf)
+    assert len(reader.pages) > 10
+    text = flat("\n".join(pages))
+    for tag, n in (("fld", 600), ("ftx", 600), ("add", 300)):
+        positions = [text.find(f"{tag}-{i:04d} ") for i in range(n)]
+        assert all(p >= 0 for p in positions), f"{tag}: missing sentence {positions.index(-1)}"
+        assert positions == sorted(positions)
+
+
+def test_table_cells_wrap_plain_text_and_leave_the_rest_to_paragraphs():
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.platypus import Paragraph
+
+    from kapnotes.pdf.note_pdf import table_cell
+    from kapnotes.pdf.styles import make_styles
+
+    style = make_styles()["value"]
+    text = "Met the worry with curiosity <b>not bold</b> & kept breathing.\n\nSecond paragraph after a blank line."
+    cell = table_cell(text, 120, style)
+    assert isinstance(cell, str)
+    lines = cell.split("\n")
+    assert len(lines) > 4 and "" in lines  # wrapped, and the blank line is kept
+    assert all(stringWidth(line, style.fontName, style.fontSize) <= 120 - 6 for line in lines)
+    assert " ".join(" ".join(lines).split()) == " ".join(text.split())  # same words, same order, literal
+    assert isinstance(table_cell("x" * 300, 120, style), Paragraph)  # a word wider than the column
+    assert isinstance(table_cell("שלום עולם", 120, style), Paragraph)  # right-to-left: reordered by esc()
+    assert isinstance(table_cell("word " * 2000, 120, style), Paragraph)  # too long for a plain cell

@@ -14,6 +14,7 @@ from kapnotes import exports
 from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent
+from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.model import ScoreRow
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
@@ -237,3 +238,51 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
     assert positions == sorted(positions)
     assert all(text.count(f"row-{i:04d}-end") == 1 for i in range(0, 1000, 97))
     assert "1000 doses taken in the period" in text
+
+
+def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, world):
+    """In the summary, a note field and a dose's notes each longer than a page print whole, in order."""
+    import dataclasses
+
+    from tests.unit.test_pdf_note import _long_text
+
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    assert data.notes and data.doses
+    note = data.notes[0]
+    key = next(iter(note.fields))
+    notes = [dataclasses.replace(note, fields={**note.fields, key: _long_text("fld", 300)}), *data.notes[1:]]
+    doses = [dataclasses.replace(data.doses[0], notes=_long_text("dnt", 300)), *data.doses[1:]]
+    text = flat("\n".join(pdf_text(exports.render_summary(dataclasses.replace(data, notes=notes, doses=doses)))[1]))
+    for tag in ("fld", "dnt"):
+        positions = [text.find(f"{tag}-{i:04d} ") for i in range(300)]
+        assert all(p >= 0 for p in positions), f"{tag}: missing sentence {positions.index(-1)}"
+        assert positions == sorted(positions)
+
+
+def test_summary_notes_leave_out_empty_fields_and_keep_links_and_signature(engine, clinic, world):
+    """In the summary a note lists the fields with an answer (the note's own PDF lists all),
+    its linked doses on a line, and its signature, with a hash mismatch still printed loudly."""
+    import dataclasses
+
+    from kapnotes.note_templates import template
+
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    dosing = next(n for n in data.notes if n.note_type == "dosing" and n.doses)
+    specs = [f for f in template("dosing").fields if f.label not in ("Intention",)]
+    empty_spec = next(f for f in specs if "Booster" in f.label)
+    fields = {**dosing.fields, empty_spec.name: None, "legacy_blank": "  ", "legacy_false": False}
+    note = dataclasses.replace(dosing, fields=fields, hash_verified=False)
+    text = flat("\n".join(pdf_text(exports.render_summary(dataclasses.replace(data, notes=[note])))[1]))
+    assert "Fields without an answer are left out here" in text
+    assert flat(empty_spec.label) not in text and "legacy_blank" not in text
+    assert "legacy_false" in text  # False is an answer ("No"), not an empty field
+    assert "Linked dose-log entries (in the dose log above):" in text
+    assert f"{fmt_number(note.doses[0].dose_mg)} mg" in text
+    assert "Electronically signed by" in text
+    assert "WARNING: the stored hash does not match the note's content." in text
+    with session_scope(engine) as s:
+        meta, patient, _ = exports.prepare_note(s, clinic.tina, dosing.id, record=False)
+    full = flat("\n".join(pdf_text(exports.render_note(meta, patient, note))[1]))
+    assert flat(empty_spec.label) in full and "legacy_blank" in full
