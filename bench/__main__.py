@@ -126,6 +126,7 @@ def bench_pages(args, big, small, report: Report) -> None:
         report.add("pages", f"{title} vs empty page", f"{ms(heavy.median)} = {ratio:.2f}×",
                    f"≤ {PAGE_TARGET:g}×", ratio <= PAGE_TARGET, page=page, median_s=heavy.median,
                    baseline_s=base, ratio=ratio, runs=heavy.times)
+    bench_floor(args, big, pairs, report, base)
     for page, title, heavy, light in pairs:
         if heavy.error or light.error:
             continue
@@ -134,6 +135,30 @@ def bench_pages(args, big, small, report: Report) -> None:
                    f"{ms(heavy.median)} / {ms(light.median)} = {ratio:.2f}×", f"≤ {SCALE_TARGET:g}×",
                    ratio <= SCALE_TARGET, page=page, median_s=heavy.median, baseline_s=light.median, ratio=ratio,
                    runs=heavy.times, baseline_runs=light.times)
+
+
+def bench_floor(args, clinic, pairs, report: Report, page_base: float) -> None:
+    """For reference: each page's elements made by Streamlit alone (a replica with the same
+    tables, 150-point charts and dummy widgets), against the empty page, in one interleaved run.
+    The page's ratio minus this one is what our code and data work add."""
+    from bench.pages import Runner, empty_page_path, replica_path, time_interleaved
+
+    replicas = []
+    for page, title, heavy, _light in pairs:
+        if heavy.error:
+            continue
+        path, n = replica_path(Path(page).stem, heavy.at)
+        replicas.append((title, heavy, n, Runner(path, clinic.url, None, None)))
+    empty = Runner(empty_page_path(), clinic.url, None, None)
+    time_interleaved([empty] + [r for *_, r in replicas], args.runs)
+    base = empty.median
+    for title, heavy, n, replica in replicas:
+        if replica.error or not replica.median:
+            report.add("floor", f"{title}: its {n} elements alone", f"error: {replica.error}", "—", None)
+            continue
+        report.add("floor", f"{title}: its {n} elements alone", f"{ms(replica.median)} = {replica.median / base:.2f}×"
+                   f" (page {heavy.median / page_base:.2f}×)", "—", None,
+                   median_s=replica.median, baseline_s=base, elements=n, ratio=replica.median / base)
 
 
 def bench_pdf(args, clinic, report: Report) -> None:
