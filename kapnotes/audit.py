@@ -3,9 +3,9 @@
 An event names who, when, what action, which record and which patient, and never the
 clinical text itself. Each event's hash covers its fields and the previous event's
 hash, so editing or deleting an event breaks the chain at that point;
-``verify_chain`` finds the first break. (Removing events from the very end leaves a
-shorter valid chain: compare the head hash ``verify-audit`` prints with one kept
-elsewhere to detect that.)
+``verify_chain`` finds the first break. Removing events from the very end, or rewriting
+the whole chain with fresh hashes, leaves a valid chain: anchors (past heads kept outside
+the database, ``verify-audit --anchor FILE``) detect that.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ def lock_chain(session: Session) -> None:
     lock_for_append(session, _AUDIT_LOCK_KEY)
 
 
+READ_COALESCE = timedelta(minutes=10)
+
+
 def record(
     session: Session,
     actor: Actor | None,
@@ -68,23 +71,41 @@ def record(
     patient_id: int | None = None,
     detail: str = "",
     actor_username: str | None = None,
+    coalesce: timedelta | None = None,
 ) -> AuditEvent:
     """Append an event in the caller's transaction, so it commits with the change it records.
 
     ``detail`` is for non-clinical context only (counts, a status, a reason code).
+    ``coalesce`` (reads only, e.g. ``READ_COALESCE``): when the newest event of the whole log
+    is this very read by the same user (same action, record, patient and detail) and younger
+    than ``coalesce``, it stands for this one and nothing is appended, so a list re-shown on
+    every click is recorded once, not once per rerun. Anything in between (another read,
+    a change, another user's event) makes the next read a new event.
     """
     lock_for_append(session, _AUDIT_LOCK_KEY)
-    last = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
+    actor_id = actor.id if actor else None
+    record_key = None if record_id is None else str(record_id)
+    detail = detail[:_DETAIL_MAX]
+    now = utcnow()
+    if coalesce is None:
+        last_hash = session.exec(select(AuditEvent.hash).order_by(col(AuditEvent.id).desc()).limit(1)).first()
+    else:
+        last = session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1)).first()
+        if (last is not None and last.actor_id == actor_id and last.action == action
+                and last.record_type == record_type and last.record_id == record_key
+                and last.patient_id == patient_id and last.detail == detail and timedelta(0) <= now - last.at < coalesce):
+            return last
+        last_hash = last.hash if last is not None else None
     ev = AuditEvent(
-        at=utcnow(),
-        actor_id=actor.id if actor else None,
+        at=now,
+        actor_id=actor_id,
         actor_username=(actor.username if actor else (actor_username or "system"))[:64],
         action=action,
         record_type=record_type,
-        record_id=None if record_id is None else str(record_id),
+        record_id=record_key,
         patient_id=patient_id,
-        detail=detail[:_DETAIL_MAX],
-        prev_hash=last or GENESIS_HASH,
+        detail=detail,
+        prev_hash=last_hash or GENESIS_HASH,
         hash="",
     )
     ev.hash = _digest(ev.prev_hash, ev)
@@ -100,21 +121,84 @@ class ChainReport:
     head_hash: str
     first_bad_id: int | None = None
     problem: str = ""
+    head_id: int | None = None  # the last event checked (intact chains: the newest event)
 
 
 def verify_events(events: Iterable) -> ChainReport:
     """Check events (AuditEvent objects or rows, in id order) against the chain rules."""
     prev = GENESIS_HASH
     count = 0
+    head_id = None
     for ev in events:
         count += 1
         if ev.prev_hash != prev:
             return ChainReport(count, False, prev, ev.id, "its link to the previous event is broken "
-                               "(an earlier event was deleted or altered)")
+                               "(an earlier event was deleted or altered)", head_id)
         if _digest(ev.prev_hash, ev) != ev.hash:
-            return ChainReport(count, False, prev, ev.id, "its content does not match its hash (it was altered)")
+            return ChainReport(count, False, prev, ev.id, "its content does not match its hash (it was altered)",
+                               head_id)
         prev = ev.hash
-    return ChainReport(count, True, prev)
+        head_id = ev.id
+    return ChainReport(count, True, prev, head_id=head_id)
+
+
+# --- anchors: the head of the chain, kept outside the database --------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A past head of the chain (event id, its hash, how many events, when), kept elsewhere.
+
+    The chain alone cannot show that events were cut from its end, or that someone with
+    database access rewrote it and recomputed every hash. A head recorded outside the
+    database can: the event it names must still be there with the same hash.
+    """
+
+    event_id: int
+    hash: str
+    count: int
+    at: str
+
+    def to_json(self) -> str:
+        return json.dumps({"event_id": self.event_id, "hash": self.hash, "count": self.count, "at": self.at},
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Anchor:
+        d = json.loads(line)
+        if not (isinstance(d, dict) and isinstance(d.get("event_id"), int) and isinstance(d.get("hash"), str)
+                and len(d["hash"]) == 64 and isinstance(d.get("count"), int) and isinstance(d.get("at"), str)):
+            raise ValueError("not an audit anchor (event_id, hash, count, at)")
+        return cls(d["event_id"], d["hash"], d["count"], d["at"])
+
+
+def anchor_for(report: ChainReport) -> Anchor | None:
+    """The anchor to keep for an intact chain (None for an empty or broken one)."""
+    if not report.ok or report.head_id is None:
+        return None
+    return Anchor(report.head_id, report.head_hash, report.count, utcnow().isoformat(timespec="seconds"))
+
+
+def check_anchors(session: Session, anchors: list[Anchor], report: ChainReport) -> list[str]:
+    """Problems found by comparing kept anchors with the stored (and verified) chain: an
+    anchored event that is gone (the log was cut short) or whose hash changed (the log was
+    rewritten). Plain rows, as ``verify_chain`` reads them."""
+    table = AuditEvent.__table__
+    problems: list[str] = []
+    ids = sorted({a.event_id for a in anchors})
+    stored: dict[int, str] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        stored.update(session.execute(select(table.c.id, table.c.hash).where(table.c.id.in_(chunk))).all())
+    for a in anchors:
+        if a.event_id not in stored:
+            head = f"the chain now ends at event {report.head_id}" if report.head_id else "the chain is empty"
+            problems.append(f"event {a.event_id}, anchored at {a.at} ({a.count} events then), is gone: {head} "
+                            "(events were removed from the end of the log)")
+        elif stored[a.event_id] != a.hash:
+            problems.append(f"event {a.event_id}, anchored at {a.at}, has another hash than the anchor "
+                            "(the log was rewritten from that point or earlier)")
+    return problems
 
 
 def _stored_events(session: Session, batch: int) -> Iterator:
@@ -162,7 +246,7 @@ def list_events(session: Session, actor: Actor, flt: AuditFilter, tz, limit: int
     if flt.date_to:
         q = q.where(AuditEvent.at < datetime.combine(flt.date_to + timedelta(days=1), time(), tz))
     events = session.exec(q.order_by(col(AuditEvent.id).desc()).limit(limit)).all()
-    record(session, actor, "audit.read", "audit_events", detail=f"rows={len(events)}")
+    record(session, actor, "audit.read", "audit_events", detail=f"rows={len(events)}", coalesce=READ_COALESCE)
     return list(events)
 
 

@@ -735,7 +735,8 @@ def timeline(session: Session, actor: Actor, patient_id: int, note_types=None, s
     q = q.order_by(col(SessionNote.session_date).desc(), col(SessionNote.id).desc()).limit(limit)
     rows = [NoteRow(r[0], r[1], r[2], r[3], r[4], r[5], _author_name(r[6], r[7]), r[8], r[9], r[10] or 0,
                     r[11] is not None) for r in session.exec(q).all()]
-    audit.record(session, actor, "note.list", "patient", patient_id, patient_id, f"rows={len(rows)}")
+    audit.record(session, actor, "note.list", "patient", patient_id, patient_id, f"rows={len(rows)}",
+                 coalesce=audit.READ_COALESCE)
     return rows
 
 
@@ -753,7 +754,8 @@ def my_drafts(session: Session, actor: Actor) -> list[NoteRow]:
     )
     rows = [NoteRow(r[0], r[1], r[2], r[3], r[4], r[5], actor.display_name, r[6], None, 0, r[7] is not None,
                     r[8], r[9]) for r in session.exec(q).all()]
-    audit.record(session, actor, "note.drafts", "session_note", None, None, f"rows={len(rows)}")
+    audit.record(session, actor, "note.drafts", "session_note", None, None, f"rows={len(rows)}",
+                 coalesce=audit.READ_COALESCE)
     return rows
 
 

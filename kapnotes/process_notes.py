@@ -53,7 +53,8 @@ def list_mine(session: Session, actor: Actor, patient_id: int) -> list[ProcessNo
         select(ProcessNote).where(ProcessNote.patient_id == patient_id, ProcessNote.author_id == actor.id)
         .order_by(col(ProcessNote.created_at).desc(), col(ProcessNote.id).desc())
     ).all())
-    audit.record(session, actor, "process_note.read", "process_note", None, patient_id, f"count={len(rows)}")
+    audit.record(session, actor, "process_note.read", "process_note", None, patient_id, f"count={len(rows)}",
+                 coalesce=audit.READ_COALESCE)
     return rows
 
 

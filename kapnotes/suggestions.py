@@ -427,7 +427,8 @@ def review_queue(session: Session, actor: Actor) -> list[QueueItem]:
         items.append(QueueItem(adj, patient.id, patient.mrn, patient.full_name, holds, flags.get(patient.id, []),
                                urgency, adj.sent_at or adj.created_at, names.get(adj.sent_by_id, ""), plan))
     items.sort(key=lambda i: (i.urgency, i.waiting_since, i.adjustment.id))
-    audit.record(session, actor, "review_queue.read", "dose_adjustment", None, None, detail=f"items={len(items)}")
+    audit.record(session, actor, "review_queue.read", "dose_adjustment", None, None, detail=f"items={len(items)}",
+                 coalesce=audit.READ_COALESCE)
     return items
 
 

@@ -45,7 +45,12 @@ def register(sub) -> None:
     p.add_argument("--if-empty", action="store_true", help="do nothing when the database already has users")
     p.set_defaults(func=cmd_seed_demo)
 
-    p = sub.add_parser("verify-audit", help="check the audit log's hash chain")
+    p = sub.add_parser("verify-audit", help="check the audit log's hash chain (and anchors kept elsewhere)")
+    p.add_argument("--anchor", metavar="FILE", default=None,
+                   help="a file of past chain heads kept outside the database (e.g. on another host): every "
+                        "head in it must still be in the log with the same hash; when all is well, today's "
+                        "head is appended to it")
+    p.add_argument("--no-append", action="store_true", help="with --anchor: check only, do not append the head")
     p.set_defaults(func=cmd_verify_audit)
 
 
@@ -138,12 +143,45 @@ def cmd_seed_demo(args) -> int:
     return 0
 
 
+def _read_anchors(path) -> list:
+    from kapnotes.errors import KapError
+
+    anchors = []
+    if not path.exists():
+        return anchors
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            anchors.append(audit.Anchor.from_json(line))
+        except ValueError as exc:
+            raise KapError(f"{path}: line {n} is not an audit anchor ({exc}); the file was not changed.") from None
+    return anchors
+
+
 def cmd_verify_audit(args) -> int:
+    from pathlib import Path
+
+    anchor_path = Path(args.anchor) if getattr(args, "anchor", None) else None
+    anchors = _read_anchors(anchor_path) if anchor_path else []
     with session_scope(ready_engine()) as session:
         report = audit.verify_chain(session)
-    if report.ok:
-        print(f"audit chain intact: {report.count} events; head {report.head_hash}")
-        return 0
-    print(f"audit chain BROKEN at event {report.first_bad_id}: {report.problem} "
-          f"({report.count} events checked)", file=sys.stderr)
-    return 1
+        problems = audit.check_anchors(session, anchors, report) if anchors and report.ok else []
+    if not report.ok:
+        print(f"audit chain BROKEN at event {report.first_bad_id}: {report.problem} "
+              f"({report.count} events checked)", file=sys.stderr)
+        return 1
+    if problems:
+        for problem in problems:
+            print(f"audit chain does NOT match its anchors: {problem}", file=sys.stderr)
+        return 1
+    print(f"audit chain intact: {report.count} events; head {report.head_hash}")
+    if anchor_path:
+        print(f"{len(anchors)} anchor{'s' if len(anchors) != 1 else ''} in {anchor_path} match")
+        head = audit.anchor_for(report)
+        if head is not None and not args.no_append and (not anchors or anchors[-1].event_id != head.event_id
+                                                        or anchors[-1].hash != head.hash):
+            with anchor_path.open("a", encoding="utf-8") as fh:
+                fh.write(head.to_json() + "\n")
+            print(f"appended today's head (event {head.event_id}) to {anchor_path}")
+    return 0

@@ -347,3 +347,104 @@ def test_any_single_change_is_found_at_that_event(n_events, data):
             new = str(new) + "!"
         setattr(events[victim], field, new)
         assert first_bad(events) == events[victim].id
+
+
+def test_repeated_identical_reads_are_recorded_once(session, clinic, monkeypatch):
+    """A read re-shown on every rerun is one event while nothing else happens in between and
+    it is younger than READ_COALESCE; any other event, detail or user starts a new one."""
+    import kapnotes.audit as audit_mod
+
+    def reads() -> list[AuditEvent]:
+        return list(session.exec(select(AuditEvent).where(AuditEvent.action == "note.list")
+                                 .order_by(col(AuditEvent.id))).all())
+
+    def read(actor, detail="rows=3"):
+        return audit.record(session, actor, "note.list", "patient", clinic.a1, clinic.a1, detail,
+                            coalesce=audit.READ_COALESCE)
+
+    first = read(clinic.tina)
+    assert read(clinic.tina).id == first.id and read(clinic.tina).id == first.id
+    assert len(reads()) == 1
+    read(clinic.tina, detail="rows=4")  # another result: a new event
+    assert len(reads()) == 2
+    read(clinic.paul)  # another user
+    read(clinic.tina)  # tina again, after paul's event: a new event
+    assert len(reads()) == 4
+    audit.record(session, clinic.tina, "note.save", "session_note", 1, clinic.a1)  # a change in between
+    read(clinic.tina)
+    assert len(reads()) == 5
+    later = audit_mod.utcnow() + audit.READ_COALESCE + timedelta(seconds=1)
+    monkeypatch.setattr(audit_mod, "utcnow", lambda: later)
+    read(clinic.tina)  # same read, but older than the window: recorded again
+    assert len(reads()) == 6
+    assert audit.verify_chain(session).ok
+    # a change is never coalesced, even when it repeats exactly
+    audit.record(session, clinic.tina, "note.save", "session_note", 1, clinic.a1)
+    audit.record(session, clinic.tina, "note.save", "session_note", 1, clinic.a1)
+    saves = session.exec(select(AuditEvent).where(AuditEvent.action == "note.save")).all()
+    assert len(saves) == 3
+
+
+def _rehash_all(session) -> None:
+    """A forger with database access: rewrite the chain with fresh, self-consistent hashes."""
+    rows = session.execute(AuditEvent.__table__.select().order_by(AuditEvent.__table__.c.id)).all()
+    prev = audit.GENESIS_HASH
+    for row in rows:
+        digest = audit._digest(prev, row._replace(prev_hash=prev) if hasattr(row, "_replace") else row)
+        session.execute(text("UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id"),
+                        {"p": prev, "h": digest, "id": row.id})
+        prev = digest
+    session.commit()
+
+
+def test_anchors_catch_a_cut_tail_and_a_rewritten_chain(session, db_url, clinic, tmp_path):
+    anchors = tmp_path / "audit-anchors.jsonl"
+    session.commit()
+    first = _cli(db_url, "verify-audit", "--anchor", str(anchors))
+    assert first.returncode == 0, first.stderr
+    assert "appended today's head" in first.stdout
+    head = audit.Anchor.from_json(anchors.read_text().splitlines()[0])
+    assert head.event_id == max(_ids(session)) and head.count == len(_ids(session))
+    session.commit()
+    again = _cli(db_url, "verify-audit", "--anchor", str(anchors))
+    assert again.returncode == 0 and "1 anchor in" in again.stdout
+    assert len(anchors.read_text().splitlines()) == 1  # same head: not appended twice
+
+    audit.record(session, clinic.tina, "note.save", "session_note", 1, clinic.a1)
+    audit.record(session, clinic.tina, "note.save", "session_note", 2, clinic.a1)
+    session.commit()
+    assert _cli(db_url, "verify-audit", "--anchor", str(anchors)).returncode == 0
+    assert len(anchors.read_text().splitlines()) == 2
+    saved = anchors.read_text()
+
+    # cutting the newest events leaves a valid chain, but not the anchored head
+    ids = _ids(session)
+    _raw(session, "DELETE FROM audit_events WHERE id >= :id", id=ids[-2])
+    assert audit.verify_chain(session).ok
+    session.commit()
+    cut = _cli(db_url, "verify-audit", "--anchor", str(anchors))
+    assert cut.returncode == 1
+    assert f"event {ids[-1]}" in cut.stderr and "removed from the end" in cut.stderr
+    assert anchors.read_text() == saved  # a failed check appends nothing
+
+
+def test_anchors_catch_a_rewritten_chain(session, db_url, clinic, tmp_path):
+    anchors = tmp_path / "anchors.jsonl"
+    session.commit()
+    assert _cli(db_url, "verify-audit", "--anchor", str(anchors)).returncode == 0
+    ids = _ids(session)
+    _raw(session, "UPDATE audit_events SET detail = 'forged' WHERE id = :id", id=ids[2])
+    _rehash_all(session)
+    assert audit.verify_chain(session).ok  # the chain alone cannot tell
+    session.commit()
+    bad = _cli(db_url, "verify-audit", "--anchor", str(anchors))
+    assert bad.returncode == 1 and "rewritten" in bad.stderr
+
+
+def test_a_malformed_anchor_file_is_refused_unchanged(session, db_url, clinic, tmp_path):
+    anchors = tmp_path / "anchors.jsonl"
+    anchors.write_text('{"event_id": 1, "hash": "abc"}\n')
+    session.commit()
+    bad = _cli(db_url, "verify-audit", "--anchor", str(anchors))
+    assert bad.returncode == 1 and "line 1 is not an audit anchor" in bad.stderr
+    assert anchors.read_text() == '{"event_id": 1, "hash": "abc"}\n'
