@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
+from sqlalchemy import case, func
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
@@ -433,14 +434,31 @@ def adherence_from(plan: TreatmentPlan | None, taken_times: pd.Series, as_of: da
 def adherence(session: Session, actor: Actor, patient_id: int, as_of: datetime | None = None,
               window_days: int | None = None) -> Adherence | None:
     """Planned-vs-taken for the current plan; None when there is no active plan."""
+    return adherences(session, actor, patient_id, (window_days,), as_of)[0]
+
+
+def adherences(session: Session, actor: Actor, patient_id: int, windows: tuple[int | None, ...] = (None, 28),
+               as_of: datetime | None = None) -> list[Adherence | None]:
+    """Planned-vs-taken for the current plan over several windows (None: since the plan
+    version took effect), counted in SQL in one query; same rules as ``adherence_from``."""
     require_patient(session, actor, patient_id)
     as_of = as_of or utcnow()
     plan = current_plan(session, patient_id)
     if plan is None or plan.status != PlanStatus.active:
-        return None
-    times = session.exec(
-        select(DoseEntry.taken_at).where(
-            DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
-            DoseEntry.taken_at >= plan.effective_from, DoseEntry.taken_at <= as_of)
-    ).all()
-    return adherence_from(plan, pd.Series(list(times), dtype="object"), as_of, window_days)
+        return [None for _ in windows]
+    starts = [plan.effective_from if w is None else max(plan.effective_from, as_of - timedelta(days=w))
+              for w in windows]
+    row = session.exec(
+        select(*[func.coalesce(func.sum(case((DoseEntry.taken_at >= start, 1), else_=0)), 0) for start in starts])
+        .where(DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
+               DoseEntry.taken_at >= min(starts), DoseEntry.taken_at <= as_of)
+    ).one()
+    counts = tuple(row) if len(starts) > 1 else (row,)  # sqlmodel returns a bare scalar for one column
+    out: list[Adherence | None] = []
+    for start, taken in zip(starts, counts, strict=True):
+        days = max(0, (as_of - start).days)
+        out.append(Adherence(plan.id, plan.dose_mg, plan.interval_days, start, as_of, days // plan.interval_days,
+                             int(taken), days))
+    return out
+
+

@@ -102,8 +102,7 @@ def log_tab() -> None:
                            include_voided=include_voided)
     with db() as session:
         frame = doses.list_doses(session, actor, pid, flt, tz)
-        adh_all = doses.adherence(session, actor, pid)
-        adh_28 = doses.adherence(session, actor, pid, window_days=28)
+        adh_all, adh_28 = doses.adherences(session, actor, pid, (None, 28))
     a = st.columns(2)
     if adh_all is None:
         a[0].info("No active plan: adherence is not computed.")

@@ -226,3 +226,30 @@ def test_same_dose_same_time_is_refused_as_a_duplicate(engine, clinic):
         doses.add_dose(s, clinic.tina, clinic.a1, _dose(taken_at=t))  # the voided one does not count
     with session_scope(engine) as s:
         assert len(doses.list_doses(s, clinic.tina, clinic.a1)) == 2
+
+
+def test_adherence_in_sql_matches_the_dashboards_frame_rule(engine, clinic):
+    """``adherences`` (SQL counts, the dose log) and ``adherence_from`` (the dashboard's loaded
+    frame) count the same doses: window edges, voided entries and doses before the plan."""
+    import pandas as pd
+
+    from kapnotes.plans import current_plan
+
+    now = utcnow()
+    with session_scope(engine) as s:
+        for days in (0.5, 3, 27.9, 28.1, 40, 59, 75):
+            doses.add_dose(s, clinic.tina, clinic.a1, _dose(taken_at=now - timedelta(days=days)))
+        voided = doses.add_dose(s, clinic.tina, clinic.a1, _dose(taken_at=now - timedelta(days=10))).id
+    with session_scope(engine) as s:
+        doses.void_dose(s, clinic.tina, voided, "entered twice")
+    with session_scope(engine) as s:
+        since_plan, last28, last7 = doses.adherences(s, clinic.tina, clinic.a1, (None, 28, 7), as_of=now)
+        assert (since_plan.taken, last28.taken, last7.taken) == (6, 3, 2)
+        plan = current_plan(s, clinic.a1)
+        frame = doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter())
+        times = pd.Series(list(frame["taken_at"]))
+        for window, got in ((None, since_plan), (28, last28), (7, last7)):
+            expected = doses.adherence_from(plan, times, now, window)
+            assert (got.planned, got.taken, got.window_days) == (expected.planned, expected.taken,
+                                                                 expected.window_days)
+        assert doses.adherences(s, clinic.tina, clinic.a2, (None, 28), as_of=now)[1].taken == 0

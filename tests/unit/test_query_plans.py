@@ -190,6 +190,13 @@ def _hot_operations(c: SeededClinic):
         frame = doses.list_doses(s, c.therapist, pid, doses.DoseFilter(TODAY - timedelta(days=90), TODAY))
         assert 60 <= len(frame) <= 92
 
+    def adherence_windows(s):
+        from datetime import UTC, datetime, time
+
+        as_of = datetime.combine(TODAY, time(23), UTC)  # the seeded clinic's today
+        since_plan, last28 = doses.adherences(s, c.therapist, pid, (None, 28), as_of=as_of)
+        assert since_plan is not None and since_plan.taken >= last28.taken > 0
+
     def assessments_of_patient(s):
         assert len(assessments.series(s, c.therapist, pid)) > 10
 
@@ -249,6 +256,7 @@ def _hot_operations(c: SeededClinic):
         "patients list with a search term": list_search,
         "patient overview": overview,
         "dose entries of one patient in a date range": doses_in_range,
+        "dose log adherence (since the plan, last 28 days)": adherence_windows,
         "assessments of one patient": assessments_of_patient,
         "notes of one patient": notes_of_patient,
         "audit chain tail (appending an event)": audit_tail,
@@ -267,6 +275,7 @@ OPERATIONS = [
     "patients list with a search term",
     "patient overview",
     "dose entries of one patient in a date range",
+    "dose log adherence (since the plan, last 28 days)",
     "assessments of one patient",
     "notes of one patient",
     "audit chain tail (appending an event)",
