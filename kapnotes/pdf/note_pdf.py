@@ -238,10 +238,11 @@ def wrap_lines(text: str, font: str, size: float, room: float) -> list[str] | No
     for line in text.split("\n"):
         if stringWidth(line, font, size) <= room:
             lines.append(line)
-        else:
-            lines.extend(simpleSplit(line, font, size, room) or [""])
-    if any(stringWidth(line, font, size) > room for line in lines):
-        return None
+            continue
+        parts = simpleSplit(line, font, size, room) or [""]
+        if any(stringWidth(part, font, size) > room for part in parts):
+            return None
+        lines.extend(parts)
     return lines
 
 
@@ -267,15 +268,14 @@ def grid_table(header: list[str], rows: list[list[str]], widths: list[float], st
     cls = LongTextTable if long else TextTable
     t = cls(data, colWidths=widths, repeatRows=1 if repeat else 0, hAlign="LEFT", splitInRow=1)
     t.setStyle(TableStyle([
-        ("FONTNAME", (0, 0), (-1, -1), cell.fontName),
-        ("FONTSIZE", (0, 0), (-1, -1), cell.fontSize),
-        ("LEADING", (0, 0), (-1, -1), cell.leading),
+        # each command visits every cell: "FONT" sets name, size and leading in one pass
+        ("FONT", (0, 1), (-1, -1), cell.fontName, cell.fontSize, cell.leading),
         ("TEXTCOLOR", (0, 1), (-1, -1), cell.textColor),
-        ("FONTNAME", (0, 0), (-1, 0), head.fontName),
+        ("FONT", (0, 0), (-1, 0), head.fontName, cell.fontSize, cell.leading),
         ("TEXTCOLOR", (0, 0), (-1, 0), head.textColor),
         ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, BAND]),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [None, BAND]),  # None: white paper, no rectangle drawn
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
         ("TOPPADDING", (0, 0), (-1, -1), 2.5),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
