@@ -14,7 +14,7 @@ from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.session import db, require_user, show_outcome
 from kapnotes.ui.suggestion_panel import decision_block, every, proposal_text, suggestion_card
 
 actor = require_user("therapist", "prescriber")
@@ -69,13 +69,7 @@ with db() as session:
     names = suggestions.user_names(session, [x for a in history + ([latest] if latest else [])
                                              for x in (a.sent_by_id, a.decided_by_id, a.created_by_id)])
 
-outcome = st.session_state.pop(RESULT_KEY, None)
-if outcome is not None:
-    if outcome[0] == "ok":
-        st.toast(outcome[1], icon=":material/check_circle:")
-        st.success(outcome[1])
-    else:
-        show_error(outcome[1])
+show_outcome(RESULT_KEY)
 
 if plan is None:
     st.info("No treatment plan yet. The prescriber sets the first plan.")

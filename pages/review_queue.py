@@ -17,7 +17,7 @@ from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import select_patient
-from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.session import db, require_user, show_outcome
 from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, suggestion_card
 
 actor = require_user("prescriber")
@@ -38,7 +38,7 @@ def _decide(adjustment_id: int, version: int) -> None:
                                expected_version=version, **kwargs)
         st.session_state[RESULT_KEY] = ("ok", f"Item #{adjustment_id} {decision.rstrip('e')}ed.")
     except KapError as exc:
-        st.session_state[RESULT_KEY] = ("error", exc, adjustment_id)
+        st.session_state[RESULT_KEY] = ("error", exc, f"Item #{adjustment_id}: your decision was not saved.")
 
 
 def _open_patient(patient_id: int) -> None:
@@ -70,14 +70,7 @@ def _dose_table(doses) -> pd.DataFrame:
 
 
 st.title("Review queue")
-outcome = st.session_state.pop(RESULT_KEY, None)
-if outcome is not None:
-    if outcome[0] == "ok":
-        st.toast(outcome[1], icon=":material/check_circle:")
-        st.success(outcome[1])
-    else:
-        st.error(f"Item #{outcome[2]}: your decision was not saved.")
-        show_error(outcome[1])
+show_outcome(RESULT_KEY)
 
 with db() as session:
     items = suggestions.review_queue(session, actor)

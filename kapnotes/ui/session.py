@@ -149,6 +149,21 @@ def md_escape(text: object) -> str:
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", "  \n")
 
 
+def show_outcome(key: str) -> None:
+    """Show, once, what a button callback left under ``key``: ``("ok", message)`` confirmed
+    quietly (a toast) and on the page; ``("error", exc[, heading])`` as plain-language errors."""
+    outcome = st.session_state.pop(key, None)
+    if outcome is None:
+        return
+    if outcome[0] == "ok":
+        st.toast(outcome[1], icon=":material/check_circle:")
+        st.success(outcome[1])
+        return
+    if len(outcome) > 2 and outcome[2]:
+        st.error(md_escape(outcome[2]))
+    show_error(outcome[1])
+
+
 def show_error(exc: KapError) -> None:
     """Plain-language error display; a ValidationError lists each field's message.
 
