@@ -102,16 +102,31 @@ def trend_frame(doses: pd.DataFrame) -> pd.DataFrame:
     if doses.empty:
         return pd.DataFrame(columns=["taken_at", *numeric])
     frame = doses[["taken_at", *numeric]].copy()
-    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+    try:  # integer columns with gaps (None): a plain cast, the common case
+        frame[numeric] = frame[numeric].astype("float64")
+    except (TypeError, ValueError):
+        frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
     frame = frame.sort_values("taken_at")
     if len(frame) > PER_DOSE_LIMIT:
-        # weeks in UTC, as before, but binned on a naive index: pandas' zone-aware bin edges
-        # cost more than the whole rest of the dashboard rerun
-        utc = pd.to_datetime(frame["taken_at"], utc=True)
-        weekly = frame[numeric].set_axis(pd.DatetimeIndex(utc.dt.tz_localize(None), name="taken_at"))
-        frame = weekly.resample("W").mean().dropna(how="all").reset_index()
-        frame["taken_at"] = frame["taken_at"].dt.tz_localize("UTC")
+        frame = weekly_means(frame, numeric)
     return frame.reset_index(drop=True)
+
+
+_DAY_NS = 86_400 * 10**9
+
+
+def weekly_means(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
+    """Means per UTC week ending on Sunday (the whole Sunday included), labelled with that
+    Sunday: what ``resample("W").mean()`` gives, computed with integer day numbers and one
+    groupby (the resampler's calendar machinery was most of the dashboard's own time).
+    Weeks without doses, or without any value, have no row."""
+    utc = pd.to_datetime(frame["taken_at"], utc=True)
+    day = utc.to_numpy(dtype="datetime64[ns]").astype("int64") // _DAY_NS
+    week_end = (day + (3 - day) % 7) * _DAY_NS  # day 3 (1970-01-04) was a Sunday
+    means = frame[numeric].groupby(week_end, sort=True).mean().dropna(how="all")
+    out = means.reset_index(names="taken_at")
+    out["taken_at"] = pd.to_datetime(out["taken_at"], utc=True).dt.as_unit(utc.dt.unit)
+    return out
 
 
 def load(session: Session, actor: Actor, patient_id: int, as_of: datetime | None = None) -> DashboardData:

@@ -113,3 +113,31 @@ def test_three_years_daily_is_a_handful_of_queries_and_weekly_trends(engine, cli
     assert trends["anxiety_before"].dropna().between(5.9, 6.1).all()
     spec = charts.effects_chart(trends, NY, weekly=True).to_dict()
     assert "weekly means" in json.dumps(spec, ensure_ascii=False)
+
+
+def test_weekly_means_match_pandas_resample_at_the_week_edges():
+    """``weekly_means`` bins exactly as ``resample("W").mean()`` in UTC: weeks end on Sunday
+    with the whole Sunday in them; gaps, missing values and empty weeks behave the same."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    numeric = ["anxiety_before", "bp_systolic_pre", "heart_rate"]
+    edges = ["2024-01-06 23:59:59", "2024-01-07 00:00:00", "2024-01-07 23:59:59.999", "2024-01-08 00:00:00",
+             "2024-01-14 12:00", "2024-02-25 00:00:01"]  # Sat, Sun 00:00, Sun late, Mon 00:00, Sun, Sun
+    times = list(pd.to_datetime(edges, utc=True, format="ISO8601"))
+    times += list(pd.Timestamp("2023-06-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 600 * 86400, 400), "s"))
+    values = rng.integers(0, 200, (len(times), 3)).astype("float64")
+    values[rng.random(values.shape) < 0.3] = np.nan
+    values[5] = np.nan  # one dose without any value: its week may become empty
+    frame = pd.DataFrame(values, columns=numeric)
+    frame.insert(0, "taken_at", pd.DatetimeIndex(times).as_unit("us"))
+    frame = frame.sort_values("taken_at")
+
+    expected = (frame[numeric].set_axis(pd.DatetimeIndex(frame["taken_at"].dt.tz_localize(None), name="taken_at"))
+                .resample("W").mean().dropna(how="all").reset_index())
+    expected["taken_at"] = expected["taken_at"].dt.tz_localize("UTC")
+    got = dashboard.weekly_means(frame, numeric)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
+    sunday = got.loc[got["taken_at"] == pd.Timestamp("2024-01-07", tz="UTC")]
+    assert len(sunday) == 1  # Saturday 23:59 and all of Sunday the 7th, not Monday the 8th
