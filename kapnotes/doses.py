@@ -408,7 +408,8 @@ class Adherence:
         if self.planned == 0:
             return f"Too early to tell: the plan started {self.window_days} day(s) ago."
         text = (f"{self.taken} of {self.planned} planned doses taken ({self.ratio:.0%}) "
-                f"over {self.window_days} days at {self.dose_mg:g} mg every {self.interval_days} days")
+                f"over {self.window_days} days at {self.dose_mg:g} mg "
+                + ("every day" if self.interval_days == 1 else f"every {self.interval_days} days"))
         return text + (" — more doses than planned" if self.taken > self.planned else "")
 
 

@@ -120,6 +120,7 @@ def log_tab() -> None:
         view = frame.copy()
         view["taken_at"] = view["taken_at"].dt.tz_convert(tz).dt.tz_localize(None)
         view["status"] = view["voided_at"].map(lambda v: "voided" if pd.notna(v) else "")
+        view["context"] = view["context"].str.replace("_", " ", regex=False)  # as in the filter above
         view = view[["taken_at", "dose_mg", "formulation", "administration", "context", "anxiety_before",
                      "anxiety_after", "dissociation", "nausea", "vomited", "bp_systolic_pre", "bp_diastolic_pre",
                      "bp_systolic_post", "bp_diastolic_post", "heart_rate", "adverse_events", "notes", "source",

@@ -168,9 +168,13 @@ def test_dose_log_runs_only_the_open_tab(env):
     log does not pay for them, and the log's table is not built behind the forms."""
     engine, clinic = env
     add_history(engine, clinic)
+    with session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
+            taken_at=utcnow() - timedelta(hours=3), dose_mg=150, formulation="odt", context="home_with_sitter"))
     at = page("dose_log", clinic.tina, clinic.a1)
     keys = {w.key for w in at.number_input}
-    assert len(at.dataframe) == 1 and "6 doses shown" in texts(at)
+    assert len(at.dataframe) == 1 and "7 doses shown" in texts(at)
+    assert "home with sitter" in list(at.dataframe[0].value["context"])  # labels, not codes
     assert not any(k.startswith(("add_", "edit")) for k in keys)
     assert "de_entry" not in {w.key for w in at.selectbox}
     at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")

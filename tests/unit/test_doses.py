@@ -253,3 +253,12 @@ def test_adherence_in_sql_matches_the_dashboards_frame_rule(engine, clinic):
             assert (got.planned, got.taken, got.window_days) == (expected.planned, expected.taken,
                                                                  expected.window_days)
         assert doses.adherences(s, clinic.tina, clinic.a2, (None, 28), as_of=now)[1].taken == 0
+
+
+def test_adherence_reads_naturally_for_a_daily_plan(engine, clinic):
+    now = utcnow()
+    with session_scope(engine) as s:
+        adh = doses.adherence(s, clinic.tina, clinic.a1, as_of=now)
+    daily = doses.Adherence(adh.plan_id, 100.0, 1, adh.window_start, now, 28, 27, 28)
+    assert daily.describe().endswith("at 100 mg every day")
+    assert adh.describe().endswith("every 7 days")
