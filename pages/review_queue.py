@@ -23,6 +23,8 @@ from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, suggesti
 actor = require_user("prescriber")
 tz = get_settings().tz
 RESULT_KEY = "_queue_result"
+SHOWN_KEY = "_queue_shown"
+PAGE_SIZE = 10  # a long queue (after a holiday) is decided a page at a time, most urgent first
 DECISION_LABELS = {"Approve": "approve", "Modify": "modify", "Reject": "reject"}
 
 
@@ -74,7 +76,8 @@ show_outcome(RESULT_KEY)
 
 with db() as session:
     items = suggestions.review_queue(session, actor)
-    details = suggestions.queue_data(session, actor, [i.patient_id for i in items])
+    shown = max(PAGE_SIZE, st.session_state.get(SHOWN_KEY, PAGE_SIZE))
+    details = suggestions.queue_data(session, actor, [i.patient_id for i in items[:shown]])
 
 if not items:
     st.info("Nothing waiting for review. Therapists send suggestions and proposals from a patient's page.")
@@ -82,9 +85,10 @@ if not items:
 
 holds = sum(1 for i in items if i.urgency == 0)
 st.caption(f"{len(items)} item{'s' if len(items) != 1 else ''} waiting"
-           + (f" · {holds} with a hold flag" if holds else "") + ". Most urgent first.")
+           + (f" · {holds} with a hold flag" if holds else "") + ". Most urgent first"
+           + (f"; the first {shown} are shown." if len(items) > shown else "."))
 
-for item in items:
+for item in items[:shown]:
     adj = item.adjustment
     k = f"q{adj.id}"
     # one form per item: what is proposed, why, the data, and the decision, together
@@ -127,3 +131,9 @@ for item in items:
         st.form_submit_button("Record decision", type="primary", on_click=_decide, args=(adj.id, adj.version))
     st.button("Open patient", key=f"{k}_open", on_click=_open_patient, args=(item.patient_id,),
               help="Select this patient for the dashboard and other patient pages.")
+
+if len(items) > shown:
+    more = min(PAGE_SIZE, len(items) - shown)
+    if st.button(f"Show {more} more", key="queue_more", icon=":material/expand_more:"):
+        st.session_state[SHOWN_KEY] = shown + PAGE_SIZE
+        st.rerun()

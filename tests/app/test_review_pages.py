@@ -245,3 +245,34 @@ def test_protocol_admin_shows_protocol_and_validates_a_clinic_file(ui, tmp_path)
     with Session(engine) as s:
         assert protocol.in_force(s).name == "Clinic protocol v2"
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "protocol.set")).first() is not None
+
+
+def test_a_long_queue_shows_ten_items_at_a_time_most_urgent_first(ui):
+    """After a holiday: 13 pending items. The first page holds the ten most urgent (holds
+    first), the caption says how many wait, and "Show 3 more" brings the rest."""
+    engine, clinic = ui
+    with session_scope(engine) as s:
+        plan_ids = {pid: s.exec(select(TreatmentPlan.id).where(TreatmentPlan.patient_id == pid)).first()
+                    for pid in (clinic.a1, clinic.a2)}
+        for i in range(13):
+            pid = clinic.a1 if i % 2 else clinic.a2
+            hold = i == 12  # the newest item is a hold: it must still come first
+            s.add(DoseAdjustment(patient_id=pid, kind="proposal", status="pending", plan_id=plan_ids[pid],
+                                 action="hold" if hold else "increase", proposed_dose_mg=None if hold else 200,
+                                 flags=["suicidality"] if hold else [],
+                                 reasons=[{"code": "proposal", "text": f"reason {i:02d}"}],
+                                 created_by_id=clinic.tina.id, sent_by_id=clinic.tina.id,
+                                 sent_at=utcnow() - timedelta(hours=24 - i)))
+    at = page("review_queue.py", clinic.paul)
+    assert not at.exception
+    text = rendered_text(at)
+    assert "13 items waiting" in text and "the first 10 are shown" in text
+    forms = [b for b in at.button if b.label == "Record decision"]
+    assert len(forms) == 10
+    assert text.index("reason 12") < text.index("reason 00")  # the hold first, then the oldest
+    assert "reason 10" not in text and "reason 11" not in text
+    button(at, "Show 3 more").click()
+    at = at.run()
+    text = rendered_text(at)
+    assert len([b for b in at.button if b.label == "Record decision"]) == 13
+    assert "reason 11" in text and not [b for b in at.button if b.label.startswith("Show")]
