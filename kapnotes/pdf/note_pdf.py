@@ -334,47 +334,79 @@ def note_flowables(note: NoteData, styles, heading_style: str = "title", show_he
     status = "Signed" if note.status == "signed" else "Draft (unsigned)"
     modality = MODALITY_LABELS.get(note.modality, note.modality)
     if compact:
-        story.append(Paragraph(esc(f"{note.author} · {times} (clinic time) · {modality} · {status}"),
-                               styles["muted"]))
-    else:
-        story.append(_kv_grid([
-            ("Note type", note_type_label(note.note_type)),
-            ("Session date", note.session_date.isoformat()),
-            ("Time (clinic)", times),
-            ("Modality", modality),
-            ("Author", note.author),
-            ("Status", status),
-        ], styles))
+        story.extend(_compact_body(note, styles, f"{note.author} · {times} (clinic time) · {modality} · {status}"))
+        story.extend(_addenda(note, styles))
+        return story
+    story.append(_kv_grid([
+        ("Note type", note_type_label(note.note_type)),
+        ("Session date", note.session_date.isoformat()),
+        ("Time (clinic)", times),
+        ("Modality", modality),
+        ("Author", note.author),
+        ("Status", status),
+    ], styles))
     if note.carried_over:
         story.append(Paragraph("Some content was carried over from the previous note of this type.",
                                styles["muted"]))
 
-    rows = field_rows(note.note_type, note.fields, skip_empty=compact)
+    rows = field_rows(note.note_type, note.fields)
     if rows:
-        story.append(Paragraph("Structured fields" + (" (those with an answer)" if compact else ""), styles["h3"]))
+        story.append(Paragraph("Structured fields", styles["h3"]))
         story.append(_fields_table(rows, styles))
 
     story.append(Paragraph("Free text", styles["h3"]))
     story.append(Paragraph(esc(note.free_text) if (note.free_text or "").strip() else "—", styles["value"]))
 
-    if note.doses and compact:
-        doses_line = "; ".join(f"{d.taken_at}, {fmt_number(d.dose_mg)} mg" for d in note.doses)
-        story.append(Paragraph(f"<b>Linked dose-log entries</b> (in the dose log above): {esc(doses_line)}",
-                               styles["value"]))
-    elif note.doses:
+    if note.doses:
         story.append(Paragraph("Linked dose-log entries", styles["h3"]))
         story.append(grid_table(DOSE_HEADER, [dose_cells(d) for d in note.doses], DOSE_WIDTHS, styles))
-    if note.scores and compact:
-        scores_line = "; ".join(f"{x.instrument} {x.total} ({x.band}) on {x.administered_on.isoformat()}"
-                                for x in note.scores)
-        story.append(Paragraph(f"<b>Linked scores</b>: {esc(scores_line)}", styles["value"]))
-    elif note.scores:
+    if note.scores:
         story.append(Paragraph("Linked scores", styles["h3"]))
         story.append(grid_table(["Date", "Scale", "Total", "Band"], [score_cells(s) for s in note.scores],
                                 [80, 60, 50, CONTENT_WIDTH - 190], styles))
 
     story.append(Spacer(1, 6))
-    story.append(KeepTogether(signature_lines(note, styles) if compact else signature_block(note, styles)))
+    story.append(KeepTogether(signature_block(note, styles)))
+    story.extend(_addenda(note, styles))
+    return story
+
+
+RECORD_SECTION = "Free text, links and signature"
+
+
+def _compact_body(note: NoteData, styles, session_line: str) -> list:
+    """The summary's form of a note: one label/value table (plain text, drawn verbatim) with
+    the session line, the fields that have an answer, the free text, the linked doses and
+    scores (their rows are in the summary's own tables) and the signature. A hash that does
+    not match the content is also printed in red under the table."""
+    rows = [("", "Author, time, modality", session_line)]
+    if note.carried_over:
+        rows.append(("", "Carried over", "Some content was carried over from the previous note of this type."))
+    rows += field_rows(note.note_type, note.fields, skip_empty=True)
+    rows.append((RECORD_SECTION, "Free text", note.free_text if (note.free_text or "").strip() else "—"))
+    if note.doses:
+        rows.append((RECORD_SECTION, "Linked dose-log entries (in the dose log above)",
+                     "; ".join(f"{d.taken_at}, {fmt_number(d.dose_mg)} mg" for d in note.doses)))
+    if note.scores:
+        rows.append((RECORD_SECTION, "Linked scores", "; ".join(
+            f"{x.instrument} {x.total} ({x.band}) on {x.administered_on.isoformat()}" for x in note.scores)))
+    if note.status == "signed":
+        rows.append((RECORD_SECTION, "Electronically signed",
+                     f"by {note.signed_by or '—'} on {note.signed_at or '—'}"))
+        check = {True: " — matches the note's content as printed", False: " — DOES NOT MATCH the content"}
+        rows.append((RECORD_SECTION, "Content hash (SHA-256)",
+                     f"{note.content_hash or '—'}{check.get(note.hash_verified, '')}"))
+    else:
+        rows.append((RECORD_SECTION, "Status", "DRAFT — not signed. This note may still change; it is not part "
+                                               "of the signed record."))
+    out: list = [_fields_table(rows, styles)]
+    if note.status == "signed" and note.hash_verified is False:
+        out.append(Paragraph("WARNING: the stored hash does not match the note's content.", styles["warn"]))
+    return out
+
+
+def _addenda(note: NoteData, styles) -> list:
+    story: list = []
 
     if note.addenda:
         story.append(Paragraph(f"Addenda ({len(note.addenda)})", styles["h3"]))
@@ -409,12 +441,6 @@ def _signature_text(note: NoteData) -> tuple[list[str], Any]:
         lines = ["<b>DRAFT — not signed.</b> This note may still change; it is not part of the signed record."]
         border = WARN
     return lines, border
-
-
-def signature_lines(note: NoteData, styles) -> list:
-    """The signature as paragraphs (the summary); a hash mismatch still prints in red."""
-    lines, _border = _signature_text(note)
-    return [Paragraph("<br/>".join(lines), styles["small"])]
 
 
 def signature_block(note: NoteData, styles) -> list:

@@ -278,7 +278,7 @@ def test_summary_notes_leave_out_empty_fields_and_keep_links_and_signature(engin
     assert "Fields without an answer are left out here" in text
     assert flat(empty_spec.label) not in text and "legacy_blank" not in text
     assert "legacy_false" in text  # False is an answer ("No"), not an empty field
-    assert "Linked dose-log entries (in the dose log above):" in text
+    assert "Linked dose-log entries (in the dose log above)" in text
     assert f"{fmt_number(note.doses[0].dose_mg)} mg" in text
     assert "Electronically signed by" in text
     assert "WARNING: the stored hash does not match the note's content." in text
