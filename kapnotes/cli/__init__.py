@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "kapnotes.cli.doses",
     "kapnotes.cli.suggest",
     "kapnotes.cli.export",
+    "kapnotes.cli.backup",
 )
 
 

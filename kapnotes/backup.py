@@ -1,0 +1,159 @@
+"""Backups an admin can schedule and trust: a consistent copy, checked before it is kept.
+
+SQLite: SQLite's online backup API copies a consistent snapshot while the app keeps
+running (WAL readers and writers are not blocked for long); the copy is then opened on its
+own and must pass ``PRAGMA integrity_check`` and the audit chain's verification.
+PostgreSQL: ``pg_dump --format=custom`` (the server's own tool; a dump is a consistent
+snapshot), then ``pg_restore --list`` must read it back.
+
+Every backup file holds all patient data: it is created readable by its owner only (0600),
+and its creation is an audit event (counts only, never a path or a name).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from kapnotes import audit
+from kapnotes.db import make_engine, session_scope
+from kapnotes.errors import KapError
+from kapnotes.timeutil import utcnow
+
+NAME = re.compile(r"^kapnotes-(\d{8}T\d{6}Z)\.(db|dump)$")
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    path: Path
+    bytes: int
+    engine: str  # "sqlite" | "postgresql"
+    check: str  # what was verified, in words
+    audit_events: int | None = None
+    audit_head: str | None = None
+    removed: tuple[Path, ...] = ()
+
+
+def backup_name(now: datetime, suffix: str) -> str:
+    return f"kapnotes-{now.strftime('%Y%m%dT%H%M%SZ')}.{suffix}"
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty and readable by its owner only, before any data goes in."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+
+
+def _out_dir(out_dir: Path) -> Path:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KapError(f"Cannot create the backup folder {out_dir}: {exc.strerror}.") from None
+    if not os.access(out_dir, os.W_OK):
+        raise KapError(f"The backup folder {out_dir} is not writable.")
+    return out_dir
+
+
+def _sqlite_backup(url: str, target: Path) -> tuple[str, int, str]:
+    source_path = make_url(url).database
+    if not source_path or source_path == ":memory:" or not Path(source_path).exists():
+        raise KapError(f"There is no SQLite database file at {source_path!r} to back up.")
+    _private_file(target)
+    src = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst, pages=1024)  # in steps, so writers are not held up by a large copy
+        dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+    finally:
+        dst.close()
+        src.close()
+    check = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+    try:
+        result = check.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        check.close()
+    if result != "ok":
+        target.unlink(missing_ok=True)
+        raise KapError(f"The copy failed SQLite's integrity check ({result}); nothing was kept.")
+    engine = make_engine(f"sqlite:///{target}")
+    try:
+        with session_scope(engine) as s:
+            report = audit.verify_chain(s)
+    finally:
+        engine.dispose()
+    if not report.ok:
+        target.unlink(missing_ok=True)
+        raise KapError(f"The audit chain in the copy is broken at event {report.first_bad_id} ({report.problem}); "
+                       "the live database needs `verify-audit` before a backup is kept.")
+    return "SQLite integrity check ok; audit chain intact", report.count, report.head_hash
+
+
+def _libpq_url(url: str) -> str:
+    """postgresql+psycopg://... → postgresql://... (what pg_dump understands)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _pg_backup(url: str, target: Path) -> tuple[str, None, None]:
+    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
+    if not pg_dump or not pg_restore:
+        raise KapError("pg_dump and pg_restore are needed to back up PostgreSQL (Debian: apt-get install "
+                       "postgresql-client, the same major version as the server).")
+    _private_file(target)
+    done = subprocess.run([pg_dump, "--format=custom", "--no-owner", "--file", str(target), _libpq_url(url)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        target.unlink(missing_ok=True)
+        raise KapError(f"pg_dump failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no output'}")
+    listed = subprocess.run([pg_restore, "--list", str(target)], capture_output=True, text=True, check=False)
+    entries = [line for line in listed.stdout.splitlines() if line and not line.startswith(";")]
+    if listed.returncode != 0 or not any(" TABLE DATA " in line for line in entries):
+        target.unlink(missing_ok=True)
+        raise KapError("The dump could not be read back with pg_restore --list; nothing was kept.")
+    return f"pg_restore reads the dump ({len(entries)} entries)", None, None
+
+
+def prune(out_dir: Path, keep: int) -> tuple[Path, ...]:
+    """Delete all but the ``keep`` newest KAPNotes backups in ``out_dir`` (other files untouched)."""
+    if keep < 1:
+        raise KapError("--keep must be at least 1.")
+    ours = sorted((p for p in out_dir.iterdir() if p.is_file() and NAME.match(p.name)),
+                  key=lambda p: NAME.match(p.name).group(1), reverse=True)
+    removed = tuple(ours[keep:])
+    for path in removed:
+        path.unlink()
+    return removed
+
+
+def create_backup(url: str, out_dir: Path, keep: int | None = None) -> BackupReport:
+    """Write a checked backup of the database at ``url`` into ``out_dir`` and audit it."""
+    out_dir = _out_dir(Path(out_dir))
+    backend = make_url(url).get_backend_name()
+    now = utcnow()
+    suffix = "db" if backend == "sqlite" else "dump"
+    target = out_dir / backup_name(now, suffix)
+    if target.exists():
+        raise KapError(f"{target} already exists; run the backup again in a second.")
+    if backend == "sqlite":
+        check, events, head = _sqlite_backup(url, target)
+    elif backend == "postgresql":
+        check, events, head = _pg_backup(url, target)
+    else:
+        raise KapError(f"Backups support SQLite and PostgreSQL, not {backend}.")
+    size = target.stat().st_size
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            audit.record(s, None, "backup.create", "database", None, None, detail=f"engine={backend};bytes={size}",
+                         actor_username="system")
+    finally:
+        engine.dispose()
+    removed = prune(out_dir, keep) if keep is not None else ()
+    return BackupReport(target, size, backend, check, events, head, removed)

@@ -1,0 +1,27 @@
+"""``backup``: a checked copy of the database for the clinic's records and disaster recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kapnotes.backup import create_backup
+from kapnotes.cli.core import ready_engine
+from kapnotes.config import get_settings
+
+
+def register(sub) -> None:
+    p = sub.add_parser("backup", help="write a consistent, checked backup of the database (owner-only file)")
+    p.add_argument("--out-dir", required=True, help="folder for the backup (created if missing)")
+    p.add_argument("--keep", type=int, default=None, metavar="N",
+                   help="then delete all but the N newest KAPNotes backups in that folder")
+    p.set_defaults(func=cmd_backup)
+
+
+def cmd_backup(args) -> int:
+    ready_engine().dispose()  # reachable and migrated, or a plain error
+    report = create_backup(get_settings().database_url, Path(args.out_dir), keep=args.keep)
+    print(f"backup written: {report.path} ({report.bytes / 1_000_000:.1f} MB, {report.engine}); {report.check}"
+          + (f": {report.audit_events} events, head {report.audit_head}" if report.audit_events is not None else ""))
+    for path in report.removed:
+        print(f"removed older backup {path.name}")
+    return 0

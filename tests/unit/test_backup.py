@@ -1,0 +1,95 @@
+"""Backups: a consistent copy, checked before it is kept, owner-only, audited, pruned by --keep."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import col, func, select
+
+from kapnotes import backup
+from kapnotes.db import make_engine, session_scope
+from kapnotes.errors import KapError
+from kapnotes.models import AuditEvent, Patient
+from tests.factories import make_clinic
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KAPNOTES_DATABASE_URL": db_url, "KAPNOTES_FAST_HASH": "1"}
+    return subprocess.run([sys.executable, "-m", "kapnotes", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_backup_is_a_checked_private_copy_and_is_audited(engine, db_url, backend, clinic, tmp_path):
+    with session_scope(engine) as s:
+        patients = s.exec(select(func.count()).select_from(Patient)).one()
+        events_before = s.exec(select(func.count()).select_from(AuditEvent)).one()
+    out = tmp_path / "backups"
+    done = _cli(db_url, "backup", "--out-dir", str(out))
+    assert done.returncode == 0, done.stderr
+    files = list(out.iterdir())
+    assert len(files) == 1 and backup.NAME.match(files[0].name)
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600  # all patient data: owner only
+    assert f"backup written: {files[0]}" in done.stdout
+    if backend == "sqlite":
+        assert "integrity check ok; audit chain intact" in done.stdout
+        copy = sqlite3.connect(files[0])
+        try:
+            assert copy.execute("SELECT count(*) FROM patients").fetchone()[0] == patients
+            assert copy.execute("SELECT count(*) FROM audit_events").fetchone()[0] == events_before
+        finally:
+            copy.close()
+    else:
+        listed = subprocess.run(["pg_restore", "--list", str(files[0])], capture_output=True, text=True, check=True)
+        assert "TABLE DATA public patients" in listed.stdout
+        assert "TABLE DATA public audit_events" in listed.stdout
+    with session_scope(engine) as s:
+        ev = s.exec(select(AuditEvent).where(AuditEvent.action == "backup.create")).one()
+        assert ev.actor_username == "system" and ev.detail.startswith(f"engine={'sqlite' if backend == 'sqlite' else 'postgresql'};bytes=")
+        assert str(tmp_path) not in ev.detail
+
+
+def test_keep_deletes_only_older_kapnotes_backups(sqlite_url, tmp_path):
+    out = tmp_path / "b"
+    out.mkdir()
+    for stamp in ("20240101T000000Z", "20250101T000000Z", "20250601T120000Z"):
+        (out / f"kapnotes-{stamp}.db").write_bytes(b"old")
+    (out / "notes.txt").write_text("not ours")
+    (out / "kapnotes-manual-copy.db").write_bytes(b"not ours either")
+    report = backup.create_backup(sqlite_url, out, keep=2)
+    names = sorted(p.name for p in out.iterdir())
+    assert report.path.name in names and "kapnotes-20250601T120000Z.db" in names
+    assert "kapnotes-20240101T000000Z.db" not in names and "kapnotes-20250101T000000Z.db" not in names
+    assert "notes.txt" in names and "kapnotes-manual-copy.db" in names
+    assert {p.name for p in report.removed} == {"kapnotes-20240101T000000Z.db", "kapnotes-20250101T000000Z.db"}
+    with pytest.raises(KapError, match="at least 1"):
+        backup.prune(out, 0)
+
+
+def test_a_copy_whose_audit_chain_is_broken_is_not_kept(sqlite_url, tmp_path):
+    engine = make_engine(sqlite_url)
+    make_clinic(engine)
+    with session_scope(engine) as s:
+        victim = s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).all()[2]
+        s.execute(text("UPDATE audit_events SET detail = 'tampered' WHERE id = :id"), {"id": victim})
+    out = tmp_path / "b"
+    with pytest.raises(KapError, match=f"broken at event {victim}"):
+        backup.create_backup(sqlite_url, out)
+    assert list(out.iterdir()) == []
+    engine.dispose()
+
+
+def test_an_unusable_folder_is_a_plain_error(sqlite_url, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    done = _cli(sqlite_url, "backup", "--out-dir", str(blocker / "sub"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: Cannot create the backup folder")
