@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
 from kapnotes import audit
 from kapnotes.db import make_engine, session_scope
@@ -75,25 +77,61 @@ def _sqlite_backup(url: str, target: Path) -> tuple[str, int, str]:
     finally:
         dst.close()
         src.close()
-    check = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
     try:
-        result = check.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        check.close()
-    if result != "ok":
+        return check_sqlite_copy(target)
+    except KapError as exc:
         target.unlink(missing_ok=True)
-        raise KapError(f"The copy failed SQLite's integrity check ({result}); nothing was kept.")
-    engine = make_engine(f"sqlite:///{target}")
+        raise KapError(f"{exc} Nothing was kept; run `verify-audit` on the live database.") from None
+
+
+def check_sqlite_copy(path: Path) -> tuple[str, int, str]:
+    """A SQLite backup file must pass ``PRAGMA integrity_check`` and hold an intact audit
+    chain. Opened read-only: checking never changes the file."""
     try:
-        with session_scope(engine) as s:
+        check = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = check.execute("PRAGMA integrity_check").fetchone()[0]
+            tables = {r[0] for r in check.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            check.close()
+    except sqlite3.DatabaseError as exc:
+        raise KapError(f"{path.name} is not a readable SQLite database ({exc}).") from None
+    if result != "ok":
+        raise KapError(f"{path.name} failed SQLite's integrity check ({result}).")
+    if not {"audit_events", "patients", "alembic_version"} <= tables:
+        raise KapError(f"{path.name} is not a KAPNotes database (its tables are missing).")
+    # a plain read-only connection (not make_engine: its hooks switch to WAL and BEGIN IMMEDIATE)
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    try:
+        with Session(engine) as s:
             report = audit.verify_chain(s)
     finally:
         engine.dispose()
     if not report.ok:
-        target.unlink(missing_ok=True)
-        raise KapError(f"The audit chain in the copy is broken at event {report.first_bad_id} ({report.problem}); "
-                       "the live database needs `verify-audit` before a backup is kept.")
+        raise KapError(f"The audit chain in {path.name} is broken at event {report.first_bad_id} ({report.problem}).")
     return "SQLite integrity check ok; audit chain intact", report.count, report.head_hash
+
+
+def check_pg_dump(path: Path) -> tuple[str, None, None]:
+    """A PostgreSQL dump must be readable by ``pg_restore --list`` and hold table data."""
+    pg_restore = shutil.which("pg_restore")
+    if not pg_restore:
+        raise KapError("pg_restore is needed to check a PostgreSQL dump (Debian: apt-get install postgresql-client).")
+    listed = subprocess.run([pg_restore, "--list", str(path)], capture_output=True, text=True, check=False)
+    entries = [line for line in listed.stdout.splitlines() if line and not line.startswith(";")]
+    if listed.returncode != 0 or not any(" TABLE DATA public audit_events " in line for line in entries):
+        raise KapError(f"{path.name} could not be read back with pg_restore --list (or holds no audit log).")
+    return f"pg_restore reads the dump ({len(entries)} entries)", None, None
+
+
+def verify_backup(path: Path) -> tuple[str, int | None, str | None]:
+    """Check a backup file without restoring it (``.db``: SQLite; ``.dump``: PostgreSQL)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KapError(f"There is no backup file at {path}.")
+    if path.suffix == ".dump":
+        return check_pg_dump(path)
+    return check_sqlite_copy(path)
 
 
 def _libpq_url(url: str) -> str:
@@ -112,12 +150,11 @@ def _pg_backup(url: str, target: Path) -> tuple[str, None, None]:
     if done.returncode != 0:
         target.unlink(missing_ok=True)
         raise KapError(f"pg_dump failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no output'}")
-    listed = subprocess.run([pg_restore, "--list", str(target)], capture_output=True, text=True, check=False)
-    entries = [line for line in listed.stdout.splitlines() if line and not line.startswith(";")]
-    if listed.returncode != 0 or not any(" TABLE DATA " in line for line in entries):
+    try:
+        return check_pg_dump(target)
+    except KapError as exc:
         target.unlink(missing_ok=True)
-        raise KapError("The dump could not be read back with pg_restore --list; nothing was kept.")
-    return f"pg_restore reads the dump ({len(entries)} entries)", None, None
+        raise KapError(f"{exc} Nothing was kept.") from None
 
 
 def prune(out_dir: Path, keep: int) -> tuple[Path, ...]:

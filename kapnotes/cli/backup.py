@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kapnotes.backup import create_backup
+from kapnotes.backup import create_backup, verify_backup
 from kapnotes.cli.core import ready_engine
 from kapnotes.config import get_settings
 
@@ -16,6 +16,10 @@ def register(sub) -> None:
                    help="then delete all but the N newest KAPNotes backups in that folder")
     p.set_defaults(func=cmd_backup)
 
+    p = sub.add_parser("verify-backup", help="check a backup file without restoring it")
+    p.add_argument("file", help="a kapnotes-*.db (SQLite) or kapnotes-*.dump (PostgreSQL) backup")
+    p.set_defaults(func=cmd_verify_backup)
+
 
 def cmd_backup(args) -> int:
     ready_engine().dispose()  # reachable and migrated, or a plain error
@@ -24,4 +28,10 @@ def cmd_backup(args) -> int:
           + (f": {report.audit_events} events, head {report.audit_head}" if report.audit_events is not None else ""))
     for path in report.removed:
         print(f"removed older backup {path.name}")
+    return 0
+
+
+def cmd_verify_backup(args) -> int:
+    check, events, head = verify_backup(Path(args.file))
+    print(f"backup ok: {args.file}; {check}" + (f": {events} events, head {head}" if events is not None else ""))
     return 0

@@ -93,3 +93,33 @@ def test_an_unusable_folder_is_a_plain_error(sqlite_url, tmp_path):
     done = _cli(sqlite_url, "backup", "--out-dir", str(blocker / "sub"))
     assert done.returncode == 1
     assert done.stderr.startswith("error: Cannot create the backup folder")
+
+
+def test_verify_backup_checks_a_file_without_changing_it(db_url, engine, backend, clinic, tmp_path):
+    out = tmp_path / "b"
+    assert _cli(db_url, "backup", "--out-dir", str(out)).returncode == 0
+    [path] = list(out.iterdir())
+    before = path.read_bytes()
+    ok = _cli(db_url, "verify-backup", str(path))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith(f"backup ok: {path}")
+    assert path.read_bytes() == before  # checking never writes to the backup
+    damaged = tmp_path / f"damaged{path.suffix}"
+    damaged.write_bytes(before[: len(before) // 3])
+    bad = _cli(db_url, "verify-backup", str(damaged))
+    assert bad.returncode == 1 and bad.stderr.startswith("error: ")
+    assert _cli(db_url, "verify-backup", str(tmp_path / "missing.db")).stderr.startswith("error: There is no backup")
+
+
+def test_verify_backup_finds_a_tampered_audit_log_in_a_copy(sqlite_url, tmp_path):
+    engine = make_engine(sqlite_url)
+    make_clinic(engine)
+    report = backup.create_backup(sqlite_url, tmp_path / "b")
+    engine.dispose()
+    copy = sqlite3.connect(report.path)
+    victim = copy.execute("SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 3").fetchone()[0]
+    copy.execute("UPDATE audit_events SET detail = 'tampered' WHERE id = ?", (victim,))
+    copy.commit()
+    copy.close()
+    with pytest.raises(KapError, match=f"broken at event {victim}"):
+        backup.verify_backup(report.path)
