@@ -140,10 +140,10 @@ def _libpq_url(url: str) -> str:
 
 
 def _pg_backup(url: str, target: Path) -> tuple[str, None, None]:
-    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
-    if not pg_dump or not pg_restore:
-        raise KapError("pg_dump and pg_restore are needed to back up PostgreSQL (Debian: apt-get install "
-                       "postgresql-client, the same major version as the server).")
+    pg_dump = shutil.which("pg_dump")
+    if not pg_dump:
+        raise KapError("pg_dump is needed to back up PostgreSQL (Debian: apt-get install postgresql-client, "
+                       "the same major version as the server).")
     _private_file(target)
     done = subprocess.run([pg_dump, "--format=custom", "--no-owner", "--file", str(target), _libpq_url(url)],
                           capture_output=True, text=True, check=False)

@@ -162,7 +162,7 @@ def _read_anchors(path) -> list:
 def cmd_verify_audit(args) -> int:
     from pathlib import Path
 
-    anchor_path = Path(args.anchor) if getattr(args, "anchor", None) else None
+    anchor_path = Path(args.anchor) if args.anchor else None
     anchors = _read_anchors(anchor_path) if anchor_path else []
     with session_scope(ready_engine()) as session:
         report = audit.verify_chain(session)

@@ -29,7 +29,7 @@ from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.model import DocMeta, DoseRow, NoteData, PatientInfo, ScoreRow
 from kapnotes.pdf.tables import LongTextTable, TextTable
-from kapnotes.pdf.styles import ACCENT, BAND, FONT, RULE, WARN, clean, drawable_in_main_font, esc, make_styles
+from kapnotes.pdf.styles import ACCENT, BAND, FONT, RULE, WARN, drawable_in_main_font, esc, make_styles, plain_text
 
 NOTE_TYPE_LABELS = {
     "preparation": "Preparation session",
@@ -126,8 +126,9 @@ def _display(spec: Any, value: Any) -> str:
         return format_value(value, spec)
 
 
-def is_empty(value: Any) -> bool:
-    """No answer recorded: None, blank text or an empty list/dict (False and 0 are answers)."""
+def unanswered(value: Any) -> bool:
+    """No answer recorded: None, blank text or an empty list/dict. Unlike the form's
+    ``note_templates.is_blank``, False and 0 are answers on paper ("No", "0")."""
     if value is None:
         return True
     if isinstance(value, str):
@@ -152,13 +153,13 @@ def field_rows(note_type: str, fields: dict, skip_empty: bool = False) -> list[t
         if name is None:
             continue
         seen.add(name)
-        if skip_empty and is_empty(fields.get(name)):
+        if skip_empty and unanswered(fields.get(name)):
             continue
         label = getattr(spec, "label", None) or humanize_key(name)
         section = getattr(spec, "section", None) or ""
         rows.append((str(section), str(label), _display(spec, fields.get(name))))
     for key in fields:
-        if key in seen or (skip_empty and is_empty(fields[key])):
+        if key in seen or (skip_empty and unanswered(fields[key])):
             continue
         rows.append(("Other recorded fields", SYSTEM_LABELS.get(key, str(key)), format_value(fields[key])))
     return rows
@@ -227,10 +228,6 @@ CELL_PAD = 3
 WRAP_MAX_LINES = 40  # longer cell text goes to a Paragraph (same look; it may need its rules)
 
 
-def _plain(text: object) -> str:
-    return clean(text).replace("\r\n", "\n").replace("\r", "\n")
-
-
 def wrap_lines(text: str, font: str, size: float, room: float) -> list[str] | None:
     """``text`` broken at spaces into lines no wider than ``room`` (blank lines kept, as a
     Paragraph's <br/><br/> would); None when a single word is wider than ``room``."""
@@ -250,7 +247,7 @@ def table_cell(text: str, width: float, style, pad: float = 2 * CELL_PAD):
     """A table cell: a plain string, wrapped at word boundaries to the column, when the main font
     draws all of it (cheap, drawn verbatim by the table, never parsed as markup); else an
     escaped Paragraph (right-to-left or CJK runs, words wider than the column, very long text)."""
-    text = _plain(text)
+    text = plain_text(text)
     if text and len(text) < 80 * WRAP_MAX_LINES and drawable_in_main_font(text):
         lines = wrap_lines(text, style.fontName, style.fontSize, width - pad - 0.5)
         if lines is not None and len(lines) <= WRAP_MAX_LINES:
@@ -319,10 +316,8 @@ def note_flowables(note: NoteData, styles, heading_style: str = "title", show_he
                    compact: bool = False) -> list:
     """The body of one note, used alone (note PDF) and inside the treatment summary.
 
-    ``compact`` (the summary, where dozens of notes follow the dose log): the header is one
-    line under the heading, fields without an answer are left out (the note's own PDF lists
-    every field), linked doses and scores are listed on a line each (their rows are in the
-    summary's own tables) and the signature is a paragraph, not a box.
+    ``compact`` (the summary, where dozens of notes follow the dose log): the note is one
+    label/value table, see ``_compact_body``.
     """
     story: list = []
     title = f"{note_type_label(note.note_type)} note — {note.session_date.isoformat()}"
@@ -425,7 +420,8 @@ def _addenda(note: NoteData, styles) -> list:
     return story
 
 
-def _signature_text(note: NoteData) -> tuple[list[str], Any]:
+def signature_block(note: NoteData, styles) -> list:
+    """The signature in a banded box (the single-note PDF; the summary prints it as table rows)."""
     if note.status == "signed":
         lines = [
             f"<b>Electronically signed</b> by {esc(note.signed_by or '—')} on {esc(note.signed_at or '—')}",
@@ -440,12 +436,6 @@ def _signature_text(note: NoteData) -> tuple[list[str], Any]:
     else:
         lines = ["<b>DRAFT — not signed.</b> This note may still change; it is not part of the signed record."]
         border = WARN
-    return lines, border
-
-
-def signature_block(note: NoteData, styles) -> list:
-    """The signature in a banded box (the single-note PDF)."""
-    lines, border = _signature_text(note)
     cell = [Paragraph(line, styles["small"] if i else styles["base"]) for i, line in enumerate(lines)]
     t = Table([[cell]], colWidths=[CONTENT_WIDTH], hAlign="LEFT")
     t.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), 

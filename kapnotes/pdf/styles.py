@@ -142,10 +142,15 @@ def clean(value: object) -> str:
     return _CONTROL.sub(" ", str(value))
 
 
+def plain_text(value: object) -> str:
+    """``clean`` with every line ending as a newline: what a cell or paragraph prints."""
+    return clean(value).replace("\r\n", "\n").replace("\r", "\n")
+
+
 def esc(value: object) -> str:
     """Escape a user string for ``Paragraph``: inert text, newlines kept, CJK in the fallback font."""
     register_fonts()
-    text = clean(value).replace("\r\n", "\n").replace("\r", "\n")
+    text = plain_text(value)
     if text.isascii():  # fast path: every ASCII character is in the main font, none is RTL
         return html.escape(text, quote=True).replace("\n", "<br/>")
     if _has_rtl(text):
