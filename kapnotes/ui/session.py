@@ -7,6 +7,7 @@ session holds ids only (``user_id``, ``patient_id``), never ORM objects.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,16 +27,26 @@ LAST_ACTIVITY_KEY = "last_activity"
 NOTICE_KEY = "signin_notice"
 
 
-@st.cache_resource(show_spinner=False)
-def _engine(url: str) -> Engine:
-    from kapnotes.db import make_engine
-
-    return make_engine(url)
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
 
 
 def engine() -> Engine:
-    """One engine per database URL for the whole server process."""
-    return _engine(get_settings().database_url)
+    """One engine per database URL for the whole server process.
+
+    A plain dict rather than ``st.cache_resource``: every page opens several units of
+    work per rerun, and Streamlit's cache hashes its arguments on each call (≈ 0.2 ms).
+    """
+    url = get_settings().database_url
+    found = _ENGINES.get(url)
+    if found is None:
+        from kapnotes.db import make_engine
+
+        with _ENGINES_LOCK:
+            found = _ENGINES.get(url)
+            if found is None:
+                found = _ENGINES[url] = make_engine(url)
+    return found
 
 
 @contextmanager
