@@ -1,8 +1,10 @@
 """The prescriber's review queue: pending suggestions and proposals across their patients.
 
-Most urgent first (hold flags, then decreases, then the rest, oldest first). Each item
-shows the suggestion and its reasons, the data (a compact GAD-7/PHQ-9 chart and the last
-doses), and the therapist's note; the prescriber approves, modifies or rejects. The
+Most urgent first (hold flags, then decreases, then the rest, oldest first). The whole queue
+is one table; one item at a time is open below it (the most urgent, until another is
+chosen) with the suggestion and its reasons, the data (a compact GAD-7/PHQ-9 chart and the
+last doses), and the therapist's note; the prescriber approves, modifies or rejects. The
+page's cost does not grow with the queue, and a decision cannot land on the wrong form. The
 decision runs in a button callback with the item id and version that were on screen:
 if another prescriber decided first, this one gets a clear conflict message.
 """
@@ -18,13 +20,12 @@ from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import select_patient
 from kapnotes.ui.session import db, require_user, show_outcome
-from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, suggestion_card
+from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, proposal_text, suggestion_card
 
 actor = require_user("prescriber")
 tz = get_settings().tz
 RESULT_KEY = "_queue_result"
-SHOWN_KEY = "_queue_shown"
-PAGE_SIZE = 10  # a long queue (after a holiday) is decided a page at a time, most urgent first
+ITEM_KEY = "queue_item"  # the open item's id; the most urgent when unset or no longer waiting
 DECISION_LABELS = {"Approve": "approve", "Modify": "modify", "Reject": "reject"}
 
 
@@ -71,13 +72,33 @@ def _dose_table(doses) -> pd.DataFrame:
     ])
 
 
+def _queue_table(items) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "Item": f"#{i.adjustment.id}",
+        "Urgency": "HOLD" if i.urgency == 0 else ("Decrease" if i.urgency == 1 else ""),
+        "Patient": f"{i.patient_name} ({i.mrn})",
+        "Proposed": proposal_text(i.adjustment),
+        "Safety flags": ", ".join(FLAG_LABELS.get(f, f) for f in i.hold_flags),
+        "Waiting since": fmt_local(i.waiting_since, tz),
+        "Sent by": i.sent_by,
+    } for i in items])
+
+
+def _item_label(item) -> str:
+    urgency = "HOLD · " if item.urgency == 0 else ("Decrease · " if item.urgency == 1 else "")
+    return f"#{item.adjustment.id} · {urgency}{item.patient_name} ({item.mrn}) · {proposal_text(item.adjustment)}"
+
+
 st.title("Review queue")
 show_outcome(RESULT_KEY)
 
 with db() as session:
     items = suggestions.review_queue(session, actor)
-    shown = max(PAGE_SIZE, st.session_state.get(SHOWN_KEY, PAGE_SIZE))
-    details = suggestions.queue_data(session, actor, [i.patient_id for i in items[:shown]])
+    by_id = {i.adjustment.id: i for i in items}
+    if st.session_state.get(ITEM_KEY) not in by_id and items:
+        st.session_state[ITEM_KEY] = items[0].adjustment.id  # the most urgent, also after a decision
+    item = by_id.get(st.session_state.get(ITEM_KEY))
+    details = suggestions.queue_data(session, actor, [item.patient_id]) if item else {}
 
 if not items:
     st.info("Nothing waiting for review. Therapists send suggestions and proposals from a patient's page.")
@@ -85,55 +106,50 @@ if not items:
 
 holds = sum(1 for i in items if i.urgency == 0)
 st.caption(f"{len(items)} item{'s' if len(items) != 1 else ''} waiting"
-           + (f" · {holds} with a hold flag" if holds else "") + ". Most urgent first"
-           + (f"; the first {shown} are shown." if len(items) > shown else "."))
+           + (f" · {holds} with a hold flag" if holds else "") + ". Most urgent first: hold flags, then "
+           "decreases, then the rest, oldest first. One item is open for your decision at a time.")
+st.dataframe(_queue_table(items), hide_index=True, width="stretch", height=min(38 + 35 * len(items), 300))
+st.selectbox("Item to review", list(by_id), format_func=lambda i: _item_label(by_id[i]), key=ITEM_KEY)
 
-for item in items[:shown]:
-    adj = item.adjustment
-    k = f"q{adj.id}"
-    # one form per item: what is proposed, why, the data, and the decision, together
-    with st.form(f"{k}_form"):
-        head = f"**{md_escape(item.patient_name)}** · {md_escape(item.mrn)}"
-        if item.urgency == 0:
-            head = f":red[**HOLD**] · {head}"
-            flags = ", ".join(FLAG_LABELS.get(f, f) for f in item.hold_flags) or "hold suggested"
-            head += f" · :red[**⚠ {md_escape(flags)}**]"
-        elif item.urgency == 1:
-            head = f":orange[**Decrease**] · {head}"
-        st.markdown(head)
-        plan = item.plan
-        if plan is not None:
-            st.caption(f"Current plan v{plan.version_number} ({plan.status}): {plan.dose_mg:g} mg "
-                       f"{every(plan.interval_days)} · waiting since {fmt_local(item.waiting_since, tz)}"
-                       + (f" · sent by {item.sent_by}" if item.sent_by else ""))
-        suggestion_card(adj, {adj.sent_by_id: item.sent_by} if adj.sent_by_id else {})
-        last_doses, series = details[item.patient_id]
-        c_chart, c_doses = st.columns([2, 3])
-        with c_chart:
-            scores = _score_frame(series)
-            if scores.empty:
-                st.caption("No GAD-7 or PHQ-9 recorded.")
-            else:
-                altair_chart(_chart, scores, width="stretch")
-        with c_doses:
-            if last_doses:
-                st.dataframe(_dose_table(last_doses), hide_index=True, width="stretch")
-            else:
-                st.caption("No doses logged.")
-        st.radio("Decision", list(DECISION_LABELS), key=f"{k}_decision", horizontal=True)
-        c1, c2 = st.columns(2)
-        c1.number_input("Dose (mg), for Modify", min_value=0.0, max_value=1000.0, step=25.0,
-                        value=float(adj.proposed_dose_mg or (plan.dose_mg if plan else 0.0)), key=f"{k}_dose")
-        c2.number_input("Interval (days), for Modify", min_value=1, max_value=90, step=1,
-                        value=int(adj.proposed_interval_days or (plan.interval_days if plan else 7)),
-                        key=f"{k}_interval")
-        st.text_area("Rationale (required to modify or reject)", key=f"{k}_rationale")
-        st.form_submit_button("Record decision", type="primary", on_click=_decide, args=(adj.id, adj.version))
-    st.button("Open patient", key=f"{k}_open", on_click=_open_patient, args=(item.patient_id,),
-              help="Select this patient for the dashboard and other patient pages.")
-
-if len(items) > shown:
-    more = min(PAGE_SIZE, len(items) - shown)
-    if st.button(f"Show {more} more", key="queue_more", icon=":material/expand_more:"):
-        st.session_state[SHOWN_KEY] = shown + PAGE_SIZE
-        st.rerun()
+adj = item.adjustment
+k = f"q{adj.id}"
+# one form for the open item: what is proposed, why, the data, and the decision, together
+with st.form(f"{k}_form"):
+    head = f"**{md_escape(item.patient_name)}** · {md_escape(item.mrn)}"
+    if item.urgency == 0:
+        head = f":red[**HOLD**] · {head}"
+        flags = ", ".join(FLAG_LABELS.get(f, f) for f in item.hold_flags) or "hold suggested"
+        head += f" · :red[**⚠ {md_escape(flags)}**]"
+    elif item.urgency == 1:
+        head = f":orange[**Decrease**] · {head}"
+    st.markdown(head)
+    plan = item.plan
+    if plan is not None:
+        st.caption(f"Current plan v{plan.version_number} ({plan.status}): {plan.dose_mg:g} mg "
+                   f"{every(plan.interval_days)} · waiting since {fmt_local(item.waiting_since, tz)}"
+                   + (f" · sent by {item.sent_by}" if item.sent_by else ""))
+    suggestion_card(adj, {adj.sent_by_id: item.sent_by} if adj.sent_by_id else {})
+    last_doses, series = details[item.patient_id]
+    c_chart, c_doses = st.columns([2, 3])
+    with c_chart:
+        scores = _score_frame(series)
+        if scores.empty:
+            st.caption("No GAD-7 or PHQ-9 recorded.")
+        else:
+            altair_chart(_chart, scores, width="stretch")
+    with c_doses:
+        if last_doses:
+            st.dataframe(_dose_table(last_doses), hide_index=True, width="stretch")
+        else:
+            st.caption("No doses logged.")
+    st.radio("Decision", list(DECISION_LABELS), key=f"{k}_decision", horizontal=True)
+    c1, c2 = st.columns(2)
+    c1.number_input("Dose (mg), for Modify", min_value=0.0, max_value=1000.0, step=25.0,
+                    value=float(adj.proposed_dose_mg or (plan.dose_mg if plan else 0.0)), key=f"{k}_dose")
+    c2.number_input("Interval (days), for Modify", min_value=1, max_value=90, step=1,
+                    value=int(adj.proposed_interval_days or (plan.interval_days if plan else 7)),
+                    key=f"{k}_interval")
+    st.text_area("Rationale (required to modify or reject)", key=f"{k}_rationale")
+    st.form_submit_button("Record decision", type="primary", on_click=_decide, args=(adj.id, adj.version))
+st.button("Open patient", key=f"{k}_open", on_click=_open_patient, args=(item.patient_id,),
+          help="Select this patient for the dashboard and other patient pages.")

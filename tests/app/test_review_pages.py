@@ -198,10 +198,12 @@ def test_queue_marks_hold_flagged_patients_first(ui):
                         bp_systolic_post=186, bp_diastolic_post=100, entered_by_id=clinic.tina.id))
     at = page("review_queue.py", clinic.paul)
     assert not at.exception, at.exception
-    md = [m.value for m in at.markdown]
-    heads = [m for m in md if "Alice Able" in m or "Aaron Ames" in m]
+    table = at.dataframe[0].value
+    assert list(table["Patient"].str.split(" \\(").str[0]) == ["Alice Able", "Aaron Ames"]
+    assert list(table["Urgency"]) == ["HOLD", ""] and table["Safety flags"][0] == "BP ≥ hold threshold"
+    heads = [m.value for m in at.markdown if "Alice Able" in m.value or "Aaron Ames" in m.value]
+    assert len(heads) == 1  # only the open item has a form: the most urgent
     assert "HOLD" in heads[0] and "Alice Able" in heads[0] and "BP ≥ hold threshold" in heads[0]
-    assert "Aaron Ames" in heads[1] and "HOLD" not in heads[1]
 
 
 def test_dashboard_panel_shows_suggestion_reasons_and_latest_decision(ui):
@@ -247,32 +249,46 @@ def test_protocol_admin_shows_protocol_and_validates_a_clinic_file(ui, tmp_path)
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "protocol.set")).first() is not None
 
 
-def test_a_long_queue_shows_ten_items_at_a_time_most_urgent_first(ui):
-    """After a holiday: 13 pending items. The first page holds the ten most urgent (holds
-    first), the caption says how many wait, and "Show 3 more" brings the rest."""
+def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(ui):
+    """After a holiday: 13 pending items. The table lists all of them, most urgent first (the
+    hold, then the oldest); only the open item has a decision form; another item is opened
+    from the picker, and once it is decided the most urgent one is open again."""
     engine, clinic = ui
     with session_scope(engine) as s:
         plan_ids = {pid: s.exec(select(TreatmentPlan.id).where(TreatmentPlan.patient_id == pid)).first()
                     for pid in (clinic.a1, clinic.a2)}
+        ids = []
         for i in range(13):
             pid = clinic.a1 if i % 2 else clinic.a2
             hold = i == 12  # the newest item is a hold: it must still come first
-            s.add(DoseAdjustment(patient_id=pid, kind="proposal", status="pending", plan_id=plan_ids[pid],
+            adj = DoseAdjustment(patient_id=pid, kind="proposal", status="pending", plan_id=plan_ids[pid],
                                  action="hold" if hold else "increase", proposed_dose_mg=None if hold else 200,
+                                 proposed_interval_days=None if hold else 7,
                                  flags=["suicidality"] if hold else [],
                                  reasons=[{"code": "proposal", "text": f"reason {i:02d}"}],
                                  created_by_id=clinic.tina.id, sent_by_id=clinic.tina.id,
-                                 sent_at=utcnow() - timedelta(hours=24 - i)))
+                                 sent_at=utcnow() - timedelta(hours=24 - i))
+            s.add(adj)
+            s.flush()
+            ids.append(adj.id)
     at = page("review_queue.py", clinic.paul)
     assert not at.exception
+    assert "13 items waiting · 1 with a hold flag" in rendered_text(at)
+    table = at.dataframe[0].value
+    assert list(table["Item"]) == [f"#{ids[12]}"] + [f"#{i}" for i in ids[:12]]
+    assert table["Urgency"][0] == "HOLD" and table["Safety flags"][0] == "PHQ-9 item 9 > 0"
+    assert len([b for b in at.button if b.label == "Record decision"]) == 1
     text = rendered_text(at)
-    assert "13 items waiting" in text and "the first 10 are shown" in text
-    forms = [b for b in at.button if b.label == "Record decision"]
-    assert len(forms) == 10
-    assert text.index("reason 12") < text.index("reason 00")  # the hold first, then the oldest
-    assert "reason 10" not in text and "reason 11" not in text
-    button(at, "Show 3 more").click()
-    at = at.run()
+    assert "reason 12" in text and "reason 00" not in text  # the hold is open, the others are rows
+    at.selectbox(key="queue_item").set_value(ids[5])
+    at.run()
     text = rendered_text(at)
-    assert len([b for b in at.button if b.label == "Record decision"]) == 13
-    assert "reason 11" in text and not [b for b in at.button if b.label.startswith("Show")]
+    assert "reason 05" in text and "reason 12" not in text
+    at.text_area(key=f"q{ids[5]}_rationale").input("Fine.")
+    button(at, "Record decision").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "12 items waiting" in rendered_text(at)
+    assert at.selectbox(key="queue_item").value == ids[12]  # back to the most urgent
+    with Session(engine) as s:
+        assert s.get(DoseAdjustment, ids[5]).status == "approved"

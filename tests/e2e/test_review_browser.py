@@ -50,6 +50,13 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
     expect(p.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
     _nav(p, "Review queue")
     expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
+    # the queue is one table; the new proposal (Jordan Ellis, KAP-1001) is opened from the picker
+    expect(p.get_by_text("Most urgent first", exact=False).first).to_be_visible(timeout=20000)
+    p.get_by_role("combobox", name="Item to review").click()
+    option = p.get_by_role("option", name=re.compile(r"Jordan Ellis \(KAP-1001\) · Increase: 200 mg"))
+    expect(option).to_be_visible(timeout=20000)
+    option.click()
+    wait_idle(p)
     item = p.locator('[data-testid="stForm"]').filter(has_text=REASON)
     expect(item).to_be_visible(timeout=20000)
     expect(item.get_by_text("Increase: 200 mg every", exact=False).first).to_be_visible()
