@@ -126,3 +126,64 @@ def ensure_clinic(patients: int, years: float, seed: int, database_url: str | No
         users = {u: i for u, i in conn.execute(select(User.username, User.id)).all()}
     engine.dispose()
     return Clinic(url, patients, years, seed, built, heavy, users)
+
+
+EMPTY_MARKER = {"empty": True}
+NEW_MRN = "KAP-NEW"
+
+
+def empty_clinic_url(database_url: str | None) -> str:
+    if database_url and make_url(database_url).get_backend_name() == "postgresql":
+        base = make_url(database_url).database or "kapnotes"
+        return _pg_url(database_url, f"{base}_empty")
+    OUT.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{OUT / 'clinic_empty.db'}"
+
+
+def ensure_empty_clinic(database_url: str | None = None, log=print) -> Clinic:
+    """The same pages with nothing recorded yet: DESIGN §6's "empty page".
+
+    The demo accounts and one patient registered today on tsato/mokafor's team with a
+    first plan, and nothing else: no doses, scores, notes, adjustments or drafts. Each page
+    of the heavy clinic is timed against itself here, signed in as the same user.
+    """
+    from sqlalchemy import select
+
+    from kapnotes import auth, patients, plans
+    from kapnotes.db import make_engine, migrate, session_scope
+    from kapnotes.models import ClinicSetting, Patient, User
+    from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS
+    from kapnotes.timeutil import utcnow
+
+    url = empty_clinic_url(database_url)
+    wanted = {**EMPTY_MARKER, "digest": generator_digest()}
+    built = None
+    if _read_marker(url) != wanted:
+        log("generating the empty clinic (accounts and one new patient) ...")
+        if url.startswith("sqlite"):
+            path = Path(make_url(url).database)
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(path) + suffix).unlink(missing_ok=True)
+        else:
+            _recreate_pg(url, make_url(url).database)
+        t0 = time.perf_counter()
+        migrate(url)
+        engine = make_engine(url)
+        with session_scope(engine) as s:
+            for username, role, name, cred in DEMO_USERS:
+                auth.create_user(s, None, username, role, name, DEMO_PASSWORD, cred)
+            patient = patients.add_patient(s, None, NEW_MRN, "Robin Newcomb", date(1991, 2, 14), "tsato", "mokafor")
+            prescriber = s.execute(select(User.id).where(User.username == "mokafor")).scalar_one()
+            plans.new_plan_version(s, None, patient.id, plans.PlanInput(formulation="odt", dose_mg=100,
+                                                                        interval_days=7),
+                                   "First plan at intake.", approved_by_id=prescriber)
+            s.add(ClinicSetting(key=MARKER_KEY, value=wanted, updated_at=utcnow()))
+        engine.dispose()
+        built = time.perf_counter() - t0
+        log(f"  built in {built:.1f} s")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        new = conn.execute(select(Patient.id).where(Patient.mrn == NEW_MRN)).scalar_one()
+        users = {u: i for u, i in conn.execute(select(User.username, User.id)).all()}
+    engine.dispose()
+    return Clinic(url, 1, 0, 0, built, new, users)
