@@ -4,7 +4,9 @@ SQLite: SQLite's online backup API copies a consistent snapshot while the app ke
 running (WAL readers and writers are not blocked for long); the copy is then opened on its
 own and must pass ``PRAGMA integrity_check`` and the audit chain's verification.
 PostgreSQL: ``pg_dump --format=custom`` (the server's own tool; a dump is a consistent
-snapshot), then ``pg_restore --list`` must read it back.
+snapshot), then ``pg_restore --list`` must read it back; with a trial restore the dump is
+restored into a scratch database on the server, its audit chain verified there, and the
+scratch database dropped (the only check that proves the dump restores).
 
 Every backup file holds all patient data: it is created readable by its owner only (0600),
 and its creation is an audit event (counts only, never a path or a name).
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from kapnotes import audit
@@ -30,6 +33,7 @@ from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import KapError
 from kapnotes.timeutil import utcnow
 
+SCRATCH_PREFIX = "kapnotes_restore_check_"
 NAME = re.compile(r"^kapnotes-(\d{8}T\d{6}Z)\.(db|dump)$")
 
 
@@ -124,13 +128,57 @@ def check_pg_dump(path: Path) -> tuple[str, None, None]:
     return f"pg_restore reads the dump ({len(entries)} entries)", None, None
 
 
-def verify_backup(path: Path) -> tuple[str, int | None, str | None]:
-    """Check a backup file without restoring it (``.db``: SQLite; ``.dump``: PostgreSQL)."""
+def trial_restore_pg(path: Path, server_url: str) -> tuple[str, int, str]:
+    """Restore a dump into a new scratch database on ``server_url``'s server, verify the audit
+    chain there, and drop the scratch database whatever happened. Needs CREATEDB."""
+    pg_restore = shutil.which("pg_restore")
+    if not pg_restore:
+        raise KapError("pg_restore is needed to restore a PostgreSQL dump (Debian: apt-get install postgresql-client).")
+    server = make_url(server_url)
+    if server.get_backend_name() != "postgresql":
+        raise KapError("A trial restore of a PostgreSQL dump needs a PostgreSQL server URL.")
+    scratch = f"{SCRATCH_PREFIX}{utcnow():%Y%m%d%H%M%S}_{os.getpid()}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{scratch}"')
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise KapError(f"A trial restore needs a scratch database on the server, which could not be created "
+                           f"({reason}); the role needs CREATEDB.") from None
+        scratch_url = server.set(database=scratch)
+        done = subprocess.run([pg_restore, "--no-owner", "--exit-on-error", "--dbname",
+                               _libpq_url(scratch_url.render_as_string(hide_password=False)), str(path)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
+            raise KapError(f"{path.name} could not be restored ({last}).")
+        engine = create_engine(scratch_url)
+        try:
+            with Session(engine) as s:
+                report = audit.verify_chain(s)
+        finally:
+            engine.dispose()
+        if not report.ok:
+            raise KapError(f"The audit chain restored from {path.name} is broken at event {report.first_bad_id} "
+                           f"({report.problem}).")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        admin.dispose()
+    return "restored into a scratch database (then dropped); audit chain intact", report.count, report.head_hash
+
+
+def verify_backup(path: Path, trial_restore_url: str | None = None) -> tuple[str, int | None, str | None]:
+    """Check a backup file (``.db``: SQLite; ``.dump``: PostgreSQL) without changing it or the
+    clinic's database; a dump is restored on ``trial_restore_url``'s server when given."""
     path = Path(path)
     if not path.is_file():
         raise KapError(f"There is no backup file at {path}.")
     if path.suffix == ".dump":
-        return check_pg_dump(path)
+        listed = check_pg_dump(path)
+        return trial_restore_pg(path, trial_restore_url) if trial_restore_url else listed
     return check_sqlite_copy(path)
 
 
@@ -139,7 +187,7 @@ def _libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _pg_backup(url: str, target: Path) -> tuple[str, None, None]:
+def _pg_backup(url: str, target: Path, trial_restore: bool = False) -> tuple[str, int | None, str | None]:
     pg_dump = shutil.which("pg_dump")
     if not pg_dump:
         raise KapError("pg_dump is needed to back up PostgreSQL (Debian: apt-get install postgresql-client, "
@@ -151,7 +199,8 @@ def _pg_backup(url: str, target: Path) -> tuple[str, None, None]:
         target.unlink(missing_ok=True)
         raise KapError(f"pg_dump failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no output'}")
     try:
-        return check_pg_dump(target)
+        listed = check_pg_dump(target)
+        return trial_restore_pg(target, url) if trial_restore else listed
     except KapError as exc:
         target.unlink(missing_ok=True)
         raise KapError(f"{exc} Nothing was kept.") from None
@@ -169,8 +218,11 @@ def prune(out_dir: Path, keep: int) -> tuple[Path, ...]:
     return removed
 
 
-def create_backup(url: str, out_dir: Path, keep: int | None = None) -> BackupReport:
-    """Write a checked backup of the database at ``url`` into ``out_dir`` and audit it."""
+def create_backup(url: str, out_dir: Path, keep: int | None = None, trial_restore: bool = False) -> BackupReport:
+    """Write a checked backup of the database at ``url`` into ``out_dir`` and audit it.
+
+    ``trial_restore``: PostgreSQL dumps are also restored into a scratch database on the same
+    server and checked there (a SQLite copy is always opened and checked as a database)."""
     out_dir = _out_dir(Path(out_dir))
     backend = make_url(url).get_backend_name()
     now = utcnow()
@@ -181,7 +233,7 @@ def create_backup(url: str, out_dir: Path, keep: int | None = None) -> BackupRep
     if backend == "sqlite":
         check, events, head = _sqlite_backup(url, target)
     elif backend == "postgresql":
-        check, events, head = _pg_backup(url, target)
+        check, events, head = _pg_backup(url, target, trial_restore)
     else:
         raise KapError(f"Backups support SQLite and PostgreSQL, not {backend}.")
     size = target.stat().st_size

@@ -123,3 +123,49 @@ def test_verify_backup_finds_a_tampered_audit_log_in_a_copy(sqlite_url, tmp_path
     copy.close()
     with pytest.raises(KapError, match=f"broken at event {victim}"):
         backup.verify_backup(report.path)
+
+
+def _scratch_databases(engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                                 {"p": backup.SCRATCH_PREFIX + "%"}).scalars())
+
+
+def test_postgres_trial_restore_proves_the_dump_restores_and_leaves_no_scratch_database(pg_session_engine,
+                                                                                         tmp_path):
+    from tests.conftest import PG_URL, truncate_all
+
+    truncate_all(pg_session_engine)
+    make_clinic(pg_session_engine)
+    with session_scope(pg_session_engine) as s:
+        events = s.exec(select(func.count()).select_from(AuditEvent)).one()
+    done = _cli(PG_URL, "backup", "--out-dir", str(tmp_path / "b"), "--trial-restore")
+    assert done.returncode == 0, done.stderr
+    assert "restored into a scratch database (then dropped); audit chain intact" in done.stdout
+    assert f": {events} events, head " in done.stdout  # every event was restored and re-verified
+    assert _scratch_databases(pg_session_engine) == []
+    [dump] = list((tmp_path / "b").iterdir())
+    again = _cli(PG_URL, "verify-backup", str(dump), "--trial-restore")
+    assert again.returncode == 0, again.stderr
+    assert "restored into a scratch database" in again.stdout and _scratch_databases(pg_session_engine) == []
+
+
+def test_postgres_trial_restore_finds_a_broken_chain_keeps_nothing_and_drops_the_scratch(pg_session_engine,
+                                                                                        tmp_path):
+    from tests.conftest import PG_URL, truncate_all
+
+    truncate_all(pg_session_engine)
+    make_clinic(pg_session_engine)
+    with session_scope(pg_session_engine) as s:
+        victim = s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).all()[2]
+        s.execute(text("UPDATE audit_events SET detail = 'tampered' WHERE id = :id"), {"id": victim})
+    out = tmp_path / "b"
+    with pytest.raises(KapError, match=f"broken at event {victim}.*Nothing was kept"):
+        backup.create_backup(PG_URL, out, trial_restore=True)
+    assert list(out.iterdir()) == [] and _scratch_databases(pg_session_engine) == []
+    plain = backup.create_backup(PG_URL, out)  # without the trial, pg_restore --list cannot see it
+    with pytest.raises(KapError, match=f"broken at event {victim}"):
+        backup.verify_backup(plain.path, PG_URL)
+    assert _scratch_databases(pg_session_engine) == []
+    with pytest.raises(KapError, match="needs a PostgreSQL server URL"):
+        backup.verify_backup(plain.path, "sqlite:///elsewhere.db")
