@@ -1,4 +1,4 @@
-"""Server-side page runs with Streamlit's AppTest, against an empty page, in this process.
+"""Server-side page runs with Streamlit's AppTest, timed against baseline runs, in this process.
 
 Each page gets one AppTest signed in by role (``user_id``/``last_activity``/``patient_id``
 in session state, the heaviest patient selected); a first run warms it (imports, the
