@@ -77,6 +77,19 @@ def _recreate_pg(base_url: str, name: str) -> None:
     admin.dispose()
 
 
+def _fresh_database(url: str) -> None:
+    """Drop whatever is at ``url`` and create it again, migrated and empty."""
+    from kapnotes.db import migrate
+
+    if url.startswith("sqlite"):
+        path = Path(make_url(url).database)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    else:
+        _recreate_pg(url, make_url(url).database)
+    migrate(url)
+
+
 def clinic_url(patients: int, years: float, seed: int, database_url: str | None) -> str:
     if database_url and make_url(database_url).get_backend_name() == "postgresql":
         base = make_url(database_url).database or "kapnotes"
@@ -89,7 +102,7 @@ def ensure_clinic(patients: int, years: float, seed: int, database_url: str | No
                   log=print) -> Clinic:
     from sqlalchemy import select
 
-    from kapnotes.db import make_engine, migrate, session_scope
+    from kapnotes.db import make_engine, session_scope
     from kapnotes.models import ClinicSetting, Patient, User
     from kapnotes.seed import HEAVIEST_MRN, seed_demo
     from kapnotes.timeutil import utcnow
@@ -99,14 +112,8 @@ def ensure_clinic(patients: int, years: float, seed: int, database_url: str | No
     built = None
     if _read_marker(url) != wanted:
         log(f"generating clinic: {patients} patients x {years:g} years (seed {seed}) ...")
-        if url.startswith("sqlite"):
-            path = Path(make_url(url).database)
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
-        else:
-            _recreate_pg(url, make_url(url).database)
         t0 = time.perf_counter()
-        migrate(url)
+        _fresh_database(url)
         engine = make_engine(url)
         seed_demo(engine, patients=patients, years=years, seed=seed, today=date.today())
         with session_scope(engine) as s:
@@ -150,7 +157,7 @@ def ensure_empty_clinic(database_url: str | None = None, log=print) -> Clinic:
     from sqlalchemy import select
 
     from kapnotes import auth, patients, plans
-    from kapnotes.db import make_engine, migrate, session_scope
+    from kapnotes.db import make_engine, session_scope
     from kapnotes.models import ClinicSetting, Patient, User
     from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS
     from kapnotes.timeutil import utcnow
@@ -160,14 +167,8 @@ def ensure_empty_clinic(database_url: str | None = None, log=print) -> Clinic:
     built = None
     if _read_marker(url) != wanted:
         log("generating the empty clinic (accounts and one new patient) ...")
-        if url.startswith("sqlite"):
-            path = Path(make_url(url).database)
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
-        else:
-            _recreate_pg(url, make_url(url).database)
         t0 = time.perf_counter()
-        migrate(url)
+        _fresh_database(url)
         engine = make_engine(url)
         with session_scope(engine) as s:
             for username, role, name, cred in DEMO_USERS:

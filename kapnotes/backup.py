@@ -88,6 +88,18 @@ def _sqlite_backup(url: str, target: Path) -> tuple[str, int, str]:
         raise KapError(f"{exc} Nothing was kept; run `verify-audit` on the live database.") from None
 
 
+def _intact_chain(engine, where: str):
+    """Verify the audit chain of the database behind ``engine`` (then disposed), or raise."""
+    try:
+        with Session(engine) as s:
+            report = audit.verify_chain(s)
+    finally:
+        engine.dispose()
+    if not report.ok:
+        raise KapError(f"The audit chain {where} is broken at event {report.first_bad_id} ({report.problem}).")
+    return report
+
+
 def check_sqlite_copy(path: Path) -> tuple[str, int, str]:
     """A SQLite backup file must pass ``PRAGMA integrity_check`` and hold an intact audit
     chain. Opened read-only: checking never changes the file."""
@@ -105,14 +117,9 @@ def check_sqlite_copy(path: Path) -> tuple[str, int, str]:
     if not {"audit_events", "patients", "alembic_version"} <= tables:
         raise KapError(f"{path.name} is not a KAPNotes database (its tables are missing).")
     # a plain read-only connection (not make_engine: its hooks switch to WAL and BEGIN IMMEDIATE)
-    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"file:{path}?mode=ro", uri=True))
-    try:
-        with Session(engine) as s:
-            report = audit.verify_chain(s)
-    finally:
-        engine.dispose()
-    if not report.ok:
-        raise KapError(f"The audit chain in {path.name} is broken at event {report.first_bad_id} ({report.problem}).")
+    report = _intact_chain(create_engine("sqlite://", creator=lambda: sqlite3.connect(f"file:{path}?mode=ro",
+                                                                                      uri=True)),
+                           f"in {path.name}")
     return "SQLite integrity check ok; audit chain intact", report.count, report.head_hash
 
 
@@ -154,15 +161,7 @@ def trial_restore_pg(path: Path, server_url: str) -> tuple[str, int, str]:
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
             raise KapError(f"{path.name} could not be restored ({last}).")
-        engine = create_engine(scratch_url)
-        try:
-            with Session(engine) as s:
-                report = audit.verify_chain(s)
-        finally:
-            engine.dispose()
-        if not report.ok:
-            raise KapError(f"The audit chain restored from {path.name} is broken at event {report.first_bad_id} "
-                           f"({report.problem}).")
+        report = _intact_chain(create_engine(scratch_url), f"restored from {path.name}")
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
