@@ -568,7 +568,10 @@ def decide(session: Session, actor: Actor, adjustment_id: int, decision: str, ra
             new_status = PlanStatus.held.value
             new_dose, new_interval = plan.dose_mg, plan.interval_days
         elif row.action in PLAN_CHANGING_ACTIONS:
-            new_dose, new_interval = row.proposed_dose_mg, row.proposed_interval_days
+            # a value the item leaves out stays as the plan has it (services fill both; older
+            # or imported rows may not, and must not approve into a silent no-op or a crash)
+            new_dose = row.proposed_dose_mg if row.proposed_dose_mg is not None else plan.dose_mg
+            new_interval = row.proposed_interval_days or plan.interval_days
             new_status = PlanStatus.active.value
     if errors:
         raise ValidationError(errors)

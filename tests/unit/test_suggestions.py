@@ -294,6 +294,28 @@ def test_approve_creates_the_next_plan_version_naming_prescriber_and_item(sessio
         suggestions.decide(session, clinic.paul, row.id, "reject", "Changed my mind.")
 
 
+@pytest.mark.parametrize("action, dose, interval, expected", [
+    ("increase", 200.0, None, (200, 7)),      # an item without an interval keeps the plan's
+    ("space_out", None, 14, (150, 14)),       # an item without a dose keeps the plan's
+])
+def test_approving_an_item_that_leaves_a_value_out_keeps_the_plans_value(session, clinic, action, dose, interval,
+                                                                         expected):
+    """Services always fill both values; an older or imported row may not. Approving it must
+    change the plan as it says, not crash and not record an approval that changed nothing."""
+    before = plans.current_plan(session, clinic.a1)
+    row = DoseAdjustment(patient_id=clinic.a1, kind="proposal", status="pending", plan_id=before.id, action=action,
+                         proposed_dose_mg=dose, proposed_interval_days=interval, flags=[],
+                         reasons=[{"code": "proposal", "text": "hand-made"}], created_by_id=clinic.tina.id,
+                         sent_by_id=clinic.tina.id)
+    session.add(row)
+    session.flush()
+    decided = suggestions.decide(session, clinic.paul, row.id, "approve", "", expected_version=row.version)
+    plan = plans.current_plan(session, clinic.a1)
+    assert plan.version_number == before.version_number + 1 and decided.resulting_plan_id == plan.id
+    assert (plan.dose_mg, plan.interval_days) == expected
+    assert (decided.decided_dose_mg, decided.decided_interval_days) == expected
+
+
 def test_modify_and_reject_need_a_rationale(session, clinic):
     row = suggestions.propose(session, clinic.tina, clinic.a1, dose_mg=250, reason="Strong anxiety persists.")
     plans_before = count(session, TreatmentPlan)
