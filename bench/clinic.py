@@ -90,6 +90,21 @@ def _fresh_database(url: str) -> None:
     migrate(url)
 
 
+def _patient_and_users(url: str, mrn: str) -> tuple[int, dict[str, int]]:
+    """The benchmarked patient's id and every account's id, by username."""
+    from sqlalchemy import select
+
+    from kapnotes.db import make_engine
+    from kapnotes.models import Patient, User
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        patient = conn.execute(select(Patient.id).where(Patient.mrn == mrn)).scalar_one()
+        users = {u: i for u, i in conn.execute(select(User.username, User.id)).all()}
+    engine.dispose()
+    return patient, users
+
+
 def clinic_url(patients: int, years: float, seed: int, database_url: str | None) -> str:
     if database_url and make_url(database_url).get_backend_name() == "postgresql":
         base = make_url(database_url).database or "kapnotes"
@@ -127,11 +142,7 @@ def ensure_clinic(patients: int, years: float, seed: int, database_url: str | No
         engine.dispose()
         built = time.perf_counter() - t0
         log(f"  built in {built:.1f} s")
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        heavy = conn.execute(select(Patient.id).where(Patient.mrn == HEAVIEST_MRN)).scalar_one()
-        users = {u: i for u, i in conn.execute(select(User.username, User.id)).all()}
-    engine.dispose()
+    heavy, users = _patient_and_users(url, HEAVIEST_MRN)
     return Clinic(url, patients, years, seed, built, heavy, users)
 
 
@@ -182,9 +193,5 @@ def ensure_empty_clinic(database_url: str | None = None, log=print) -> Clinic:
         engine.dispose()
         built = time.perf_counter() - t0
         log(f"  built in {built:.1f} s")
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        new = conn.execute(select(Patient.id).where(Patient.mrn == NEW_MRN)).scalar_one()
-        users = {u: i for u, i in conn.execute(select(User.username, User.id)).all()}
-    engine.dispose()
+    new, users = _patient_and_users(url, NEW_MRN)
     return Clinic(url, 1, 0, 0, built, new, users)

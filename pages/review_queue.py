@@ -25,6 +25,7 @@ from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, proposal
 actor = require_user("prescriber")
 tz = get_settings().tz
 RESULT_KEY = "_queue_result"
+URGENCY = {0: "HOLD", 1: "Decrease", 2: ""}  # suggestions.review_queue's urgency ranks
 ITEM_KEY = "queue_item"  # the open item's id; the most urgent when unset or no longer waiting
 DECISION_LABELS = {"Approve": "approve", "Modify": "modify", "Reject": "reject"}
 
@@ -75,7 +76,7 @@ def _dose_table(doses) -> pd.DataFrame:
 def _queue_table(items) -> pd.DataFrame:
     return pd.DataFrame([{
         "Item": f"#{i.adjustment.id}",
-        "Urgency": "HOLD" if i.urgency == 0 else ("Decrease" if i.urgency == 1 else ""),
+        "Urgency": URGENCY[i.urgency],
         "Patient": f"{i.patient_name} ({i.mrn})",
         "Proposed": proposal_text(i.adjustment),
         "Safety flags": ", ".join(FLAG_LABELS.get(f, f) for f in i.hold_flags),
@@ -85,7 +86,7 @@ def _queue_table(items) -> pd.DataFrame:
 
 
 def _item_label(item) -> str:
-    urgency = "HOLD · " if item.urgency == 0 else ("Decrease · " if item.urgency == 1 else "")
+    urgency = f"{URGENCY[item.urgency]} · " if URGENCY[item.urgency] else ""
     return f"#{item.adjustment.id} · {urgency}{item.patient_name} ({item.mrn}) · {proposal_text(item.adjustment)}"
 
 

@@ -76,7 +76,7 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
     _nav(t, "Patient dashboard")
     expect(t.get_by_role("heading", name="Dose suggestion")).to_be_visible(timeout=20000)
     expect(t.get_by_text(re.compile(r"Approved.* by Michelle Okafor")).first).to_be_visible(timeout=20000)
-    expect(t.get_by_text(RATIONALE).first).to_be_visible()
+    expect(t.get_by_text(RATIONALE).first).to_be_visible(timeout=20000)  # the new decision, not a seeded one
     expect(t.get_by_text(re.compile(rf"Version {version_before + 1}\b")).first).to_be_visible()
     ctx_t.close()
     ctx_p.close()
