@@ -16,12 +16,16 @@ from datetime import date, datetime, timezone
 from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.orm import declared_attr
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from kapnotes.timeutil import utcnow
+
+# No plan, approval, override or proposal may exceed this (DESIGN.md §3), whatever the protocol says;
+# a database check enforces it too (migration 0109).
+HARD_MAX_DOSE_MG = 500
 
 
 class UTCDateTime(TypeDecorator):
@@ -167,6 +171,8 @@ class User(SQLModel, table=True):
     locked_until: Optional[datetime] = utc_field()
     last_login_at: Optional[datetime] = utc_field()
     created_at: datetime = utc_field(nullable=False, default_now=True)
+    # when the user last looked at the decisions on items they sent (therapist's "since your last visit")
+    decisions_seen_at: Optional[datetime] = utc_field()
 
 
 class CareTeam(SQLModel, table=True):
@@ -206,7 +212,11 @@ class TreatmentPlan(SQLModel, table=True):
     """One version of a patient's plan. Append-only: a change is a new row."""
 
     __tablename__ = "treatment_plans"
-    __table_args__ = (UniqueConstraint("patient_id", "version_number", name="uq_plan_version"),)
+    __table_args__ = (
+        UniqueConstraint("patient_id", "version_number", name="uq_plan_version"),
+        # the hard maximum (DESIGN.md §3): no path, not even an ad-hoc script, stores more
+        CheckConstraint(f"dose_mg > 0 AND dose_mg <= {HARD_MAX_DOSE_MG}", name="ck_plan_dose_hard_max"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patients.id", index=True)
@@ -381,7 +391,14 @@ class DoseAdjustment(Versioned, SQLModel, table=True):
     """A suggestion (engine) or proposal (therapist), and the prescriber's decision."""
 
     __tablename__ = "dose_adjustments"
-    __table_args__ = (Index("ix_adjustment_patient_status", "patient_id", "status"),)
+    __table_args__ = (
+        Index("ix_adjustment_patient_status", "patient_id", "status"),
+        Index("ix_adjustment_status_urgent", "status", "urgent"),
+        CheckConstraint(f"proposed_dose_mg IS NULL OR proposed_dose_mg <= {HARD_MAX_DOSE_MG}",
+                        name="ck_adjustment_proposed_hard_max"),
+        CheckConstraint(f"decided_dose_mg IS NULL OR decided_dose_mg <= {HARD_MAX_DOSE_MG}",
+                        name="ck_adjustment_decided_hard_max"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patients.id")
@@ -409,6 +426,16 @@ class DoseAdjustment(Versioned, SQLModel, table=True):
     decided_dose_mg: Optional[float] = None
     decided_interval_days: Optional[int] = None
     resulting_plan_id: Optional[int] = Field(default=None, foreign_key="treatment_plans.id")
+    # every rule of the engine with its status (fired / passed / not_evaluable) and text
+    checks: list = json_field(list)
+    # hold/decrease/review reach the prescriber at once, marked urgent (no forwarding)
+    urgent: bool = Field(default=False)
+    # what the patient's record looked like when the item was made (stale when it differs now)
+    facts_key: Optional[str] = Field(default=None, max_length=64)
+    # a decision toward more drug while a safety rule fires, or off the protocol's steps,
+    # intervals or above its ceiling: the conditions overridden and the prescriber's reason
+    override_rules: list = json_field(list)
+    override_rationale: Optional[str] = text_field()
     version: int = Field(default=1)
 
 
