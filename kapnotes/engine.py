@@ -69,6 +69,7 @@ class DoseFacts:
     dose_mg: float
     vomited: bool = False
     nausea: int | None = None
+    dissociation: int | None = None
     bp_systolic_pre: int | None = None
     bp_diastolic_pre: int | None = None
     bp_systolic_post: int | None = None
@@ -108,6 +109,31 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One rule of rules 1–5 or the increase gate: what the engine found for it."""
+
+    rule: str
+    status: str  # FIRED | PASSED | NOT_EVALUABLE
+    text: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "status": self.status, "text": self.text}
+
+
+FIRED, PASSED, NOT_EVALUABLE = "fired", "passed", "not_evaluable"
+
+# The rule codes of rules 1–4 (DESIGN.md §3): while any fires, nothing moves toward more drug
+# without a prescriber's explicit override. The gate's codes only stop the engine's own increase.
+SAFETY_RULE_CODES = (
+    "suicidality", "hypertension_severe", "serious_adverse_event", "overuse", "dose_above_plan",
+    "vomiting", "severe_nausea", "hypertension", "depression_worsening",
+    "too_soon", "too_few_doses", "stale_assessment", "stale_phq9",
+)
+GATE_CODES = ("no_recent_vitals", "tolerability")
+CHECK_CODES = SAFETY_RULE_CODES[:13] + ("adherence",) + GATE_CODES
+
+
+@dataclass(frozen=True)
 class Suggestion:
     action: str
     dose_mg: float
@@ -117,6 +143,7 @@ class Suggestion:
     facts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     protocol_name: str = ""
     protocol_hash: str = ""
+    checks: tuple[Check, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The ``suggest`` command's output (DESIGN.md §3)."""
@@ -126,11 +153,17 @@ class Suggestion:
             "interval_days": self.interval_days,
             "flags": list(self.flags),
             "reasons": [r.as_dict() for r in self.reasons],
+            "checks": [c.as_dict() for c in self.checks],
         }
 
     @property
     def hold(self) -> bool:
         return any(f in HOLD_FLAGS for f in self.flags)
+
+    @property
+    def safety_codes(self) -> tuple[str, ...]:
+        """The rules of 1–4 that fired: a change toward more drug then needs an override."""
+        return tuple(c.rule for c in self.checks if c.status == FIRED and c.rule in SAFETY_RULE_CODES)
 
 
 # --- formatting ---------------------------------------------------------------------------

@@ -348,6 +348,6 @@ def test_suggestion_names_its_protocol_and_is_deterministic():
 
 def test_as_dict_is_the_documented_output():
     out = run(assessments=[gad(28, 15), gad(0, 13)]).as_dict()
-    assert list(out) == ["action", "dose_mg", "interval_days", "flags", "reasons"]
+    assert list(out) == ["action", "dose_mg", "interval_days", "flags", "reasons", "checks"]
     assert out["dose_mg"] == 200 and isinstance(out["dose_mg"], int)
     assert out["reasons"][0]["code"] == "non_response"

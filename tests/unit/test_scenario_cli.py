@@ -48,12 +48,13 @@ def test_cli_prints_the_documented_json(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert list(out) == ["action", "dose_mg", "interval_days", "flags", "reasons"]
+    assert list(out) == ["action", "dose_mg", "interval_days", "flags", "reasons", "checks"]
     assert out == {
         "action": "increase", "dose_mg": 200, "interval_days": 7, "flags": ["non_response"],
         "reasons": [{"code": "non_response",
                      "text": "GAD-7 15 \u2192 13 (\u221213 %) over 4 weeks at 150 mg, below the 25 % threshold: "
                              "increase to 200 mg."}],
+        "checks": [],
     }
     assert protocol.load_default().sha256 in proc.stderr
     assert not (tmp_path / "never-created.db").exists()
