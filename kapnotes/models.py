@@ -171,6 +171,8 @@ class User(SQLModel, table=True):
     locked_until: Optional[datetime] = utc_field()
     last_login_at: Optional[datetime] = utc_field()
     created_at: datetime = utc_field(nullable=False, default_now=True)
+    # where urgent-item notices go (optional; the message never carries patient information)
+    email: Optional[str] = Field(default=None, max_length=254)
     # when the user last looked at the decisions on items they sent (therapist's "since your last visit")
     decisions_seen_at: Optional[datetime] = utc_field()
 

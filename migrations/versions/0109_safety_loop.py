@@ -9,7 +9,7 @@ Create Date: 2026-11-29
   the item was made: a different key now means the item is stale), ``override_rules`` and
   ``override_rationale`` (a decision toward more drug while a safety rule fires, or off the
   protocol's steps, intervals or ceiling).
-- ``users.decisions_seen_at``: the therapist's "decisions since your last visit".
+- ``users.email`` (where urgent-item notices go) and ``users.decisions_seen_at``: the therapist's "decisions since your last visit".
 - The hard maximum of 500 mg as a database check on plans and adjustments. PostgreSQL gets
   CHECK constraints; SQLite cannot add one without recreating the table (which would drop
   the signed-note triggers), so it gets BEFORE INSERT/UPDATE triggers instead.
@@ -43,6 +43,7 @@ def upgrade() -> None:
     op.add_column("dose_adjustments", sa.Column("override_rules", sa.JSON(), nullable=False,
                                                 server_default=sa.text("'[]'")))
     op.add_column("dose_adjustments", sa.Column("override_rationale", sa.Text(), nullable=True))
+    op.add_column("users", sa.Column("email", sa.String(length=254), nullable=True))
     op.add_column("users", sa.Column("decisions_seen_at", UTCDateTime(), nullable=True))
     op.create_index("ix_adjustment_status_urgent", "dose_adjustments", ["status", "urgent"])
     if op.get_bind().dialect.name == "sqlite":
@@ -71,5 +72,6 @@ def downgrade() -> None:
             op.drop_constraint(name, table, type_="check")
     op.drop_index("ix_adjustment_status_urgent", table_name="dose_adjustments")
     op.drop_column("users", "decisions_seen_at")
+    op.drop_column("users", "email")
     for column in ("override_rationale", "override_rules", "facts_key", "urgent", "checks"):
         op.drop_column("dose_adjustments", column)
