@@ -1,24 +1,54 @@
-"""The dose-adjustment rules engine (DESIGN.md §3): a pure function.
+"""The dose-adjustment rules engine (DESIGN.md §3, default protocol version 2): a pure function.
 
 No database, no clock: ``suggest(plan, doses, assessments, protocol, as_of)`` reads
 only its arguments, so the same inputs always give the same suggestion, and the
 ``suggest`` command, the workflow service and the tests all run the same code.
 
-Rules, in order; the first that fires sets the action, every rule that fires adds
-its flag and one checkable sentence citing the figures it used:
-1. hold — latest PHQ-9 item 9 > 0; or within the hold window a BP reading at or
-   above the hold threshold, or a serious adverse event;
-2. decrease — among the last doses: any vomited, or enough with severe nausea or a
-   high post-dose BP (at the lowest step: review);
-3. insufficient data — too few doses of the current dose since the plan took
-   effect, or no recent GAD-7;
-4. adherence — fewer than the protocol's share of planned doses taken: continue;
-5. efficacy on GAD-7 — remission (space out), response, partial response,
-   non-response (increase; at the ceiling: review), low baseline (review).
+Words. Only doses and assessments at or before ``as_of`` count (the caller leaves out
+voided entries). *Recent doses*: the last ``windows.recent_doses`` (3) doses. A BP reading
+*meets* S/D when systolic ≥ S or diastolic ≥ D; a dose meets it when its pre-dose or its
+post-dose reading does. *Safety window*: ``protocol.safety_window_days(interval)`` =
+max(14, 2 × interval) days up to as_of. *Plan window*: from the later of the plan's
+``effective_from`` and as_of − 28 days, to as_of; ``planned`` = its whole days ÷ interval
+(rounded down), ``taken`` = the doses in it. Days are calendar days: a dose's day is
+``taken_at.date()`` in the zone it is given in (the workflow passes clinic-local times);
+"N days up to as_of" means ``as_of − N ≤ day ≤ as_of``.
 
-Days are calendar days: a dose's day is ``taken_at.date()`` in the zone it is given
-in (the workflow passes clinic-local times). "Within N days up to as_of" means
-``as_of − N ≤ day ≤ as_of``.
+Rules, in order; the first that fires sets the action, every rule that fires adds its
+flag and a reason quoting its true values, dates and window (a rule that fires after the
+deciding one says "not applied"):
+1. hold — ``suicidality`` (latest PHQ-9 answering item 9 has it > 0, however old),
+   ``hypertension_severe`` / ``serious_adverse_event`` (in the safety window), ``overuse``
+   (taken > planned + 2), ``dose_above_plan`` (in the plan window);
+2. decrease one step among the recent doses — ``vomiting``, ``severe_nausea``,
+   ``hypertension`` (at the lowest step: review, ``lowest_step``);
+3. review — ``depression_worsening`` (latest PHQ-9 ≥ 20, or ≥ 5 above the earliest);
+4. insufficient data — ``too_soon``, ``too_few_doses``, ``stale_assessment`` (GAD-7),
+   ``stale_phq9``;
+5. adherence — taken < 70 % of planned (planned ≥ 2): continue;
+6. efficacy on GAD-7 — remission (space out), low baseline (review), response, partial
+   response, non-response (at the ceiling: review; else the increase gate, then increase).
+
+``checks`` carries one ``Check`` per code of ``CHECK_CODES``, in that order, whatever the
+action, so a prescriber sees what the engine found and what it could not know:
+- ``fired``: the rule's condition holds; ``passed``: it was evaluated and does not hold;
+  ``not_evaluable``: its data is missing, and the text says which.
+- Missing data is ``not_evaluable`` for the rules that need it: ``suicidality`` and
+  ``depression_worsening`` with no PHQ-9 ever (``suicidality`` also when no PHQ-9 answers
+  item 9); ``hypertension_severe`` when no dose in the safety window carries a BP reading
+  (also when none is logged in it); ``hypertension`` with no BP on any recent dose;
+  ``severe_nausea`` with no nausea recorded on any recent dose; ``vomiting`` and
+  ``tolerability`` with no dose logged at all; ``adherence`` when fewer than 2 doses are
+  planned in the plan window (it is not judged).
+- Where missing data *is* the finding, the rule fires: ``stale_assessment`` /
+  ``stale_phq9`` with no GAD-7 / PHQ-9 in their windows (or ever), ``no_recent_vitals``
+  when no recent dose carries a BP reading.
+- Absent tags are "none reported": ``serious_adverse_event`` and ``dose_above_plan``
+  pass when no dose is in their window, and say so.
+- The gate (``no_recent_vitals``, ``tolerability``) is evaluated and reported always, and a
+  fired gate check means the engine never increases; its flag and reason are added only
+  when it stopped the efficacy rule's increase (efficacy decides, non-response, below the
+  ceiling). Gate texts say "no increase is suggested", which is true either way.
 """
 
 from __future__ import annotations
@@ -40,13 +70,14 @@ SPACE_OUT = "space_out"
 INCREASE = "increase"
 ACTIONS = (HOLD, DECREASE, REVIEW, INSUFFICIENT, CONTINUE, SPACE_OUT, INCREASE)
 
-HOLD_FLAGS = ("suicidality", "hypertension_severe", "serious_adverse_event")
+HOLD_FLAGS = ("suicidality", "hypertension_severe", "serious_adverse_event", "overuse", "dose_above_plan")
 DECREASE_FLAGS = ("vomiting", "severe_nausea", "hypertension")
-FLAG_CODES = HOLD_FLAGS + DECREASE_FLAGS + (
-    "lowest_step", "above_ceiling", "too_few_doses", "stale_assessment", "adherence",
-    "remission", "response", "partial_response", "non_response", "at_ceiling", "low_baseline",
+INSUFFICIENT_FLAGS = ("too_soon", "too_few_doses", "stale_assessment", "stale_phq9")
+FLAG_CODES = HOLD_FLAGS + DECREASE_FLAGS + ("lowest_step", "depression_worsening") + INSUFFICIENT_FLAGS + (
+    "adherence", "remission", "response", "partial_response", "non_response", "at_ceiling", "low_baseline",
+    "no_recent_vitals", "tolerability", "above_ceiling",
 )
-RULE_NAMES = ("hold", "decrease", "insufficient-data", "adherence", "efficacy")
+RULE_NAMES = ("hold", "decrease", "review", "insufficient-data", "adherence", "efficacy")
 MINUS = "\u2212"
 ARROW = "\u2192"
 
@@ -188,14 +219,6 @@ def signed_pct(fr: Fraction) -> str:
     return f"+{v} %" if v > 0 else "0 %"
 
 
-def span(days: int) -> str:
-    if days == 1:
-        return "1 day"
-    if days >= 14 and days % 7 == 0:
-        return f"{days // 7} weeks"
-    return f"{days} days"
-
-
 def bp(s: int | None, d: int | None) -> str:
     return f"{s if s is not None else '?'}/{d if d is not None else '?'}"
 
@@ -250,30 +273,113 @@ def _sort_key(d: DoseFacts) -> datetime:
     return t.astimezone(timezone.utc) if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
+def days_text(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def doses_text(n: int) -> str:
+    return "1 dose" if n == 1 else f"{n} doses"
+
+
+def _readings(d: DoseFacts) -> list[tuple[str, int | None, int | None]]:
+    """The dose's BP readings that were taken (either figure recorded): (where, systolic, diastolic)."""
+    out = []
+    for where, s, dia in (("pre-dose", d.bp_systolic_pre, d.bp_diastolic_pre),
+                          ("post-dose", d.bp_systolic_post, d.bp_diastolic_post)):
+        if s is not None or dia is not None:
+            out.append((where, s, dia))
+    return out
+
+
+def _meeting(d: DoseFacts, systolic: int, diastolic: int) -> list[tuple[str, int | None, int | None]]:
+    """The dose's readings that *meet* S/D: systolic ≥ S or diastolic ≥ D (pre- or post-dose)."""
+    return [(w, s, dia) for w, s, dia in _readings(d)
+            if (s is not None and s >= systolic) or (dia is not None and dia >= diastolic)]
+
+
+def _reading_text(d: DoseFacts, reading) -> str:
+    where, s, dia = reading
+    return f"{bp(s, dia)} {where} on {d.day.isoformat()}"
+
+
+class _Eval:
+    """One evaluation's shared facts: windows, recent doses, sorted assessments; collects checks."""
+
+    def __init__(self, plan: PlanFacts, doses, assessments, p: Protocol, as_of: date):
+        self.p, self.plan, self.as_of = p, plan, as_of
+        self.eff = plan.effective_from.date() if isinstance(plan.effective_from, datetime) else plan.effective_from
+        self.interval = max(1, int(plan.interval_days))
+        self.doses = sorted((d for d in doses if d.day <= as_of), key=_sort_key)
+        ordered = sorted((a for a in assessments if a.date <= as_of), key=lambda a: a.date)
+        self.gad = [a for a in ordered if a.instrument == "GAD-7"]
+        self.phq = [a for a in ordered if a.instrument == "PHQ-9"]
+        self.recent = self.doses[-p.recent_doses:] if self.doses else []
+        # safety window: max(minimum, multiple × interval) days up to as_of
+        self.sw_days = p.safety_window_days(self.interval)
+        self.sw_start = as_of - timedelta(days=self.sw_days)
+        self.safety = [d for d in self.doses if d.day >= self.sw_start]
+        # plan window: from the later of effective_from and as_of − plan_window_days, to as_of
+        self.pw_start = max(self.eff, as_of - timedelta(days=p.plan_window_days))
+        self.pw_days = max(0, (as_of - self.pw_start).days)
+        self.planned = self.pw_days // self.interval
+        self.in_plan_window = [d for d in self.doses if self.pw_start <= d.day]
+        self.taken = len(self.in_plan_window)
+        self.checks: dict[str, Check] = {}
+
+    def check(self, rule: str, status: str, text: str) -> None:
+        self.checks[rule] = Check(rule, status, text)
+
+    # phrases quoting the windows with their true dates
+    @property
+    def sw_text(self) -> str:
+        why = (f"{self.p.safety_interval_multiple} \u00d7 the {self.interval}-day interval; "
+               if self.sw_days > self.p.hold_window_days else "")
+        return (f"the {self.sw_days}-day safety window ({why}{self.sw_start.isoformat()} to "
+                f"{self.as_of.isoformat()})")
+
+    @property
+    def pw_text(self) -> str:
+        return f"from {self.pw_start.isoformat()} to {self.as_of.isoformat()} ({days_text(self.pw_days)})"
+
+    @property
+    def recent_text(self) -> str:
+        n = len(self.recent)
+        if n == 0:
+            return "no dose logged"
+        if n == 1:
+            return f"the last dose ({self.recent[0].day.isoformat()})"
+        return f"the last {n} doses ({self.recent[0].day.isoformat()} to {self.recent[-1].day.isoformat()})"
+
+
 def suggest(plan: PlanFacts, doses, assessments, protocol: Protocol, as_of: date) -> Suggestion:
     """Evaluate the protocol for an active plan at ``as_of`` (a date; nothing after it counts)."""
     if isinstance(as_of, datetime):
         as_of = as_of.date()
-    eff = plan.effective_from.date() if isinstance(plan.effective_from, datetime) else plan.effective_from
     p = protocol
-    doses = sorted((d for d in doses if d.day <= as_of), key=_sort_key)
-    assessments = sorted((a for a in assessments if a.date <= as_of), key=lambda a: a.date)
-    gad = [a for a in assessments if a.instrument == "GAD-7"]
-    phq = [a for a in assessments if a.instrument == "PHQ-9"]
+    ev = _Eval(plan, doses, assessments, p, as_of)
     facts: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "plan": {"dose_mg": mg_value(plan.dose_mg), "interval_days": plan.interval_days,
-                 "effective_from": eff.isoformat()},
-        "doses_considered": len(doses),
+                 "effective_from": ev.eff.isoformat()},
+        "doses_considered": len(ev.doses),
+        "safety_window": {"from": ev.sw_start.isoformat(), "days": ev.sw_days, "doses": len(ev.safety)},
+        "plan_window": {"from": ev.pw_start.isoformat(), "window_days": ev.pw_days, "planned": ev.planned,
+                        "taken": ev.taken},
+        "recent_doses": [d.day.isoformat() for d in ev.recent],
     }
 
     results = [
-        _hold(p, doses, phq, as_of, facts),
-        _decrease(p, plan, doses, facts),
-        _insufficient(p, plan, eff, doses, gad, as_of, facts),
-        _adherence(p, plan, eff, doses, as_of, facts),
-        _efficacy(p, plan, gad, facts),
+        _hold(ev, facts),
+        _decrease(ev, facts),
+        _review(ev, facts),
+        _insufficient(ev, facts),
+        _adherence(ev, facts),
+        None,  # efficacy: below, once the deciding rule is known (the gate only acts when efficacy decides)
     ]
+    gate_fired = _gate(ev, facts)
+    decided_before = next((i for i, r in enumerate(results) if r is not None), None)
+    results[5] = _efficacy(ev, facts, gate_fired, decides=decided_before is None)
+
     action, dose, interval = None, float(plan.dose_mg), int(plan.interval_days)
     deciding = None
     flags: list[str] = []
@@ -291,7 +397,7 @@ def suggest(plan: PlanFacts, doses, assessments, protocol: Protocol, as_of: date
             reasons.extend(Reason(x.code, f"{x.text.rstrip('.')} (not applied: the earlier {first} rule decides).")
                            for x in r.reasons)
         flags.extend(f for f in r.flags if f not in flags)
-    if action is None:  # cannot happen with a valid protocol (efficacy or stale data always fires); stay safe
+    if action is None:  # cannot happen (efficacy or stale data always fires); stay safe
         action = CONTINUE
         reasons.append(Reason("no_rule", f"No rule of the protocol fired at {as_of.isoformat()}; "
                                          f"continue {mg(plan.dose_mg)} every {plan.interval_days} days."))
@@ -305,75 +411,165 @@ def suggest(plan: PlanFacts, doses, assessments, protocol: Protocol, as_of: date
             action = DECREASE
         dose = capped
     facts["deciding_rule"] = RULE_NAMES[deciding] if deciding is not None else None
-    return Suggestion(action, dose, interval, tuple(flags), tuple(reasons), facts, p.name, p.sha256)
+    checks = tuple(ev.checks[code] for code in CHECK_CODES)
+    return Suggestion(action, dose, interval, tuple(flags), tuple(reasons), facts, p.name, p.sha256, checks)
 
 
-def _hold(p: Protocol, doses, phq, as_of: date, facts) -> _Fired | None:
+# --- rule 1: hold ----------------------------------------------------------------------------
+
+
+def _hold(ev: _Eval, facts) -> _Fired | None:
+    p, as_of = ev.p, ev.as_of
     flags, reasons = [], []
-    answered = [a for a in phq if a.item9 is not None]
-    if answered:
+
+    # suicidality: the latest PHQ-9 that answers item 9, however old
+    answered = [a for a in ev.phq if a.item9 is not None]
+    if not ev.phq:
+        ev.check("suicidality", NOT_EVALUABLE, f"No PHQ-9 on record up to {as_of.isoformat()}: item 9 "
+                                               f"(thoughts of self-harm) is not known.")
+    elif not answered:
+        ev.check("suicidality", NOT_EVALUABLE, f"No PHQ-9 up to {as_of.isoformat()} has item 9 (thoughts of "
+                                               f"self-harm) answered (totals only): it is not known.")
+    else:
         latest = answered[-1]
         facts["phq9_item9"] = {"date": latest.date.isoformat(), "value": latest.item9}
         if latest.item9 > 0:
+            text = (f"PHQ-9 of {latest.date.isoformat()} has item 9 (thoughts of self-harm) = {latest.item9}, "
+                    f"above 0: hold until a newer PHQ-9 answers 0.")
             flags.append("suicidality")
-            reasons.append(Reason("suicidality", (
-                f"PHQ-9 of {latest.date.isoformat()} has item 9 (thoughts of self-harm) = {latest.item9}, "
-                f"above 0: hold until a newer PHQ-9 answers 0.")))
-    start = as_of - timedelta(days=p.hold_window_days)
-    window = [d for d in doses if start <= d.day]
-    high = []
-    for d in window:
-        for where, s, dia in (("pre-dose", d.bp_systolic_pre, d.bp_diastolic_pre),
-                              ("post-dose", d.bp_systolic_post, d.bp_diastolic_post)):
-            if (s is not None and s >= p.hold_systolic) or (dia is not None and dia >= p.hold_diastolic):
-                high.append((d.day, where, s, dia))
+            reasons.append(Reason("suicidality", text))
+            ev.check("suicidality", FIRED, text)
+        else:
+            ev.check("suicidality", PASSED, f"The latest PHQ-9 answering item 9 ({latest.date.isoformat()}) "
+                                            f"has item 9 (thoughts of self-harm) = 0.")
+
+    # severe hypertension in the safety window (pre- or post-dose)
+    with_bp = [d for d in ev.safety if _readings(d)]
+    high = [(d, r) for d in ev.safety for r in _meeting(d, p.hold_systolic, p.hold_diastolic)]
+    limit = f"{p.hold_systolic}/{p.hold_diastolic} mmHg"
     if high:
-        day, where, s, dia = high[-1]
-        flags.append("hypertension_severe")
+        d, r = high[-1]
         count = f"{len(high)} BP readings" if len(high) > 1 else "1 BP reading"
-        reasons.append(Reason("hypertension_severe", (
-            f"{count} at or above {p.hold_systolic}/{p.hold_diastolic} mmHg in the {p.hold_window_days} days "
-            f"to {as_of.isoformat()}, the latest {bp(s, dia)} {where} on {day.isoformat()}: hold.")))
+        text = f"{count} at or above {limit} in {ev.sw_text}, the latest {_reading_text(d, r)}: hold."
+        flags.append("hypertension_severe")
+        reasons.append(Reason("hypertension_severe", text))
+        ev.check("hypertension_severe", FIRED, text)
+    elif not with_bp:
+        what = "no dose is logged in" if not ev.safety else f"none of the {doses_text(len(ev.safety))} in"
+        ev.check("hypertension_severe", NOT_EVALUABLE,
+                 f"No BP reading: {what} {ev.sw_text} carries one, so a BP at or above {limit} cannot be ruled out.")
+    else:
+        ev.check("hypertension_severe", PASSED,
+                 f"{len(with_bp)} of the {doses_text(len(ev.safety))} in {ev.sw_text} carry a BP reading; "
+                 f"none is at or above {limit}.")
+
+    # serious adverse events in the safety window
     serious = set(p.serious_adverse_events)
-    events = [(d.day, t) for d in window for t in d.adverse_events if normalise_tag(t) in serious]
+    events = [(d.day, normalise_tag(t)) for d in ev.safety for t in d.adverse_events if normalise_tag(t) in serious]
     if events:
-        tags = sorted({normalise_tag(t) for _, t in events})
+        tags = sorted({t for _, t in events})
+        text = (f"Serious adverse event{'s' if len(tags) > 1 else ''} {', '.join(tags)} reported in {ev.sw_text} "
+                f"(latest on {events[-1][0].isoformat()}): hold.")
         flags.append("serious_adverse_event")
-        reasons.append(Reason("serious_adverse_event", (
-            f"Serious adverse event{'s' if len(tags) > 1 else ''} {', '.join(tags)} reported in the "
-            f"{p.hold_window_days} days to {as_of.isoformat()} (latest on {events[-1][0].isoformat()}): hold.")))
-    facts["hold_window"] = {"from": start.isoformat(), "doses": len(window), "high_bp_readings": len(high),
-                            "serious_adverse_events": len(events)}
+        reasons.append(Reason("serious_adverse_event", text))
+        ev.check("serious_adverse_event", FIRED, text)
+    elif not ev.safety:
+        ev.check("serious_adverse_event", PASSED, f"No dose is logged in {ev.sw_text}, so no serious adverse "
+                                                  f"event is reported in it.")
+    else:
+        ev.check("serious_adverse_event", PASSED,
+                 f"No serious adverse event ({', '.join(p.serious_adverse_events)}) is reported on the "
+                 f"{doses_text(len(ev.safety))} in {ev.sw_text}.")
+
+    # overuse: more doses taken than planned + margin in the plan window
+    limit_n = ev.planned + p.overuse_margin
+    counted = (f"{doses_text(ev.taken)} taken {ev.pw_text}, with {ev.planned} planned at one every "
+               f"{days_text(ev.interval)}")
+    if ev.taken > limit_n:
+        text = f"{counted}: more than {ev.planned} + {p.overuse_margin} = {limit_n} (overuse): hold."
+        flags.append("overuse")
+        reasons.append(Reason("overuse", text))
+        ev.check("overuse", FIRED, text)
+    else:
+        ev.check("overuse", PASSED, f"{counted}: not more than {ev.planned} + {p.overuse_margin} = {limit_n}.")
+
+    # a dose above the plan's dose in the plan window
+    above = [d for d in ev.in_plan_window if d.dose_mg > ev.plan.dose_mg + 1e-6]
+    if above:
+        top = max(above, key=lambda d: d.dose_mg)
+        text = (f"{doses_text(len(above))} above the plan's {mg(ev.plan.dose_mg)} logged {ev.pw_text}, the highest "
+                f"{mg(top.dose_mg)} on {top.day.isoformat()}: hold.")
+        flags.append("dose_above_plan")
+        reasons.append(Reason("dose_above_plan", text))
+        ev.check("dose_above_plan", FIRED, text)
+    elif not ev.in_plan_window:
+        ev.check("dose_above_plan", PASSED, f"No dose is logged {ev.pw_text}, so none above the plan's "
+                                            f"{mg(ev.plan.dose_mg)}.")
+    else:
+        ev.check("dose_above_plan", PASSED, f"None of the {doses_text(ev.taken)} logged {ev.pw_text} is above "
+                                            f"the plan's {mg(ev.plan.dose_mg)}.")
+    facts["safety_window"].update(high_bp_readings=len(high), serious_adverse_events=len(events))
+    facts["plan_window"]["above_plan"] = len(above)
     if not flags:
         return None
     return _Fired(HOLD, flags, reasons)
 
 
-def _decrease(p: Protocol, plan: PlanFacts, doses, facts) -> _Fired | None:
-    last = doses[-p.decrease_last_doses:] if doses else []
-    n = len(last)
-    vomited = [d for d in last if d.vomited]
-    nausea = [d for d in last if d.nausea is not None and d.nausea >= p.severe_nausea]
-    high = [d for d in last
-            if (d.bp_systolic_post is not None and d.bp_systolic_post >= p.decrease_systolic)
-            or (d.bp_diastolic_post is not None and d.bp_diastolic_post >= p.decrease_diastolic)]
+# --- rule 2: decrease ----------------------------------------------------------------------------
+
+
+def _decrease(ev: _Eval, facts) -> _Fired | None:
+    p, plan, recent = ev.p, ev.plan, ev.recent
+    n = len(recent)
+    among = ev.recent_text
+    no_dose = f"No dose logged up to {ev.as_of.isoformat()}"
+    vomited = [d for d in recent if d.vomited]
+    nausea_known = [d for d in recent if d.nausea is not None]
+    nausea = [d for d in recent if d.nausea is not None and d.nausea >= p.severe_nausea]
+    with_bp = [d for d in recent if _readings(d)]
+    high = [(d, _meeting(d, p.decrease_systolic, p.decrease_diastolic)) for d in recent]
+    high = [(d, r) for d, r in high if r]
     facts["last_doses"] = {"count": n, "vomited": len(vomited), "severe_nausea": len(nausea),
-                           "high_post_bp": len(high)}
-    of = f"of the last {n} dose{'s' if n != 1 else ''}"
+                           "high_bp": len(high), "with_bp": len(with_bp)}
+    limit = f"{p.decrease_systolic}/{p.decrease_diastolic} mmHg"
     flags, findings = [], []
+
     if vomited:
+        text = f"{len(vomited)} of {among} ended in vomiting (latest {vomited[-1].day.isoformat()})"
         flags.append("vomiting")
-        findings.append(("vomiting", f"{len(vomited)} {of} ended in vomiting (latest {vomited[-1].day.isoformat()})"))
+        findings.append(("vomiting", text))
+    elif n == 0:
+        ev.check("vomiting", NOT_EVALUABLE, f"{no_dose}: vomiting cannot be judged.")
+    else:
+        ev.check("vomiting", PASSED, f"None of {among} ended in vomiting.")
+
     if len(nausea) >= p.decrease_min_count:
+        text = (f"{len(nausea)} of {among} had severe nausea ({p.severe_nausea} of 3), "
+                f"at least {p.decrease_min_count} needed")
         flags.append("severe_nausea")
-        findings.append(("severe_nausea", f"{len(nausea)} {of} had severe nausea ({p.severe_nausea} of 3), "
-                                          f"at least {p.decrease_min_count} needed"))
+        findings.append(("severe_nausea", text))
+    elif not nausea_known:
+        ev.check("severe_nausea", NOT_EVALUABLE, f"{no_dose}: nausea cannot be judged." if n == 0 else
+                 f"Nausea is not recorded on any of {among}: severe nausea cannot be judged.")
+    else:
+        ev.check("severe_nausea", PASSED,
+                 f"{len(nausea)} of {among} had severe nausea ({p.severe_nausea} of 3), fewer than the "
+                 f"{p.decrease_min_count} needed (nausea recorded on {len(nausea_known)} of them).")
+
     if len(high) >= p.decrease_min_count:
-        readings = ", ".join(bp(d.bp_systolic_post, d.bp_diastolic_post) for d in high)
+        readings = ", ".join(_reading_text(d, r[0]) for d, r in high)
+        text = (f"{len(high)} of {among} had a BP at or above {limit} ({readings}), "
+                f"at least {p.decrease_min_count} needed")
         flags.append("hypertension")
-        findings.append(("hypertension", f"{len(high)} {of} had a post-dose BP at or above "
-                                         f"{p.decrease_systolic}/{p.decrease_diastolic} mmHg ({readings}), "
-                                         f"at least {p.decrease_min_count} needed"))
+        findings.append(("hypertension", text))
+    elif not with_bp:
+        ev.check("hypertension", NOT_EVALUABLE, f"{no_dose}: blood pressure cannot be judged." if n == 0 else
+                 f"No BP reading on any of {among}: a BP at or above {limit} cannot be ruled out.")
+    else:
+        ev.check("hypertension", PASSED,
+                 f"{len(high)} of {among} had a BP at or above {limit}, fewer than the {p.decrease_min_count} "
+                 f"needed (a BP reading on {len(with_bp)} of them).")
+
     if not flags:
         return None
     target = step_below(p, plan.dose_mg)
@@ -383,67 +579,201 @@ def _decrease(p: Protocol, plan: PlanFacts, doses, facts) -> _Fired | None:
                        f"review instead of a decrease")
         for code, text in findings:
             reasons.append(Reason(code, f"{text}; {consequence}."))
+            ev.check(code, FIRED, f"{text}; {consequence}.")
         reasons.append(Reason("lowest_step", f"No step below {mg(plan.dose_mg)} in the protocol "
                                              f"(steps {', '.join(mg(s) for s in p.steps_mg)}): review."))
         return _Fired(REVIEW, flags + ["lowest_step"], reasons)
     for code, text in findings:
         reasons.append(Reason(code, f"{text}: decrease from {mg(plan.dose_mg)} to {mg(target)}."))
+        ev.check(code, FIRED, f"{text}: decrease from {mg(plan.dose_mg)} to {mg(target)}.")
     return _Fired(DECREASE, flags, reasons, dose_mg=target)
 
 
-def _insufficient(p: Protocol, plan: PlanFacts, eff: date, doses, gad, as_of: date, facts) -> _Fired | None:
-    at_dose = [d for d in doses if d.day >= eff and same_dose(d.dose_mg, plan.dose_mg)]
-    fresh_from = as_of - timedelta(days=p.gad7_max_age_days)
-    latest_gad = gad[-1] if gad else None
-    facts["doses_at_current_dose"] = len(at_dose)
-    facts["latest_gad7"] = ({"date": latest_gad.date.isoformat(), "total": latest_gad.total}
-                            if latest_gad else None)
+# --- rule 3: review (PHQ-9) ---------------------------------------------------------------------
+
+
+def _review(ev: _Eval, facts) -> _Fired | None:
+    p, phq = ev.p, ev.phq
+    if not phq:
+        ev.check("depression_worsening", NOT_EVALUABLE, f"No PHQ-9 on record up to {ev.as_of.isoformat()}: "
+                                                        f"a worsening depression cannot be seen.")
+        return None
+    earliest, latest = phq[0], phq[-1]
+    rise = latest.total - earliest.total
+    facts["phq9"] = {"earliest": {"date": earliest.date.isoformat(), "total": earliest.total},
+                     "latest": {"date": latest.date.isoformat(), "total": latest.total}}
+    now = f"The latest PHQ-9 total is {latest.total} ({latest.date.isoformat()})"
+    compared = (f"{rise} above the earliest PHQ-9 on record ({earliest.total} on {earliest.date.isoformat()})"
+                if rise >= 0 else
+                f"{-rise} below the earliest PHQ-9 on record ({earliest.total} on {earliest.date.isoformat()})")
+    only = len(phq) == 1
+    findings = []
+    if latest.total >= p.review_phq9_total:
+        findings.append(f"at or above {p.review_phq9_total}")
+    if not only and rise >= p.review_phq9_rise:
+        findings.append(f"{compared}, a rise of at least {p.review_phq9_rise}")
+    if findings:
+        text = f"{now}, {' and '.join(findings)}: review."
+        ev.check("depression_worsening", FIRED, text)
+        return _Fired(REVIEW, ["depression_worsening"], [Reason("depression_worsening", text)])
+    tail = ("it is the only PHQ-9 on record, so no rise can be measured" if only
+            else f"{compared}, less than a rise of {p.review_phq9_rise}")
+    ev.check("depression_worsening", PASSED, f"{now}, below {p.review_phq9_total}; {tail}.")
+    return None
+
+
+# --- rule 4: insufficient data --------------------------------------------------------------------
+
+
+def _insufficient(ev: _Eval, facts) -> _Fired | None:
+    p, plan, eff, as_of = ev.p, ev.plan, ev.eff, ev.as_of
     flags, reasons = [], []
+
+    def fire(code: str, text: str) -> None:
+        flags.append(code)
+        reasons.append(Reason(code, text))
+        ev.check(code, FIRED, text)
+
+    since = (as_of - eff).days
+    facts["days_since_plan_start"] = since
+    if since < p.too_soon_days:
+        fire("too_soon", f"The plan took effect on {eff.isoformat()}, {days_text(since)} before "
+                         f"{as_of.isoformat()}: fewer than the {p.too_soon_days} days needed to judge it.")
+    else:
+        ev.check("too_soon", PASSED, f"The plan took effect on {eff.isoformat()}, {days_text(since)} before "
+                                     f"{as_of.isoformat()} (at least {p.too_soon_days} needed).")
+
+    at_dose = [d for d in ev.doses if d.day >= eff and same_dose(d.dose_mg, plan.dose_mg)]
+    facts["doses_at_current_dose"] = len(at_dose)
+    counted = (f"{doses_text(len(at_dose))} of {mg(plan.dose_mg)} taken since the plan took effect on "
+               f"{eff.isoformat()}")
     if len(at_dose) < p.min_doses_at_current_dose:
-        flags.append("too_few_doses")
-        reasons.append(Reason("too_few_doses", (
-            f"Only {len(at_dose)} dose{'s' if len(at_dose) != 1 else ''} of {mg(plan.dose_mg)} taken since the plan "
-            f"took effect on {eff.isoformat()}, fewer than the {p.min_doses_at_current_dose} needed to judge it.")))
-    if latest_gad is None or latest_gad.date < fresh_from:
-        flags.append("stale_assessment")
-        if latest_gad is None:
-            text = f"No GAD-7 on record up to {as_of.isoformat()}; enter one to judge the effect."
+        fire("too_few_doses", f"Only {counted}, fewer than the {p.min_doses_at_current_dose} needed to judge it.")
+    else:
+        ev.check("too_few_doses", PASSED, f"{counted[0].upper()}{counted[1:]} (at least "
+                                          f"{p.min_doses_at_current_dose} needed).")
+
+    for code, name, items, max_age in (("stale_assessment", "GAD-7", ev.gad, p.gad7_max_age_days),
+                                       ("stale_phq9", "PHQ-9", ev.phq, p.phq9_max_age_days)):
+        latest = items[-1] if items else None
+        facts[f"latest_{name.lower().replace('-', '')}"] = (
+            {"date": latest.date.isoformat(), "total": latest.total} if latest else None)
+        if latest is None:
+            fire(code, f"No {name} on record up to {as_of.isoformat()}; enter one (at most {max_age} days old "
+                       f"is needed).")
+            continue
+        age = (as_of - latest.date).days
+        if age > max_age:
+            fire(code, f"The latest {name} ({latest.total} on {latest.date.isoformat()}) is {days_text(age)} old, "
+                       f"older than the {max_age} days allowed; enter a new one.")
         else:
-            age = (as_of - latest_gad.date).days
-            text = (f"The latest GAD-7 ({latest_gad.total} on {latest_gad.date.isoformat()}) is {age} days old, "
-                    f"older than the {p.gad7_max_age_days} days allowed; enter a new one.")
-        reasons.append(Reason("stale_assessment", text))
+            ev.check(code, PASSED, f"The latest {name} ({latest.total} on {latest.date.isoformat()}) is "
+                                   f"{days_text(age)} old, within the {max_age} days allowed.")
     if not flags:
         return None
     return _Fired(INSUFFICIENT, flags, reasons)
 
 
-def _adherence(p: Protocol, plan: PlanFacts, eff: date, doses, as_of: date, facts) -> _Fired | None:
-    start = max(eff, as_of - timedelta(days=p.adherence_window_days))
-    window_days = max(0, (as_of - start).days)
-    planned = window_days // max(1, int(plan.interval_days))
-    taken = sum(1 for d in doses if start <= d.day <= as_of)
-    facts["adherence"] = {"from": start.isoformat(), "window_days": window_days, "planned": planned, "taken": taken}
+# --- rule 5: adherence --------------------------------------------------------------------------
+
+
+def _adherence(ev: _Eval, facts) -> _Fired | None:
+    p, plan = ev.p, ev.plan
+    planned, taken = ev.planned, ev.taken
     if planned < p.adherence_min_planned:
+        ev.check("adherence", NOT_EVALUABLE,
+                 f"Adherence not judged: {ev.pw_text} only {planned} dose{'s' if planned != 1 else ''} "
+                 f"{'were' if planned != 1 else 'was'} planned at one every {days_text(ev.interval)}, fewer than "
+                 f"the {p.adherence_min_planned} needed ({taken} taken).")
         return None
     fraction = Fraction(taken, planned)
-    facts["adherence"]["fraction"] = float(fraction)
+    facts["plan_window"]["fraction"] = float(fraction)
+    counted = f"{taken} of {planned} planned doses taken ({pct(fraction)}) {ev.pw_text}"
     if fraction >= p.adherence_min_fraction:
+        ev.check("adherence", PASSED, f"{counted}, at least the {pct(p.adherence_min_fraction)} needed.")
         return None
-    return _Fired(CONTINUE, ["adherence"], [Reason("adherence", (
-        f"{taken} of {planned} planned doses taken ({pct(fraction)}) from {start.isoformat()} to "
-        f"{as_of.isoformat()}, below the {pct(p.adherence_min_fraction)} needed: continue "
-        f"{mg(plan.dose_mg)} every {plan.interval_days} days without a dose change."))])
+    text = (f"{counted}, below the {pct(p.adherence_min_fraction)} needed: continue {mg(plan.dose_mg)} every "
+            f"{plan.interval_days} days without a dose change.")
+    ev.check("adherence", FIRED, text)
+    return _Fired(CONTINUE, ["adherence"], [Reason("adherence", text)])
 
 
-def _efficacy(p: Protocol, plan: PlanFacts, gad, facts) -> _Fired | None:
+# --- the increase gate ---------------------------------------------------------------------------
+
+
+def _gate(ev: _Eval, facts) -> list[tuple[str, str]]:
+    """Check the gate on the recent doses; return the (code, text) of those that fired.
+
+    Always reported in ``checks`` (a fired gate check blocks any increase), but its flag and
+    reason are added only when it stopped the efficacy rule's increase.
+    """
+    p, recent = ev.p, ev.recent
+    fired = []
+    with_bp = [d for d in recent if _readings(d)]
+    if not recent:
+        text = (f"No dose logged up to {ev.as_of.isoformat()}, so no recent BP reading: no increase is suggested "
+                f"without one.")
+    elif not with_bp:
+        text = f"None of {ev.recent_text} carries a BP reading: no increase is suggested without one."
+    else:
+        text = None
+    if text:
+        ev.check("no_recent_vitals", FIRED, text)
+        fired.append(("no_recent_vitals", text))
+    else:
+        last = with_bp[-1]
+        ev.check("no_recent_vitals", PASSED, f"{len(with_bp)} of {ev.recent_text} carry a BP reading "
+                                             f"(latest {_reading_text(last, _readings(last)[-1])}).")
+
+    limit = f"{p.gate_systolic}/{p.gate_diastolic} mmHg"
+    if not recent:
+        ev.check("tolerability", NOT_EVALUABLE, f"No dose logged up to {ev.as_of.isoformat()}: tolerability "
+                                                f"cannot be judged.")
+    else:
+        findings = []
+        for d in recent:
+            day = d.day.isoformat()
+            if d.nausea is not None and d.nausea >= p.gate_nausea:
+                findings.append(f"nausea {d.nausea} of 3 on {day}")
+            if d.dissociation is not None and d.dissociation >= p.gate_dissociation:
+                findings.append(f"dissociation {d.dissociation} of 10 on {day}")
+            if p.gate_any_adverse_event and d.adverse_events:
+                tags = ", ".join(normalise_tag(t) for t in d.adverse_events)
+                findings.append(f"adverse event{'s' if len(d.adverse_events) > 1 else ''} {tags} on {day}")
+            for r in _meeting(d, p.gate_systolic, p.gate_diastolic):
+                findings.append(f"BP {_reading_text(d, r)}")
+        what = (f"nausea at or above {p.gate_nausea}, dissociation at or above {p.gate_dissociation}, "
+                + ("any adverse-event tag, " if p.gate_any_adverse_event else "")
+                + f"or a BP at or above {limit}")
+        if findings:
+            text = (f"Among {ev.recent_text}: {'; '.join(findings)} (limits: {what}): no increase is suggested "
+                    f"while a recent dose is poorly tolerated.")
+            ev.check("tolerability", FIRED, text)
+            fired.append(("tolerability", text))
+        else:
+            missing = []
+            for field_name, label in (("nausea", "nausea"), ("dissociation", "dissociation")):
+                k = sum(1 for d in recent if getattr(d, field_name) is None)
+                if k:
+                    missing.append(f"{label} not recorded on {k}")
+            if len(with_bp) < len(recent):
+                missing.append(f"no BP on {len(recent) - len(with_bp)}")
+            note = f" ({'; '.join(missing)})" if missing else ""
+            ev.check("tolerability", PASSED, f"None of {ev.recent_text} had {what}{note}.")
+    facts["gate"] = [code for code, _ in fired]
+    return fired
+
+
+# --- rule 6: efficacy --------------------------------------------------------------------------
+
+
+def _efficacy(ev: _Eval, facts, gate_fired, decides: bool) -> _Fired | None:
+    p, plan, gad = ev.p, ev.plan, ev.gad
     if not gad:
         return None
     baseline, current = gad[0], gad[-1]
     facts["gad7"] = {"baseline": {"date": baseline.date.isoformat(), "total": baseline.total},
                      "current": {"date": current.date.isoformat(), "total": current.total}}
-    over = span((current.date - baseline.date).days)
-    at = mg(plan.dose_mg)
     # remission: current below the cut-off, and so was the latest GAD-7 at least N days earlier
     if current.total < p.remission_below:
         confirm_by = current.date - timedelta(days=p.remission_confirm_days)
@@ -453,7 +783,7 @@ def _efficacy(p: Protocol, plan: PlanFacts, gad, facts) -> _Fired | None:
             facts["gad7"]["remission_confirmed_by"] = {"date": prior.date.isoformat(), "total": prior.total}
             longer = longer_interval(p, plan.interval_days)
             both = (f"GAD-7 {current.total} on {current.date.isoformat()} and {prior.total} on "
-                    f"{prior.date.isoformat()}, both below {p.remission_below} at {at}")
+                    f"{prior.date.isoformat()}, both below {p.remission_below}")
             if longer is None:
                 return _Fired(CONTINUE, ["remission"], [Reason("remission", (
                     f"Remission: {both}; already at the longest interval ({plan.interval_days} days), continue."))])
@@ -466,7 +796,9 @@ def _efficacy(p: Protocol, plan: PlanFacts, gad, facts) -> _Fired | None:
             f"so improvement cannot be judged: review."))])
     improvement = Fraction(baseline.total - current.total, baseline.total)
     facts["gad7"]["improvement"] = float(improvement)
-    change = f"GAD-7 {baseline.total} {ARROW} {current.total} ({signed_pct(-improvement)}) over {over} at {at}"
+    # quote the two scores with their own dates: the span between them is not time at the current dose
+    change = (f"GAD-7 {baseline.total} on {baseline.date.isoformat()} {ARROW} {current.total} on "
+              f"{current.date.isoformat()} ({signed_pct(-improvement)})")
     if improvement >= p.response_improvement:
         return _Fired(CONTINUE, ["response"], [Reason("response", (
             f"{change}, at or above the {pct(p.response_improvement)} response threshold: continue."))])
@@ -475,9 +807,18 @@ def _efficacy(p: Protocol, plan: PlanFacts, gad, facts) -> _Fired | None:
             f"{change}, between the {pct(p.partial_improvement)} and {pct(p.response_improvement)} thresholds "
             f"(partial response): continue."))])
     below = f"{change}, below the {pct(p.partial_improvement)} threshold"
+    at = mg(plan.dose_mg)
     target = step_above(p, plan.dose_mg)
     if target is None or target > p.ceiling_mg + 1e-9:
         return _Fired(REVIEW, ["non_response", "at_ceiling"], [Reason("at_ceiling", (
             f"{below}; {at} is at or above the {mg(p.ceiling_mg)} ceiling, so no increase: review."))])
-    return _Fired(INCREASE, ["non_response"], [Reason("non_response", f"{below}: increase to {mg(target)}.")],
+    if gate_fired:
+        if not decides:
+            return _Fired(CONTINUE, ["non_response"], [Reason("non_response", (
+                f"{below} (non-response); the increase gate would also stop an increase to {mg(target)}."))])
+        codes = [c for c, _ in gate_fired]
+        return _Fired(CONTINUE, ["non_response"] + codes, [Reason("non_response", (
+            f"{below} (non-response), but the increase gate stops an increase to {mg(target)}: continue {at} "
+            f"every {plan.interval_days} days."))] + [Reason(c, t) for c, t in gate_fired])
+    return _Fired(INCREASE, ["non_response"], [Reason("non_response", f"{below}: increase from {at} to {mg(target)}.")],
                   dose_mg=target)

@@ -6,7 +6,9 @@ or the deployment sets ``KAPNOTES_PROTOCOL``; the clinic setting wins over the
 environment, the environment over the default.
 
 Every key is required and unknown keys are refused, so a typo never falls back to a
-default silently; each message names the bad key (``hold.window_days: ...``).
+default silently; each message names the bad key (``windows.safety_min_days: ...``);
+cross-checks keep the thresholds in order (gate BP ≤ decrease BP ≤ hold BP, ceiling and
+steps at most the hard maximum of ``kapnotes.models.HARD_MAX_DOSE_MG``).
 A protocol is identified by its ``name`` and the SHA-256 of the file's bytes, stored
 on every suggestion so a later reader knows which rules produced it.
 """
@@ -21,6 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from kapnotes.errors import ValidationError
+from kapnotes.models import HARD_MAX_DOSE_MG
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "protocols" / "default.toml"
 SETTING_KEY = "protocol_path"
@@ -40,22 +43,30 @@ class Protocol:
     steps_mg: tuple[float, ...]
     ceiling_mg: float
     intervals_days: tuple[int, ...]
+    # [windows]
+    recent_doses: int
+    hold_window_days: int  # the minimum safety window (14): see safety_window_days()
+    safety_interval_multiple: int
+    plan_window_days: int
     # [hold]
-    hold_window_days: int
     hold_systolic: int
     hold_diastolic: int
     serious_adverse_events: tuple[str, ...]
+    overuse_margin: int
     # [decrease]
-    decrease_last_doses: int
     decrease_min_count: int
     severe_nausea: int
     decrease_systolic: int
     decrease_diastolic: int
+    # [review]
+    review_phq9_total: int
+    review_phq9_rise: int
     # [data]
+    too_soon_days: int
     min_doses_at_current_dose: int
     gad7_max_age_days: int
+    phq9_max_age_days: int
     # [adherence]
-    adherence_window_days: int
     adherence_min_planned: int
     adherence_min_fraction: Fraction
     # [efficacy]
@@ -64,6 +75,16 @@ class Protocol:
     response_improvement: Fraction
     partial_improvement: Fraction
     low_baseline_below: int
+    # [gate]
+    gate_nausea: int
+    gate_dissociation: int
+    gate_systolic: int
+    gate_diastolic: int
+    gate_any_adverse_event: bool
+
+    def safety_window_days(self, interval_days: int) -> int:
+        """The safety window for a plan: max(minimum days, multiple × interval) (DESIGN.md §3)."""
+        return max(self.hold_window_days, self.safety_interval_multiple * int(interval_days))
 
     @property
     def short_hash(self) -> str:
@@ -95,9 +116,16 @@ def _fraction(value):
 
 
 def _mg(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1000:
-        return None, f"must be a dose in mg above 0 and at most 1000, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= HARD_MAX_DOSE_MG:
+        return None, (f"must be a dose in mg above 0 and at most {HARD_MAX_DOSE_MG} (the hard maximum), "
+                      f"got {value!r}")
     return float(value), None
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        return None, f"must be true or false, got {value!r}"
+    return value, None
 
 
 def _ascending(item_check, what: str):
@@ -135,25 +163,35 @@ SCHEMA: dict[str, dict[str, tuple[str, object]]] = {
         "ceiling_mg": ("ceiling_mg", _mg),
         "intervals_days": ("intervals_days", _ascending(_int(1, 90), "days")),
     },
+    "windows": {
+        "recent_doses": ("recent_doses", _int(1, 30)),
+        "safety_min_days": ("hold_window_days", _int(1, 90)),
+        "safety_interval_multiple": ("safety_interval_multiple", _int(1, 10)),
+        "plan_window_days": ("plan_window_days", _int(1, 365)),
+    },
     "hold": {
-        "window_days": ("hold_window_days", _int(1, 90)),
         "systolic_at_or_above": ("hold_systolic", _int(60, 260)),
         "diastolic_at_or_above": ("hold_diastolic", _int(30, 160)),
         "serious_adverse_events": ("serious_adverse_events", _tags),
+        "overuse_margin": ("overuse_margin", _int(0, 30)),
     },
     "decrease": {
-        "last_doses": ("decrease_last_doses", _int(1, 30)),
         "min_count": ("decrease_min_count", _int(1, 30)),
         "severe_nausea": ("severe_nausea", _int(1, 3)),
         "systolic_at_or_above": ("decrease_systolic", _int(60, 260)),
         "diastolic_at_or_above": ("decrease_diastolic", _int(30, 160)),
     },
+    "review": {
+        "phq9_total_at_or_above": ("review_phq9_total", _int(1, 27)),
+        "phq9_rise_at_least": ("review_phq9_rise", _int(1, 27)),
+    },
     "data": {
+        "too_soon_days": ("too_soon_days", _int(0, 365)),
         "min_doses_at_current_dose": ("min_doses_at_current_dose", _int(1, 30)),
         "gad7_max_age_days": ("gad7_max_age_days", _int(1, 365)),
+        "phq9_max_age_days": ("phq9_max_age_days", _int(1, 365)),
     },
     "adherence": {
-        "window_days": ("adherence_window_days", _int(1, 365)),
         "min_planned": ("adherence_min_planned", _int(1, 365)),
         "min_taken_fraction": ("adherence_min_fraction", _fraction),
     },
@@ -163,6 +201,13 @@ SCHEMA: dict[str, dict[str, tuple[str, object]]] = {
         "response_improvement": ("response_improvement", _fraction),
         "partial_improvement": ("partial_improvement", _fraction),
         "low_baseline_below": ("low_baseline_below", _int(0, 21)),
+    },
+    "gate": {
+        "nausea_at_or_above": ("gate_nausea", _int(1, 3)),
+        "dissociation_at_or_above": ("gate_dissociation", _int(1, 10)),
+        "systolic_at_or_above": ("gate_systolic", _int(60, 260)),
+        "diastolic_at_or_above": ("gate_diastolic", _int(30, 160)),
+        "any_adverse_event": ("gate_any_adverse_event", _bool),
     },
 }
 TOP_LEVEL = {"name": _name}
@@ -222,12 +267,15 @@ def parse(data: bytes, source: str = "default") -> Protocol:
                                           f"got {values['ceiling_mg']:g}.")
         if values["partial_improvement"] >= values["response_improvement"]:
             errors["efficacy.partial_improvement"] = "must be below efficacy.response_improvement."
-        if values["decrease_systolic"] > values["hold_systolic"]:
-            errors["decrease.systolic_at_or_above"] = "must not be above hold.systolic_at_or_above."
-        if values["decrease_diastolic"] > values["hold_diastolic"]:
-            errors["decrease.diastolic_at_or_above"] = "must not be above hold.diastolic_at_or_above."
-        if values["decrease_min_count"] > values["decrease_last_doses"]:
-            errors["decrease.min_count"] = "must not be above decrease.last_doses."
+        for what in ("systolic", "diastolic"):
+            if values[f"decrease_{what}"] > values[f"hold_{what}"]:
+                errors[f"decrease.{what}_at_or_above"] = f"must not be above hold.{what}_at_or_above."
+            if values[f"gate_{what}"] > values[f"decrease_{what}"]:
+                errors[f"gate.{what}_at_or_above"] = f"must not be above decrease.{what}_at_or_above."
+        if values["decrease_min_count"] > values["recent_doses"]:
+            errors["decrease.min_count"] = "must not be above windows.recent_doses."
+        if values["gate_nausea"] > values["severe_nausea"]:
+            errors["gate.nausea_at_or_above"] = "must not be above decrease.severe_nausea."
     if errors:
         raise ProtocolError(errors)
     return Protocol(sha256=sha, source=source, **values)

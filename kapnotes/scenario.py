@@ -185,6 +185,7 @@ def _dose(obj, i: int, errors: dict) -> DoseFacts | None:
         return None
     return DoseFacts(
         taken_at=taken_at, dose_mg=float(obj["dose_mg"]), vomited=vomited, nausea=obj.get("nausea"),
+        dissociation=obj.get("dissociation"),
         bp_systolic_pre=obj.get("bp_systolic_pre"), bp_diastolic_pre=obj.get("bp_diastolic_pre"),
         bp_systolic_post=obj.get("bp_systolic_post"), bp_diastolic_post=obj.get("bp_diastolic_post"),
         adverse_events=tags,

@@ -20,8 +20,12 @@ def at(days_before: int, hour: int = 20) -> datetime:
     return datetime(d.year, d.month, d.day, hour, tzinfo=timezone.utc)
 
 
+NORMAL_BP = {"bp_systolic_pre": 122, "bp_diastolic_pre": 78}
+
+
 def dose(days_before: int, mg: float = 150, **kw) -> DoseFacts:
-    return DoseFacts(taken_at=at(days_before), dose_mg=mg, **kw)
+    """A dose with a normal pre-dose BP unless told otherwise (the increase gate wants vitals)."""
+    return DoseFacts(taken_at=at(days_before), dose_mg=mg, **{**NORMAL_BP, **kw})
 
 
 def gad(days_before: int, total: int) -> AssessmentFacts:
@@ -31,6 +35,9 @@ def gad(days_before: int, total: int) -> AssessmentFacts:
 def phq(days_before: int, item9: int, total: int = 10) -> AssessmentFacts:
     items = (1,) * 8 + (item9,)
     return AssessmentFacts("PHQ-9", AS_OF - timedelta(days=days_before), sum(items), items)
+
+
+PHQ_OK = phq(7, 0)  # total 8, item 9 = 0
 
 
 def weekly_doses(mg: float = 150, n: int = 8, **kw) -> list[DoseFacts]:
@@ -43,8 +50,11 @@ def plan(mg: float = 150, interval: int = 7, start: date = START) -> PlanFacts:
 
 
 def run(doses=None, assessments=None, pl=None, proto=P, as_of=AS_OF):
-    return suggest(pl or plan(), weekly_doses() if doses is None else doses,
-                   [gad(56, 15), gad(1, 14)] if assessments is None else assessments, proto, as_of)
+    """A weekly 150 mg plan since 2026-01-01; a fresh PHQ-9 (item 9 = 0) is added unless the test gives PHQ-9s."""
+    assessments = [gad(56, 15), gad(1, 14)] if assessments is None else list(assessments)
+    if not any(a.instrument == "PHQ-9" for a in assessments):
+        assessments.append(PHQ_OK)
+    return suggest(pl or plan(), weekly_doses() if doses is None else doses, assessments, proto, as_of)
 
 
 def proto_with(**changes):
@@ -59,8 +69,9 @@ def test_non_response_increases_one_step_with_a_checkable_reason():
     assert (s.action, s.dose_mg, s.interval_days) == ("increase", 200, 7)
     assert s.flags == ("non_response",)
     assert s.reasons[0].code == "non_response"
-    assert s.reasons[0].text == ("GAD-7 15 \u2192 13 (\u221213 %) over 4 weeks at 150 mg, below the 25 % threshold: "
-                                 "increase to 200 mg.")
+    # the two scores with their own dates, never a period "at 150 mg" the plan may not have lasted
+    assert s.reasons[0].text == ("GAD-7 15 on 2026-02-01 \u2192 13 on 2026-03-01 (\u221213 %), below the 25 % threshold: "
+                                 "increase from 150 mg to 200 mg.")
 
 
 def test_exactly_25_percent_is_partial_response_not_increase():
@@ -144,11 +155,11 @@ def test_interval_between_listed_ones_spaces_to_the_next_longer():
 
 
 def test_too_few_doses_of_the_current_dose():
-    pl = plan(150, 7, AS_OF - timedelta(days=10))
+    pl = plan(150, 7, AS_OF - timedelta(days=16))
     doses = [dose(20, 100), dose(13, 100), dose(3, 150)]  # one dose of 150 since the plan took effect
     s = run(doses=doses, pl=pl)
-    assert s.action == "insufficient_data" and "too_few_doses" in s.flags
-    assert s.reasons[0].text.startswith("Only 1 dose of 150 mg taken since the plan took effect on 2026-02-19")
+    assert s.action == "insufficient_data" and s.flags[0] == "too_few_doses"
+    assert s.reasons[0].text.startswith("Only 1 dose of 150 mg taken since the plan took effect on 2026-02-13")
     s2 = run(doses=doses + [dose(1, 150)], pl=pl)
     assert "too_few_doses" not in s2.flags
 
@@ -180,7 +191,7 @@ def test_adherence_exactly_70_percent_does_not_fire():
     seven = [dose(2 * i + 1) for i in range(7)]
     s = run(doses=seven, pl=pl)
     assert "adherence" not in s.flags and s.action == "increase"
-    assert s.facts["adherence"]["planned"] == 10 and s.facts["adherence"]["taken"] == 7
+    assert s.facts["plan_window"]["planned"] == 10 and s.facts["plan_window"]["taken"] == 7
 
 
 def test_adherence_below_70_percent_continues_without_change():
@@ -188,8 +199,8 @@ def test_adherence_below_70_percent_continues_without_change():
     six = [dose(2 * i + 1) for i in range(6)]
     s = run(doses=six, pl=pl)
     assert (s.action, s.dose_mg, s.interval_days, s.flags[0]) == ("continue", 150, 2, "adherence")
-    assert s.reasons[0].text.startswith("6 of 10 planned doses taken (60 %) from 2026-02-09 to 2026-03-01, "
-                                        "below the 70 % needed")
+    assert s.reasons[0].text == ("6 of 10 planned doses taken (60 %) from 2026-02-09 to 2026-03-01 (20 days), "
+                                 "below the 70 % needed: continue 150 mg every 2 days without a dose change.")
 
 
 def test_adherence_needs_two_planned_doses():
@@ -201,8 +212,8 @@ def test_adherence_needs_two_planned_doses():
 def test_adherence_window_is_the_last_28_days_for_an_old_plan():
     doses = [dose(7 * i) for i in range(4, 12)]  # nothing in the last 28 days... except these are older
     s = run(doses=doses + [dose(1)], assessments=[gad(56, 15), gad(1, 14)])
-    assert s.facts["adherence"] == {"from": "2026-02-01", "window_days": 28, "planned": 4, "taken": 2,
-                                    "fraction": 0.5}
+    assert s.facts["plan_window"] == {"from": "2026-02-01", "window_days": 28, "planned": 4, "taken": 2,
+                                      "above_plan": 0, "fraction": 0.5}
     assert s.action == "continue" and "adherence" in s.flags
 
 
@@ -242,11 +253,15 @@ def test_post_dose_bp_decrease_threshold_160_100(post, fires):
     assert (s.action == "decrease") is fires
 
 
-def test_one_high_post_dose_bp_is_not_enough_and_pre_dose_does_not_count_for_decrease():
+def test_one_high_bp_is_not_enough_and_pre_dose_counts_for_decrease():
     doses = weekly_doses()
     doses[0] = dose(0, bp_systolic_post=165, bp_diastolic_post=95)
-    doses[1] = dose(7, bp_systolic_pre=165, bp_diastolic_pre=95)
     assert "hypertension" not in run(doses=doses).flags
+    # version 2: a dose meets 160/100 when its pre-dose OR post-dose reading does
+    doses[1] = dose(7, bp_systolic_pre=165, bp_diastolic_pre=95)
+    s = run(doses=doses)
+    assert (s.action, s.dose_mg, s.flags[0]) == ("decrease", 100, "hypertension")
+    assert ("165/95 pre-dose on 2026-02-22, 165/95 post-dose on 2026-03-01" in s.reasons[0].text)
 
 
 def test_decrease_at_lowest_step_is_review():

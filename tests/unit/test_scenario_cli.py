@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kapnotes import protocol
+from kapnotes import engine, protocol
 from kapnotes.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,8 @@ SCENARIO = {
          "bp_diastolic_post": 88, "heart_rate": 76, "adverse_events": "dizziness", "notes": "fine"},
         {"taken_at": "2026-02-15T20:00:00Z", "dose_mg": 150},
         {"taken_at": "2026-02-22T20:00:00Z", "dose_mg": 150},
-        {"taken_at": "2026-03-01T09:30:00-05:00", "dose_mg": 150},
+        {"taken_at": "2026-03-01T09:30:00-05:00", "dose_mg": 150, "bp_systolic_pre": 124, "bp_diastolic_pre": 80,
+         "nausea": 0, "dissociation": 5},
     ],
     "assessments": [
         {"instrument": "GAD-7", "date": "2026-02-01", "total": 15},
@@ -49,13 +50,16 @@ def test_cli_prints_the_documented_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert list(out) == ["action", "dose_mg", "interval_days", "flags", "reasons", "checks"]
-    assert out == {
+    assert {k: out[k] for k in ("action", "dose_mg", "interval_days", "flags", "reasons")} == {
         "action": "increase", "dose_mg": 200, "interval_days": 7, "flags": ["non_response"],
         "reasons": [{"code": "non_response",
-                     "text": "GAD-7 15 \u2192 13 (\u221213 %) over 4 weeks at 150 mg, below the 25 % threshold: "
-                             "increase to 200 mg."}],
-        "checks": [],
+                     "text": "GAD-7 15 on 2026-02-01 \u2192 13 on 2026-03-01 (\u221213 %), below the 25 % threshold: "
+                             "increase from 150 mg to 200 mg."}],
     }
+    assert [c["rule"] for c in out["checks"]] == list(engine.CHECK_CODES)
+    statuses = {c["rule"]: c["status"] for c in out["checks"]}
+    assert statuses == {code: "passed" for code in engine.CHECK_CODES}
+    assert all(c["text"].endswith(".") for c in out["checks"])
     assert protocol.load_default().sha256 in proc.stderr
     assert not (tmp_path / "never-created.db").exists()
 
@@ -141,9 +145,9 @@ def test_not_json_or_missing_file_exits_2(tmp_path, capsys):
 
 def test_bad_protocol_file_exits_2_naming_the_key(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
-    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("window_days = 28", "window_days = 'four weeks'"))
+    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("plan_window_days = 28", "plan_window_days = 'four weeks'"))
     assert main(["suggest", "--scenario", write(tmp_path, SCENARIO), "--protocol", str(bad)]) == 2
-    assert "error: protocol adherence.window_days:" in capsys.readouterr().err
+    assert "error: protocol windows.plan_window_days:" in capsys.readouterr().err
 
 
 def test_expectations_may_live_in_the_scenario(tmp_path, capsys):
