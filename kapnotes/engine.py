@@ -468,8 +468,8 @@ def _hold(ev: _Eval, facts) -> _Fired | None:
     events = [(d.day, normalise_tag(t)) for d in ev.safety for t in d.adverse_events if normalise_tag(t) in serious]
     if events:
         tags = sorted({t for _, t in events})
-        text = (f"Serious adverse event{'s' if len(tags) > 1 else ''} {', '.join(tags)} reported in {ev.sw_text} "
-                f"(latest on {events[-1][0].isoformat()}): hold.")
+        text = (f"Serious adverse event{'s' if len(tags) > 1 else ''} {', '.join(tags)} reported in {ev.sw_text}, "
+                f"the latest on {events[-1][0].isoformat()}: hold.")
         flags.append("serious_adverse_event")
         reasons.append(Reason("serious_adverse_event", text))
         ev.check("serious_adverse_event", FIRED, text)

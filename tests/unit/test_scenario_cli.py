@@ -154,3 +154,62 @@ def test_expectations_may_live_in_the_scenario(tmp_path, capsys):
     doc = dict(SCENARIO, name="non-responder at 150 mg", expected={"action": "increase"})
     assert main(["suggest", "--scenario", write(tmp_path, doc)]) == 0
     assert json.loads(capsys.readouterr().out)["action"] == "increase"
+
+
+# --- the scenario files of issue 13 (tests/data/scenarios): each carries its "expected" block ---------
+
+SCENARIOS = sorted((ROOT / "tests" / "data" / "scenarios").glob("*.json"))
+
+
+def check_expected(out: dict, expected: dict) -> None:
+    """Compare the engine's output with a scenario's "expected" block (action and flags exactly; the rest if given)."""
+    assert out["action"] == expected["action"], out["reasons"]
+    assert out["flags"] == expected["flags"], out["reasons"]
+    for key in ("dose_mg", "interval_days"):
+        if key in expected:
+            assert out[key] == expected[key]
+    statuses = {c["rule"]: c["status"] for c in out["checks"]}
+    assert list(statuses) == list(engine.CHECK_CODES)
+    for rule, status in expected.get("checks", {}).items():
+        assert statuses[rule] == status, (rule, out["checks"])
+    reasons = {r["code"]: r["text"] for r in out["reasons"]}
+    for code, words in expected.get("reason_contains", {}).items():
+        assert words in reasons[code]
+
+
+def test_the_issue_13_cases_are_all_there():
+    names = {p.stem for p in SCENARIOS}
+    assert {"hold_bp_192_118_chest_pain", "hold_phq9_item9", "decrease_pre_dose_bp_168_104", "no_bp_no_phq9_ever",
+            "hold_overuse_19_doses_in_28_days", "hold_fainting_16_days_ago_14_day_plan",
+            "too_soon_5_days_after_plan_change", "hold_fall_nausea_3_dissociation_10", "review_phq9_9_to_21",
+            "hold_900mg_dose_on_150mg_plan", "increase_clean_non_responder"} <= names
+    # only the clean non-responder increases
+    assert [p.stem for p in SCENARIOS if json.loads(p.read_text())["expected"]["action"] == "increase"] == [
+        "increase_clean_non_responder"]
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_file_gives_its_expected_suggestion(path, capsys, monkeypatch):
+    monkeypatch.delenv("KAPNOTES_PROTOCOL", raising=False)
+    assert main(["suggest", "--scenario", str(path)]) == 0
+    check_expected(json.loads(capsys.readouterr().out), json.loads(path.read_text())["expected"])
+
+
+def test_a_scenario_file_through_the_real_command(tmp_path):
+    """One subprocess: the hold for BP 192/118 with chest pain, as a clinic would run it."""
+    path = ROOT / "tests" / "data" / "scenarios" / "hold_bp_192_118_chest_pain.json"
+    env = {"PATH": "/usr/bin:/bin", "KAPNOTES_DATABASE_URL": f"sqlite:///{tmp_path}/never-created.db"}
+    proc = subprocess.run([sys.executable, "-m", "kapnotes", "suggest", "--scenario", str(path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    check_expected(out, json.loads(path.read_text())["expected"])
+    assert "192/118 pre-dose on 2026-03-01" in out["reasons"][0]["text"]
+
+
+def test_scenario_dissociation_reaches_the_increase_gate(tmp_path, capsys):
+    doc = _with(None, doses__3__dissociation=9)
+    assert main(["suggest", "--scenario", write(tmp_path, doc)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["action"], out["flags"]) == ("continue", ["non_response", "tolerability"])
+    assert "dissociation 9 of 10 on 2026-03-01" in out["reasons"][1]["text"]
