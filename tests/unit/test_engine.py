@@ -366,3 +366,207 @@ def test_as_dict_is_the_documented_output():
     assert list(out) == ["action", "dose_mg", "interval_days", "flags", "reasons", "checks"]
     assert out["dose_mg"] == 200 and isinstance(out["dose_mg"], int)
     assert out["reasons"][0]["code"] == "non_response"
+
+
+# --- version 2: the new hold rules ------------------------------------------------------------------
+
+
+def statuses(s) -> dict[str, str]:
+    return {c.rule: c.status for c in s.checks}
+
+
+def check_text(s, rule: str) -> str:
+    return next(c.text for c in s.checks if c.rule == rule)
+
+
+def test_safety_window_is_two_intervals_for_a_14_day_plan():
+    """16 days after fainting on a 14-day plan: the window is max(14, 2 × 14) = 28 days, so hold."""
+    pl = plan(150, 14)
+    doses = [dose(14 * i) for i in range(4)] + [dose(16, adverse_events=("fainting",))]
+    s = run(doses=doses, pl=pl)
+    assert (s.action, s.flags[0]) == ("hold", "serious_adverse_event")
+    assert ("28-day safety window (2 \u00d7 the 14-day interval; 2026-02-01 to 2026-03-01), the latest on 2026-02-13"
+            in s.reasons[0].text)
+    # 29 days back is outside it; on a weekly plan 16 days is outside the 14-day window
+    assert "serious_adverse_event" not in run(doses=[dose(14 * i) for i in range(4)]
+                                              + [dose(29, adverse_events=("fainting",))], pl=pl).flags
+    assert "serious_adverse_event" not in run(doses=weekly_doses() + [dose(16, adverse_events=("fainting",))]).flags
+
+
+def test_fall_is_a_serious_adverse_event():
+    doses = weekly_doses()
+    doses[0] = dose(0, nausea=3, dissociation=10, adverse_events=("Fall",))
+    s = run(doses=doses)
+    assert s.action == "hold" and s.flags[0] == "serious_adverse_event" and "fall" in s.reasons[0].text
+
+
+@pytest.mark.parametrize("extra, fires", [(1, False), (2, True)])
+def test_overuse_is_more_than_planned_plus_two(extra, fires):
+    # plan window 2026-02-01..2026-03-01: 28 days, 4 planned; weekly doses give 5 taken (both ends count)
+    doses = weekly_doses() + [dose(3 + i) for i in range(extra)]  # taken = 5 + extra
+    s = run(doses=doses)
+    assert ("overuse" in s.flags) is fires
+    if fires:
+        assert s.action == "hold"
+        assert s.reasons[0].text == ("7 doses taken from 2026-02-01 to 2026-03-01 (28 days), with 4 planned at one "
+                                     "every 7 days: more than 4 + 2 = 6 (overuse): hold.")
+
+
+def test_nineteen_doses_in_28_days_on_a_weekly_plan_hold():
+    doses = [dose(int(i * 28 / 18)) for i in range(19)]
+    s = run(doses=doses)
+    assert s.action == "hold" and "overuse" in s.flags and "19 doses taken" in s.reasons[0].text
+
+
+def test_dose_above_plan_in_the_plan_window_holds():
+    doses = weekly_doses()
+    doses[1] = dose(7, 900)
+    s = run(doses=doses)
+    assert (s.action, s.dose_mg, s.flags[0]) == ("hold", 150, "dose_above_plan")
+    assert s.reasons[0].text == ("1 dose above the plan's 150 mg logged from 2026-02-01 to 2026-03-01 (28 days), "
+                                 "the highest 900 mg on 2026-02-22: hold.")
+    # a higher dose before the plan took effect (the previous plan version) does not count
+    pl = plan(150, 7, AS_OF - timedelta(days=20))
+    s = run(doses=[dose(27, 200), dose(21, 200), dose(14), dose(7), dose(0)], pl=pl)
+    assert "dose_above_plan" not in s.flags and statuses(s)["dose_above_plan"] == "passed"
+
+
+def test_pre_dose_bp_168_104_on_every_dose_decreases_never_increases():
+    s = run(doses=weekly_doses(bp_systolic_pre=168, bp_diastolic_pre=104), assessments=[gad(28, 15), gad(0, 15)])
+    assert (s.action, s.dose_mg, s.flags[0]) == ("decrease", 100, "hypertension")
+
+
+# --- version 2: review on PHQ-9 -------------------------------------------------------------------------
+
+
+def phq_total(days_before: int, total: int) -> AssessmentFacts:
+    return AssessmentFacts("PHQ-9", AS_OF - timedelta(days=days_before), total)
+
+
+@pytest.mark.parametrize("first, latest, fires", [(9, 21, True), (9, 19, True), (15, 19, False), (15, 20, True),
+                                                  (10, 14, False), (10, 15, True)])
+def test_depression_worsening_at_20_or_a_rise_of_5(first, latest, fires):
+    s = run(assessments=[gad(28, 15), gad(0, 15), phq_total(60, first), phq_total(2, latest)])
+    assert ("depression_worsening" in s.flags) is fires
+    assert (s.action == "review") is fires
+    assert statuses(s)["depression_worsening"] == ("fired" if fires else "passed")
+
+
+def test_phq9_9_to_21_reason_quotes_both_scores():
+    s = run(assessments=[gad(28, 15), gad(0, 15), phq_total(60, 9), phq_total(2, 21)])
+    assert (s.action, s.flags[0]) == ("review", "depression_worsening")
+    assert s.reasons[0].text == ("The latest PHQ-9 total is 21 (2026-02-27), at or above 20 and 12 above the earliest "
+                                 "PHQ-9 on record (9 on 2025-12-31), a rise of at least 5: review.")
+    # PHQ-9 totals only: item 9 is not known, and the checks say so
+    assert statuses(s)["suicidality"] == "not_evaluable"
+
+
+# --- version 2: insufficient data -----------------------------------------------------------------------
+
+
+def test_five_days_after_a_plan_change_is_too_soon_with_true_dates():
+    pl = plan(200, 7, AS_OF - timedelta(days=5))
+    doses = weekly_doses(150)[1:] + [dose(1, 200), dose(0, 200)]
+    s = run(doses=doses, pl=pl, assessments=[gad(56, 15), gad(0, 15)])
+    assert (s.action, s.dose_mg, s.flags[0]) == ("insufficient_data", 200, "too_soon")
+    assert s.reasons[0].text == ("The plan took effect on 2026-02-24, 5 days before 2026-03-01: fewer than the 14 "
+                                 "days needed to judge it.")
+    assert "4 weeks" not in " ".join(r.text for r in s.reasons)  # the old engine's false period
+    assert check_text(s, "adherence").startswith("Adherence not judged: from 2026-02-24 to 2026-03-01 (5 days) only "
+                                                 "0 doses were planned")
+
+
+@pytest.mark.parametrize("days, fires", [(13, True), (14, False)])
+def test_too_soon_boundary_14_days(days, fires):
+    s = run(doses=[dose(i) for i in range(0, days + 1, 7)] + [dose(days)], pl=plan(150, 7, AS_OF - timedelta(days=days)))
+    assert ("too_soon" in s.flags) is fires
+
+
+@pytest.mark.parametrize("days, fires", [(28, False), (29, True)])
+def test_stale_phq9_boundary_28_days(days, fires):
+    s = run(assessments=[gad(56, 15), gad(0, 15), phq(days, 0)])
+    assert ("stale_phq9" in s.flags) is fires
+    assert (s.action == "insufficient_data") is fires
+
+
+def test_no_bp_and_no_phq9_ever_is_never_an_increase_and_says_what_is_missing():
+    doses = [DoseFacts(taken_at=at(7 * i), dose_mg=150) for i in range(8)]
+    s = suggest(plan(), doses, [gad(56, 15), gad(0, 15)], P, AS_OF)
+    assert s.action == "insufficient_data" and s.flags == ("stale_phq9", "non_response")
+    st_ = statuses(s)
+    assert st_["stale_phq9"] == "fired" and st_["no_recent_vitals"] == "fired"
+    for rule in ("suicidality", "depression_worsening", "hypertension_severe", "hypertension", "severe_nausea"):
+        assert st_[rule] == "not_evaluable", rule
+    assert check_text(s, "suicidality") == "No PHQ-9 on record up to 2026-03-01: item 9 (thoughts of self-harm) is not known."
+    assert "No BP reading" in check_text(s, "hypertension_severe")
+    assert s.safety_codes == ("stale_phq9",)
+
+
+# --- version 2: the increase gate ------------------------------------------------------------------------
+
+
+NON_RESPONSE = [gad(28, 15), gad(0, 15)]
+
+
+def test_clean_non_responder_increases_and_every_check_passes():
+    s = run(doses=weekly_doses(nausea=0, dissociation=3), assessments=NON_RESPONSE)
+    assert (s.action, s.dose_mg, s.flags) == ("increase", 200, ("non_response",))
+    assert set(statuses(s).values()) == {"passed"}
+    assert s.safety_codes == ()
+
+
+def test_no_recent_vitals_stops_the_increase():
+    doses = weekly_doses()
+    doses[:3] = [dose(d, bp_systolic_pre=None, bp_diastolic_pre=None) for d in (0, 7, 14)]
+    s = run(doses=doses, assessments=NON_RESPONSE)
+    assert (s.action, s.dose_mg, s.flags) == ("continue", 150, ("non_response", "no_recent_vitals"))
+    assert "the increase gate stops an increase to 200 mg" in s.reasons[0].text
+    assert s.reasons[1].text == ("None of the last 3 doses (2026-02-15 to 2026-03-01) carries a BP reading: no increase "
+                                 "is suggested without one.")
+    # a BP on the fourth-last dose does not count as recent
+    assert statuses(s)["no_recent_vitals"] == "fired"
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(nausea=2), "nausea 2 of 3 on 2026-02-22"),
+    (dict(dissociation=8), "dissociation 8 of 10 on 2026-02-22"),
+    (dict(adverse_events=("headache",)), "adverse event headache on 2026-02-22"),
+    (dict(bp_systolic_pre=150, bp_diastolic_pre=80), "BP 150/80 pre-dose on 2026-02-22"),
+    (dict(bp_systolic_post=130, bp_diastolic_post=95), "BP 130/95 post-dose on 2026-02-22"),
+])
+def test_tolerability_stops_the_increase(kw, words):
+    doses = weekly_doses()
+    doses[1] = dose(7, **kw)
+    s = run(doses=doses, assessments=NON_RESPONSE)
+    assert (s.action, s.dose_mg, s.flags) == ("continue", 150, ("non_response", "tolerability"))
+    assert words in s.reasons[1].text
+
+
+@pytest.mark.parametrize("kw", [dict(nausea=1), dict(dissociation=7), dict(bp_systolic_pre=149, bp_diastolic_pre=94)])
+def test_just_below_the_gate_increases(kw):
+    doses = weekly_doses()
+    doses[1] = dose(7, **kw)
+    assert run(doses=doses, assessments=NON_RESPONSE).action == "increase"
+
+
+def test_gate_checks_are_reported_but_flag_only_when_they_stop_an_increase():
+    doses = weekly_doses()
+    doses[1] = dose(7, nausea=2)
+    s = run(doses=doses, assessments=[gad(28, 16), gad(0, 8)])  # response: nothing to stop
+    assert (s.action, s.flags) == ("continue", ("response",))
+    assert statuses(s)["tolerability"] == "fired"
+    assert "no increase is suggested while a recent dose is poorly tolerated" in check_text(s, "tolerability")
+
+
+def test_a_clinic_may_ignore_minor_adverse_event_tags_in_the_gate():
+    doses = weekly_doses()
+    doses[1] = dose(7, adverse_events=("headache",))
+    assert run(doses=doses, assessments=NON_RESPONSE, proto=proto_with(gate_any_adverse_event=False)).action == "increase"
+
+
+def test_checks_cover_every_rule_in_order():
+    from kapnotes.engine import CHECK_CODES
+
+    s = run()
+    assert tuple(c.rule for c in s.checks) == CHECK_CODES and len(CHECK_CODES) == 16
+    assert [c["rule"] for c in s.as_dict()["checks"]] == list(CHECK_CODES)
