@@ -36,22 +36,31 @@ else:
         st.caption("Source: the bundled default protocol" if current.source == "default"
                    else f"Source: {current.source}")
     pct = lambda fr: f"{round(float(fr) * 100)} %"  # noqa: E731
+    c = current
     st.markdown(
-        f"- **Doses:** steps {', '.join(f'{s:g}' for s in current.steps_mg)} mg; ceiling {current.ceiling_mg:g} mg; "
-        f"intervals {', '.join(str(i) for i in current.intervals_days)} days\n"
-        f"- **1 Hold:** PHQ-9 item 9 > 0; or within {current.hold_window_days} days BP ≥ "
-        f"{current.hold_systolic}/{current.hold_diastolic} mmHg or a serious adverse event "
-        f"({md_escape(', '.join(current.serious_adverse_events))})\n"
-        f"- **2 Decrease:** among the last {current.decrease_last_doses} doses any vomiting, or ≥ "
-        f"{current.decrease_min_count} with nausea {current.severe_nausea}, or ≥ {current.decrease_min_count} with "
-        f"post-dose BP ≥ {current.decrease_systolic}/{current.decrease_diastolic} mmHg\n"
-        f"- **3 Insufficient data:** fewer than {current.min_doses_at_current_dose} doses at the current dose, or no "
-        f"GAD-7 within {current.gad7_max_age_days} days\n"
-        f"- **4 Adherence:** below {pct(current.adherence_min_fraction)} of planned doses over "
-        f"{current.adherence_window_days} days (at least {current.adherence_min_planned} planned)\n"
-        f"- **5 Efficacy (GAD-7):** remission below {current.remission_below} twice "
-        f"{current.remission_confirm_days} days apart; response ≥ {pct(current.response_improvement)}; partial ≥ "
-        f"{pct(current.partial_improvement)}; low baseline below {current.low_baseline_below}"
+        f"- **Doses:** steps {', '.join(f'{s:g}' for s in c.steps_mg)} mg; ceiling {c.ceiling_mg:g} mg; "
+        f"intervals {', '.join(str(i) for i in c.intervals_days)} days\n"
+        f"- **Windows:** recent doses = the last {c.recent_doses}; safety window = the larger of "
+        f"{c.hold_window_days} days and {c.safety_interval_multiple} × the interval; plan window = up to "
+        f"{c.plan_window_days} days since the plan took effect\n"
+        f"- **1 Hold:** PHQ-9 item 9 > 0; in the safety window a pre- or post-dose BP ≥ "
+        f"{c.hold_systolic}/{c.hold_diastolic} mmHg or a serious adverse event "
+        f"({md_escape(', '.join(c.serious_adverse_events))}); more doses taken than planned + {c.overuse_margin} "
+        f"in the plan window; a dose above the plan's dose in it\n"
+        f"- **2 Decrease:** among the recent doses any vomiting, or ≥ {c.decrease_min_count} with nausea "
+        f"{c.severe_nausea}, or ≥ {c.decrease_min_count} with a BP ≥ {c.decrease_systolic}/{c.decrease_diastolic} mmHg\n"
+        f"- **3 Review:** latest PHQ-9 ≥ {c.review_phq9_total}, or ≥ {c.review_phq9_rise} above the earliest\n"
+        f"- **4 Insufficient data:** under {c.too_soon_days} days on the plan, fewer than "
+        f"{c.min_doses_at_current_dose} doses at the current dose, no GAD-7 within {c.gad7_max_age_days} days, or "
+        f"no PHQ-9 within {c.phq9_max_age_days} days\n"
+        f"- **5 Adherence:** below {pct(c.adherence_min_fraction)} of planned doses in the plan window "
+        f"(at least {c.adherence_min_planned} planned)\n"
+        f"- **6 Efficacy (GAD-7):** remission below {c.remission_below} twice "
+        f"{c.remission_confirm_days} days apart; response ≥ {pct(c.response_improvement)}; partial ≥ "
+        f"{pct(c.partial_improvement)}; low baseline below {c.low_baseline_below}\n"
+        f"- **Increase gate:** no increase without a BP on a recent dose, or when a recent dose had nausea ≥ "
+        f"{c.gate_nausea}, dissociation ≥ {c.gate_dissociation}, a BP ≥ {c.gate_systolic}/{c.gate_diastolic} mmHg"
+        + (" or any adverse event" if c.gate_any_adverse_event else "")
     )
     with st.expander("The protocol file"):
         path = current.source if current.source != "default" else protocol.DEFAULT_PATH
