@@ -506,7 +506,7 @@ def _hold(ev: _Eval, facts) -> _Fired | None:
         ev.check("dose_above_plan", PASSED, f"No dose is logged {ev.pw_text}, so none above the plan's "
                                             f"{mg(ev.plan.dose_mg)}.")
     else:
-        ev.check("dose_above_plan", PASSED, f"None of the {doses_text(ev.taken)} logged {ev.pw_text} is above "
+        ev.check("dose_above_plan", PASSED, f"No dose of the {doses_text(ev.taken)} logged {ev.pw_text} is above "
                                             f"the plan's {mg(ev.plan.dose_mg)}.")
     facts["safety_window"].update(high_bp_readings=len(high), serious_adverse_events=len(events))
     facts["plan_window"]["above_plan"] = len(above)
@@ -579,13 +579,13 @@ def _decrease(ev: _Eval, facts) -> _Fired | None:
                        f"review instead of a decrease")
         for code, text in findings:
             reasons.append(Reason(code, f"{text}; {consequence}."))
-            ev.check(code, FIRED, f"{text}; {consequence}.")
+            ev.check(code, FIRED, f"{text}.")
         reasons.append(Reason("lowest_step", f"No step below {mg(plan.dose_mg)} in the protocol "
                                              f"(steps {', '.join(mg(s) for s in p.steps_mg)}): review."))
         return _Fired(REVIEW, flags + ["lowest_step"], reasons)
     for code, text in findings:
         reasons.append(Reason(code, f"{text}: decrease from {mg(plan.dose_mg)} to {mg(target)}."))
-        ev.check(code, FIRED, f"{text}: decrease from {mg(plan.dose_mg)} to {mg(target)}.")
+        ev.check(code, FIRED, f"{text}.")
     return _Fired(DECREASE, flags, reasons, dose_mg=target)
 
 
@@ -613,9 +613,9 @@ def _review(ev: _Eval, facts) -> _Fired | None:
     if not only and rise >= p.review_phq9_rise:
         findings.append(f"{compared}, a rise of at least {p.review_phq9_rise}")
     if findings:
-        text = f"{now}, {' and '.join(findings)}: review."
-        ev.check("depression_worsening", FIRED, text)
-        return _Fired(REVIEW, ["depression_worsening"], [Reason("depression_worsening", text)])
+        text = f"{now}, {' and '.join(findings)}"
+        ev.check("depression_worsening", FIRED, f"{text}.")
+        return _Fired(REVIEW, ["depression_worsening"], [Reason("depression_worsening", f"{text}: review.")])
     tail = ("it is the only PHQ-9 on record, so no rise can be measured" if only
             else f"{compared}, less than a rise of {p.review_phq9_rise}")
     ev.check("depression_worsening", PASSED, f"{now}, below {p.review_phq9_total}; {tail}.")
@@ -636,7 +636,10 @@ def _insufficient(ev: _Eval, facts) -> _Fired | None:
 
     since = (as_of - eff).days
     facts["days_since_plan_start"] = since
-    if since < p.too_soon_days:
+    if since < 0:
+        fire("too_soon", f"The plan takes effect on {eff.isoformat()}, after {as_of.isoformat()}: it cannot be "
+                         f"judged yet.")
+    elif since < p.too_soon_days:
         fire("too_soon", f"The plan took effect on {eff.isoformat()}, {days_text(since)} before "
                          f"{as_of.isoformat()}: fewer than the {p.too_soon_days} days needed to judge it.")
     else:
@@ -694,7 +697,7 @@ def _adherence(ev: _Eval, facts) -> _Fired | None:
         return None
     text = (f"{counted}, below the {pct(p.adherence_min_fraction)} needed: continue {mg(plan.dose_mg)} every "
             f"{plan.interval_days} days without a dose change.")
-    ev.check("adherence", FIRED, text)
+    ev.check("adherence", FIRED, f"{counted}, below the {pct(p.adherence_min_fraction)} needed.")
     return _Fired(CONTINUE, ["adherence"], [Reason("adherence", text)])
 
 

@@ -1,9 +1,10 @@
 """``python -m kapnotes suggest --scenario FILE.json [--protocol FILE.toml]`` (DESIGN.md §3).
 
 Runs the rules engine on a scenario without a database and prints the suggestion as
-JSON: ``{"action", "dose_mg", "interval_days", "flags", "reasons"}``. The protocol
-used (name and SHA-256) goes to stderr. A malformed scenario or protocol: exit status 2
-and one ``error: FIELD: message`` line per problem on stderr.
+JSON: ``{"action", "dose_mg", "interval_days", "flags", "reasons", "checks"}`` (``checks``: one
+``{"rule", "status", "text"}`` per rule of 1–5 and of the increase gate, fired, passed or not
+evaluable). The protocol used (name and SHA-256) goes to stderr. A malformed scenario or
+protocol: exit status 2 and one ``error: FIELD: message`` line per problem on stderr.
 """
 
 from __future__ import annotations
