@@ -200,6 +200,11 @@ class Suggestion:
 # --- formatting ---------------------------------------------------------------------------
 
 
+def tag_words(tag: str) -> str:
+    """An adverse-event tag as a clinician reads it ("chest_pain" -> "chest pain")."""
+    return tag.replace("_", " ")
+
+
 def mg_value(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(float(value), 3)
 
@@ -468,7 +473,7 @@ def _hold(ev: _Eval, facts) -> _Fired | None:
     events = [(d.day, normalise_tag(t)) for d in ev.safety for t in d.adverse_events if normalise_tag(t) in serious]
     if events:
         tags = sorted({t for _, t in events})
-        text = (f"Serious adverse event{'s' if len(tags) > 1 else ''} {', '.join(tags)} reported in {ev.sw_text}, "
+        text = (f"Serious adverse event{'s' if len(tags) > 1 else ''} {', '.join(tag_words(t) for t in tags)} reported in {ev.sw_text}, "
                 f"the latest on {events[-1][0].isoformat()}: hold.")
         flags.append("serious_adverse_event")
         reasons.append(Reason("serious_adverse_event", text))
@@ -478,7 +483,7 @@ def _hold(ev: _Eval, facts) -> _Fired | None:
                                                   f"event is reported in it.")
     else:
         ev.check("serious_adverse_event", PASSED,
-                 f"No serious adverse event ({', '.join(p.serious_adverse_events)}) is reported on the "
+                 f"No serious adverse event ({', '.join(tag_words(t) for t in p.serious_adverse_events)}) is reported on the "
                  f"{doses_text(len(ev.safety))} in {ev.sw_text}.")
 
     # overuse: more doses taken than planned + margin in the plan window
@@ -741,7 +746,7 @@ def _gate(ev: _Eval, facts) -> list[tuple[str, str]]:
             if d.dissociation is not None and d.dissociation >= p.gate_dissociation:
                 findings.append(f"dissociation {d.dissociation} of 10 on {day}")
             if p.gate_any_adverse_event and d.adverse_events:
-                tags = ", ".join(normalise_tag(t) for t in d.adverse_events)
+                tags = ", ".join(tag_words(normalise_tag(t)) for t in d.adverse_events)
                 findings.append(f"adverse event{'s' if len(d.adverse_events) > 1 else ''} {tags} on {day}")
             for r in _meeting(d, p.gate_systolic, p.gate_diastolic):
                 findings.append(f"BP {_reading_text(d, r)}")
