@@ -1,15 +1,22 @@
 """Dose adjustments: engine suggestions, therapist proposals and the prescriber's review.
 
-Lifecycle of a ``DoseAdjustment``:
-- the engine runs for a patient whenever a dose, assessment or signed note changes its
-  inputs (``handle``), storing a ``suggestion`` with status ``open``; a newer, different
-  result supersedes the open one;
-- a therapist sends a suggestion to the prescriber, or writes a ``proposal`` (also from
-  an integration note's proposal fields): status ``pending``;
-- the prescriber's review queue lists pending items of their patients, most urgent first;
-- the prescriber approves, modifies (rationale required) or rejects (rationale required);
-  an approval or modification that changes the plan appends the next plan version via
-  ``plans.new_plan_version(..., adjustment_id=...)``, naming the prescriber.
+Lifecycle of a ``DoseAdjustment`` (DESIGN §3, "the loop around the rules"):
+- the engine re-runs whenever a patient's facts change (a dose added, edited, voided or
+  imported, a score added or voided, a signed note, every new plan version); a different
+  result supersedes the patient's open and pending engine suggestions (kept, marked
+  superseded); the same result keeps the row in force;
+- a new ``hold``, ``decrease`` or ``review`` goes to the prescriber's queue at once, urgent,
+  sent by nobody ("sent automatically by the rules engine"); ``increase`` and ``space_out``
+  stay open until a therapist sends them or a prescriber takes them to review; ``continue``
+  and ``insufficient_data`` only inform;
+- a therapist's ``proposal`` goes straight to the queue;
+- every item records the record's ``facts_key``: when the record or the plan changed since,
+  the item is stale, says what changed, and cannot be approved as it stands;
+- the prescriber approves, modifies or rejects, always with a rationale; a change toward
+  more drug while a rule of 1–4 fires, or off the protocol's steps, intervals or above its
+  ceiling, needs an explicit override with its own rationale; nothing exceeds the hard
+  maximum. A decision that changes the plan appends the next plan version naming the
+  prescriber and the item.
 
 Only a prescriber can change a plan (``decide``, ``set_plan_status``, and
 ``plans.new_plan_version`` itself check it). Two prescribers deciding the same item at
