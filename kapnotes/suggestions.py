@@ -222,14 +222,18 @@ def is_stale(row: DoseAdjustment, plan: TreatmentPlan | None, key_now: str | Non
 
 def stale_reason(session: Session, row: DoseAdjustment, plan: TreatmentPlan | None = None,
                  key_now: str | None = None) -> str | None:
-    """In plain words, why an open or pending item no longer matches the record (None when it does)."""
+    """In plain words, why an open or pending item no longer matches the record (None when it does).
+
+    The plan and the facts key are read whatever the item's state, so a page costs the same
+    number of statements for a decided item as for an open one (tests/unit/test_statement_count.py).
+    """
+    plan = plan if plan is not None else current_plan(session, row.patient_id)
+    key_now = key_now or facts_key(session, row.patient_id, plan)
     if row.status not in OPEN_STATES:
         return None
-    plan = plan if plan is not None else current_plan(session, row.patient_id)
     if plan is not None and row.plan_id is not None and row.plan_id != plan.id:
         return (f"The plan changed since this item was made (now version {plan.version_number}, "
                 f"from {_short_date(plan.effective_from)}).")
-    key_now = key_now or facts_key(session, row.patient_id, plan)
     if not row.facts_key or row.facts_key == key_now:
         return None
     since = row.created_at
