@@ -16,10 +16,11 @@ from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.db import lock_for_append
 from kapnotes.errors import PermissionDenied, ValidationError
-from kapnotes.models import Administration, Formulation, PlanStatus, Role, TreatmentPlan
+from kapnotes.models import HARD_MAX_DOSE_MG, Administration, Formulation, PlanStatus, Role, TreatmentPlan
 from kapnotes.timeutil import utcnow
 
-MAX_DOSE_MG = 1000
+# no plan, approval, modification or override may exceed it (the database checks it too)
+MAX_DOSE_MG = HARD_MAX_DOSE_MG
 _PLAN_LOCK_BASE = 0x4B41_6000
 
 
@@ -38,7 +39,8 @@ class PlanInput:
         if self.formulation not in {f.value for f in Formulation}:
             errors["formulation"] = f"Unknown formulation {self.formulation!r}."
         if not (0 < float(self.dose_mg) <= MAX_DOSE_MG):
-            errors["dose_mg"] = f"Dose must be above 0 and at most {MAX_DOSE_MG} mg, got {self.dose_mg}."
+            errors["dose_mg"] = (f"Dose must be above 0 and at most {MAX_DOSE_MG} mg (the hard maximum), "
+                                 f"got {float(self.dose_mg):g} mg.")
         if not (1 <= int(self.interval_days) <= 90):
             errors["interval_days"] = f"Interval must be 1–90 days, got {self.interval_days}."
         if not (1 <= int(self.minutes_in_mouth) <= 30):

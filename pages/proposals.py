@@ -1,8 +1,10 @@
 """Suggestions and proposals for the selected patient.
 
-Therapist: the latest engine suggestion (send it to the prescriber), a proposal of their
-own (new dose and/or interval with a reason), and the decisions. Prescriber: the same
-history, plus holding, ending or resuming the plan. Decisions on items are made in the
+Therapist: the latest engine suggestion (send an increase or space-out to the prescriber;
+holds, decreases and reviews reach the prescriber by themselves), a proposal of their own
+(new dose and/or interval with a reason), and the decisions on their items. Prescriber: the
+same, with "Take to review" for an open increase or space-out, plus holding, ending or
+resuming the plan. An item whose record changed since it was made says so. Decisions on items are made in the
 review queue. Actions run in button callbacks with the item id and version that were on
 screen, so a change made meanwhile by someone else is a conflict, never overwritten.
 """
@@ -12,6 +14,7 @@ import streamlit as st
 from kapnotes import plans, suggestions
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
+from kapnotes.models import HARD_MAX_DOSE_MG
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.session import db, require_user, show_outcome
@@ -35,6 +38,10 @@ def _run(fn, success: str, *args, **kwargs) -> None:
 def _send(adjustment_id: int, version: int) -> None:
     _run(suggestions.send_to_prescriber, "Suggestion sent to the prescriber.", adjustment_id, version,
          st.session_state.get("send_note", ""))
+
+
+def _take(adjustment_id: int, version: int) -> None:
+    _run(suggestions.take_to_review, "Suggestion put in your review queue.", adjustment_id, version)
 
 
 def _propose(patient_id: int) -> None:
@@ -65,7 +72,11 @@ with db() as session:
     pid = require_patient_banner(session, actor, "proposals")
     plan = plans.current_plan(session, pid)
     latest = suggestions.latest_suggestion(session, actor, pid)
+    latest_stale = suggestions.stale_reason(session, latest, plan) if latest else None
     history = suggestions.patient_adjustments(session, actor, pid)
+    keys_now = suggestions.facts_key(session, pid, plan) if plan is not None else None
+    stale_history = {a.id: suggestions.stale_reason(session, a, plan, keys_now) for a in history
+                     if suggestions.is_stale(a, plan, keys_now)}
     names = suggestions.user_names(session, [x for a in history + ([latest] if latest else [])
                                              for x in (a.sent_by_id, a.decided_by_id, a.created_by_id)])
 
@@ -82,11 +93,19 @@ if latest is None:
     st.info("No suggestion yet: the rules run when doses or scores are recorded for an active plan.")
 else:
     with st.container(border=True):
-        suggestion_card(latest, names)
-        if actor.role == "therapist" and latest.status == "open":
+        suggestion_card(latest, names, latest_stale)
+        sendable = latest.status == "open" and latest.action in suggestions.SENDABLE_ACTIONS and not latest_stale
+        if sendable and actor.role == "therapist":
             st.text_input("Note for the prescriber (optional)", key="send_note")
             st.button("Send to prescriber", type="primary", on_click=_send, args=(latest.id, latest.version),
                       key="send_suggestion")
+        elif sendable and actor.role == "prescriber":
+            st.button("Take to review", type="primary", on_click=_take, args=(latest.id, latest.version),
+                      key="take_suggestion", help="Put this suggestion in your review queue to decide on it.")
+        elif latest.status == "open" and latest.action in suggestions.INFORMATIONAL_ACTIONS:
+            st.caption("For information: nothing would change, so there is nothing to send.")
+        elif latest.status == "pending" and latest.sent_by_id is None:
+            st.caption("In the prescriber's review queue: sent automatically by the rules engine.")
 st.button("Re-run the rules now", on_click=_rerun_engine, args=(pid,), key="rerun_engine",
           help="The rules also run by themselves whenever a dose, score or signed note changes.")
 
@@ -94,7 +113,7 @@ if actor.role == "therapist":
     st.subheader("Propose a change")
     with st.form("propose_form"):
         c1, c2 = st.columns(2)
-        c1.number_input("New dose (mg)", min_value=0.0, max_value=1000.0, step=25.0, value=None, key="prop_dose",
+        c1.number_input("New dose (mg)", min_value=0.0, max_value=float(HARD_MAX_DOSE_MG), step=25.0, value=None, key="prop_dose",
                         help="Leave empty to keep the current dose.")
         c2.number_input("New interval (days)", min_value=1, max_value=90, step=1, value=None, key="prop_interval",
                         help="Leave empty to keep the current interval.")
@@ -120,6 +139,6 @@ for adj in history:
                         f", sent {fmt_local(adj.sent_at or adj.created_at, tz)})")
             decision_block(adj, names)
         else:
-            suggestion_card(adj, names)
+            suggestion_card(adj, names, stale_history.get(adj.id))
             if actor.role == "therapist" and adj.status == "pending" and adj.sent_by_id == actor.id:
                 st.button("Withdraw", key=f"withdraw_{adj.id}", on_click=_withdraw, args=(adj.id, adj.version))

@@ -1,12 +1,15 @@
 """The prescriber's review queue: pending suggestions and proposals across their patients.
 
-Most urgent first (hold flags, then decreases, then the rest, oldest first). The whole queue
-is one table; one item at a time is open below it (the most urgent, until another is
-chosen) with the suggestion and its reasons, the data (a compact GAD-7/PHQ-9 chart and the
-last doses), and the therapist's note; the prescriber approves, modifies or rejects. The
-page's cost does not grow with the queue, and a decision cannot land on the wrong form. The
-decision runs in a button callback with the item id and version that were on screen:
-if another prescriber decided first, this one gets a clear conflict message.
+Urgent first (the engine's holds, decreases and reviews, which arrive by themselves, and any
+patient with a hold flag), then decreases, then the rest, oldest first. The whole queue is one
+table; one item at a time is open below it (the most urgent, until another is chosen) with the
+suggestion, its reasons and every check the rules made, the data (a compact GAD-7/PHQ-9 chart
+and the last doses), and the therapist's note. Nothing is preselected: the prescriber picks a
+decision and writes a rationale; when the change needs an override (more drug while a safety
+rule fires, or a value off the protocol), the page says why before submit and asks for the
+override and its own rationale. A stale item says what changed. The decision runs in a button
+callback with the item id and version that were on screen: if another prescriber decided
+first, this one gets a clear conflict message. Refusals are shown at their field.
 """
 
 import altair as alt
@@ -15,7 +18,8 @@ import streamlit as st
 
 from kapnotes import suggestions
 from kapnotes.config import get_settings
-from kapnotes.errors import KapError
+from kapnotes.errors import KapError, ValidationError
+from kapnotes.models import HARD_MAX_DOSE_MG
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import select_patient
@@ -25,22 +29,26 @@ from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, proposal
 actor = require_user("prescriber")
 tz = get_settings().tz
 RESULT_KEY = "_queue_result"
-URGENCY = {0: "HOLD", 1: "Decrease", 2: ""}  # suggestions.review_queue's urgency ranks
 ITEM_KEY = "queue_item"  # the open item's id; the most urgent when unset or no longer waiting
 DECISION_LABELS = {"Approve": "approve", "Modify": "modify", "Reject": "reject"}
 
 
 def _decide(adjustment_id: int, version: int) -> None:
     k = f"q{adjustment_id}"
-    decision = DECISION_LABELS[st.session_state.get(f"{k}_decision", "Approve")]
+    decision = DECISION_LABELS.get(st.session_state.get(f"{k}_decision") or "")  # None: nothing chosen
     kwargs = {}
     if decision == "modify":
         kwargs = {"dose_mg": st.session_state.get(f"{k}_dose"), "interval_days": st.session_state.get(f"{k}_interval")}
     try:
         with db() as session:
             suggestions.decide(session, actor, adjustment_id, decision, st.session_state.get(f"{k}_rationale", ""),
-                               expected_version=version, **kwargs)
+                               expected_version=version, override=bool(st.session_state.get(f"{k}_override")),
+                               override_rationale=st.session_state.get(f"{k}_override_rationale", ""), **kwargs)
         st.session_state[RESULT_KEY] = ("ok", f"Item #{adjustment_id} {decision.rstrip('e')}ed.")
+    except ValidationError as exc:
+        st.session_state[f"{k}_errors"] = dict(exc.errors)  # shown at their fields
+        st.session_state[RESULT_KEY] = ("error", KapError("See the messages at the fields below."),
+                                        f"Item #{adjustment_id}: your decision was not saved.")
     except KapError as exc:
         st.session_state[RESULT_KEY] = ("error", exc, f"Item #{adjustment_id}: your decision was not saved.")
 
@@ -76,18 +84,24 @@ def _dose_table(doses) -> pd.DataFrame:
 def _queue_table(items) -> pd.DataFrame:
     return pd.DataFrame([{
         "Item": f"#{i.adjustment.id}",
-        "Urgency": URGENCY[i.urgency],
+        "Urgency": i.urgency_label if i.urgent or i.urgency == 1 else "",
         "Patient": f"{i.patient_name} ({i.mrn})",
         "Proposed": proposal_text(i.adjustment),
         "Safety flags": ", ".join(FLAG_LABELS.get(f, f) for f in i.hold_flags),
+        "Up to date": "no: the record changed" if i.stale else "yes",
         "Waiting since": fmt_local(i.waiting_since, tz),
-        "Sent by": i.sent_by,
+        "Sent by": i.sent_by_text,
     } for i in items])
 
 
 def _item_label(item) -> str:
-    urgency = f"{URGENCY[item.urgency]} · " if URGENCY[item.urgency] else ""
+    urgency = f"{item.urgency_label} · " if item.urgent or item.urgency == 1 else ""
     return f"#{item.adjustment.id} · {urgency}{item.patient_name} ({item.mrn}) · {proposal_text(item.adjustment)}"
+
+
+def _field_error(errors: dict, field: str) -> None:
+    if field in errors:
+        st.error(md_escape(errors[field]))
 
 
 st.title("Review queue")
@@ -100,36 +114,41 @@ with db() as session:
         st.session_state[ITEM_KEY] = items[0].adjustment.id  # the most urgent, also after a decision
     item = by_id.get(st.session_state.get(ITEM_KEY))
     details = suggestions.queue_data(session, actor, [item.patient_id]) if item else {}
+    stale = suggestions.stale_reason(session, item.adjustment, item.plan) if item else None
 
 if not items:
-    st.info("Nothing waiting for review. Therapists send suggestions and proposals from a patient's page.")
+    st.info("Nothing waiting for review. Urgent suggestions arrive here by themselves; therapists send the rest "
+            "from a patient's page.")
     st.stop()
 
-holds = sum(1 for i in items if i.urgency == 0)
+urgent = sum(1 for i in items if i.urgent)
 st.caption(f"{len(items)} item{'s' if len(items) != 1 else ''} waiting"
-           + (f" · {holds} with a hold flag" if holds else "") + ". Most urgent first: hold flags, then "
-           "decreases, then the rest, oldest first. One item is open for your decision at a time.")
+           + (f" · {urgent} urgent" if urgent else "") + ". Urgent first (holds, decreases and reviews from the "
+           "rules, and any hold flag), then decreases, then the rest, oldest first. One item is open for your "
+           "decision at a time.")
 st.dataframe(_queue_table(items), hide_index=True, width="stretch", height=min(38 + 35 * len(items), 300))
 st.selectbox("Item to review", list(by_id), format_func=lambda i: _item_label(by_id[i]), key=ITEM_KEY)
 
 adj = item.adjustment
 k = f"q{adj.id}"
-# one form for the open item: what is proposed, why, the data, and the decision, together
-with st.form(f"{k}_form"):
+errors = st.session_state.pop(f"{k}_errors", {})
+# one container for the open item: what is proposed, why, the data, and the decision, together
+with st.container(border=True, key=f"{k}_item"):
     head = f"**{md_escape(item.patient_name)}** · {md_escape(item.mrn)}"
     if item.urgency == 0:
-        head = f":red[**HOLD**] · {head}"
         flags = ", ".join(FLAG_LABELS.get(f, f) for f in item.hold_flags) or "hold suggested"
-        head += f" · :red[**⚠ {md_escape(flags)}**]"
+        head = f":red[**HOLD**] · {head} · :red[**⚠ {md_escape(flags)}**]"
     elif item.urgency == 1:
         head = f":orange[**Decrease**] · {head}"
+    if item.urgent:
+        head = f":red[**Urgent**] · {head}"
     st.markdown(head)
     plan = item.plan
     if plan is not None:
         st.caption(f"Current plan v{plan.version_number} ({plan.status}): {plan.dose_mg:g} mg "
                    f"{every(plan.interval_days)} · waiting since {fmt_local(item.waiting_since, tz)}"
-                   + (f" · sent by {item.sent_by}" if item.sent_by else ""))
-    suggestion_card(adj, {adj.sent_by_id: item.sent_by} if adj.sent_by_id else {})
+                   + f" · {item.sent_by_text if not item.sent_by else 'sent by ' + item.sent_by}")
+    suggestion_card(adj, {adj.sent_by_id: item.sent_by} if adj.sent_by_id else {}, stale)
     last_doses, series = details[item.patient_id]
     c_chart, c_doses = st.columns([2, 3])
     with c_chart:
@@ -143,14 +162,34 @@ with st.form(f"{k}_form"):
             st.dataframe(_dose_table(last_doses), hide_index=True, width="stretch")
         else:
             st.caption("No doses logged.")
-    st.radio("Decision", list(DECISION_LABELS), key=f"{k}_decision", horizontal=True)
-    c1, c2 = st.columns(2)
-    c1.number_input("Dose (mg), for Modify", min_value=0.0, max_value=1000.0, step=25.0,
-                    value=float(adj.proposed_dose_mg or (plan.dose_mg if plan else 0.0)), key=f"{k}_dose")
-    c2.number_input("Interval (days), for Modify", min_value=1, max_value=90, step=1,
-                    value=int(adj.proposed_interval_days or (plan.interval_days if plan else 7)),
-                    key=f"{k}_interval")
-    st.text_area("Rationale (required to modify or reject)", key=f"{k}_rationale")
-    st.form_submit_button("Record decision", type="primary", on_click=_decide, args=(adj.id, adj.version))
+
+    st.markdown("**Your decision**")
+    choice = st.radio("Decision (required)", list(DECISION_LABELS), index=None, key=f"{k}_decision",
+                      horizontal=True)
+    _field_error(errors, "decision")
+    decision = DECISION_LABELS.get(choice or "")
+    dose = interval = None
+    if decision == "modify":
+        c1, c2 = st.columns(2)
+        dose = c1.number_input("Dose (mg)", min_value=0.0, max_value=float(HARD_MAX_DOSE_MG), step=25.0,
+                               value=float(adj.proposed_dose_mg or (plan.dose_mg if plan else 0.0)), key=f"{k}_dose")
+        interval = c2.number_input("Interval (days)", min_value=1, max_value=90, step=1,
+                                   value=int(adj.proposed_interval_days or (plan.interval_days if plan else 7)),
+                                   key=f"{k}_interval")
+        _field_error(errors, "dose_mg")
+        _field_error(errors, "interval_days")
+    st.text_area("Rationale (required for every decision)", key=f"{k}_rationale")
+    _field_error(errors, "rationale")
+    with db() as session:
+        need = suggestions.decision_requirements(session, actor, adj.id, decision, dose, interval)
+    if need.override_needed or "override_rationale" in errors:
+        if need.override_needed:
+            st.warning(md_escape(need.message()), icon=":material/warning:")
+        st.checkbox("Override the safety check", key=f"{k}_override")
+        st.text_area("Override rationale (required for an override)", key=f"{k}_override_rationale")
+        _field_error(errors, "override_rationale")
+    for field in set(errors) - {"decision", "dose_mg", "interval_days", "rationale", "override_rationale"}:
+        _field_error(errors, field)
+    st.button("Record decision", type="primary", on_click=_decide, args=(adj.id, adj.version), key=f"{k}_submit")
 st.button("Open patient", key=f"{k}_open", on_click=_open_patient, args=(item.patient_id,),
           help="Select this patient for the dashboard and other patient pages.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 from sqlmodel import Session
@@ -42,6 +43,7 @@ STATUS_LABELS = {
     "withdrawn": "withdrawn",
 }
 FLAG_LABELS = {
+    **suggestions.RULE_LABELS,
     "suicidality": "PHQ-9 item 9 > 0",
     "hypertension_severe": "BP ≥ hold threshold",
     "serious_adverse_event": "serious adverse event",
@@ -102,15 +104,36 @@ def reasons(adj: DoseAdjustment) -> None:
         st.markdown(f"- {md_escape(r.get('text', ''))}")
 
 
-def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None) -> None:
-    """One suggestion or proposal: what, why, from which protocol, and its state."""
+def checks_table(adj: DoseAdjustment) -> None:
+    """Every rule the engine checked, in words: what fired, what passed, what it could not know."""
+    if not adj.checks:
+        return
+    rows = [{"Rule": suggestions.rule_label(c.get("rule", "")).capitalize(),
+             "Result": suggestions.CHECK_STATUS_LABELS.get(c.get("status", ""), "not known"),
+             "What the rules found": c.get("text", "")} for c in adj.checks]
+    with st.expander("Every check the rules made", expanded=any(c.get("status") == "fired" for c in adj.checks)):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def stale_banner(reason: str | None) -> None:
+    if reason:
+        st.warning(f"**Out of date.** {md_escape(reason)} It cannot be approved as it stands: modify it with "
+                   "explicit values or reject it.", icon=":material/update:")
+
+
+def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None, stale: str | None = None) -> None:
+    """One suggestion or proposal: what, why, from which protocol, its state, and every check."""
     tz = get_settings().tz
     names = names or {}
     kind = "Engine suggestion" if adj.kind == "suggestion" else "Therapist's proposal"
-    st.markdown(f"**{kind} #{adj.id}: {md_escape(proposal_text(adj))}** · {STATUS_LABELS.get(adj.status, adj.status)}")
+    urgent = ":red[**Urgent**] · " if adj.urgent and adj.status in ("open", "pending") else ""
+    st.markdown(f"{urgent}**{kind} #{adj.id}: {md_escape(proposal_text(adj))}** · "
+                f"{STATUS_LABELS.get(adj.status, adj.status)}")
+    stale_banner(stale)
     if adj.flags:
         st.markdown(flags_markdown(adj.flags))
     reasons(adj)
+    checks_table(adj)
     if adj.therapist_note:
         who = names.get(adj.sent_by_id or adj.created_by_id, "Therapist")
         st.caption(f"Note from {who}:")
@@ -120,7 +143,11 @@ def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None) ->
         meta.append(f"protocol “{adj.protocol_name}”"
                     + (f" (sha256 {adj.protocol_hash[:12]})" if adj.protocol_hash else ""))
     if adj.sent_at:
-        meta.append(f"sent {fmt_local(adj.sent_at, tz)}")
+        if adj.sent_by_id is None and adj.kind == "suggestion":
+            meta.append(f"{suggestions.AUTO_SENT} {fmt_local(adj.sent_at, tz)}")
+        else:
+            meta.append(f"sent {fmt_local(adj.sent_at, tz)}"
+                        + (f" by {names[adj.sent_by_id]}" if adj.sent_by_id in names else ""))
     st.caption(" · ".join(meta))
 
 
@@ -136,6 +163,10 @@ def decision_block(adj: DoseAdjustment, names: dict[int, str]) -> None:
     st.markdown(line + f" · {'suggestion' if adj.kind == 'suggestion' else 'proposal'} #{adj.id}")
     if adj.decision_rationale:
         st.text(adj.decision_rationale)
+    if adj.override_rules:
+        st.markdown(":orange[**Override of the safety check**] ("
+                    + md_escape(", ".join(suggestions.rule_label(c) for c in adj.override_rules)) + "):")
+        st.text(adj.override_rationale or "")
 
 
 def render(session: Session, actor: Actor, patient_id: int) -> None:
@@ -149,7 +180,7 @@ def render(session: Session, actor: Actor, patient_id: int) -> None:
         st.info("No suggestion yet: the rules run when doses or scores are recorded for an active plan.")
     else:
         with st.container(border=True):
-            suggestion_card(latest, names)
+            suggestion_card(latest, names, suggestions.stale_reason(session, latest))
     st.markdown("**Latest decision**")
     if decision is None:
         st.caption("No prescriber decision yet.")

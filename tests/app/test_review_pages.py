@@ -22,6 +22,14 @@ def rendered_text(at) -> str:
     """What a reader sees: Markdown escapes (backslashes) removed."""
     return _rendered(at).replace("\\", "")
 from tests.factories import make_clinic
+from tests.unit.test_suggestions import healthy as _healthy
+
+
+def healthy(engine, clinic, *pids):
+    """A record on which no safety rule fires: an increase on the steps needs no override."""
+    with session_scope(engine) as s:
+        for pid in pids:
+            _healthy(s, clinic, pid)
 
 
 @pytest.fixture
@@ -131,11 +139,14 @@ def _proposal(engine, clinic, pid=None, **kw):
 
 def test_queue_approve_with_rationale_creates_the_plan_version(ui):
     engine, clinic = ui
+    healthy(engine, clinic, clinic.a1)
     item = _proposal(engine, clinic, dose_mg=200)
     at = page("review_queue.py", clinic.paul)
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "Alice Able" in text and "Increase: 200 mg every 7 days" in text and "Needs more." in text
+    assert at.radio(key=f"q{item}_decision").value is None  # nothing preselected
+    at.radio(key=f"q{item}_decision").set_value("Approve")
     at.text_area(key=f"q{item}_rationale").input("Well tolerated; step up.")
     button(at, "Record decision").click()
     at.run()
@@ -150,18 +161,19 @@ def test_queue_approve_with_rationale_creates_the_plan_version(ui):
 
 def test_queue_reject_needs_rationale_and_modify_uses_the_entered_values(ui):
     engine, clinic = ui
+    healthy(engine, clinic, clinic.a1, clinic.a2)
     first = _proposal(engine, clinic, dose_mg=250)
     second = _proposal(engine, clinic, clinic.a2, interval_days=3)
     at = page("review_queue.py", clinic.paul)
     at.radio(key=f"q{first}_decision").set_value("Reject")
-    next(b for b in at.button if b.label == "Record decision" and f"q{first}" in str(b.form_id)).click()
+    button(at, "Record decision").click()
     at.run()
     text = rendered_text(at)
     assert "your decision was not saved" in text and "Give the reason for rejecting." in text
-    at.radio(key=f"q{first}_decision").set_value("Modify")
+    at.radio(key=f"q{first}_decision").set_value("Modify").run()
     at.number_input(key=f"q{first}_dose").set_value(200.0)
     at.text_area(key=f"q{first}_rationale").input("One step at a time.")
-    next(b for b in at.button if b.label == "Record decision" and f"q{first}" in str(b.form_id)).click()
+    button(at, "Record decision").click()
     at.run()
     assert not at.exception, at.exception
     with Session(engine) as s:
@@ -177,7 +189,8 @@ def test_queue_conflict_when_another_prescriber_decided_first(ui):
     at = page("review_queue.py", clinic.paul)
     with session_scope(engine) as s:  # someone else decides while the page is open
         suggestions.decide(s, clinic.paul, item, "reject", "Not now.")
-    at.text_area(key=f"q{item}_rationale").input("Approve it.")
+    at.radio(key=f"q{item}_decision").set_value("Reject")
+    at.text_area(key=f"q{item}_rationale").input("Not now either.")
     button(at, "Record decision").click()
     at.run()
     assert not at.exception, at.exception
@@ -200,7 +213,7 @@ def test_queue_marks_hold_flagged_patients_first(ui):
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert list(table["Patient"].str.split(" \\(").str[0]) == ["Alice Able", "Aaron Ames"]
-    assert list(table["Urgency"]) == ["HOLD", ""] and table["Safety flags"][0] == "BP ≥ hold threshold"
+    assert list(table["Urgency"]) == ["Urgent · HOLD", ""] and table["Safety flags"][0] == "BP ≥ hold threshold"
     heads = [m.value for m in at.markdown if "Alice Able" in m.value or "Aaron Ames" in m.value]
     assert len(heads) == 1  # only the open item has a form: the most urgent
     assert "HOLD" in heads[0] and "Alice Able" in heads[0] and "BP ≥ hold threshold" in heads[0]
@@ -273,10 +286,10 @@ def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(ui):
             ids.append(adj.id)
     at = page("review_queue.py", clinic.paul)
     assert not at.exception
-    assert "13 items waiting · 1 with a hold flag" in rendered_text(at)
+    assert "13 items waiting · 1 urgent" in rendered_text(at)
     table = at.dataframe[0].value
     assert list(table["Item"]) == [f"#{ids[12]}"] + [f"#{i}" for i in ids[:12]]
-    assert table["Urgency"][0] == "HOLD" and table["Safety flags"][0] == "PHQ-9 item 9 > 0"
+    assert table["Urgency"][0] == "Urgent · HOLD" and table["Safety flags"][0] == "PHQ-9 item 9 > 0"
     assert len([b for b in at.button if b.label == "Record decision"]) == 1
     text = rendered_text(at)
     assert "reason 12" in text and "reason 00" not in text  # the hold is open, the others are rows
@@ -284,11 +297,117 @@ def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(ui):
     at.run()
     text = rendered_text(at)
     assert "reason 05" in text and "reason 12" not in text
-    at.text_area(key=f"q{ids[5]}_rationale").input("Fine.")
+    at.radio(key=f"q{ids[5]}_decision").set_value("Reject")
+    at.text_area(key=f"q{ids[5]}_rationale").input("Not now.")
     button(at, "Record decision").click()
     at.run()
     assert not at.exception, at.exception
     assert "12 items waiting" in rendered_text(at)
     assert at.selectbox(key="queue_item").value == ids[12]  # back to the most urgent
     with Session(engine) as s:
-        assert s.get(DoseAdjustment, ids[5]).status == "approved"
+        assert s.get(DoseAdjustment, ids[5]).status == "rejected"
+
+
+# --- the loop and decisions (issue 13) ------------------------------------------------------------
+
+
+def _dose_now(engine, clinic, pid, **kw) -> int:
+    """A dose through the dose service (which re-runs the rules), taken a few minutes ago."""
+    from kapnotes import doses as dose_service
+
+    with session_scope(engine) as s:
+        return dose_service.add_dose(s, clinic.tina, pid, dose_service.DoseInput(
+            taken_at=utcnow() - timedelta(minutes=5), dose_mg=150, formulation="odt", nausea=0, **kw)).id
+
+
+def test_a_hold_raised_by_a_new_dose_is_in_the_queue_without_forwarding_and_leaves_when_superseded(ui):
+    engine, clinic = ui
+    healthy(engine, clinic, clinic.a1)
+    dose = _dose_now(engine, clinic, clinic.a1, bp_systolic_pre=190, bp_diastolic_pre=115)
+    with Session(engine) as s:
+        hold = s.exec(select(DoseAdjustment).where(DoseAdjustment.status == "pending")).one()
+        assert (hold.action, hold.kind, hold.sent_by_id, hold.urgent) == ("hold", "suggestion", None, True)
+    at = page("review_queue.py", clinic.paul)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "1 item waiting · 1 urgent" in text and "sent automatically by the rules engine" in text
+    assert at.dataframe[0].value["Urgency"][0].startswith("Urgent")
+    assert "Hold: keep 150 mg every 7 days" in text
+    assert at.radio(key=f"q{hold.id}_decision").value is None  # nothing preselected
+    assert "Every check the rules made" in text or not hold.checks
+    assert "hypertension_severe" not in text and "not_evaluable" not in text  # words, not codes
+    # a decision needs a choice and a rationale
+    button(at, "Record decision").click()
+    at.run()
+    text = rendered_text(at)
+    assert "Choose a decision: approve, modify or reject." in text
+    with Session(engine) as s:
+        assert s.get(DoseAdjustment, hold.id).status == "pending"
+    # voiding the reading re-runs the rules: the hold is superseded and leaves the queue
+    from kapnotes import doses as dose_service
+    with session_scope(engine) as s:
+        dose_service.void_dose(s, clinic.tina, dose, "Wrong patient.")
+    at = page("review_queue.py", clinic.paul)
+    assert not at.exception, at.exception
+    assert "Nothing waiting for review" in rendered_text(at)
+    with Session(engine) as s:
+        assert s.get(DoseAdjustment, hold.id).status == "superseded"
+
+
+def test_approving_an_increase_for_a_flagged_patient_needs_the_override_and_its_rationale(ui):
+    engine, clinic = ui
+    healthy(engine, clinic, clinic.a1)
+    from kapnotes import assessments
+    with session_scope(engine) as s:
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today() - timedelta(days=1),
+                                      items=[1, 1, 1, 1, 1, 1, 1, 1, 1])
+    item = _proposal(engine, clinic, dose_mg=200, reason="Wants more effect.")
+    at = page("review_queue.py", clinic.paul)
+    assert not at.exception, at.exception
+    at.selectbox(key="queue_item").set_value(item).run()  # the engine's hold is first: open the proposal
+    assert "Wants more effect." in rendered_text(at)
+    assert not [c for c in at.checkbox if c.label == "Override the safety check"]
+    at.radio(key=f"q{item}_decision").set_value("Approve").run()
+    text = rendered_text(at)
+    assert "needs an explicit override" in text and "PHQ-9 item 9 above 0" in text
+    at.text_area(key=f"q{item}_rationale").input("Patient asks for more.")
+    button(at, "Record decision").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Tick “Override the safety check” and give its rationale." in rendered_text(at)
+    with Session(engine) as s:
+        assert s.get(DoseAdjustment, item).status == "pending" and plans.current_plan(s, clinic.a1).version_number == 1
+    at.checkbox(key=f"q{item}_override").check()
+    button(at, "Record decision").click()
+    at.run()
+    assert "Give the rationale for the override." in rendered_text(at)
+    at.checkbox(key=f"q{item}_override").check()
+    at.text_area(key=f"q{item}_override_rationale").input("Seen today; passive thoughts only; safety plan.")
+    button(at, "Record decision").click()
+    at.run()
+    assert not at.exception, at.exception
+    with Session(engine) as s:
+        row = s.get(DoseAdjustment, item)
+        assert row.status == "approved" and "suicidality" in row.override_rules
+        plan = plans.current_plan(s, clinic.a1)
+        assert plan.dose_mg == 200 and "Override (PHQ-9 item 9 above 0" in plan.rationale
+
+
+def test_therapist_sees_an_auto_sent_hold_and_a_prescriber_takes_an_increase_to_review(ui):
+    engine, clinic = ui
+    healthy(engine, clinic, clinic.a1)
+    with session_scope(engine) as s:
+        inc = suggestions.run_for_patient(s, clinic.tina, clinic.a1)
+        assert (inc.action, inc.status) == ("increase", "open")
+    at = page("proposals.py", clinic.paul, clinic.a1)
+    assert not at.exception, at.exception
+    button(at, "Take to review").click()
+    at.run()
+    assert "Suggestion put in your review queue." in rendered_text(at)
+    with Session(engine) as s:
+        assert s.get(DoseAdjustment, inc.id).status == "pending"
+    _dose_now(engine, clinic, clinic.a1, bp_systolic_post=190, bp_diastolic_post=115)
+    at = page("proposals.py", clinic.tina, clinic.a1)
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert "sent automatically by the rules engine" in text and "Send to prescriber" not in [b.label for b in at.button]

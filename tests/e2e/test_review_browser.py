@@ -1,16 +1,62 @@
 """Browser: a therapist proposes a dose change, the prescriber approves it with a rationale,
-and the new plan version and the dashboard's decision show up for both."""
+and the new plan version and the dashboard's decision show up for both; a hold raised by a new
+dose reaches the prescriber's queue by itself, and a decision needs a choice and a rationale.
+
+Every wait is for this test's own item (its number or a rationale typed here), never for text
+an older demo decision could also show."""
 
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import timedelta
 
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import sign_in, wait_idle
 
-REASON = "GAD-7 barely moved in six weeks at 150 mg; tolerating well."
-RATIONALE = "Agree: step up to 200 mg, BP fine at the last visits."
+TOKEN = uuid.uuid4().hex[:8]
+REASON = f"GAD-7 barely moved in six weeks at 150 mg; tolerating well ({TOKEN})."
+RATIONALE = f"Agree: step up to 200 mg, BP fine at the last visits ({TOKEN})."
+HOLD_RATIONALE = f"Hold until the BP is rechecked in clinic ({TOKEN})."
+
+
+def _item(page, number: int):
+    """The open item's decision area (its container is keyed by the item)."""
+    return page.locator(f".st-key-q{number}_item")
+
+
+def _pick(page, pattern: str) -> int:
+    """Open the queue item whose picker label matches; returns its number."""
+    page.get_by_role("combobox", name="Item to review").click()
+    option = page.get_by_role("option", name=re.compile(pattern))
+    expect(option).to_be_visible(timeout=20000)
+    number = int(re.match(r"#(\d+)", option.inner_text()).group(1))
+    option.click()
+    wait_idle(page)
+    return number
+
+
+def _override_needed(db_url: str, number: int) -> bool:
+    """What the service says this approval needs (the page shows the same before submit)."""
+    from sqlmodel import select
+
+    from kapnotes import auth, suggestions
+    from kapnotes.db import make_engine, session_scope
+    from kapnotes.models import User
+
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            actor = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
+            return suggestions.decision_requirements(s, actor, number, "approve").override_needed
+    finally:
+        engine.dispose()
+
+
+def _choose(item, label: str) -> None:
+    item.get_by_text(label, exact=True).click()
+    wait_idle(item.page)
 
 
 def _open_patient(page, mrn: str) -> None:
@@ -51,19 +97,22 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
     _nav(p, "Review queue")
     expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
     # the queue is one table; the new proposal (Jordan Ellis, KAP-1001) is opened from the picker
-    expect(p.get_by_text("Most urgent first", exact=False).first).to_be_visible(timeout=20000)
-    p.get_by_role("combobox", name="Item to review").click()
-    option = p.get_by_role("option", name=re.compile(r"Jordan Ellis \(KAP-1001\) · Increase: 200 mg"))
-    expect(option).to_be_visible(timeout=20000)
-    option.click()
-    wait_idle(p)
-    item = p.locator('[data-testid="stForm"]').filter(has_text=REASON)
-    expect(item).to_be_visible(timeout=20000)
+    expect(p.get_by_text("Urgent first", exact=False).first).to_be_visible(timeout=20000)
+    number = _pick(p, r"Jordan Ellis \(KAP-1001\) · Increase: 200 mg")
+    item = _item(p, number)
+    expect(item.get_by_text(REASON).first).to_be_visible(timeout=20000)
     expect(item.get_by_text("Increase: 200 mg every", exact=False).first).to_be_visible()
-    item.get_by_role("textbox", name="Rationale (required to modify or reject)").fill(RATIONALE)
+    _choose(item, "Approve")
+    item.get_by_role("textbox", name="Rationale (required for every decision)").fill(RATIONALE)
+    if _override_needed(app_server["db_url"], number):  # the demo record may flag him (e.g. no recent GAD-7)
+        expect(item.get_by_text("This decision needs an explicit override", exact=False).first).to_be_visible(
+            timeout=20000)
+        item.get_by_text("Override the safety check", exact=True).click()
+        item.get_by_role("textbox", name="Override rationale (required for an override)").fill(
+            f"Reviewed in clinic ({TOKEN}).")
     item.get_by_role("button", name="Record decision").click()
     wait_idle(p)
-    expect(p.get_by_text(re.compile(r"Item #\d+ approved\.")).first).to_be_visible(timeout=20000)
+    expect(p.get_by_text(f"Item #{number} approved.").first).to_be_visible(timeout=20000)
     expect(p.get_by_text(REASON)).to_have_count(0)
 
     # the prescriber's dashboard: the new plan version and the decision
@@ -75,8 +124,68 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
     # --- the therapist sees the decision on the patient's dashboard ------------------------------
     _nav(t, "Patient dashboard")
     expect(t.get_by_role("heading", name="Dose suggestion")).to_be_visible(timeout=20000)
-    expect(t.get_by_text(re.compile(r"Approved.* by Michelle Okafor")).first).to_be_visible(timeout=20000)
-    expect(t.get_by_text(RATIONALE).first).to_be_visible(timeout=20000)  # the new decision, not a seeded one
+    # this item's own decision: its number and the rationale typed above (not an older demo decision)
+    expect(t.get_by_text(re.compile(rf"Approved.* by Michelle Okafor.*proposal #{number}\b")).first) \
+        .to_be_visible(timeout=20000)
+    expect(t.get_by_text(RATIONALE).first).to_be_visible(timeout=20000)
     expect(t.get_by_text(re.compile(rf"Version {version_before + 1}\b")).first).to_be_visible()
     ctx_t.close()
     ctx_p.close()
+
+
+def test_a_hold_from_a_new_dose_reaches_the_queue_and_needs_a_decision_and_rationale(browser, app_server):
+    """The dose goes through the dose service (as the dose form does), which re-runs the rules."""
+    from sqlmodel import col, select
+
+    from kapnotes import auth, plans
+    from kapnotes import doses as dose_service
+    from kapnotes.db import make_engine, session_scope
+    from kapnotes.models import DoseAdjustment, Patient, User
+    from kapnotes.timeutil import utcnow
+
+    engine = make_engine(app_server["db_url"])
+    try:
+        with session_scope(engine) as s:
+            prescriber = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
+            # a patient of hers not used by the test above, with an active plan (the rules run for it)
+            pid = next(i for i in s.exec(select(Patient.id).where(col(Patient.mrn).in_(
+                ["KAP-1005", "KAP-1006", "KAP-1007", "KAP-1008"])).order_by(Patient.mrn)).all()
+                if (plans.active_plan(s, i) is not None))
+            dose_service.add_dose(s, prescriber, pid, dose_service.DoseInput(
+                taken_at=utcnow() - timedelta(minutes=7), dose_mg=100, formulation="odt",
+                bp_systolic_pre=190, bp_diastolic_pre=115, notes=TOKEN))
+        with session_scope(engine) as s:
+            hold = s.exec(select(DoseAdjustment).where(DoseAdjustment.patient_id == pid)
+                          .order_by(col(DoseAdjustment.id).desc())).first()
+            number, sent_by = hold.id, hold.sent_by_id
+            assert (hold.action, hold.status, hold.urgent) == ("hold", "pending", True)
+    finally:
+        engine.dispose()
+    assert sent_by is None  # nobody forwarded it
+
+    ctx = browser.new_context()
+    p = ctx.new_page()
+    sign_in(p, app_server["url"], "mokafor")
+    expect(p.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
+    _nav(p, "Review queue")
+    expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
+    assert _pick(p, rf"^#{number} · Urgent") == number
+    item = _item(p, number)
+    expect(item.get_by_text("Urgent", exact=True).first).to_be_visible(timeout=20000)
+    expect(item.get_by_text("sent automatically by the rules engine", exact=False).first).to_be_visible()
+    # nothing preselected: recording without a choice is refused at the field
+    expect(item.get_by_role("radio", checked=True)).to_have_count(0)
+    item.get_by_role("button", name="Record decision").click()
+    wait_idle(p)
+    expect(item.get_by_text("Choose a decision: approve, modify or reject.")).to_be_visible(timeout=20000)
+    # a choice without a rationale is refused too
+    _choose(item, "Approve")
+    item.get_by_role("button", name="Record decision").click()
+    wait_idle(p)
+    expect(item.get_by_text("Give the rationale for approving.")).to_be_visible(timeout=20000)
+    item.get_by_role("textbox", name="Rationale (required for every decision)").fill(HOLD_RATIONALE)
+    item.get_by_role("button", name="Record decision").click()
+    wait_idle(p)
+    expect(p.get_by_text(f"Item #{number} approved.").first).to_be_visible(timeout=20000)
+    expect(_item(p, number)).to_have_count(0)
+    ctx.close()

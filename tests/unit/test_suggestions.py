@@ -59,6 +59,19 @@ def non_responder(session, clinic, pid):
     add_assessment(session, clinic, pid, "GAD-7", 2, total=14)
 
 
+def healthy(session, clinic, pid):
+    """A record on which no rule of 1–4 fires (old and new engine): weekly 150 mg doses with normal
+    BP, mild effects, recent GAD-7 and PHQ-9 (item 9 = 0). A change toward more drug then needs
+    no override when it stays on the protocol's steps and intervals."""
+    for i in range(8):
+        add_dose(session, clinic, pid, 7 * i + 1, nausea=0, dissociation=2, bp_systolic_pre=120, bp_diastolic_pre=78,
+                 bp_systolic_post=124, bp_diastolic_post=80)
+    add_assessment(session, clinic, pid, "GAD-7", 56, total=15)
+    add_assessment(session, clinic, pid, "GAD-7", 2, total=14)
+    add_assessment(session, clinic, pid, "PHQ-9", 56, items=[1, 1, 1, 1, 1, 1, 1, 1, 0])
+    add_assessment(session, clinic, pid, "PHQ-9", 2, items=[1, 1, 1, 1, 1, 1, 1, 1, 0])
+
+
 def count(session, model, *where) -> int:
     return session.exec(select(func.count()).select_from(model).where(*where)).one()
 
@@ -267,12 +280,13 @@ def test_queue_orders_hold_then_decrease_then_the_rest_then_age(session, clinic)
     add_dose(session, clinic, clinic.a1, 2, adverse_events="fainting")
     queue = suggestions.review_queue(session, clinic.paul)
     assert [i.adjustment.id for i in queue] == [hold_patient.id, decrease.id, older.id, newer.id]
-    assert queue[0].urgency_label == "HOLD" and queue[0].hold_flags == ["serious_adverse_event"]
+    assert queue[0].urgency_label == "Urgent · HOLD" and queue[0].hold_flags == ["serious_adverse_event"]
     assert [i.urgency for i in queue] == [0, 1, 2, 2]
     assert audit_actions(session)[-1] == "review_queue.read"
 
 
 def test_approve_creates_the_next_plan_version_naming_prescriber_and_item(session, clinic):
+    healthy(session, clinic, clinic.a1)
     row = suggestions.propose(session, clinic.tina, clinic.a1, dose_mg=200, reason="Partial effect only.")
     before = plans.current_plan(session, clinic.a1)
     decided = suggestions.decide(session, clinic.paul, row.id, "approve", "Tolerating well; go to 200 mg.",
@@ -309,7 +323,8 @@ def test_approving_an_item_that_leaves_a_value_out_keeps_the_plans_value(session
                          sent_by_id=clinic.tina.id)
     session.add(row)
     session.flush()
-    decided = suggestions.decide(session, clinic.paul, row.id, "approve", "", expected_version=row.version)
+    decided = suggestions.decide(session, clinic.paul, row.id, "approve", "As asked.", expected_version=row.version,
+                                 override=True, override_rationale="Seen in clinic today; well.")
     plan = plans.current_plan(session, clinic.a1)
     assert plan.version_number == before.version_number + 1 and decided.resulting_plan_id == plan.id
     assert (plan.dose_mg, plan.interval_days) == expected
@@ -317,6 +332,7 @@ def test_approving_an_item_that_leaves_a_value_out_keeps_the_plans_value(session
 
 
 def test_modify_and_reject_need_a_rationale(session, clinic):
+    healthy(session, clinic, clinic.a1)
     row = suggestions.propose(session, clinic.tina, clinic.a1, dose_mg=250, reason="Strong anxiety persists.")
     plans_before = count(session, TreatmentPlan)
     for kwargs, field in ((dict(decision="modify", rationale="", dose_mg=200), "rationale"),
@@ -343,8 +359,9 @@ def test_approving_a_hold_holds_the_plan_and_prescriber_can_end_it(session, clin
     non_responder(session, clinic, clinic.a1)
     add_dose(session, clinic, clinic.a1, 0, adverse_events="seizure")
     row = suggestions.run_for_patient(session, clinic.tina, clinic.a1)
-    assert row.action == "hold"
-    suggestions.send_to_prescriber(session, clinic.tina, row.id, row.version)
+    assert (row.action, row.status, row.urgent, row.sent_by_id) == ("hold", "pending", True, None)
+    with pytest.raises(ConflictError):  # already in the queue: nothing to send
+        suggestions.send_to_prescriber(session, clinic.tina, row.id, row.version)
     suggestions.decide(session, clinic.paul, row.id, "approve", "Hold until neurology review.")
     plan = plans.current_plan(session, clinic.a1)
     assert (plan.status, plan.dose_mg, plan.adjustment_id) == ("held", 150, row.id)
@@ -354,17 +371,23 @@ def test_approving_a_hold_holds_the_plan_and_prescriber_can_end_it(session, clin
         suggestions.set_plan_status(session, clinic.paul, clinic.a1, "active", "Resume.")
 
 
-def test_approving_a_suggestion_made_for_an_older_plan_is_a_conflict(session, clinic):
+def test_approving_an_item_made_for_an_older_plan_is_a_conflict(session, clinic):
     non_responder(session, clinic, clinic.a1)
     sugg = suggestions.run_for_patient(session, clinic.tina, clinic.a1)
     suggestions.send_to_prescriber(session, clinic.tina, sugg.id)
+    first = suggestions.propose(session, clinic.tina, clinic.a1, dose_mg=200, reason="More effect.")
     prop = suggestions.propose(session, clinic.tina, clinic.a1, interval_days=14, reason="Fewer doses.")
-    suggestions.decide(session, clinic.paul, prop.id, "approve", "")
-    assert plans.current_plan(session, clinic.a1).rationale == f"Approved proposal #{prop.id} (space_out)."
-    with pytest.raises(ConflictError):
-        suggestions.decide(session, clinic.paul, sugg.id, "approve")
-    suggestions.decide(session, clinic.paul, sugg.id, "modify", "Increase, keep 14 days.", dose_mg=200,
-                       interval_days=14)
+    suggestions.decide(session, clinic.paul, prop.id, "approve", "Fewer doses, fine.")
+    assert plans.current_plan(session, clinic.a1).rationale == "Fewer doses, fine."
+    with pytest.raises(ConflictError, match="The plan changed since this item was made"):
+        suggestions.decide(session, clinic.paul, first.id, "approve", "Yes.")
+    # the new plan version re-ran the rules: the sent engine suggestion was superseded
+    session.refresh(sugg)
+    assert sugg.status == "superseded"
+    with pytest.raises(ConflictError, match="superseded by a newer evaluation"):
+        suggestions.decide(session, clinic.paul, sugg.id, "approve", "Yes.")
+    suggestions.decide(session, clinic.paul, first.id, "modify", "Increase, keep 14 days.", dose_mg=200,
+                       interval_days=14, override=True, override_rationale="Two doses at 14 days suffice here.")
     plan = plans.current_plan(session, clinic.a1)
     assert (plan.dose_mg, plan.interval_days) == (200, 14)
 
@@ -391,6 +414,7 @@ def test_a_therapist_can_never_change_a_plan(session, clinic):
 
 def _pending_item(engine, clinic) -> tuple[int, int]:
     with session_scope(engine) as s:
+        healthy(s, clinic, clinic.a1)
         row = suggestions.propose(s, clinic.tina, clinic.a1, dose_mg=200, reason="More effect needed.")
         return row.id, row.version
 
