@@ -56,18 +56,9 @@ def button(at, label):
 
 
 def non_responder(engine, clinic, pid):
-    tz = get_settings().tz
-    today = datetime.now(timezone.utc).astimezone(tz).date()
+    """A record on which no safety rule fires and GAD-7 barely moves: the engine suggests an increase."""
+    healthy(engine, clinic, pid)
     with session_scope(engine) as s:
-        for i in range(8):
-            s.add(DoseEntry(patient_id=pid, taken_at=datetime.combine(today - timedelta(days=7 * i + 1), time(20), tz),
-                            dose_mg=150, formulation="odt", entered_by_id=clinic.tina.id))
-        from kapnotes.models import Assessment
-        for days, total, band in ((56, 15, "severe"), (2, 14, "moderate")):
-            s.add(Assessment(patient_id=pid, instrument="GAD-7", administered_on=today - timedelta(days=days),
-                             total=total, band=band, loinc_panel="69737-5", loinc_total="70274-6",
-                             entered_by_id=clinic.tina.id))
-        s.flush()
         return suggestions.run_for_patient(s, clinic.tina, pid).id
 
 
@@ -78,7 +69,7 @@ def test_therapist_sends_the_latest_suggestion(ui):
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "Increase: 200 mg every 7 days" in text
-    assert "GAD-7 15 → 14" in text and protocol.load_default().sha256[:12] in text
+    assert "GAD-7 15 on " in text and "→ 14 on " in text and protocol.load_default().sha256[:12] in text
     at.text_input(key="send_note").input("Client is keen; tolerating well.")
     button(at, "Send to prescriber").click()
     at.run()
@@ -241,16 +232,16 @@ def test_protocol_admin_shows_protocol_and_validates_a_clinic_file(ui, tmp_path)
     text = rendered_text(at)
     assert default.name in text and default.sha256 in text
     bad = tmp_path / "bad.toml"
-    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("window_days = 28", "window_days = 0"))
+    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("plan_window_days = 28", "plan_window_days = 0"))
     at.text_input[0].input(str(bad))
     button(at, "Use this protocol").click()
     at.run()
     text = rendered_text(at)
-    assert "Nothing was changed" in text and "Adherence.window days" in text.replace("**", "")
+    assert "Nothing was changed" in text and "Windows.plan window days" in text.replace("**", "")
     with Session(engine) as s:
         assert protocol.in_force(s).sha256 == default.sha256
     good = tmp_path / "clinic.toml"
-    good.write_text(protocol.DEFAULT_PATH.read_text().replace('name = "KAPNotes default protocol 2026-11"',
+    good.write_text(protocol.DEFAULT_PATH.read_text().replace('name = "KAPNotes default protocol, version 2"',
                                                              'name = "Clinic protocol v2"'))
     at.text_input[0].input(str(good))
     button(at, "Use this protocol").click()

@@ -24,6 +24,9 @@ def rendered_text(at) -> str:
     def walk(node) -> None:
         children = getattr(node, "children", None)
         if children:
+            label = getattr(node, "label", None)  # an expander's or tab's own label is on screen too
+            if isinstance(label, str) and label:
+                parts.append(label)
             for key in sorted(children):
                 walk(children[key])
             return
