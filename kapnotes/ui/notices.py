@@ -84,9 +84,13 @@ def _therapist(actor: Actor) -> None:
     with db() as session:
         count = notify.decisions_count(session, actor)
     outcome = st.session_state.pop(SEEN_OUTCOME_KEY, None)
+    if outcome is not None:
+        with st.sidebar:
+            if outcome[0] == "ok":
+                st.caption(outcome[1])
+            else:
+                show_error(outcome[1])
     if count == 0:
-        if outcome is not None:
-            st.sidebar.caption(outcome)
         return
     with db() as session:
         decisions = notify.decisions_since_last_visit(session, actor)
@@ -105,12 +109,15 @@ def _therapist(actor: Actor) -> None:
         if count > len(decisions):
             st.caption(f"Showing the {len(decisions)} newest of {count}.")
         newest = max(d.decided_at for d in decisions) if decisions else None
-        if st.button("Mark as seen", key="decisions_mark_seen"):
-            try:
-                with db() as session:
-                    notify.mark_decisions_seen(session, actor, newest)
-            except KapError as exc:
-                show_error(exc)
-            else:
-                st.session_state[SEEN_OUTCOME_KEY] = "Decisions marked as seen."
-                st.rerun()
+        st.button("Mark as seen", key="decisions_mark_seen", on_click=_mark_seen, args=(actor, newest))
+
+
+def _mark_seen(actor: Actor, newest) -> None:
+    """A callback, so it runs before the next script run, whichever page it renders."""
+    try:
+        with db() as session:
+            notify.mark_decisions_seen(session, actor, newest)
+    except KapError as exc:
+        st.session_state[SEEN_OUTCOME_KEY] = ("error", exc)
+    else:
+        st.session_state[SEEN_OUTCOME_KEY] = ("ok", "Decisions marked as seen.")
