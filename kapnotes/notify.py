@@ -242,8 +242,9 @@ def _urgent_waiting(session: Session, user_id: int) -> int:
 
 def message_text(count: int) -> str:
     """The whole body: a count and where to look. No patient, dose, flag or link to a record."""
-    items = "1 urgent item is" if count == 1 else f"{count} urgent items are"
-    return f"{items} waiting in KAPNotes. Sign in to review them.\n"
+    if count == 1:
+        return "1 urgent item is waiting in KAPNotes. Sign in to review it.\n"
+    return f"{count} urgent items are waiting in KAPNotes. Sign in to review them.\n"
 
 
 def _messages(session: Session, patient_ids, smtp: SmtpSettings) -> list[tuple[int, EmailMessage]]:

@@ -106,7 +106,7 @@ def test_one_message_after_commit_to_the_team_prescriber_without_patient_data(en
     text = smtp.texts()[0]
     assert "Subject: KAPNotes: urgent items waiting" in text
     assert "2 urgent items are waiting in KAPNotes. Sign in to review them." in text
-    for marker in PATIENT_MARKERS + ("hold", "mg", "Paul Park"):
+    for marker in PATIENT_MARKERS + ("hold", " mg", "Paul Park"):
         assert marker.lower() not in text.lower(), marker
 
 
@@ -226,7 +226,7 @@ def test_a_send_failure_is_logged_without_patient_data_and_the_commit_stands(eng
 
 
 def test_message_text_counts():
-    assert notify.message_text(1) == "1 urgent item is waiting in KAPNotes. Sign in to review them.\n"
+    assert notify.message_text(1) == "1 urgent item is waiting in KAPNotes. Sign in to review it.\n"
     assert notify.message_text(3) == "3 urgent items are waiting in KAPNotes. Sign in to review them.\n"
 
 
@@ -251,8 +251,11 @@ def test_integration_bp_190_115_dose_emails_the_prescriber_once(engine, emails, 
     assert smtp.envelopes[0].rcpt_tos == ["paul@clinic.example"]
     text = smtp.texts()[0]
     assert "1 urgent item is waiting in KAPNotes." in text
-    for marker in PATIENT_MARKERS + ("190", "115", "150"):
+    for marker in PATIENT_MARKERS + ("hold", " mg", "blood"):
         assert marker.lower() not in text.lower(), marker
+    body = text.split("\n\n", 1)[1]  # (the Message-ID and Date headers are digits that may contain anything)
+    for marker in ("190", "115", "150"):
+        assert marker not in body, marker
 
 
 # --- the prescriber's count -----------------------------------------------------------------------
