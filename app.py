@@ -1,7 +1,8 @@
-"""KAPNotes entry point: page config, the sign-in gate and navigation by role."""
+"""KAPNotes entry point: page config, the sign-in gate, navigation by role and the sidebar notices."""
 
 import streamlit as st
 
+from kapnotes.ui import notices
 from kapnotes.ui.session import current_actor, sign_in_form
 
 st.set_page_config(page_title="KAPNotes", page_icon=":material/clinical_notes:", layout="wide")
@@ -37,4 +38,6 @@ actor = current_actor()
 if actor is None:
     st.navigation([st.Page(sign_in_form, title="Sign in", icon=":material/login:")], position="hidden").run()
 else:
-    st.navigation(_navigation(actor.role)).run()
+    page = st.navigation(_navigation(actor.role))
+    notices.sidebar(actor)  # urgent items (prescriber), new decisions (therapist): on every page
+    page.run()

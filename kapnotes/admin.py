@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, func, select
@@ -23,6 +24,7 @@ class UserRow:
     is_active: bool
     locked: bool
     last_login_at: object
+    email: str | None = None
 
 
 PAGE_SIZE = 50  # rows an admin list shows at once; a search narrows it (keeps the pages flat in size)
@@ -49,7 +51,7 @@ def list_users(session: Session, actor: Actor, search: str = "", limit: int | No
     users = session.exec(q.limit(limit) if limit else q).all()
     return [
         UserRow(u.id, u.username, u.full_name, u.credentials, u.role, u.is_active,
-                bool(u.locked_until and u.locked_until > now), u.last_login_at)
+                bool(u.locked_until and u.locked_until > now), u.last_login_at, u.email)
         for u in users
     ]
 
@@ -70,6 +72,40 @@ def set_active(session: Session, actor: Actor, user_id: int, active: bool) -> No
     user.is_active = active
     session.add(user)
     audit.record(session, actor, "user.activate" if active else "user.deactivate", "user", user_id)
+
+
+# one address: something@domain.tld, no spaces, commas or angle brackets (a shape check, not delivery)
+EMAIL_RE = re.compile(r"^[^@\s<>,;\"()\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def validate_email(address: str | None) -> str | None:
+    """An optional e-mail address: blank means none; otherwise one plausible address."""
+    address = (address or "").strip()
+    if not address:
+        return None
+    if len(address) > 254 or not EMAIL_RE.match(address):
+        raise ValidationError({"email": f"{address!r} is not an e-mail address such as name@clinic.example."})
+    return address
+
+
+def set_email(session: Session, actor: Actor | None, user_id: int, address: str | None) -> str | None:
+    """Set or clear where a user's urgent-item notices go. ``actor`` None: the operator's CLI.
+
+    The audit records that it changed (set or cleared), not the address.
+    """
+    if actor is not None:
+        require_role(actor, Role.admin)
+    address = validate_email(address)
+    user = session.get(User, user_id)
+    if user is None:
+        raise ValidationError({"user": "No such user."})
+    if user.email == address:
+        return address
+    user.email = address
+    session.add(user)
+    audit.record(session, actor, "user.email", "user", user_id, detail="set" if address else "cleared")
+    return address
 
 
 def unlock(session: Session, actor: Actor, user_id: int) -> None:

@@ -40,6 +40,53 @@ def _timezone_env(name: str, default: str) -> str:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """Where urgent-item notices go out: the clinic's own mail server (``KAPNOTES_SMTP_URL``)."""
+
+    host: str
+    port: int
+    tls: bool  # smtps:// (TLS from the first byte); smtp:// uses STARTTLS when the server offers it
+    username: str | None
+    password: str | None
+    sender: str
+
+    def __repr__(self) -> str:  # never print the password (logs, tracebacks)
+        return f"SmtpSettings(host={self.host!r}, port={self.port}, tls={self.tls}, sender={self.sender!r})"
+
+
+DEFAULT_SMTP_FROM = "kapnotes@localhost"
+
+
+def _smtp_env(url_name: str, from_name: str) -> SmtpSettings | None:
+    """``smtp://[user:pass@]host[:port]`` or ``smtps://...``; unset or empty: no e-mail at all."""
+    from urllib.parse import unquote, urlsplit
+
+    raw = os.environ.get(url_name, "").strip()
+    if not raw:
+        return None
+    problem = f"{url_name} must look like smtp://[user:password@]host:port or smtps://..."
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(problem) from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(problem)
+    tls = parts.scheme == "smtps"
+    sender = os.environ.get(from_name, "").strip() or DEFAULT_SMTP_FROM
+    if "@" not in sender or any(c in sender for c in " \r\n<>,;"):
+        raise ConfigError(f"{from_name} must be one e-mail address such as kapnotes@clinic.example, got {sender!r}")
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port or (465 if tls else 25),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        sender=sender,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     clinic_name: str
@@ -50,6 +97,7 @@ class Settings:
     min_password_length: int
     protocol_path: str | None
     fast_password_hashing: bool
+    smtp: SmtpSettings | None = None  # None: urgent-item e-mail is off (nothing is sent or attempted)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -69,4 +117,5 @@ def get_settings() -> Settings:
         protocol_path=os.environ.get("KAPNOTES_PROTOCOL") or None,
         # Test suites hash hundreds of passwords; production never sets this.
         fast_password_hashing=os.environ.get("KAPNOTES_FAST_HASH") == "1",
+        smtp=_smtp_env("KAPNOTES_SMTP_URL", "KAPNOTES_SMTP_FROM"),
     )

@@ -1,4 +1,4 @@
-"""Administration: user accounts (create, deactivate, unlock)."""
+"""Administration: user accounts (create, deactivate, unlock, the e-mail address for urgent-item notices)."""
 
 import pandas as pd
 import streamlit as st
@@ -21,6 +21,7 @@ st.dataframe(
     pd.DataFrame(
         [
             {"Username": u.username, "Name": u.full_name, "Credentials": u.credentials, "Role": u.role,
+             "E-mail": u.email or "",
              "Active": u.is_active, "Locked": u.locked, "Last sign-in": fmt_local(u.last_login_at, tz)}
             for u in users
         ]
@@ -37,12 +38,16 @@ with st.expander("Create a user"):
         full_name = st.text_input("Full name")
         credentials = st.text_input("Credentials", help="e.g. LMFT, PsyD, MD, NP")
         role = st.selectbox("Role", ["therapist", "prescriber", "admin"])
+        email = st.text_input("E-mail (optional)", key="create_email",
+                              help="Prescribers get a notice here when urgent items wait (never patient details).")
         password = st.text_input("Initial password", type="password",
                                  help=f"At least {get_settings().min_password_length} characters.")
         if st.form_submit_button("Create user", type="primary"):
             try:
                 with db() as session:
-                    auth.create_user(session, actor, username, role, full_name, password, credentials)
+                    admin.validate_email(email)
+                    user = auth.create_user(session, actor, username, role, full_name, password, credentials)
+                    admin.set_email(session, actor, user.id, email)
                 st.toast(f"Created {username}")
                 st.rerun()
             except KapError as exc:
@@ -64,3 +69,14 @@ if choice is not None:
             st.rerun()
     except KapError as exc:
         show_error(exc)
+    with st.form(f"email_{choice.id}"):
+        new_email = st.text_input("E-mail for urgent-item notices", value=choice.email or "", key=f"email_{choice.id}_in",
+                                  help="Leave empty for none. Notices carry a count only, never patient details.")
+        if st.form_submit_button("Save e-mail"):
+            try:
+                with db() as session:
+                    admin.set_email(session, actor, choice.id, new_email)
+                st.toast("E-mail saved" if new_email.strip() else "E-mail removed")
+                st.rerun()
+            except KapError as exc:
+                show_error(exc)

@@ -25,6 +25,8 @@ def register(sub) -> None:
     p.add_argument("--role", required=True, choices=[r.value for r in Role])
     p.add_argument("--full-name", required=True)
     p.add_argument("--credentials", default="", help="e.g. LMFT, PsyD, MD, NP")
+    p.add_argument("--email", default=None, metavar="ADDRESS",
+                   help="where urgent-item notices go (prescribers; optional; they never carry patient information)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.set_defaults(func=cmd_create_user)
 
@@ -106,10 +108,15 @@ def _read_password(args) -> str:
 
 
 def cmd_create_user(args) -> int:
+    from kapnotes import admin
+
+    admin.validate_email(args.email)  # a typo is refused before the password prompt
     engine = ready_engine()
     password = _read_password(args)
     with session_scope(engine) as session:
         user = auth.create_user(session, None, args.username, args.role, args.full_name, password, args.credentials)
+        if args.email is not None:
+            admin.set_email(session, None, user.id, args.email)
         print(f"created {user.role} {user.username}")
     return 0
 

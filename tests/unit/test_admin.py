@@ -39,6 +39,7 @@ def test_clinicians_cannot_administer(session, clinic, who):
         lambda: admin.user_options(session, actor),
         lambda: admin.count_users(session, actor),
         lambda: admin.count_teams(session, actor),
+        lambda: admin.set_email(session, actor, clinic.theo.id, "theo@clinic.example"),
     ):
         with pytest.raises(PermissionDenied):
             call()
@@ -187,3 +188,25 @@ def test_admin_registers_patient_and_sees_no_clinical_list(session, clinic):
     assert "C-1" in [r.mrn for r in admin.patient_directory(session, clinic.ada)]
     with pytest.raises(PermissionDenied):
         patients.list_patients(session, clinic.ada)
+
+
+def test_set_email_validates_audits_and_clears(session, clinic):
+    from kapnotes.models import User
+
+    assert admin.set_email(session, clinic.ada, clinic.paul.id, "  paul.park+kap@clinic.example ") == \
+        "paul.park+kap@clinic.example"
+    assert session.get(User, clinic.paul.id).email == "paul.park+kap@clinic.example"
+    ev = _last(session, "user.email")
+    assert (ev.actor_id, ev.record_id, ev.detail) == (clinic.ada.id, str(clinic.paul.id), "set")
+    assert "paul" not in ev.detail  # the audit says that it changed, not the address
+    assert {u.username: u.email for u in admin.list_users(session, clinic.ada)}["paul"] == "paul.park+kap@clinic.example"
+    for bad in ("paul", "paul@", "paul@clinic", "paul park@clinic.example", "a@b.c, d@e.f", "<p@clinic.example>",
+                "p@clinic..example", "x" * 250 + "@clinic.example"):
+        with pytest.raises(ValidationError, match="not an e-mail address"):
+            admin.set_email(session, clinic.ada, clinic.paul.id, bad)
+    assert session.get(User, clinic.paul.id).email == "paul.park+kap@clinic.example"  # unchanged by refusals
+    assert admin.set_email(session, clinic.ada, clinic.paul.id, "  ") is None
+    assert session.get(User, clinic.paul.id).email is None
+    assert _last(session, "user.email").detail == "cleared"
+    with pytest.raises(ValidationError, match="No such user"):
+        admin.set_email(session, clinic.ada, 987654, "x@clinic.example")

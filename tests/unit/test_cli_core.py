@@ -130,6 +130,24 @@ def test_create_user_bad_role_and_duplicate(db_url, engine, run_cli):
     assert counts(engine)["User"] == 3
 
 
+def test_create_user_with_email(db_url, engine, run_cli):
+    status, out, err = run_cli(db_url, "create-user", "pete", "--role", "prescriber", "--full-name", "Pete Price",
+                               "--email", "pete@clinic.example", "--password-stdin", stdin=GOOD_PASSWORD + "\n")
+    assert status == 0, err
+    with Session(engine) as s:
+        assert s.exec(select(User.email).where(User.username == "pete")).one() == "pete@clinic.example"
+        ev = s.exec(select(AuditEvent).where(AuditEvent.action == "user.email")).one()
+        assert (ev.actor_username, ev.detail) == ("system", "set")
+
+
+def test_create_user_with_a_bad_email_writes_nothing(db_url, engine, run_cli):
+    status, out, err = run_cli(db_url, "create-user", "pete", "--role", "prescriber", "--full-name", "Pete Price",
+                               "--email", "pete at clinic", "--password-stdin", stdin=GOOD_PASSWORD + "\n")
+    assert status == 1 and out == ""
+    assert "not an e-mail address" in err
+    assert counts(engine)["User"] == 0
+
+
 def test_create_user_interactive_passwords_must_match(db_url, engine):
     # without a terminal getpass falls back to reading standard input
     r = kap(db_url, "create-user", "mia", "--role", "therapist", "--full-name", "Mia",
@@ -252,6 +270,9 @@ def test_seed_demo_without_if_empty_refuses_a_used_database(db_url, engine):
         ("KAPNOTES_LOCKOUT_MINUTES", "1.5", "KAPNOTES_LOCKOUT_MINUTES must be a whole number"),
         ("KAPNOTES_MIN_PASSWORD_LENGTH", "8", "KAPNOTES_MIN_PASSWORD_LENGTH must be at least 12, got 8"),
         ("KAPNOTES_TIMEZONE", "Mars/Olympus", "KAPNOTES_TIMEZONE must be a time zone name"),
+        ("KAPNOTES_SMTP_URL", "mail.clinic.example", "KAPNOTES_SMTP_URL must look like smtp://"),
+        ("KAPNOTES_SMTP_URL", "http://mail.clinic.example", "KAPNOTES_SMTP_URL must look like smtp://"),
+        ("KAPNOTES_SMTP_URL", "smtp://mail.clinic.example:port", "KAPNOTES_SMTP_URL must look like smtp://"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(monkeypatch, run_cli, tmp_path, var, value, message):
@@ -281,6 +302,29 @@ def test_settings_defaults_and_overrides(monkeypatch):
     monkeypatch.setenv("KAPNOTES_CLINIC_NAME", "Harbor KAP")
     s = get_settings()
     assert (str(s.tz), s.idle_timeout_minutes, s.clinic_name) == ("Europe/Berlin", 30, "Harbor KAP")
+
+
+def test_smtp_settings(monkeypatch):
+    from kapnotes.config import ConfigError, get_settings
+
+    monkeypatch.delenv("KAPNOTES_SMTP_URL", raising=False)
+    monkeypatch.delenv("KAPNOTES_SMTP_FROM", raising=False)
+    assert get_settings().smtp is None  # unset: e-mail is off
+    monkeypatch.setenv("KAPNOTES_SMTP_URL", "  ")
+    assert get_settings().smtp is None
+    monkeypatch.setenv("KAPNOTES_SMTP_URL", "smtp://mail.clinic.example:2525")
+    s = get_settings().smtp
+    assert (s.host, s.port, s.tls, s.username, s.password, s.sender) == (
+        "mail.clinic.example", 2525, False, None, None, "kapnotes@localhost")
+    monkeypatch.setenv("KAPNOTES_SMTP_URL", "smtps://kap%40clinic.example:p%3Ass@mail.clinic.example")
+    monkeypatch.setenv("KAPNOTES_SMTP_FROM", "kapnotes@clinic.example")
+    s = get_settings().smtp
+    assert (s.host, s.port, s.tls, s.username, s.password, s.sender) == (
+        "mail.clinic.example", 465, True, "kap@clinic.example", "p:ss", "kapnotes@clinic.example")
+    assert "p:ss" not in repr(get_settings())  # the password never reaches a log line or traceback
+    monkeypatch.setenv("KAPNOTES_SMTP_FROM", "KAPNotes <kapnotes@clinic.example>")
+    with pytest.raises(ConfigError, match="KAPNOTES_SMTP_FROM must be one e-mail address"):
+        get_settings()
 
 
 def test_unreachable_database_is_a_plain_error(run_cli):
