@@ -10,14 +10,25 @@ per prescriber), so a demo clinician's caseload is the same in a clinic of 20 an
 Same ``seed`` (and ``today``) → same clinic: each patient draws from its own random
 generator seeded with (seed, patient number), so patient N is the same whatever the
 clinic size. KAP-1001 is the heaviest patient: daily home doses plus an in-session dose
-every 15 days (≈1,100 dose entries, ≈150 signed notes and 80 assessments over 3 years).
+every 15 days (≈1,100 dose entries, ≈150 signed notes and ≈120 assessments over 3 years).
 
-Everything is written in bulk (Core ``executemany``) in ONE transaction with explicit ids:
-2,000 patients × 3 years take about a minute on SQLite. One Argon2id hash of the demo
-password is reused for every account. The audit events of the history (who created which
-dose, assessment, note, plan version, decision) are back-dated to when it happened and
-hash-chained onto the existing chain exactly as ``kapnotes.audit`` does, so
-``python -m kapnotes verify-audit`` passes.
+The records tell the truth: each history is replayed day by day, and on review days
+(weekly in the demo; monthly, then quarterly, for synthetic patients) the real engine runs
+on the record up to that day (``suggestions.run_for_patient``); the care team acts through
+the real services (send, propose, decide, hold, resume), so every stored suggestion is what
+the engine says about the data before it, and every plan version follows from a decision.
+The demo's stories come from the data: KAP-1003 answers PHQ-9 item 9 (a hold waiting for
+the prescriber), KAP-1005's last doses read 182/112 (a hold), non-responders (KAP-1004,
+KAP-1008) are titrated up on approved increases, responders reach remission and are spaced
+out; KAP-1002 and KAP-1007's therapist proposes a longer interval and is declined.
+
+Doses, scores, notes and addenda are written in bulk (Core ``executemany``) with explicit
+ids, all in ONE transaction with the services' rows; while replaying, the services' clock
+reads the historical moment (``_Clock``). 2,000 patients × 3 years take a few minutes on
+SQLite; the 8-patient demo about a second. One Argon2id hash of the demo password is reused
+for every account. The audit events of the bulk rows are back-dated to when they happened
+and hash-chained onto the chain (after the services' own events) exactly as
+``kapnotes.audit`` does, so ``python -m kapnotes verify-audit`` passes.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from kapnotes import audit, auth, plans, suggestions, timeutil
@@ -326,7 +337,7 @@ class _Clock:
         self.now = moment
         return self
 
-    def __enter__(self) -> "_Clock":
+    def __enter__(self) -> "_Clock":  # ``with clock.at(moment): service(...)`` reads as it runs
         return self
 
     def __exit__(self, *exc) -> None:
@@ -379,11 +390,9 @@ def _patient_history(ctx: _Ctx, index: int) -> None:
     """Replay one patient's treatment from intake to today (or discharge)."""
     p = _new_patient(ctx, index)
     p.plan = _initial_plan(ctx, p)
-    for day_no in range(0, (p.end - p.start).days + 1):
+    for day_no in range((p.end - p.start).days):
         day = p.start + timedelta(days=day_no)
-        if day >= p.end:
-            break
-        if day_no and day_no % 14 == 0 or day_no == 1:
+        if day_no == 1 or (day_no and day_no % 14 == 0):  # intake scores, then fortnightly
             _scores_of_day(ctx, p, day)
         _story_scores(ctx, p, day)
         _dose_of_day(ctx, p, day)

@@ -274,3 +274,18 @@ def test_demo_stories_follow_from_the_engine_and_real_decisions(engine):
             assert adj is not None and adj.resulting_plan_id == plan.id and adj.status in ("approved", "modified")
         # rows carry the historical moments, not the time the seed ran
         assert max(a.created_at for a in s.exec(select(DoseAdjustment)).all()).date() <= TODAY
+
+
+def test_the_replay_clock_is_removed_after_seeding(tmp_path, sqlite_template):
+    """The services read a historical "now" only while the seed replays; afterwards, the real one."""
+    import kapnotes.plans
+    import kapnotes.suggestions
+    from kapnotes import timeutil
+
+    eng = _fresh_sqlite(tmp_path, sqlite_template, "clock.db")
+    seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
+    assert kapnotes.suggestions.utcnow is timeutil.utcnow and kapnotes.plans.utcnow is timeutil.utcnow
+    with pytest.raises(Exception):  # a failed seed (non-empty database) restores it too
+        seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
+    assert kapnotes.suggestions.utcnow is timeutil.utcnow and audit.utcnow is timeutil.utcnow
+    eng.dispose()
