@@ -24,10 +24,11 @@ from datetime import date, datetime, time, timedelta
 from sqlmodel import Session, col, func, select
 
 from kapnotes import audit
+from kapnotes import protocol as protocol_mod
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
-from kapnotes.errors import NotFound, PermissionDenied, ValidationError
+from kapnotes.errors import KapError, NotFound, PermissionDenied, ValidationError
 from kapnotes.models import (
     Addendum,
     AdjustmentStatus,
@@ -44,6 +45,7 @@ from kapnotes.notehash import content_hash
 from kapnotes.patients import care_team
 from kapnotes.pdf import BUILD_LOCK
 from kapnotes.pdf.model import (
+    ACTIVE_SAFETY_CODES,
     AddendumRow,
     AdjustmentRow,
     DocMeta,
@@ -51,8 +53,11 @@ from kapnotes.pdf.model import (
     NoteData,
     PatientInfo,
     PlanRow,
+    SafetyData,
+    SafetyItem,
     ScoreRow,
     SummaryData,
+    safety_words,
 )
 from kapnotes.timeutil import fmt_local, to_local, utcnow
 
@@ -253,6 +258,162 @@ def _dose_interval(dose: float | None, interval: int | None) -> str:
     return " ".join(parts) or "—"
 
 
+# --- the safety section: a handful of rows, whatever the length of the record ---------------
+
+URGENT_ACTIONS = ("hold", "decrease", "review")
+_ACTION_WORDS = {"hold": "Hold", "decrease": "Decrease", "review": "Review", "increase": "Increase",
+                 "space_out": "Space out", "continue": "Continue", "insufficient_data": "Insufficient data",
+                 "change": "Change", "shorten_interval": "Shorter interval"}
+
+
+def _protocol(session: Session):
+    try:
+        return protocol_mod.in_force(session)
+    except KapError:  # a broken clinic file: the summary still prints, against the defaults
+        return protocol_mod.load_default()
+
+
+def _meets(s: int | None, d: int | None, at_s: int, at_d: int) -> bool:
+    return (s is not None and s >= at_s) or (d is not None and d >= at_d)
+
+
+def bp_alerts(doses, proto) -> dict[int, str]:
+    """Doses with a reading at or above the protocol's decrease (or hold) threshold, in words."""
+    out: dict[int, str] = {}
+    for d in doses:
+        parts = []
+        for when, s, di in (("before", d.bp_systolic_pre, d.bp_diastolic_pre),
+                            ("after", d.bp_systolic_post, d.bp_diastolic_post)):
+            if _meets(s, di, proto.hold_systolic, proto.hold_diastolic):
+                parts.append(f"BP {_bp(s, di)} {when} the dose (hold level)")
+            elif _meets(s, di, proto.decrease_systolic, proto.decrease_diastolic):
+                parts.append(f"BP {_bp(s, di)} {when} the dose")
+        if parts:
+            out[d.id] = "; ".join(parts)
+    return out
+
+
+def _status_words(a: DoseAdjustment, names: dict[int, str], tz) -> str:
+    who = names.get(a.decided_by_id, "") if a.decided_by_id else ""
+    when = fmt_local(a.decided_at, tz, with_time=False) if a.decided_at else ""
+    if a.status in (AdjustmentStatus.approved, AdjustmentStatus.modified, AdjustmentStatus.rejected):
+        text = f"{a.status} by {who}, {when}"
+        return text + (f": {a.decision_rationale}" if a.decision_rationale else "")
+    return {"pending": "waiting for the prescriber", "open": "not yet sent to the prescriber",
+            "superseded": "replaced by a newer evaluation", "withdrawn": "withdrawn"}.get(a.status, str(a.status))
+
+
+def _reasons(a: DoseAdjustment) -> str:
+    return " ".join(t for t in (_reason_text(r) for r in (a.reasons or [])) if t)
+
+
+def _engine_holds(rows: list[DoseAdjustment], names, tz) -> list[SafetyItem]:
+    """Engine holds in the period; a run of re-evaluations with the same flags is one line."""
+    groups: list[list[DoseAdjustment]] = []
+    for a in rows:
+        if groups and list(groups[-1][-1].flags or []) == list(a.flags or []) \
+                and groups[-1][-1].status == AdjustmentStatus.superseded:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    out = []
+    for g in groups:
+        first, last = g[0], g[-1]
+        when = fmt_local(first.created_at, tz, with_time=False)
+        if len(g) > 1:
+            when += f" to {fmt_local(last.created_at, tz, with_time=False)}"
+        hold_codes = [f for f in (last.flags or []) if f in ACTIVE_SAFETY_CODES] or list(last.flags or [])
+        out.append(SafetyItem(when, "Engine hold: " + "; ".join(safety_words(f) for f in hold_codes),
+                              _reasons(last), _status_words(last, names, tz)))
+    return out
+
+
+def _held_plan_versions(plans, start: datetime, end: datetime, names, tz) -> list[SafetyItem]:
+    out = []
+    for i, p in enumerate(plans):
+        nxt = plans[i + 1].effective_from if i + 1 < len(plans) else None
+        in_period = p.effective_from < end and (nxt is None or nxt > start)
+        if p.status == "held" and in_period:
+            out.append(SafetyItem(fmt_local(p.effective_from, tz, with_time=False),
+                                  f"Plan version {p.version_number} held", p.rationale or "",
+                                  names.get(p.approved_by_id, "")))
+    return out
+
+
+def _override_item(a: DoseAdjustment, names, tz) -> SafetyItem:
+    rules = "; ".join(safety_words(r) for r in (a.override_rules or [])) or "a safety rule"
+    change = _dose_interval(a.decided_dose_mg, a.decided_interval_days)
+    what = f"{_ACTION_WORDS.get(a.action, a.action)} to {change}, overriding: {rules}"
+    return SafetyItem(fmt_local(a.decided_at, tz), what, f"Override rationale: {a.override_rationale}",
+                      names.get(a.decided_by_id, "—"))
+
+
+def _active_flags(session: Session, patient_id: int, live: list[DoseAdjustment]) -> list[str]:
+    """The flags the app shows on every page, plus those of the engine's live suggestions
+    (overuse, dose above plan), each with the engine's own sentence when it has one."""
+    from kapnotes.patients import safety_flags
+
+    codes = list(safety_flags(session, [patient_id]).get(patient_id, []))
+    texts: dict[str, str] = {}
+    for a in live:  # newest first
+        codes += [f for f in (a.flags or []) if f in ACTIVE_SAFETY_CODES]
+        for r in a.reasons or []:
+            if isinstance(r, dict) and r.get("code"):
+                texts.setdefault(r["code"], str(r.get("text") or ""))
+    ordered = [c for c in ACTIVE_SAFETY_CODES if c in codes]
+    return [safety_words(c) + (f": {texts[c]}" if texts.get(c) else "") for c in ordered]
+
+
+def gather_safety(session: Session, patient_id: int, plans, start: datetime, end: datetime, tz) -> SafetyData:
+    """Active flags today, holds and safety overrides in the period, urgent items still waiting.
+
+    Reads a handful of rows (one query for the adjustments it needs), never the dose log."""
+    adj = session.exec(
+        select(DoseAdjustment).where(
+            DoseAdjustment.patient_id == patient_id,
+            ((DoseAdjustment.kind == "suggestion") & (DoseAdjustment.action == "hold")
+             & (DoseAdjustment.created_at >= start) & (DoseAdjustment.created_at < end))
+            | (col(DoseAdjustment.override_rationale).is_not(None) & (DoseAdjustment.decided_at >= start)
+               & (DoseAdjustment.decided_at < end))
+            | ((DoseAdjustment.status == AdjustmentStatus.pending)
+               & (col(DoseAdjustment.urgent).is_(True) | col(DoseAdjustment.action).in_(URGENT_ACTIONS))))
+        .order_by(DoseAdjustment.id)
+    ).all()
+    live = session.exec(
+        select(DoseAdjustment).where(DoseAdjustment.patient_id == patient_id, DoseAdjustment.kind == "suggestion",
+                                     col(DoseAdjustment.status).in_((AdjustmentStatus.open, AdjustmentStatus.pending)))
+        .order_by(col(DoseAdjustment.id).desc()).limit(5)
+    ).all()
+    names = _names(session, {a.decided_by_id for a in adj} | {p.approved_by_id for p in plans})
+    in_period = lambda t: t is not None and start <= t < end  # noqa: E731
+    holds = _engine_holds([a for a in adj if a.kind == "suggestion" and a.action == "hold"
+                           and in_period(a.created_at)], names, tz)
+    holds += _held_plan_versions(list(plans), start, end, names, tz)
+    overrides = [_override_item(a, names, tz) for a in adj
+                 if a.override_rationale and in_period(a.decided_at)]
+    waiting = [SafetyItem(fmt_local(a.created_at, tz, with_time=False),
+                          f"{_ACTION_WORDS.get(a.action, a.action)}: "
+                          f"{_dose_interval(a.proposed_dose_mg, a.proposed_interval_days)}",
+                          _reasons(a), "waiting for the prescriber")
+               for a in adj if a.status == AdjustmentStatus.pending
+               and (a.urgent or a.action in URGENT_ACTIONS)]
+    today = to_local(utcnow(), tz).date()
+    return SafetyData(as_of=today.isoformat(), active=_active_flags(session, patient_id, list(live)),
+                      holds=sorted(holds, key=lambda h: h.when), overrides=overrides, waiting=waiting)
+
+
+def _plan_overrides(session: Session, plans) -> dict[int, str]:
+    """{adjustment id: the override in words} for the decisions that produced plan versions."""
+    ids = [p.adjustment_id for p in plans if p.adjustment_id]
+    if not ids:
+        return {}
+    rows = session.exec(select(DoseAdjustment.id, DoseAdjustment.override_rules, DoseAdjustment.override_rationale)
+                        .where(col(DoseAdjustment.id).in_(ids), col(DoseAdjustment.override_rationale).is_not(None))
+                        ).all()
+    return {i: ("Safety override (" + "; ".join(safety_words(r) for r in (rules or [])) + f"): {why}")
+            for i, rules, why in rows}
+
+
 def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
                    date_to: date | None = None, *, include_drafts: bool = False, generated_at: datetime | None = None,
                    as_operator: bool = False) -> SummaryData:
@@ -303,6 +464,10 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
     notes = session.exec(note_q.order_by(SessionNote.session_date, SessionNote.start_time, SessionNote.id)).all()
 
     names = _names(session, {p.approved_by_id for p in plans} | {a.decided_by_id for a in adjustments})
+    newest = session.exec(select(func.max(TreatmentPlan.version_number))
+                          .where(TreatmentPlan.patient_id == patient_id)).one() or 0
+    overrides = _plan_overrides(session, plans)
+    proto = _protocol(session)
     plan_rows = [
         PlanRow(
             version=p.version_number, effective_from=p.effective_from,
@@ -310,6 +475,7 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
             formulation=p.formulation, interval_days=p.interval_days, administration=p.administration,
             minutes_in_mouth=p.minutes_in_mouth, status=p.status, approved_by=names.get(p.approved_by_id, "—"),
             approved_at=fmt_local(p.created_at, tz), rationale=p.rationale or "",
+            superseded=p.version_number < newest, override=overrides.get(p.adjustment_id, ""),
         )
         for p in plans
     ]
@@ -334,7 +500,10 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
         care_team=[f"{name} ({role})" for name, role in care_team(session, patient.care_team_id)],
         plans=plan_rows, scores=[_score_row(a) for a in scores], baseline=baseline,
         doses=[_dose_row(d, tz) for d in doses], adjustments=adj_rows, notes=_note_rows(session, list(notes), tz),
-        include_drafts=include_drafts,
+        include_drafts=include_drafts, safety=gather_safety(session, patient_id, plans, start, end, tz),
+        bp_alerts=bp_alerts(doses, proto),
+        bp_thresholds=(f"{proto.decrease_systolic}/{proto.decrease_diastolic} (decrease) and "
+                       f"{proto.hold_systolic}/{proto.hold_diastolic} (hold)"),
     )
 
 

@@ -10,27 +10,40 @@ per prescriber), so a demo clinician's caseload is the same in a clinic of 20 an
 Same ``seed`` (and ``today``) → same clinic: each patient draws from its own random
 generator seeded with (seed, patient number), so patient N is the same whatever the
 clinic size. KAP-1001 is the heaviest patient: daily home doses plus an in-session dose
-every 15 days (≈1,100 dose entries, ≈150 signed notes and 80 assessments over 3 years).
+every 15 days (≈1,100 dose entries, ≈150 signed notes and ≈120 assessments over 3 years).
 
-Everything is written in bulk (Core ``executemany``) in ONE transaction with explicit ids:
-2,000 patients × 3 years take about a minute on SQLite. One Argon2id hash of the demo
-password is reused for every account. The audit events of the history (who created which
-dose, assessment, note, plan version, decision) are back-dated to when it happened and
-hash-chained onto the existing chain exactly as ``kapnotes.audit`` does, so
-``python -m kapnotes verify-audit`` passes.
+The records tell the truth: each history is replayed day by day, and on review days
+(weekly in the demo; monthly, then quarterly, for synthetic patients) the real engine runs
+on the record up to that day (``suggestions.run_for_patient``); the care team acts through
+the real services (send, propose, decide, hold, resume), so every stored suggestion is what
+the engine says about the data before it, and every plan version follows from a decision.
+The demo's stories come from the data: KAP-1003 answers PHQ-9 item 9 (a hold waiting for
+the prescriber), KAP-1005's last doses read 182/112 (a hold), non-responders (KAP-1004,
+KAP-1008) are titrated up on approved increases, responders reach remission and are spaced
+out; KAP-1002 and KAP-1007's therapist proposes a longer interval and is declined.
+
+Doses, scores, notes and addenda are written in bulk (Core ``executemany``) with explicit
+ids, all in ONE transaction with the services' rows; while replaying, the services' clock
+reads the historical moment (``_Clock``). 2,000 patients × 3 years take a few minutes on
+SQLite; the 8-patient demo about a second. One Argon2id hash of the demo password is reused
+for every account. The audit events of the bulk rows are back-dated to when they happened
+and hash-chained onto the chain (after the services' own events) exactly as
+``kapnotes.audit`` does, so ``python -m kapnotes verify-audit`` passes.
 """
 
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from kapnotes import audit, auth
+from kapnotes import audit, auth, plans, suggestions, timeutil
+from kapnotes.config import get_settings
 from kapnotes.db import lock_for_append, session_scope
 from kapnotes.errors import ValidationError
 from kapnotes.models import (
@@ -76,7 +89,6 @@ PATIENTS_PER_THERAPIST = 25
 THERAPISTS_PER_PRESCRIBER = 4
 STEPS_MG = (50, 100, 150, 200, 250, 300)
 INTERVALS = (3, 7, 14, 28)
-CHUNK = 100  # patients generated and inserted per batch (bounds memory)
 
 _FIRST = ("Avery", "Blake", "Camila", "Dmitri", "Elena", "Farah", "Gabriel", "Hana", "Idris", "Julia",
           "Kenji", "Lena", "Mateo", "Nadia", "Oscar", "Paula", "Quinn", "Rosa", "Samir", "Tess",
@@ -129,6 +141,11 @@ class SeedSummary:
         return "\n".join(lines)
 
 
+def _local(ctx, day: date, hour: int) -> datetime:
+    """A moment of the clinic's day (the engine and the services count days in the clinic's zone)."""
+    return datetime.combine(day, time(hour), ctx.tz).astimezone(timezone.utc)
+
+
 def _at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), timezone.utc)
 
@@ -138,10 +155,12 @@ class _Ids:
 
     def __init__(self, session) -> None:
         self._next: dict[str, int] = {}
-        for model in (User, CareTeam, Patient, TreatmentPlan, DoseEntry, Assessment, SessionNote, Addendum,
-                      DoseAdjustment):
+        for model in (User, CareTeam, Patient, DoseEntry, Assessment, SessionNote, Addendum):
             top = session.execute(select(func.max(model.__table__.c.id))).scalar()
             self._next[model.__tablename__] = (top or 0) + 1
+
+    def peek(self, model) -> int:
+        return self._next[model.__tablename__]
 
     def take(self, model) -> int:
         name = model.__tablename__
@@ -153,20 +172,17 @@ class _Ids:
 @dataclass
 class _People:
     by_username: dict[str, int]
+    actors: dict[int, auth.Actor]
     teams: list[tuple[int, int, int]]  # per patient index: (team_id, therapist_id, prescriber_id)
 
 
 @dataclass
 class _Batch:
-    patients: list[dict] = field(default_factory=list)
-    adjustments: list[dict] = field(default_factory=list)
-    plans: list[dict] = field(default_factory=list)
     dosing_notes: list[dict] = field(default_factory=list)
     doses: list[dict] = field(default_factory=list)
     integration_notes: list[dict] = field(default_factory=list)
     addenda: list[dict] = field(default_factory=list)
     assessments: list[dict] = field(default_factory=list)
-    adjustment_links: list[dict] = field(default_factory=list)
 
 
 # (at, actor_id, actor_username, action, record_type, record_id, patient_id, detail)
@@ -196,11 +212,15 @@ def seed_demo(engine: Engine, patients: int = 8, years: float = 0.35, seed: int 
             raise ValidationError({"mrn": "The database already has patient KAP-1001; seed an empty database."})
         ids = _Ids(session)
         people = _people(session, ids, patients, password_hash, clinic_start, audit_rows, summary)
-        for first in range(0, patients, CHUNK):
-            batch = _Batch()
-            for i in range(first, min(patients, first + CHUNK)):
-                _patient_history(batch, ids, people, seed, i, today, days, audit_rows, summary)
-            _insert_batch(session, batch)
+        first_pid = ids.peek(Patient)
+        ctx = _Ctx(session, ids, people, seed, today, days, _Clock(), audit_rows, summary, get_settings().tz)
+        ctx.clock.install()
+        try:
+            for i in range(patients):
+                _patient_history(ctx, i)
+        finally:
+            ctx.clock.uninstall()
+        _stamp_service_rows(session, first_pid, summary)
         audit_rows.append((utcnow().replace(microsecond=0), None, "system", "demo.seed", "", None, None,
                            f"patients={patients} years={years:g} seed={seed}"))
         summary.audit_events = _append_audit_chain(session, audit_rows)
@@ -216,6 +236,7 @@ def _people(session, ids: _Ids, patients: int, password_hash: str, start: date,
     created = _at(start, 8)
     users: list[dict] = []
     by_username: dict[str, int] = {}
+    actors: dict[int, auth.Actor] = {}
 
     def add_user(username: str, role: str, name: str, cred: str) -> int:
         uid = ids.take(User)
@@ -223,6 +244,7 @@ def _people(session, ids: _Ids, patients: int, password_hash: str, start: date,
                           password_hash=password_hash, is_active=True, failed_logins=0, locked_until=None,
                           last_login_at=None, created_at=created))
         by_username[username] = uid
+        actors[uid] = auth.Actor(uid, username, name, role, cred)
         audit_rows.append((created, None, "system", "user.create", "user", str(uid), None, f"role={role}"))
         return uid
 
@@ -276,287 +298,402 @@ def _people(session, ids: _Ids, patients: int, password_hash: str, start: date,
             team_of.append(demo_teams[0 if i % 8 < 4 else 1])
         else:
             team_of.append(synthetic[(i - len(DEMO_PATIENTS)) // PATIENTS_PER_THERAPIST])
-    return _People(by_username, team_of)
+    return _People(by_username, actors, team_of)
 
 
 # --- one patient's history ----------------------------------------------------------
+#
+# A history is replayed day by day, as a clinic would live it: doses, scores and notes are
+# written as they happen; on review days the real engine runs on the record up to that day
+# (``suggestions.run_for_patient``) and the care team acts on what it said through the real
+# services (send, propose, decide, hold, resume), so every stored suggestion is what the
+# engine says about the data before it, and every plan version follows from a decision.
 
 
-def _patient_history(b: _Batch, ids: _Ids, people: _People, seed: int, index: int, today: date, days: int,
-                     audit_rows: list[_AuditRow], summary: SeedSummary) -> None:
-    rng = random.Random(f"kapnotes-demo:{seed}:{index}")
-    team_id, therapist_id, prescriber_id = people.teams[index]
-    t_name = _username(people, therapist_id)
-    p_name = _username(people, prescriber_id)
-    heavy = index == 0
-    demo = index < len(DEMO_PATIENTS)
+class _Clock:
+    """The services stamp rows with ``utcnow()``; while a history is replayed, "now" is the
+    historical moment being replayed. Installed for the length of ``seed_demo`` only."""
 
-    # When this patient's treatment started and (for a few) ended.
-    if demo:
-        span = days
+    def __init__(self) -> None:
+        self.now = _at(date(2000, 1, 1), 12)
+        self._patched: list = []
+
+    def install(self) -> None:
+        for name, module in list(sys.modules.items()):
+            if (name == "kapnotes" or name.startswith("kapnotes.")) and name != "kapnotes.timeutil" \
+                    and getattr(module, "utcnow", None) is timeutil.utcnow:
+                module.utcnow = self.read
+                self._patched.append(module)
+
+    def uninstall(self) -> None:
+        for module in self._patched:
+            module.utcnow = timeutil.utcnow
+        self._patched.clear()
+
+    def read(self) -> datetime:
+        return self.now
+
+    def at(self, moment: datetime) -> "_Clock":
+        self.now = moment
+        return self
+
+    def __enter__(self) -> "_Clock":  # ``with clock.at(moment): service(...)`` reads as it runs
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+@dataclass
+class _Ctx:
+    """What every patient's history shares: the transaction, ids, people, clock and audit rows."""
+
+    session: Any
+    ids: _Ids
+    people: _People
+    seed: int
+    today: date
+    days: int
+    clock: _Clock
+    audit_rows: list[_AuditRow]
+    summary: SeedSummary
+    tz: Any = None
+
+
+@dataclass
+class _Story:
+    """One patient: who they are, who treats them, and how they respond."""
+
+    index: int
+    pid: int
+    rng: random.Random
+    therapist: auth.Actor
+    prescriber: auth.Actor
+    start: date
+    end: date
+    status: str
+    responder: bool
+    adherence: float
+    formulation: str
+    baseline: int
+    heavy: bool
+    demo: bool
+    batch: _Batch = field(default_factory=_Batch)
+    plan: TreatmentPlan | None = None
+    session_number: int = 0
+    last_session_day: date | None = None
+    doses_taken: int = 0
+    held_until: date | None = None
+
+
+def _patient_history(ctx: _Ctx, index: int) -> None:
+    """Replay one patient's treatment from intake to today (or discharge)."""
+    p = _new_patient(ctx, index)
+    p.plan = _initial_plan(ctx, p)
+    for day_no in range((p.end - p.start).days):
+        day = p.start + timedelta(days=day_no)
+        if day_no == 1 or (day_no and day_no % 14 == 0):  # intake scores, then fortnightly
+            _scores_of_day(ctx, p, day)
+        _story_scores(ctx, p, day)
+        _dose_of_day(ctx, p, day)
+        _resume_if_due(ctx, p, day)
+        if _is_review_day(p, day_no):
+            _review(ctx, p, day)
+    if p.status == "discharged":
+        _flush(ctx, p)
+        with ctx.clock.at(_local(ctx, p.end, 12)):
+            suggestions.set_plan_status(ctx.session, p.prescriber, p.pid, "ended", "Treatment completed; discharged.")
     else:
-        span = rng.randint(min(days, 56), days)  # the clinic grew over the years
-    start = today - timedelta(days=span)
-    end = today
-    status = "active"
+        _review(ctx, p, p.end, last=True)
+    _flush(ctx, p)
+    ctx.session.expunge_all()
+
+
+def _is_review_day(p: _Story, day_no: int) -> bool:
+    """The demo clinic reviews weekly. The synthetic (benchmark) clinic reviews monthly while
+    titrating (the first six months), then quarterly: the same services, fewer runs, so
+    thousands of patients still build in minutes."""
+    if day_no == 0:
+        return False
+    if p.demo:
+        return day_no % 7 == 0
+    return day_no % (28 if day_no <= 182 else 91) == 0
+
+
+def _new_patient(ctx: _Ctx, index: int) -> _Story:
+    """The patient row, their care team and their response profile."""
+    rng = random.Random(f"kapnotes-demo:{ctx.seed}:{index}")
+    team_id, therapist_id, prescriber_id = ctx.people.teams[index]
+    heavy, demo = index == 0, index < len(DEMO_PATIENTS)
+    span = ctx.days if demo else rng.randint(min(ctx.days, 56), ctx.days)  # the clinic grew over the years
+    start, end, status = ctx.today - timedelta(days=span), ctx.today, "active"
     if not demo and span > 240 and rng.random() < 0.12:
         end = start + timedelta(days=rng.randint(150, span - 60))
         status = "discharged"
     elif not demo and rng.random() < 0.04:
         status = "paused"
-
-    pid = ids.take(Patient)
+    pid = ctx.ids.take(Patient)
     if demo:
         name, dob = DEMO_PATIENTS[index]
     else:
         name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
         dob = date(1950 + rng.randint(0, 52), rng.randint(1, 12), rng.randint(1, 28))
-    mrn = f"KAP-{1001 + index}"
     registered = _at(start - timedelta(days=7), 15)
-    b.patients.append(dict(id=pid, mrn=mrn, full_name=name, date_of_birth=dob,
-                           diagnosis=rng.choice(("F41.1", "F41.1", "F33.1", "F43.10", "F41.9")) if not demo else "F41.1",
-                           status=status, care_team_id=team_id, created_at=registered, version=1))
-    audit_rows.append((registered, None, "system", "patient.create", "patient", str(pid), pid, ""))
-    summary.patients += 1
-
-    responder = index % 4 != 3  # one in four does not respond
+    diagnosis = "F41.1" if demo else rng.choice(("F41.1", "F41.1", "F33.1", "F43.10", "F41.9"))
+    ctx.session.execute(insert(Patient.__table__), [dict(
+        id=pid, mrn=f"KAP-{1001 + index}", full_name=name, date_of_birth=dob, diagnosis=diagnosis,
+        status=status, care_team_id=team_id, created_at=registered, version=1)])
+    ctx.audit_rows.append((registered, None, "system", "patient.create", "patient", str(pid), pid, ""))
+    ctx.summary.patients += 1
     adherence = 0.99 if heavy else (0.6 if index % 9 == 5 else rng.uniform(0.82, 0.97))
     formulation = "sublingual" if heavy else ("odt" if index % 2 == 0 else rng.choice(("sublingual", "troche", "odt")))
-    interval = 1 if heavy else (7 if index % 3 else 3)
-    dose = 50.0 if heavy else 100.0
-    baseline = rng.randint(13, 19)
-
-    # --- plan versions and the adjustments that produced them -----------------------
-    plan_spans: list[tuple[datetime, dict]] = []  # (effective_from, plan row)
-
-    def new_plan(effective: datetime, dose_mg: float, interval_days: int, rationale: str,
-                 adjustment_id: int | None = None, plan_status: str = "active") -> dict:
-        row = dict(id=ids.take(TreatmentPlan), patient_id=pid, version_number=len(plan_spans) + 1,
-                   formulation=formulation, dose_mg=float(dose_mg), interval_days=interval_days,
-                   minutes_in_mouth=10 if formulation != "troche" else 15, administration="spit",
-                   fasting_instructions="No food for 3 hours and no drink for 1 hour before dosing.",
-                   instructions=None, status=plan_status, effective_from=effective, created_at=effective,
-                   approved_by_id=prescriber_id, rationale=rationale, adjustment_id=adjustment_id)
-        b.plans.append(row)
-        plan_spans.append((effective, row))
-        audit_rows.append((effective, prescriber_id, p_name, "plan.version", "treatment_plan", str(row["id"]), pid,
-                           f"v{row['version_number']} status={plan_status}"))
-        summary.plan_versions += 1
-        return row
-
-    def gad_at(day_no: int, dose_now: float) -> float:
-        progress = min(1.0, day_no / 120)
-        gain = 0.65 if responder else (0.15 + 0.1 * max(0, (dose_now - 150) / 50))
-        return baseline * (1 - min(0.8, gain) * progress)
-
-    plan = new_plan(_at(start, 9), dose, interval, "Initial plan after intake assessment.")
-    review_every = 42
-    day_no = review_every
-    adjust_points: list[tuple[int, dict]] = []
-    while day_no < (end - start).days:
-        when = _at(start + timedelta(days=day_no), 16, rng.randint(0, 59))
-        gad = gad_at(day_no, plan["dose_mg"])
-        improvement = (baseline - gad) / baseline
-        adj_id = ids.take(DoseAdjustment)
-        kind = "proposal" if rng.random() < 0.25 else "suggestion"
-        creator = therapist_id if kind == "proposal" else None
-        base = dict(id=adj_id, patient_id=pid, kind=kind, plan_id=None, proposed_dose_mg=None,
-                    proposed_interval_days=None, protocol_name="default" if kind == "suggestion" else None,
-                    protocol_hash=None, as_of=when, created_by_id=creator, created_at=when,
-                    therapist_note=None, source_note_id=None, sent_by_id=therapist_id, sent_at=when,
-                    decided_by_id=None, decided_at=None, decision_rationale=None, decided_dose_mg=None,
-                    decided_interval_days=None, resulting_plan_id=None, version=1,
-                    facts={"gad7_baseline": baseline, "gad7_current": round(gad), "dose_mg": plan["dose_mg"],
-                           "interval_days": plan["interval_days"]})
-        last_point = day_no + review_every >= (end - start).days
-        higher = [s for s in STEPS_MG if s > plan["dose_mg"]]
-        longer = [v for v in INTERVALS if v > plan["interval_days"]]
-        if improvement < 0.25 and higher:
-            action, new_dose, new_interval = "increase", float(higher[0]), plan["interval_days"]
-            flags = ["non_response"]
-            reason = (f"GAD-7 {baseline} → {round(gad)} ({-improvement * 100:.0f} %) over {day_no // 7} weeks at "
-                      f"{plan['dose_mg']:g} mg, below the 25 % threshold")
-        elif round(gad) < 5 and longer and plan["interval_days"] > 1:
-            action, new_dose, new_interval = "space_out", plan["dose_mg"], longer[0]
-            flags = ["remission"]
-            reason = f"GAD-7 {round(gad)}, below 5 on two readings at least 14 days apart"
-        else:
-            action, new_dose, new_interval = "continue", None, None
-            flags = ["response" if improvement >= 0.5 else "partial_response"]
-            reason = (f"GAD-7 {baseline} → {round(gad)} ({-improvement * 100:.0f} %) at {plan['dose_mg']:g} mg")
-        if action == "continue":  # therapists propose changes; "continue" comes from the engine
-            kind, creator = "suggestion", None
-            base.update(kind=kind, created_by_id=None, protocol_name="default")
-        base.update(action=action, proposed_dose_mg=new_dose, proposed_interval_days=new_interval, flags=flags,
-                    reasons=[{"code": flags[0], "text": reason}])
-        if kind == "proposal":
-            base["therapist_note"] = "Client and I discussed the trend; proposing per protocol."
-        audit_rows.append((when, creator, t_name if creator else "system", "adjustment.create", "dose_adjustment",
-                           str(adj_id), pid, f"kind={kind} action={action}"))
-        decided = when + timedelta(days=rng.randint(1, 4), hours=rng.randint(0, 5))
-        decide = not (last_point and index % 5 in (2, 3)) and decided.date() < today  # some stay in the queue
-        if action == "continue":  # the engine's "continue": replaced by the next run, never sent
-            base.update(status="superseded", sent_by_id=None, sent_at=None)
-            if last_point and not decide:
-                base.update(status="pending", sent_by_id=therapist_id, sent_at=when)
-            b.adjustments.append(base)
-            adjust_points.append((day_no, base))
-            summary.adjustments += 1
-            day_no += review_every
-            continue
-        if not decide:
-            base["status"] = "pending"
-            b.adjustments.append(base)
-            summary.adjustments += 1
-            break
-        verdict = rng.random()
-        if verdict < 0.12:
-            base.update(status="rejected", decided_by_id=prescriber_id, decided_at=decided,
-                        decision_rationale="Blood pressure trend needs another two weeks before a change.")
-            audit_rows.append((decided, prescriber_id, p_name, "adjustment.decide", "dose_adjustment", str(adj_id),
-                               pid, "status=rejected"))
-        else:
-            modified = verdict < 0.25 and action == "increase" and new_dose - plan["dose_mg"] > 25
-            final_dose = plan["dose_mg"] + 25 if modified else new_dose
-            base.update(status="modified" if modified else "approved", decided_by_id=prescriber_id,
-                        decided_at=decided, decided_dose_mg=final_dose, decided_interval_days=new_interval,
-                        decision_rationale=("Smaller step: tolerability." if modified else "Agree with the suggestion."))
-            audit_rows.append((decided, prescriber_id, p_name, "adjustment.decide", "dose_adjustment", str(adj_id),
-                               pid, f"status={base['status']}"))
-            previous = plan
-            plan = new_plan(decided, final_dose, new_interval, reason + ".", adjustment_id=adj_id)
-            b.adjustment_links.append(dict(b_id=adj_id, b_plan=previous["id"], b_result=plan["id"]))
-        b.adjustments.append(base)
-        adjust_points.append((day_no, base))
-        summary.adjustments += 1
-        day_no += review_every
-    if status == "discharged":
-        new_plan(_at(end, 12), plan["dose_mg"], plan["interval_days"], "Treatment completed; discharged.",
-                 plan_status="ended")
-    for _day, adj in adjust_points:  # the plan in force when each item was raised
-        if adj["id"] not in {link["b_id"] for link in b.adjustment_links}:
-            b.adjustment_links.append(dict(b_id=adj["id"], b_plan=_plan_at(plan_spans, adj["as_of"])["id"],
-                                           b_result=None))
-    for adj in b.adjustments:
-        if adj["status"] == "pending" and not any(link["b_id"] == adj["id"] for link in b.adjustment_links):
-            b.adjustment_links.append(dict(b_id=adj["id"], b_plan=_plan_at(plan_spans, adj["as_of"])["id"],
-                                           b_result=None))
-
-    # --- doses ---------------------------------------------------------------------------
-    session_every = 15 if heavy else None
-    day = start + timedelta(days=1)
-    n_dose = 0
-    in_session_count = 0
-    session_number = 0
-    last_session_day: date | None = None
-    while day < end:
-        current = _plan_at(plan_spans, _at(day, 23))
-        if current["status"] != "active":
-            break
-        step = current["interval_days"]
-        if heavy:
-            in_session = last_session_day is None or (day - last_session_day).days >= session_every
-        else:
-            k = max(1, round(35 / step))
-            in_session = n_dose < 6 if step >= 7 else n_dose < 3
-            in_session = in_session or (n_dose % k == 0)
-        if rng.random() < adherence or in_session:
-            did = ids.take(DoseEntry)
-            progress = min(1.0, (day - start).days / 120)
-            high_bp = index == 4 and day > today - timedelta(days=10)
-            sys_pre = rng.randint(110, 138)
-            mg = current["dose_mg"]
-            taken = _at(day, 17 if in_session else 19, rng.randint(0, 59))
-            context = "in_session" if in_session else rng.choice(("home", "home", "home_with_sitter"))
-            nausea = rng.choice((0, 0, 0, 1, 1, 2)) if rng.random() > 0.03 else 3
-            events = []
-            if rng.random() < 0.08:
-                events.append(rng.choice(("dizziness", "headache", "nausea", "blurred_vision")))
-            if in_session and rng.random() < 0.004 and not demo:
-                events.append("fainting")
-            voided = rng.random() < 0.004 and not in_session
-            row = dict(
-                id=did, patient_id=pid, plan_id=current["id"], taken_at=taken, dose_mg=mg,
-                formulation=current["formulation"], administration="spit", context=context,
-                anxiety_before=rng.randint(4, 8), anxiety_after=max(0, rng.randint(1, 4) - round(progress)),
-                dissociation=min(10, max(0, round(mg / 40) + rng.randint(-1, 3))), nausea=nausea,
-                vomited=nausea == 3 and rng.random() < 0.3,
-                bp_systolic_pre=sys_pre, bp_diastolic_pre=rng.randint(70, 88),
-                bp_systolic_post=182 if high_bp else sys_pre + rng.randint(4, 18),
-                bp_diastolic_post=112 if high_bp else rng.randint(76, 94),
-                heart_rate=rng.randint(62, 92), adverse_events=";".join(events),
-                notes=None if rng.random() < 0.8 else rng.choice(("Felt calm afterwards.", "Slept well.",
-                                                                  "Mild headache in the evening.")),
-                source="session" if in_session else "manual", import_batch_id=None, session_note_id=None,
-                entered_by_id=therapist_id, created_at=taken + timedelta(hours=2),
-                voided_at=taken + timedelta(days=1) if voided else None,
-                voided_by_id=therapist_id if voided else None,
-                void_reason="Entered twice by mistake." if voided else None, version=2 if voided else 1,
-            )
-            b.doses.append(row)
-            audit_rows.append((row["created_at"], therapist_id, t_name, "dose.add", "dose_entry", str(did), pid,
-                               f"source={row['source']}"))
-            if voided:
-                audit_rows.append((row["voided_at"], therapist_id, t_name, "dose.void", "dose_entry", str(did), pid, ""))
-            summary.doses += 1
-            if in_session:
-                session_number += 1
-                in_session_count += 1
-                last_session_day = day
-                _session_notes(b, ids, rng, row, session_number, pid, therapist_id, t_name, today, audit_rows,
-                               summary)
-            n_dose += 1
-        day += timedelta(days=step)
-
-    # --- assessments: GAD-7 every 2–4 weeks, PHQ-9 at every other visit -------------------
-    d = 0
-    k = 0
-    span_days = (end - start).days
-    while d < span_days:
-        when = start + timedelta(days=d)
-        dose_now = _plan_at(plan_spans, _at(when, 12))["dose_mg"]
-        target = gad_at(d, dose_now) + rng.uniform(-1.2, 1.2)
-        total = max(0, min(21, round(target)))
-        _assessment(b, ids, rng, pid, therapist_id, t_name, "GAD-7", _spread(rng, total, 7), when, audit_rows, summary)
-        if heavy or k % 2 == 0:
-            p_total = max(0, min(27, round(target * 0.9 + rng.uniform(-1, 2))))
-            p_items = _spread(rng, p_total, 9, last_zero=True)
-            if index == 2 and d + 28 >= span_days:  # a recent positive item 9: the safety flag
-                p_items[8] = 1
-            _assessment(b, ids, rng, pid, therapist_id, t_name, "PHQ-9", p_items, when, audit_rows, summary)
-        k += 1
-        d += 27 if heavy else rng.randint(14, 28)
+    return _Story(index=index, pid=pid, rng=rng, therapist=ctx.people.actors[therapist_id],
+                  prescriber=ctx.people.actors[prescriber_id], start=start, end=end, status=status,
+                  responder=index % 4 != 3,  # one in four does not respond
+                  adherence=adherence, formulation=formulation, baseline=rng.randint(13, 19), heavy=heavy, demo=demo)
 
 
-def _username(people: _People, user_id: int) -> str:
-    for name, uid in people.by_username.items():
-        if uid == user_id:
-            return name
-    raise KeyError(user_id)
+def _initial_plan(ctx: _Ctx, p: _Story) -> TreatmentPlan:
+    dose, interval = (50.0, 1) if p.heavy else (100.0, 7 if p.index % 3 else 3)
+    with ctx.clock.at(_local(ctx, p.start, 9)):
+        return plans.new_plan_version(ctx.session, p.prescriber, p.pid, _plan_input(p, dose, interval),
+                                      "Initial plan after intake assessment.")
 
 
-def _plan_at(plan_spans: list[tuple[datetime, dict]], when: datetime) -> dict:
-    current = plan_spans[0][1]
-    for effective, row in plan_spans:
-        if effective <= when:
-            current = row
-    return current
+def _plan_input(p: _Story, dose: float, interval: int) -> plans.PlanInput:
+    return plans.PlanInput(formulation=p.formulation, dose_mg=dose, interval_days=interval,
+                           minutes_in_mouth=15 if p.formulation == "troche" else 10)
 
 
-def _assessment(b: _Batch, ids: _Ids, rng: random.Random, pid: int, therapist_id: int, t_name: str,
-                instrument: str, items: list[int], when: date, audit_rows: list[_AuditRow],
-                summary: SeedSummary) -> None:
+def _gad_target(p: _Story, day: date) -> float:
+    """The GAD-7 the patient's course predicts: responders improve over ~2 months (and reach
+    remission); a non-responder barely, and a little more above 150 mg."""
+    progress = min(1.0, (day - p.start).days / 60)
+    dose_now = p.plan.dose_mg if p.plan is not None else 100.0
+    if p.heavy:  # a partial responder: stays on daily dosing (the benchmark's heaviest record)
+        gain = 0.4
+    else:
+        gain = 0.75 if p.responder else (0.12 + 0.1 * max(0.0, (dose_now - 150) / 50))
+    return p.baseline * (1 - min(0.8, gain) * progress)
+
+
+def _scores_of_day(ctx: _Ctx, p: _Story, day: date) -> None:
+    """GAD-7 every two weeks, PHQ-9 every four (what the engine needs to judge efficacy)."""
+    target = _gad_target(p, day) + p.rng.uniform(-1.2, 1.2)
+    total = max(0, min(21, round(target)))
+    _assessment(ctx, p, "GAD-7", _spread(p.rng, total, 7), day)
+    if (day - p.start).days % 28 in (0, 1):
+        p_total = max(0, min(18, round(target * 0.9 + p.rng.uniform(-1, 2))))
+        _assessment(ctx, p, "PHQ-9", _spread(p.rng, p_total, 9, last_zero=True), day)
+
+
+def _story_scores(ctx: _Ctx, p: _Story, day: date) -> None:
+    """KAP-1003's story: a PHQ-9 with item 9 answered 1 four days ago (the suicidality hold)."""
+    if p.index == 2 and day == ctx.today - timedelta(days=4):
+        items = _spread(p.rng, 11, 9, last_zero=True)
+        items[8] = 1
+        _assessment(ctx, p, "PHQ-9", items, day)
+
+
+def _dose_due(ctx: _Ctx, p: _Story, day: date) -> tuple[bool, bool]:
+    """(a dose is taken today, it is an in-session dose)."""
+    plan = p.plan
+    if plan is None or plan.status != "active":
+        return False, False
+    eff = plan.effective_from.astimezone(ctx.tz).date()
+    if day <= eff or (day - eff).days % plan.interval_days:
+        return False, False
+    if p.heavy:
+        in_session = p.last_session_day is None or (day - p.last_session_day).days >= 15
+    else:
+        every = max(1, round(35 / plan.interval_days))
+        in_session = p.doses_taken < (6 if plan.interval_days >= 7 else 3) or p.doses_taken % every == 0
+    return in_session or p.rng.random() < p.adherence, in_session
+
+
+def _dose_of_day(ctx: _Ctx, p: _Story, day: date) -> None:
+    taken_today, in_session = _dose_due(ctx, p, day)
+    if not taken_today:
+        return
+    row = _dose_row(ctx, p, day, in_session)
+    p.batch.doses.append(row)
+    t = p.therapist
+    ctx.audit_rows.append((row["created_at"], t.id, t.username, "dose.add", "dose_entry", str(row["id"]), p.pid,
+                           f"source={row['source']}"))
+    if row["voided_at"] is not None:
+        ctx.audit_rows.append((row["voided_at"], t.id, t.username, "dose.void", "dose_entry", str(row["id"]), p.pid, ""))
+    ctx.summary.doses += 1
+    p.doses_taken += 1
+    if in_session:
+        p.session_number += 1
+        p.last_session_day = day
+        _session_notes(ctx, p, row)
+
+
+def _dose_row(ctx: _Ctx, p: _Story, day: date, in_session: bool) -> dict:
+    """One dose-log entry: mostly well tolerated; KAP-1005's last ten days carry 182/112."""
+    rng, plan = p.rng, p.plan
+    mg = plan.dose_mg
+    taken = _local(ctx, day, 17 if in_session else 19) + timedelta(minutes=rng.randint(0, 59))
+    progress = min(1.0, (day - p.start).days / 120)
+    high_bp = p.index == 4 and day > ctx.today - timedelta(days=10)
+    sys_pre = rng.randint(108, 132)
+    nausea = rng.choice((0, 0, 0, 1, 1, 1)) if rng.random() > 0.06 else (2 if p.demo or rng.random() < 0.8 else 3)
+    events = []
+    if rng.random() < 0.04:
+        events.append(rng.choice(("dizziness", "headache", "nausea", "blurred_vision")))
+    if in_session and rng.random() < 0.004 and not p.demo:
+        events.append("fainting")
+    voided = rng.random() < 0.004 and not in_session
+    t_id = p.therapist.id
+    return dict(
+        id=ctx.ids.take(DoseEntry), patient_id=p.pid, plan_id=plan.id, taken_at=taken, dose_mg=mg,
+        formulation=plan.formulation, administration="spit",
+        context="in_session" if in_session else rng.choice(("home", "home", "home_with_sitter")),
+        anxiety_before=rng.randint(4, 8), anxiety_after=max(0, rng.randint(1, 4) - round(progress)),
+        dissociation=min(7, max(0, round(mg / 50) + rng.randint(-1, 2))), nausea=nausea,
+        vomited=nausea == 3 and rng.random() < 0.3,
+        bp_systolic_pre=sys_pre, bp_diastolic_pre=rng.randint(68, 86),
+        bp_systolic_post=182 if high_bp else sys_pre + rng.randint(2, 12),
+        bp_diastolic_post=112 if high_bp else rng.randint(72, 90),
+        heart_rate=rng.randint(62, 92), adverse_events=";".join(events),
+        notes=None if rng.random() < 0.8 else rng.choice(("Felt calm afterwards.", "Slept well.",
+                                                          "Mild headache in the evening.")),
+        source="session" if in_session else "manual", import_batch_id=None, session_note_id=None,
+        entered_by_id=t_id, created_at=taken + timedelta(hours=2),
+        voided_at=taken + timedelta(days=1) if voided else None, voided_by_id=t_id if voided else None,
+        void_reason="Entered twice by mistake." if voided else None, version=2 if voided else 1,
+    )
+
+
+def _flush(ctx: _Ctx, p: _Story) -> None:
+    """Write what happened since the last review, so the engine sees it."""
+    _insert_batch(ctx.session, p.batch)
+    p.batch = _Batch()
+
+
+# --- reviews: the engine runs, the care team acts ------------------------------------
+
+_RATIONALES = {
+    "increase": ("Non-response confirmed on GAD-7 and tolerability is good; agree with one step up.",
+                 "Agree: no response at this dose, vitals and tolerability fine."),
+    "space_out": ("Sustained remission on GAD-7; agree with spacing out.",
+                  "Agree: two readings below 5; fewer doses is the safer course."),
+    "decrease": ("Agree: step down for tolerability.",),
+    "review": ("Reviewed with the patient and therapist: no change to the plan for now.",),
+    "hold": ("Agree: hold dosing until the event has been assessed.",),
+}
+
+
+_REJECTIONS = {
+    "increase": "Blood pressure trend needs another two weeks before a change.",
+    "space_out": "Keep the interval through the next assessment; the client prefers the current rhythm.",
+}
+
+
+def _review(ctx: _Ctx, p: _Story, day: date, last: bool = False) -> None:
+    """A review day: the engine runs on the record up to ``day``; the team acts on its result."""
+    _flush(ctx, p)
+    if p.plan.status != "active":
+        return
+    with ctx.clock.at(_local(ctx, day, 12)):
+        row = suggestions.run_for_patient(ctx.session, None, p.pid, as_of=day, check_access=False)
+    if row is None or row.status not in ("open", "pending"):
+        return
+    if p.index in (1, 6) and not last and (day - p.start).days == 8 * 7:
+        _therapist_proposal(ctx, p, day)
+        return
+    if row.action in ("hold", "decrease", "review"):
+        _urgent(ctx, p, row, day, last)
+    elif row.action in ("increase", "space_out"):
+        _send_and_decide(ctx, p, row, day, last)
+
+
+def _waits_in_queue(p: _Story, last: bool) -> bool:
+    """Some items are still waiting today: the demo's safety stories and a few others."""
+    return last and (p.index in (2, 4) or p.index % 5 in (2, 3))
+
+
+def _send(ctx: _Ctx, p: _Story, row: DoseAdjustment, moment: datetime) -> None:
+    if row.status == "open":  # hold/decrease/review may already be in the queue by themselves
+        with ctx.clock.at(moment):
+            suggestions.send_to_prescriber(ctx.session, p.therapist, row.id,
+                                           note="Discussed with the client; sending per protocol.")
+
+
+def _urgent(ctx: _Ctx, p: _Story, row: DoseAdjustment, day: date, last: bool) -> None:
+    _send(ctx, p, row, _local(ctx, day, 13))
+    if _waits_in_queue(p, last) or p.index in (2, 4):
+        return
+    _decide(ctx, p, row, _local(ctx, day, 16), "approve", p.rng.choice(_RATIONALES[row.action]))
+    if row.action == "hold":
+        plan = p.plan
+        p.held_until = day + timedelta(days=max(14, 2 * plan.interval_days) + 1)
+
+
+def _send_and_decide(ctx: _Ctx, p: _Story, row: DoseAdjustment, day: date, last: bool) -> None:
+    """The therapist forwards a change once the plan has had four weeks; the prescriber decides."""
+    if (day - p.plan.effective_from.astimezone(ctx.tz).date()).days < 28:
+        return  # too early to judge this dose: the suggestion stays open until the next review
+    _send(ctx, p, row, _local(ctx, day, 13))
+    if _waits_in_queue(p, last):
+        return
+    verdict = p.rng.random()
+    if verdict < 0.12:
+        _decide(ctx, p, row, _local(ctx, day, 16), "reject", _REJECTIONS[row.action])
+    elif verdict < 0.22 and row.action == "space_out" and p.plan.dose_mg > STEPS_MG[0]:
+        lower = max(s for s in STEPS_MG if s < p.plan.dose_mg)
+        _decide(ctx, p, row, _local(ctx, day, 16), "modify",
+                "Remission; the client asks to taper, so a step down as well as spacing out.",
+                dose_mg=lower, interval_days=row.proposed_interval_days)
+    else:
+        _decide(ctx, p, row, _local(ctx, day, 16), "approve", p.rng.choice(_RATIONALES[row.action]))
+
+
+def _therapist_proposal(ctx: _Ctx, p: _Story, day: date) -> None:
+    """KAP-1002 and KAP-1007: the therapist proposes a longer interval; the prescriber declines."""
+    longer = [v for v in INTERVALS if v > p.plan.interval_days]
+    if not longer:
+        return
+    with ctx.clock.at(_local(ctx, day, 13)):
+        row = suggestions.propose(ctx.session, p.therapist, p.pid, p.plan.dose_mg, longer[0],
+                                  "The client asks for fewer dosing days because of work travel.")
+    _decide(ctx, p, row, _local(ctx, day + timedelta(days=1), 10), "reject",
+            "GAD-7 is not yet in remission; keep the interval and revisit in four weeks.")
+
+
+def _decide(ctx: _Ctx, p: _Story, row: DoseAdjustment, moment: datetime, decision: str, rationale: str,
+            **values) -> None:
+    with ctx.clock.at(moment):
+        suggestions.decide(ctx.session, p.prescriber, row.id, decision, rationale, **values)
+    p.plan = plans.current_plan(ctx.session, p.pid)
+
+
+def _resume_if_due(ctx: _Ctx, p: _Story, day: date) -> None:
+    """A held plan is resumed once the event has left the engine's safety window."""
+    if p.held_until is None or day < p.held_until or p.plan.status != "held":
+        return
+    _flush(ctx, p)
+    with ctx.clock.at(_local(ctx, day, 11)):
+        suggestions.set_plan_status(ctx.session, p.prescriber, p.pid, "active",
+                                    "Event assessed, vitals normal since; resuming at the same dose.")
+    p.plan = plans.current_plan(ctx.session, p.pid)
+    p.held_until = None
+
+
+def _assessment(ctx: _Ctx, p: _Story, instrument: str, items: list[int], when: date) -> None:
     s = score(instrument, items)
-    aid = ids.take(Assessment)
-    created = _at(when, 14, rng.randint(0, 59))
-    b.assessments.append(dict(id=aid, patient_id=pid, instrument=s.instrument, administered_on=when, items=items,
-                              total=s.total, band=s.band, item9=s.item9 if instrument == "PHQ-9" else None,
-                              loinc_panel=s.loinc_panel, loinc_total=s.loinc_total, session_note_id=None,
-                              entered_by_id=therapist_id, created_at=created, voided_at=None, voided_by_id=None,
-                              void_reason=None))
-    audit_rows.append((created, therapist_id, t_name, "assessment.add", "assessment", str(aid), pid,
-                       f"instrument={instrument}"))
-    summary.assessments += 1
+    aid = ctx.ids.take(Assessment)
+    created = _at(when, 14, p.rng.randint(0, 59))
+    t = p.therapist
+    p.batch.assessments.append(dict(
+        id=aid, patient_id=p.pid, instrument=s.instrument, administered_on=when, items=items, total=s.total,
+        band=s.band, item9=s.item9 if instrument == "PHQ-9" else None, loinc_panel=s.loinc_panel,
+        loinc_total=s.loinc_total, session_note_id=None, entered_by_id=t.id, created_at=created, voided_at=None,
+        voided_by_id=None, void_reason=None))
+    ctx.audit_rows.append((created, t.id, t.username, "assessment.add", "assessment", str(aid), p.pid,
+                           f"instrument={instrument}"))
+    ctx.summary.assessments += 1
 
 
 class _HashView:
@@ -566,32 +703,32 @@ class _HashView:
         self.__dict__.update(row)
 
 
-def _session_notes(b: _Batch, ids: _Ids, rng: random.Random, dose: dict, number: int, pid: int,
-                   therapist_id: int, t_name: str, today: date, audit_rows: list[_AuditRow],
-                   summary: SeedSummary) -> None:
-    ddate = dose["taken_at"].date()
+def _session_notes(ctx: _Ctx, p: _Story, dose: dict) -> None:
+    """The signed dosing note of an in-session dose and the integration note two days later."""
+    rng, ids, t = p.rng, ctx.ids, p.therapist
+    ddate = dose["taken_at"].astimezone(ctx.tz).date()
     dose_view = DoseEntry(**{k: v for k, v in dose.items() if k != "version"})
-    dosing = _note_row(ids, pid, therapist_id, "dosing", ddate, "16:30", "19:00", "in_person",
-                       demo_dosing_fields(rng, number, dose_view), rng.choice(_FREE_TEXT), None)
+    dosing = _note_row(ids, p.pid, t.id, "dosing", ddate, "16:30", "19:00", "in_person",
+                       demo_dosing_fields(rng, p.session_number, dose_view), rng.choice(_FREE_TEXT), None)
     dose["session_note_id"] = dosing["id"]
-    idate = min(today, ddate + timedelta(days=2))
-    integration = _note_row(ids, pid, therapist_id, "integration", idate, "10:00", "10:50", "telehealth",
+    idate = min(ctx.today, ddate + timedelta(days=2))
+    integration = _note_row(ids, p.pid, t.id, "integration", idate, "10:00", "10:50", "telehealth",
                             demo_integration_fields(rng), "Integration session.", dose["id"])
-    b.dosing_notes.append(dosing)
-    b.integration_notes.append(integration)
+    p.batch.dosing_notes.append(dosing)
+    p.batch.integration_notes.append(integration)
     for note in (dosing, integration):
-        audit_rows.append((note["signed_at"], therapist_id, t_name, "note.sign", "session_note", str(note["id"]), pid,
-                           f"type={note['note_type']}"))
-        summary.notes += 1
+        ctx.audit_rows.append((note["signed_at"], t.id, t.username, "note.sign", "session_note", str(note["id"]),
+                               p.pid, f"type={note['note_type']}"))
+        ctx.summary.notes += 1
         if rng.random() < 0.08:
             text_ = rng.choice(_ADDENDA)
             at = note["signed_at"] + timedelta(days=1, hours=rng.randint(0, 6))
             add_id = ids.take(Addendum)
-            b.addenda.append(dict(id=add_id, note_id=note["id"], author_id=therapist_id, text=text_, created_at=at,
-                                  signed_at=at, content_hash=addendum_hash(note["id"], therapist_id, text_, at)))
-            audit_rows.append((at, therapist_id, t_name, "addendum.create", "addendum", str(add_id), pid,
-                               f"note={note['id']}"))
-            summary.addenda += 1
+            p.batch.addenda.append(dict(id=add_id, note_id=note["id"], author_id=t.id, text=text_, created_at=at,
+                                        signed_at=at, content_hash=addendum_hash(note["id"], t.id, text_, at)))
+            ctx.audit_rows.append((at, t.id, t.username, "addendum.create", "addendum", str(add_id), p.pid,
+                                   f"note={note['id']}"))
+            ctx.summary.addenda += 1
 
 
 def addendum_hash(note_id: int, author_id: int, text_: str, created_at: datetime) -> str:
@@ -631,11 +768,8 @@ def _spread(rng: random.Random, total: int, n: int, last_zero: bool = False) -> 
 
 
 def _insert_batch(session, b: _Batch) -> None:
-    """Insert one batch in foreign-key order (the two reference cycles are closed by UPDATEs)."""
+    """Insert what one patient recorded since the last review, in foreign-key order."""
     for model, rows in (
-        (Patient, b.patients),
-        (DoseAdjustment, b.adjustments),  # plan_id / resulting_plan_id filled in below
-        (TreatmentPlan, b.plans),
         (SessionNote, b.dosing_notes),
         (DoseEntry, b.doses),
         (SessionNote, b.integration_notes),
@@ -644,13 +778,18 @@ def _insert_batch(session, b: _Batch) -> None:
     ):
         if rows:
             session.execute(insert(model.__table__), rows)
-    if b.adjustment_links:
-        t = DoseAdjustment.__table__
-        session.execute(
-            update(t).where(t.c.id == bindparam("b_id")).values(plan_id=bindparam("b_plan"),
-                                                                  resulting_plan_id=bindparam("b_result")),
-            b.adjustment_links,
-        )
+
+
+def _stamp_service_rows(session, first_pid: int, summary: SeedSummary) -> None:
+    """Rows the services wrote take their creation time from the column default (the real
+    clock): give them the historical moment they were made at, and count them."""
+    adj, plan = DoseAdjustment.__table__, TreatmentPlan.__table__
+    session.execute(update(adj).where(adj.c.patient_id >= first_pid).values(created_at=adj.c.as_of))
+    session.execute(update(plan).where(plan.c.patient_id >= first_pid).values(created_at=plan.c.effective_from))
+    summary.adjustments = session.execute(
+        select(func.count()).select_from(adj).where(adj.c.patient_id >= first_pid)).scalar()
+    summary.plan_versions = session.execute(
+        select(func.count()).select_from(plan).where(plan.c.patient_id >= first_pid)).scalar()
 
 
 def _append_audit_chain(session, rows: list[_AuditRow]) -> int:
@@ -681,8 +820,7 @@ def _fix_sequences(session) -> None:
     """PostgreSQL: move each id sequence past the explicit ids written above."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for model in (User, CareTeam, Patient, TreatmentPlan, DoseEntry, Assessment, SessionNote, Addendum,
-                  DoseAdjustment, AuditEvent):
+    for model in (User, CareTeam, Patient, DoseEntry, Assessment, SessionNote, Addendum, AuditEvent):
         name = model.__tablename__
         session.execute(text(
             f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "

@@ -95,6 +95,8 @@ class PlanRow:
     approved_by: str
     approved_at: str
     rationale: str = ""
+    superseded: bool = False  # a later version exists
+    override: str = ""  # the override its decision carried, in words, with the prescriber's reason
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,62 @@ class AdjustmentRow:
     decision: str = ""  # "200 mg every 7 days"
     rationale: str = ""
     protocol: str = ""
+
+
+# The safety rules and override conditions in words (never their codes) for the summary.
+SAFETY_WORDS = {
+    "suicidality": "Suicidality (PHQ-9 item 9 above 0)",
+    "hypertension_severe": "Severe hypertension (blood pressure at or above the hold threshold)",
+    "serious_adverse_event": "Serious adverse event",
+    "overuse": "Overuse (more doses taken than the plan allows)",
+    "dose_above_plan": "Dose above the plan's dose",
+    "vomiting": "Vomiting after a dose",
+    "severe_nausea": "Severe nausea on repeated doses",
+    "hypertension": "High blood pressure on repeated doses",
+    "depression_worsening": "Worsening depression (PHQ-9)",
+    "too_soon": "Too soon after the last plan change",
+    "too_few_doses": "Too few doses at the current dose",
+    "stale_assessment": "No recent GAD-7",
+    "stale_phq9": "No recent PHQ-9",
+    "adherence": "Low adherence",
+    "no_recent_vitals": "No recent blood pressure reading",
+    "tolerability": "Poor tolerability on recent doses",
+    "above_ceiling": "Above the protocol's ceiling",
+    "off_steps": "A dose off the protocol's steps",
+    "off_step": "A dose off the protocol's steps",
+    "off_interval": "An interval off the protocol's intervals",
+    "off_intervals": "An interval off the protocol's intervals",
+    "hard_maximum": "Above the hard maximum",
+}
+# the flags that stop dosing (DESIGN.md §3 rule 1), shown as "active safety flags"
+ACTIVE_SAFETY_CODES = ("suicidality", "hypertension_severe", "serious_adverse_event", "overuse", "dose_above_plan")
+
+
+def safety_words(code: str) -> str:
+    """A rule or condition in words; an unknown code still reads as words, not as a code."""
+    code = str(code)
+    return SAFETY_WORDS.get(code) or code.replace("_", " ").strip().capitalize()
+
+
+@dataclass(frozen=True)
+class SafetyItem:
+    """One line of the safety section: when, what (in words), the detail and who."""
+
+    when: str
+    what: str
+    detail: str = ""
+    who: str = ""
+
+
+@dataclass
+class SafetyData:
+    """The opening section: what a reader must see before anything else."""
+
+    as_of: str  # the clinic day the active flags are for
+    active: list[str] = field(default_factory=list)  # in words, with the facts when known
+    holds: list[SafetyItem] = field(default_factory=list)  # engine holds and held plan versions in the period
+    overrides: list[SafetyItem] = field(default_factory=list)  # decisions with a safety override in the period
+    waiting: list[SafetyItem] = field(default_factory=list)  # urgent items still waiting (now)
 
 
 @dataclass(frozen=True)
@@ -136,3 +194,7 @@ class SummaryData:
     adjustments: list[AdjustmentRow] = field(default_factory=list)
     notes: list[NoteData] = field(default_factory=list)
     include_drafts: bool = False
+    safety: SafetyData | None = None
+    # doses whose blood pressure meets the protocol's thresholds, tagged or not: {dose id: words}
+    bp_alerts: dict[int, str] = field(default_factory=dict)
+    bp_thresholds: str = ""  # "160/100 (decrease) and 180/110 (hold)"

@@ -1,6 +1,7 @@
 """The treatment summary for one patient and a date range.
 
-Sections: patient and diagnosis; outcome (response and remission); plan history; the
+Sections: patient and diagnosis; safety (active flags, holds, safety overrides, urgent items
+waiting); outcome (response and remission); plan history; the
 GAD-7/PHQ-9 chart with dose steps; scores; the dose log (a LongTable whose header repeats
 on every page); adverse events; suggestions and decisions; the signed notes in the range
 (drafts only when asked; private process notes never reach this module at all).
@@ -16,7 +17,7 @@ from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, 
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.chart import score_chart
-from kapnotes.pdf.model import ScoreRow, SummaryData
+from kapnotes.pdf.model import SafetyData, SafetyItem, ScoreRow, SummaryData
 from kapnotes.pdf.note_pdf import (
     CONTENT_WIDTH,
     DOSE_HEADER,
@@ -92,6 +93,58 @@ def diagnosis_text(code: str) -> str:
     return f"{code} — {name}" if name else (code or "—")
 
 
+def _safety_items(items: list[SafetyItem], empty: str, styles, who_label: str = "By") -> list:
+    if not items:
+        return [Paragraph(esc(empty), styles["muted"])]
+    rows = [[i.when, i.what, i.detail or "—", i.who or "—"] for i in items]
+    return [grid_table(["Date", "What", "Detail", who_label], rows, [70, 150, CONTENT_WIDTH - 330, 110], styles)]
+
+
+def safety_story(safety: SafetyData | None, styles) -> list:
+    """The opening section: what must not be missed, before any other figure."""
+    s = styles
+    out: list = [Paragraph("Safety", s["h2"])]
+    if safety is None:
+        return out + [Paragraph("Safety information was not gathered for this summary.", s["muted"])]
+    out.append(Paragraph(f"Active safety flags today ({esc(safety.as_of)})", s["h3"]))
+    if safety.active:
+        out += [Paragraph("• " + esc(flag), s["warn"]) for flag in safety.active]
+    else:
+        out.append(Paragraph("None: no suicidality, severe hypertension, serious adverse event, overuse or dose "
+                             "above the plan is flagged.", s["muted"]))
+    out.append(Paragraph("Holds in the period", s["h3"]))
+    out += _safety_items(safety.holds, "No hold in this period.", s, "Status / by")
+    out.append(Paragraph("Decisions with a safety override in the period", s["h3"]))
+    out += _safety_items(safety.overrides, "No decision overrode a safety rule in this period.", s, "Prescriber")
+    out.append(Paragraph("Urgent items still waiting", s["h3"]))
+    out += _safety_items(safety.waiting, "No urgent item is waiting for the prescriber.", s, "Status")
+    return out
+
+
+def _adverse_rows(data: SummaryData) -> list[list[str]]:
+    """Tagged doses, vomiting, and every reading at or above the protocol's thresholds (tagged or not)."""
+    rows = []
+    for d in data.doses:
+        alert = data.bp_alerts.get(d.id, "")
+        if not (d.adverse_events.strip() or d.vomited or alert):
+            continue
+        tags = [t.strip().replace("_", " ") for t in d.adverse_events.split(";") if t.strip()]
+        if d.vomited:
+            tags.insert(0, "vomited")
+        events = "; ".join(tags)
+        if alert:
+            events = f"{events}; {alert}" if events else f"{alert}, not tagged"
+        rows.append([d.taken_at, f"{fmt_number(d.dose_mg)} mg", events,
+                     " → ".join((d.bp_pre or "—", d.bp_post or "—")), d.notes or ""])
+    return rows
+
+
+def _plan_status(p) -> str:
+    if p.superseded:
+        return "superseded" if p.status == "active" else f"superseded (was {p.status})"
+    return p.status
+
+
 def summary_story(data: SummaryData, styles) -> list:
     s = styles
     story: list = []
@@ -106,6 +159,8 @@ def summary_story(data: SummaryData, styles) -> list:
         ("Status", data.patient.status or "—"),
         ("Care team", ", ".join(data.care_team) or "—"),
     ]))
+
+    story.extend(safety_story(data.safety, s))
 
     # outcome
     story.append(Paragraph("Response and remission", s["h2"]))
@@ -134,10 +189,11 @@ def summary_story(data: SummaryData, styles) -> list:
                 str(p.version), p.effective, f"{fmt_number(p.dose_mg)} mg",
                 (f"{p.formulation.upper() if p.formulation == 'odt' else p.formulation}, {p.minutes_in_mouth} min, "
                  f"{p.administration}"),
-                f"every {p.interval_days} d", p.status, f"{p.approved_by}\n{p.approved_at}", p.rationale or "—",
+                f"every {p.interval_days} d", _plan_status(p), f"{p.approved_by}\n{p.approved_at}",
+                (p.rationale or "—") + (f"\n{p.override}" if p.override else ""),
             ])
         story.append(grid_table(["Ver.", "Effective", "Dose", "Formulation", "Interval", "Status", "Approved by",
-                                 "Rationale"], rows, [26, 54, 40, 86, 48, 40, 96, CONTENT_WIDTH - 390], s))
+                                 "Rationale"], rows, [26, 54, 40, 80, 44, 56, 92, CONTENT_WIDTH - 392], s))
     else:
         story.append(Paragraph("No treatment plan on record.", s["muted"]))
 
@@ -167,15 +223,11 @@ def summary_story(data: SummaryData, styles) -> list:
 
     # adverse events
     story.append(Paragraph("Adverse events", s["h2"]))
-    events = [d for d in data.doses if d.adverse_events.strip() or d.vomited]
-    if events:
-        rows = []
-        for d in events:
-            tags = [t.strip().replace("_", " ") for t in d.adverse_events.split(";") if t.strip()]
-            if d.vomited:
-                tags.insert(0, "vomited")
-            rows.append([d.taken_at, f"{fmt_number(d.dose_mg)} mg", "; ".join(tags),
-                         " → ".join((d.bp_pre or "—", d.bp_post or "—")), d.notes or ""])
+    if data.bp_thresholds:
+        story.append(Paragraph(f"Blood pressure at or above the protocol's thresholds, {esc(data.bp_thresholds)}, "
+                               "is listed whether or not the dose was tagged.", s["muted"]))
+    rows = _adverse_rows(data)
+    if rows:
         story.append(grid_table(["Taken", "Dose", "Events", "BP pre → post", "Notes"], rows,
                                 [70, 44, 150, 80, CONTENT_WIDTH - 344], s, long=True))
     else:
@@ -246,4 +298,4 @@ def build_summary_pdf(data: SummaryData, invariant: bool = False) -> bytes:
         return buf.getvalue()
 
 
-__all__ = ["ICD10", "Outcome", "build_summary_pdf", "diagnosis_text", "outcomes", "summary_story"]
+__all__ = ["ICD10", "Outcome", "build_summary_pdf", "diagnosis_text", "outcomes", "safety_story", "summary_story"]

@@ -204,3 +204,72 @@ def build_world(engine, clinic, *, days: int = 60, weekly_notes: bool = False, h
                              created_at=_aware(start + timedelta(days=3), 8)))
         s.flush()
         return PdfWorld(pid, dosing.id, integration.id, draft.id, other.id, addenda_texts, dose_ids=dose_ids)
+
+
+OVERRIDE_RATIONALE = "Family <b>insists</b> & AT&T a<b: benefit outweighs the BP risk"
+
+
+@dataclass
+class SafetyWorld:
+    held_version: int
+    override_version: int
+    plan_versions: int
+
+
+def add_safety_story(engine, clinic, world: PdfWorld) -> SafetyWorld:
+    """What the summary's safety section and adverse events must show: untagged high BP, a
+    positive PHQ-9 item 9 today, engine holds, a held plan version, an override decision that
+    produced a plan version, and an urgent item still waiting."""
+    pid, tina, paul = world.patient_id, clinic.tina, clinic.paul
+    today = datetime.now(UTC).date()
+    with session_scope(engine) as s:
+        for day, pre, post, tags in ((today - timedelta(days=6), (168, 104), (150, 92), ""),
+                                     (today - timedelta(days=4), (132, 84), (192, 118), "chest_pain"),
+                                     (today - timedelta(days=3), (150, 95), (158, 99), "")):
+            s.add(DoseEntry(patient_id=pid, taken_at=_aware(day, 14, 5), dose_mg=200, formulation="odt",
+                            administration="spit", context="home", bp_systolic_pre=pre[0], bp_diastolic_pre=pre[1],
+                            bp_systolic_post=post[0], bp_diastolic_post=post[1], adverse_events=tags,
+                            entered_by_id=tina.id))
+        items = [1, 1, 1, 1, 1, 1, 1, 1, 1]
+        sc = score("PHQ-9", items=items)
+        s.add(Assessment(patient_id=pid, instrument="PHQ-9", administered_on=today - timedelta(days=2), items=items,
+                         total=sc.total, band=sc.band, item9=1, loinc_panel="x", loinc_total="y",
+                         entered_by_id=tina.id))
+        hold_reason = {"code": "suicidality", "text": f"PHQ-9 of {today - timedelta(days=2)} answers item 9 with 1."}
+        for status, days_ago in (("superseded", 2), ("superseded", 1)):
+            s.add(DoseAdjustment(patient_id=pid, kind="suggestion", status=status, action="hold",
+                                 proposed_dose_mg=200, proposed_interval_days=7, flags=["suicidality"],
+                                 reasons=[hold_reason], created_at=_aware(today - timedelta(days=days_ago), 8)))
+        top = s.exec(select(TreatmentPlan).where(TreatmentPlan.patient_id == pid)
+                     .order_by(TreatmentPlan.version_number.desc())).first()
+        held = TreatmentPlan(patient_id=pid, version_number=top.version_number + 1, formulation="odt", dose_mg=200,
+                             interval_days=7, status="held", effective_from=_aware(today - timedelta(days=4), 16),
+                             approved_by_id=paul.id, rationale="Chest pain after the dose: held pending review.")
+        s.add(held)
+        s.flush()
+        override = DoseAdjustment(
+            patient_id=pid, kind="proposal", status="approved", action="increase", plan_id=held.id,
+            proposed_dose_mg=250, proposed_interval_days=7, created_at=_aware(today - timedelta(days=1), 9),
+            created_by_id=tina.id, decided_by_id=paul.id, decided_at=_aware(today - timedelta(days=1), 11),
+            decision_rationale="Discussed with the family and the patient.", decided_dose_mg=250,
+            decided_interval_days=7, override_rules=["suicidality", "hypertension_severe"],
+            override_rationale=OVERRIDE_RATIONALE)
+        s.add(override)
+        s.flush()
+        resumed = TreatmentPlan(patient_id=pid, version_number=held.version_number + 1, formulation="odt",
+                                dose_mg=250, interval_days=7, status="active",
+                                effective_from=_aware(today - timedelta(days=1), 11), approved_by_id=paul.id,
+                                rationale="Discussed with the family and the patient.", adjustment_id=override.id)
+        s.add(resumed)
+        s.flush()
+        override.resulting_plan_id = resumed.id
+        s.add(override)
+        s.add(DoseAdjustment(patient_id=pid, kind="suggestion", status="pending", action="hold", plan_id=resumed.id,
+                             proposed_dose_mg=250, proposed_interval_days=7, flags=["suicidality"],
+                             reasons=[hold_reason], created_at=_aware(today, 7)))
+        s.add(DoseAdjustment(patient_id=pid, kind="suggestion", status="pending", action="decrease",
+                             plan_id=resumed.id, proposed_dose_mg=200, proposed_interval_days=7, flags=["hypertension"],
+                             reasons=[{"code": "hypertension", "text": "2 of the last 3 doses met 160/100."}],
+                             created_at=_aware(today - timedelta(days=1), 7)))
+        s.flush()
+        return SafetyWorld(held.version_number, resumed.version_number, resumed.version_number)

@@ -18,7 +18,7 @@ from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.model import ScoreRow
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
-from tests.unit.pdf_data import build_world
+from tests.unit.pdf_data import OVERRIDE_RATIONALE, add_safety_story, build_world
 from tests.unit.test_pdf_note import FIXED, flat, pdf_text, qpdf_ok
 
 
@@ -286,3 +286,97 @@ def test_summary_notes_leave_out_empty_fields_and_keep_links_and_signature(engin
         meta, patient, _ = exports.prepare_note(s, clinic.tina, dosing.id, record=False)
     full = flat("\n".join(pdf_text(exports.render_note(meta, patient, note))[1]))
     assert flat(empty_spec.label) in full and "legacy_blank" in full
+
+
+# --- the safety section, untagged high BP, superseded plan versions (issue 13 §6) ---------------
+
+
+def _section(text: str, start: str, end: str) -> str:
+    assert start in text and end in text, (start, end)
+    return text[text.index(start):text.index(end, text.index(start))]
+
+
+@pytest.fixture
+def safety_world(engine, clinic, world):
+    return add_safety_story(engine, clinic, world)
+
+
+def test_summary_opens_with_the_safety_section(engine, clinic, safety_world, tmp_path):
+    with session_scope(engine) as s:
+        pdf = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    qpdf_ok(pdf, tmp_path)
+    text = summary_text(pdf)
+    safety = _section(text, "Safety Active safety flags today", "Response and remission")
+    assert text.index("Safety Active safety flags today") < text.index("Response and remission")
+    # active flags, in words with their facts
+    assert "Suicidality (PHQ-9 item 9 above 0): PHQ-9 of" in safety
+    assert "Severe hypertension (blood pressure at or above the hold threshold)" in safety
+    assert "Serious adverse event" in safety
+    # holds: the engine's run of re-evaluations is one line; the held plan version
+    holds = _section(safety, "Holds in the period", "Decisions with a safety override")
+    # two re-evaluations with the same flags, the later superseding the earlier: one line, dated as a run
+    assert holds.count("Engine hold: Suicidality") == 1 and "replaced by a newer evaluation" in holds
+    day1, day2 = (str(datetime.now(UTC).date() - timedelta(days=n)) for n in (2, 1))
+    assert f"{day1} to {day2} Engine hold: Suicidality" in holds
+    assert f"Plan version {safety_world.held_version} held" in holds
+    assert "Chest pain after the dose: held pending review." in holds
+    # the override: when, who, the conditions overridden in words, the rationale as typed
+    overrides = _section(safety, "Decisions with a safety override", "Urgent items still waiting")
+    assert "Increase to 250 mg every 7 days, overriding: Suicidality (PHQ-9 item 9 above 0); Severe hypertension" \
+        in overrides
+    assert "Paul Park, MD" in overrides
+    assert f"Override rationale: {OVERRIDE_RATIONALE}" in overrides  # escaped: printed literally
+    # urgent items still waiting
+    waiting = safety[safety.index("Urgent items still waiting"):]
+    assert "Decrease: 200 mg every 7 days" in waiting and "2 of the last 3 doses met 160/100." in waiting
+    assert "Hold: 250 mg every 7 days" in waiting and waiting.count("waiting for the prescriber") == 2
+    # codes never reach the reader
+    for code in ("hypertension_severe", "serious_adverse_event", "suicidality,", "override_rules"):
+        assert code not in safety
+
+
+def test_safety_section_says_so_when_nothing_is_flagged(engine, clinic, world):
+    with session_scope(engine) as s:
+        text = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED))
+    safety = _section(text, "Safety Active safety flags today", "Response and remission")
+    assert "None: no suicidality, severe hypertension, serious adverse event, overuse or dose above the plan" in safety
+    assert "No hold in this period." in safety
+    assert "No decision overrode a safety rule in this period." in safety
+    assert "No urgent item is waiting for the prescriber." in safety
+
+
+def test_untagged_blood_pressure_over_the_thresholds_is_an_adverse_event(engine, clinic, safety_world):
+    with session_scope(engine) as s:
+        text = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED))
+    events = _section(text, "Blood pressure at or above the protocol's thresholds", "Dose-adjustment suggestions and")
+    assert "160/100 (decrease) and 180/110 (hold)" in events
+    assert "BP 168/104 before the dose, not tagged" in events
+    assert "chest pain; BP 192/118 after the dose (hold level)" in events
+    assert "150/95" not in events and "158/99" not in events  # below the thresholds: not an event
+
+
+def test_blood_pressure_thresholds_come_from_the_protocol_in_force(engine, clinic, safety_world, monkeypatch):
+    from dataclasses import replace
+
+    from kapnotes import protocol as protocol_mod
+
+    stricter = replace(protocol_mod.load_default(), decrease_systolic=150, decrease_diastolic=95)
+    monkeypatch.setattr(exports.protocol_mod, "in_force", lambda session=None: stricter)
+    with session_scope(engine) as s:
+        text = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED))
+    events = _section(text, "Blood pressure at or above the protocol's thresholds", "Dose-adjustment suggestions and")
+    assert "150/95 (decrease) and 180/110 (hold)" in events
+    assert "BP 150/95 before the dose; BP 158/99 after the dose, not tagged" in events
+
+
+def test_plan_history_labels_superseded_versions_and_prints_the_override(engine, clinic, safety_world):
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+        text = summary_text(exports.render_summary(data))
+    history = _section(text, "Treatment plan history", "GAD-7 and PHQ-9 over time")
+    n = safety_world.plan_versions
+    assert [p.superseded for p in data.plans] == [True] * (n - 1) + [False]
+    assert history.count("superseded") == n - 1
+    assert "superseded (was held)" in history
+    assert (f"Safety override (Suicidality (PHQ-9 item 9 above 0); Severe hypertension (blood pressure at or above "
+            f"the hold threshold)): {OVERRIDE_RATIONALE}") in history

@@ -12,7 +12,10 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, select
 
 from kapnotes import audit, auth, patients, plans
+from kapnotes import protocol as protocol_mod
+from kapnotes.config import get_settings
 from kapnotes.db import make_engine
+from kapnotes.engine import suggest
 from kapnotes.models import (
     Addendum,
     Assessment,
@@ -26,6 +29,7 @@ from kapnotes.models import (
 )
 from kapnotes.notehash import content_hash
 from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS, HEAVIEST_MRN, seed_demo
+from kapnotes.suggestions import engine_inputs
 from tests.conftest import PG_URL
 
 TODAY = date(2026, 11, 1)
@@ -130,7 +134,7 @@ def test_heaviest_patient_has_three_years_of_daily_history(tmp_path, sqlite_temp
 
         assert 1050 <= count(DoseEntry, DoseEntry.patient_id == pid) <= 1150
         assert 140 <= count(SessionNote, SessionNote.patient_id == pid) <= 160
-        assert 75 <= count(Assessment, Assessment.patient_id == pid) <= 85
+        assert 110 <= count(Assessment, Assessment.patient_id == pid) <= 125  # GAD-7 fortnightly, PHQ-9 monthly
         assert count(TreatmentPlan, TreatmentPlan.patient_id == pid) >= 2  # at least one titration
         assert count(Addendum) > 0
         assert count(DoseEntry, DoseEntry.adverse_events != "") > 0
@@ -188,3 +192,100 @@ def test_postgres_sequences_follow_explicit_ids(request):
         s.commit()
         assert audit.verify_chain(s).ok
     truncate_all(eng)
+
+
+# --- the records tell the truth: the seeded suggestions are the engine's ---------------------------
+
+
+def _reevaluate(s: Session, row: DoseAdjustment, proto, tz):
+    """The engine's answer for the plan the row names, on the record up to the row's as_of."""
+    plan = s.get(TreatmentPlan, row.plan_id)
+    as_of = row.as_of.astimezone(tz).date()
+    facts, doses, assessments = engine_inputs(s, row.patient_id, plan, as_of, tz)
+    return suggest(facts, doses, assessments, proto, as_of)
+
+
+def _stored_as_engine_output(row: DoseAdjustment) -> dict:
+    return {"action": row.action, "dose_mg": row.proposed_dose_mg, "interval_days": row.proposed_interval_days,
+            "flags": list(row.flags), "reasons": list(row.reasons), "checks": list(row.checks or []),
+            "protocol_hash": row.protocol_hash}
+
+
+def _engine_output(out) -> dict:
+    return {"action": out.action, "dose_mg": float(out.dose_mg), "interval_days": out.interval_days,
+            "flags": list(out.flags), "reasons": [r.as_dict() for r in out.reasons],
+            "checks": [c.as_dict() for c in out.checks], "protocol_hash": out.protocol_hash}
+
+
+def test_every_demo_suggestion_is_what_the_engine_says_on_the_record_up_to_then(engine):
+    seed_demo(engine, today=TODAY)
+    tz = get_settings().tz
+    with Session(engine) as s:
+        proto = protocol_mod.in_force(s)
+        rows = s.exec(select(DoseAdjustment).where(DoseAdjustment.kind == "suggestion")
+                      .order_by(DoseAdjustment.id)).all()
+        assert len(rows) > 50
+        for row in rows:
+            assert row.plan_id is not None and row.as_of is not None, row.id
+            assert _stored_as_engine_output(row) == _engine_output(_reevaluate(s, row, proto, tz)), (
+                f"suggestion #{row.id} ({row.status}, as of {row.as_of:%Y-%m-%d}) is not what the engine says")
+        # the histories reach every kind of result through the engine itself
+        assert {"hold", "increase", "space_out", "continue", "insufficient_data"} <= {r.action for r in rows}
+
+
+def test_demo_stories_follow_from_the_engine_and_real_decisions(engine):
+    seed_demo(engine, today=TODAY)
+    with Session(engine) as s:
+        pid = dict(s.execute(select(Patient.mrn, Patient.id)).all())
+
+        def items(mrn, **where):
+            q = select(DoseAdjustment).where(DoseAdjustment.patient_id == pid[mrn])
+            for k, v in where.items():
+                q = q.where(getattr(DoseAdjustment, k) == v)
+            return s.exec(q.order_by(DoseAdjustment.id)).all()
+
+        # KAP-1003: PHQ-9 item 9 answered 1 four days ago: the engine holds; it waits for the prescriber
+        last = items("KAP-1003", kind="suggestion")[-1]
+        assert last.action == "hold" and "suicidality" in last.flags and last.status == "pending"
+        # KAP-1005: post-dose BP 182/112 in the last ten days: a hold for severe hypertension
+        last = items("KAP-1005", kind="suggestion")[-1]
+        assert last.action == "hold" and "hypertension_severe" in last.flags and last.status == "pending"
+        # KAP-1004, a non-responder: an engine increase approved, and the plan version it produced
+        approved = items("KAP-1004", kind="suggestion", action="increase", status="approved")
+        assert approved
+        for adj in approved:
+            new = s.get(TreatmentPlan, adj.resulting_plan_id)
+            assert new.adjustment_id == adj.id and new.dose_mg == adj.proposed_dose_mg > s.get(
+                TreatmentPlan, adj.plan_id).dose_mg
+            assert adj.decision_rationale and new.effective_from == adj.decided_at
+        # a responder spaced out on remission
+        spaced = s.exec(select(DoseAdjustment).where(DoseAdjustment.action == "space_out",
+                                                     DoseAdjustment.kind == "suggestion",
+                                                     DoseAdjustment.status.in_(("approved", "modified")))).all()
+        assert spaced and all("remission" in a.flags for a in spaced)
+        # a therapist's proposal, declined with a rationale
+        proposals = s.exec(select(DoseAdjustment).where(DoseAdjustment.kind == "proposal")).all()
+        assert proposals and all(p.status == "rejected" and p.decision_rationale for p in proposals)
+        # every decision has a rationale; every plan version after the first comes from a decision
+        decided = s.exec(select(DoseAdjustment).where(DoseAdjustment.decided_at.is_not(None))).all()
+        assert decided and all(d.decision_rationale for d in decided)
+        for plan in s.exec(select(TreatmentPlan).where(TreatmentPlan.version_number > 1)).all():
+            adj = s.get(DoseAdjustment, plan.adjustment_id)
+            assert adj is not None and adj.resulting_plan_id == plan.id and adj.status in ("approved", "modified")
+        # rows carry the historical moments, not the time the seed ran
+        assert max(a.created_at for a in s.exec(select(DoseAdjustment)).all()).date() <= TODAY
+
+
+def test_the_replay_clock_is_removed_after_seeding(tmp_path, sqlite_template):
+    """The services read a historical "now" only while the seed replays; afterwards, the real one."""
+    import kapnotes.plans
+    import kapnotes.suggestions
+    from kapnotes import timeutil
+
+    eng = _fresh_sqlite(tmp_path, sqlite_template, "clock.db")
+    seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
+    assert kapnotes.suggestions.utcnow is timeutil.utcnow and kapnotes.plans.utcnow is timeutil.utcnow
+    with pytest.raises(Exception):  # a failed seed (non-empty database) restores it too
+        seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
+    assert kapnotes.suggestions.utcnow is timeutil.utcnow and audit.utcnow is timeutil.utcnow
+    eng.dispose()
