@@ -632,14 +632,16 @@ def _urgent(ctx: _Ctx, p: _Story, row: DoseAdjustment, day: date, last: bool) ->
 
 
 def _send_and_decide(ctx: _Ctx, p: _Story, row: DoseAdjustment, day: date, last: bool) -> None:
-    """The therapist forwards a change once the plan has had four weeks; the prescriber decides."""
-    if (day - p.plan.effective_from.astimezone(ctx.tz).date()).days < 28:
-        return  # too early to judge this dose: the suggestion stays open until the next review
+    """The therapist forwards the engine's change (the engine itself waits two weeks on a plan); the
+    prescriber decides."""
     _send(ctx, p, row, _local(ctx, day, 13))
     if _waits_in_queue(p, last):
         return
     verdict = p.rng.random()
-    if verdict < 0.12:
+    if p.demo and p.index == 4 and row.action == "space_out":
+        # KAP-1005 stays weekly: her story is the high blood pressure of the last ten days
+        _decide(ctx, p, row, _local(ctx, day, 16), "reject", _REJECTIONS[row.action])
+    elif verdict < 0.12:
         _decide(ctx, p, row, _local(ctx, day, 16), "reject", _REJECTIONS[row.action])
     elif verdict < 0.22 and row.action == "space_out" and p.plan.dose_mg > STEPS_MG[0]:
         lower = max(s for s in STEPS_MG if s < p.plan.dose_mg)

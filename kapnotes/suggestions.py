@@ -333,7 +333,9 @@ def run_for_patient(session: Session, actor: Actor | None, patient_id: int, as_o
     if existing and _same_result(existing[0], plan, s):
         keep = existing[0]
         if keep.facts_key != key or list(keep.checks or []) != checks:
-            keep.facts_key, keep.checks = key, checks  # still true for the record as it is now
+            # same action, values, flags and reasons: the item stays, re-dated to this evaluation so that
+            # its checks, facts and as_of describe the record as it is now (and it is not stale)
+            keep.facts_key, keep.checks, keep.facts, keep.as_of = key, checks, s.facts, utcnow()
             session.add(keep)
             _flush(session)
         _supersede(session, actor, existing[1:], patient_id, keep.id, "")
