@@ -50,7 +50,7 @@ def texts(at: AppTest) -> str:
 
 def add_history(engine, clinic):
     now = utcnow()
-    today = date.today()
+    today = assessments._today()  # the clinic's today: a later date is refused
     with session_scope(engine) as s:
         for k in range(6):
             doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
@@ -129,7 +129,7 @@ def test_dashboard_with_history(env):
 def test_dashboard_shows_safety_flag(env):
     engine, clinic = env
     with session_scope(engine) as s:
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today(), items=[1] * 9)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", assessments._today(), items=[1] * 9)
     at = page("dashboard", clinic.tina, clinic.a1)
     assert "SAFETY FLAG" in texts(at)
 
