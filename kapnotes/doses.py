@@ -264,8 +264,18 @@ def unusual_dose(session: Session, patient_id: int, dose_mg: float, taken_at: da
         reasons.append(f"the protocol's {ceiling:g} mg ceiling")
     if not reasons:
         return None
-    return (f"{dose_mg:g} mg is above {' and '.join(reasons)}. Check the number; if that is what was taken, "
-            "confirm it.")
+    return f"{dose_mg:g} mg is above {' and '.join(reasons)}."
+
+
+def unusual_rows(session: Session, patient_id: int, rows) -> list[tuple[int, str]]:
+    """(row number, reason) for each imported dose above the plan or the ceiling. An import
+    records them as the file says (the file is the record); the caller warns per row."""
+    out = []
+    for number, data in rows:
+        message = unusual_dose(session, patient_id, float(data.dose_mg), data.taken_at)
+        if message is not None:
+            out.append((number, message))
+    return out
 
 
 def _require_confirmation(session: Session, patient_id: int, data: DoseInput, confirmed: bool) -> bool:
@@ -274,7 +284,7 @@ def _require_confirmation(session: Session, patient_id: int, data: DoseInput, co
     if message is None:
         return False
     if not confirmed:
-        raise UnusualDose(message, data.dose_mg)
+        raise UnusualDose(f"{message} Check the number; if that is what was taken, confirm it.", data.dose_mg)
     return True
 
 
