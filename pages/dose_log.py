@@ -31,7 +31,7 @@ tab_log, tab_add, tab_edit = st.tabs(TABS, key="dose_tab", on_change="rerun", bi
 
 # Dates outside these bounds are refused by the service with a reason; narrower widget bounds
 # would make the browser drop what was typed and keep the old value without a word.
-WIDGET_MIN_DATE, WIDGET_MAX_DATE = date(1900, 1, 1), date(2199, 12, 31)
+WIDGET_MIN_DATE, WIDGET_MAX_DATE = date(1000, 1, 1), date(9999, 12, 31)
 # Field → the words of its label, for messages that do not already name the field.
 FIELD_LABELS = {"taken_at": "Date and time taken", "dose_mg": "Dose (mg)", "formulation": "Formulation",
                 "administration": "Spit or swallow", "context": "Context", "vomited": "Vomited",

@@ -42,7 +42,7 @@ errors: dict[str, str] = st.session_state.get("ms_errors") or {}
 # Not cleared on submit: a refused score keeps its answers. Wide date bounds: a date the browser
 # would refuse could otherwise come back as the previous value; the service says why instead.
 with st.form(f"measure_{instrument}_{mode}", clear_on_submit=False):
-    day = st.date_input("Date answered", value=None, min_value=date(1900, 1, 1), max_value=date(2199, 12, 31),
+    day = st.date_input("Date answered", value=None, min_value=date(1000, 1, 1), max_value=date(9999, 12, 31),
                         key=date_key, format="YYYY-MM-DD")
     if "administered_on" in errors:
         st.error(md_escape(f"Date answered: {errors['administered_on']}"), icon=":material/error:")

@@ -19,7 +19,7 @@ from kapnotes.note_templates import FieldSpec, Template, display_value, is_empty
 HEADER = ("session_date", "start_time", "end_time", "modality", "free_text", "integrates_dose_id")
 # Wide on purpose: Streamlit's default bounds (ten years either side) make the browser drop a date
 # typed outside them and keep the old value without a word; the service refuses it with a reason.
-DATE_BOUNDS = {"min_value": date(1900, 1, 1), "max_value": date(2199, 12, 31)}
+DATE_BOUNDS = {"min_value": date(1000, 1, 1), "max_value": date(9999, 12, 31)}
 MODALITY_LABELS = {Modality.in_person.value: "In person", Modality.telehealth.value: "Telehealth"}
 
 
