@@ -374,7 +374,7 @@ def create_draft(
     note_type: str,
     *,
     carry_over: bool = False,
-    session_date: date | None = None,
+    session_date: date | None | Any = UNSET,
     start_time: str | None | Any = UNSET,
     end_time: str | None = None,
     modality: str = Modality.in_person.value,
@@ -383,14 +383,18 @@ def create_draft(
     integrates_dose_id: int | None | Any = UNSET,
 ) -> SessionNote:
     """Start a draft, defaulted from the active plan and the clock (and, with ``carry_over``,
-    from the patient's previous signed note of the same type)."""
+    from the patient's previous signed note of the same type). A session date left out starts
+    as today; one given as None (an unreadable input) is refused, never replaced by today."""
     require_role(actor, Role.therapist.value)
     require_patient(session, actor, patient_id, Role.therapist.value)
     tpl = template(note_type)
     tz = get_settings().tz
     now_local = utcnow().astimezone(tz)
     today = now_local.date()
-    defaults = _defaults(session, patient_id, tpl.note_type, session_date or today, now_local.strftime("%H:%M"))
+    if session_date is UNSET:
+        session_date = today
+    defaults = _defaults(session, patient_id, tpl.note_type, session_date if isinstance(session_date, date) else today,
+                         now_local.strftime("%H:%M"))
     merged_fields = dict(defaults["fields"])
     carried_from = None
     if carry_over:
@@ -405,7 +409,7 @@ def create_draft(
     note = SessionNote(patient_id=patient_id, author_id=actor.id, note_type=tpl.note_type, session_date=today,
                        status=NoteStatus.draft.value, carried_over_from_id=carried_from, updated_by_id=actor.id)
     content = {
-        "session_date": session_date or today,
+        "session_date": session_date,
         "start_time": now_local.strftime("%H:%M") if start_time is UNSET else start_time,
         "end_time": end_time,
         "modality": modality,

@@ -147,7 +147,8 @@ def test_edit_to_unusual_dose_needs_confirmation(engine, clinic):
     with session_scope(engine) as s:
         assert s.get(DoseEntry, dose_id).dose_mg == 150 and s.get(DoseEntry, dose_id).version == v1
     with session_scope(engine) as s:
-        doses.edit_dose(s, clinic.tina, dose_id, _dose(taken_at=when, dose_mg=900), expected_version=v1, confirm_unusual_dose=True)
+        doses.edit_dose(s, clinic.tina, dose_id, _dose(taken_at=when, dose_mg=900), expected_version=v1,
+                        confirm_unusual_dose=True)
     with session_scope(engine) as s:
         row = s.get(DoseEntry, dose_id)
         assert row.dose_mg == 900

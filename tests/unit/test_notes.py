@@ -407,3 +407,15 @@ def test_dose_without_any_time_is_not_logged_at_an_invented_time(engine, clinic)
     with session_scope(engine) as s:
         entry = s.exec(select(DoseEntry).where(DoseEntry.session_note_id == nid)).one()
         assert entry.taken_at.astimezone(notes.get_settings().tz).strftime("%H:%M") == "09:40"
+
+
+def test_create_draft_with_an_unreadable_date_is_refused_not_dated_today(engine, clinic):
+    with session_scope(engine) as s:
+        before = len(s.exec(select(SessionNote.id)).all())
+    with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
+        notes.create_draft(s, clinic.tina, clinic.a1, "integration", session_date=None)
+    assert "Enter the session date" in exc.value.errors["session_date"]
+    with session_scope(engine) as s:
+        assert len(s.exec(select(SessionNote.id)).all()) == before
+        started = notes.create_draft(s, clinic.tina, clinic.a1, "integration")  # left out: starts today
+        assert started.session_date == notes._local_today()
