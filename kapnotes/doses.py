@@ -314,8 +314,8 @@ def add_dose(
     if not allow_duplicate:
         twin = find_duplicate(session, patient_id, data.taken_at, data.dose_mg)
         if twin is not None:
-            raise ValidationError({"taken_at": f"A {data.dose_mg:g} mg dose at this time is already in the log "
-                                               f"(entry {twin.id}); edit that entry instead."})
+            raise ValidationError({"taken_at": f"A {data.dose_mg:g} mg dose at this time is already in the log; "
+                                               "edit that entry instead."})
     plan = plan_at(session, patient_id, data.taken_at)
     entry = DoseEntry(patient_id=patient_id, plan_id=plan.id if plan else None, source=source,
                       session_note_id=session_note_id, entered_by_id=actor.id, **asdict(data))

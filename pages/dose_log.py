@@ -126,7 +126,9 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> tuple[doses.DoseI
                           help="Choose or type short tags, e.g. dizziness, chest_pain.")
     _errors_at(prefix, "vomited", "adverse_events")
     notes = st.text_area("Notes", value=(initial.notes or "") if initial else "", key=f"{prefix}_notes")
-    _errors_at(prefix, "notes", "_")
+    shown = {"taken_date", "taken_at", "taken_time", "dose_mg", "formulation", "administration", "context",
+             "vomited", "adverse_events", "notes", *(name for name, _label in NUMBERS)}
+    _errors_at(prefix, "notes", *[k for k in st.session_state.get(f"{prefix}__errors") or {} if k not in shown])
     submitted = st.form_submit_button("Save dose" if initial is None else "Save changes", type="primary")
     if not submitted:
         return None, {}, False

@@ -85,7 +85,8 @@ if submitted:
             if "administered_on" in exc.errors:
                 st.session_state["ms_errors"] = {"administered_on": exc.errors["administered_on"]}
                 st.rerun()
-            show_error(exc)
+            for message in exc.errors.values():  # the scale's messages name their item or total
+                st.error(md_escape(message), icon=":material/error:")
         except KapError as exc:
             show_error(exc)
         else:
