@@ -422,3 +422,24 @@ def test_measures_future_date_refused_not_saved_as_today(env):
     at = _submit(at, "Save score")
     assert "Date answered: enter a valid date" in texts(at)
     assert _rows(engine, Assessment) == []
+
+
+def test_dose_log_edit_to_unusual_dose_asks_for_confirmation(env):
+    engine, clinic = env
+    add_history(engine, clinic)
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    entry_id = at.selectbox(key="de_entry").value
+    with session_scope(engine) as s:
+        version = s.get(DoseEntry, entry_id).version
+    prefix = f"edit{entry_id}v{version}"
+    at.number_input(key=f"{prefix}_dose").set_value(400.0)
+    at = _submit(at, "Save changes")
+    assert "Dose (mg): 400 mg is above the plan's 150 mg and the protocol's 300 mg ceiling." in texts(at)
+    with session_scope(engine) as s:
+        assert s.get(DoseEntry, entry_id).dose_mg == 150
+    at.checkbox(key=f"{prefix}_confirm_400").check()
+    at = _submit(at, "Save changes")
+    assert not at.exception
+    with session_scope(engine) as s:
+        row = s.get(DoseEntry, entry_id)
+        assert (row.dose_mg, row.version) == (400, version + 1)
