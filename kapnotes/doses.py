@@ -256,7 +256,10 @@ def unusual_dose(session: Session, patient_id: int, dose_mg: float, taken_at: da
     """Why this dose needs a confirmation (above the plan in effect then, or above the
     protocol ceiling), in plain words; None when it does not."""
     plan = plan_at(session, patient_id, taken_at)
-    ceiling = protocol.in_force(session).ceiling_mg
+    try:
+        ceiling = protocol.in_force(session).ceiling_mg
+    except protocol.ProtocolError:  # a broken clinic file must not block documenting: the bundled ceiling
+        ceiling = protocol.load_default().ceiling_mg
     reasons = []
     if plan is not None and dose_mg > plan.dose_mg:
         reasons.append(f"the plan's {plan.dose_mg:g} mg")

@@ -336,3 +336,18 @@ def test_adherence_reads_naturally_for_a_daily_plan(engine, clinic):
     daily = doses.Adherence(adh.plan_id, 100.0, 1, adh.window_start, now, 28, 27, 28)
     assert daily.describe().endswith("at 100 mg every day")
     assert adh.describe().endswith("every 7 days")
+
+
+def test_a_broken_clinic_protocol_still_checks_against_the_bundled_ceiling(engine, clinic, tmp_path):
+    from kapnotes import protocol
+    from kapnotes.models import ClinicSetting
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("ceiling_mg = 300 ", "ceiling_mg = 'x' "))
+    with session_scope(engine) as s:
+        s.add(ClinicSetting(key=protocol.SETTING_KEY, value={"path": str(bad)}))
+    with session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose())  # documenting is never blocked
+    with pytest.raises(doses.UnusualDose) as exc, session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose(dose_mg=900, taken_at=utcnow() - timedelta(days=2)))
+    assert "the protocol's 300 mg ceiling" in exc.value.errors["dose_mg"]
