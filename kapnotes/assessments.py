@@ -9,7 +9,7 @@ A PHQ-9 given as a total must still answer item 9, so the flag never clears by o
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime
 
 import pandas as pd
 from sqlmodel import Session, col, select
@@ -44,10 +44,13 @@ def record_assessment(
     """Score and store one GAD-7 or PHQ-9. ``item9`` is for a PHQ-9 given as a total only."""
     require_patient(session, actor, patient_id)
     errors: dict[str, str] = {}
-    if not isinstance(administered_on, date):
+    if not isinstance(administered_on, date):  # never defaulted: an unreadable date is refused, not "today"
         errors["administered_on"] = "Enter the date the questionnaire was answered."
-    elif administered_on > _today() + timedelta(days=1):
-        errors["administered_on"] = f"Date {administered_on.isoformat()} is in the future."
+    elif isinstance(administered_on, datetime):
+        errors["administered_on"] = "Give the date only, without a time."
+    elif administered_on > _today():  # the clinic's today: a score cannot be answered tomorrow
+        errors["administered_on"] = (f"{administered_on.isoformat()} is after today; enter the date the "
+                                     "questionnaire was answered.")
     elif administered_on < EARLIEST:
         errors["administered_on"] = f"Date {administered_on.isoformat()} is before 2000."
     if errors:

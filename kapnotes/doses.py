@@ -18,7 +18,7 @@ from sqlalchemy import case, func
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes import audit, events, vitals
+from kapnotes import audit, events, protocol, vitals
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.errors import ConflictError, NotFound, ValidationError
@@ -64,7 +64,7 @@ FORMULATIONS = tuple(f.value for f in Formulation)
 ADMINISTRATIONS = tuple(a.value for a in Administration)
 CONTEXTS = tuple(c.value for c in DoseContext)
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-FUTURE_SLACK = timedelta(days=1)
+FUTURE_SLACK = timedelta(minutes=5)  # clock skew between a phone, a server and a clinic PC
 NOTES_MAX = 4000
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
 
@@ -142,7 +142,7 @@ def validate_dose(data: DoseInput, now: datetime | None = None) -> dict[str, str
     elif not isinstance(t, datetime) or t.tzinfo is None:
         errors["taken_at"] = "The time taken needs a date, time and time zone."
     elif t > now + FUTURE_SLACK:
-        errors["taken_at"] = "The time taken is more than a day in the future."
+        errors["taken_at"] = "This time is in the future; enter when the dose was actually taken."
     elif t < EARLIEST:
         errors["taken_at"] = "The time taken is before the year 2000."
     if data.dose_mg is not None and isinstance(data.dose_mg, float) and math.isnan(data.dose_mg):
@@ -164,7 +164,7 @@ def validate_dose(data: DoseInput, now: datetime | None = None) -> dict[str, str
     errors |= _whole_in(data.heart_rate, *vitals.HEART_RATE_RANGE, "heart_rate", "beats per minute")
     for when in ("pre", "post"):
         s, d = getattr(data, f"bp_systolic_{when}"), getattr(data, f"bp_diastolic_{when}")
-        label = "Blood pressure before" if when == "pre" else "Blood pressure after"
+        label = "Blood pressure before the dose" if when == "pre" else "Blood pressure after the dose"
         for key, message in vitals.check_bp(s, d, prefix=f"bp_{when}", label=label).items():
             errors[key.replace(f"bp_{when}_", "bp_") + f"_{when}"] = message
     if not isinstance(data.vomited, bool):
@@ -240,6 +240,57 @@ def find_duplicate(session: Session, patient_id: int, taken_at: datetime, dose_m
     ).first()
 
 
+class UnusualDose(ValidationError):
+    """A dose above the plan's dose or the protocol ceiling, not confirmed: nothing was saved.
+
+    Such a dose stays recordable (the log is the truth of what was taken, up to
+    ``vitals.DOSE_MG_MAX``) once the caller confirms it; the engine then holds.
+    """
+
+    def __init__(self, message: str, dose_mg: float):
+        super().__init__({"dose_mg": message})
+        self.dose_mg = dose_mg
+
+
+def unusual_dose(session: Session, patient_id: int, dose_mg: float, taken_at: datetime) -> str | None:
+    """Why this dose needs a confirmation (above the plan in effect then, or above the
+    protocol ceiling), in plain words; None when it does not."""
+    plan = plan_at(session, patient_id, taken_at)
+    try:
+        ceiling = protocol.in_force(session).ceiling_mg
+    except protocol.ProtocolError:  # a broken clinic file must not block documenting: the bundled ceiling
+        ceiling = protocol.load_default().ceiling_mg
+    reasons = []
+    if plan is not None and dose_mg > plan.dose_mg:
+        reasons.append(f"the plan's {plan.dose_mg:g} mg")
+    if dose_mg > ceiling:
+        reasons.append(f"the protocol's {ceiling:g} mg ceiling")
+    if not reasons:
+        return None
+    return f"{dose_mg:g} mg is above {' and '.join(reasons)}."
+
+
+def unusual_rows(session: Session, patient_id: int, rows) -> list[tuple[int, str]]:
+    """(row number, reason) for each imported dose above the plan or the ceiling. An import
+    records them as the file says (the file is the record); the caller warns per row."""
+    out = []
+    for number, data in rows:
+        message = unusual_dose(session, patient_id, float(data.dose_mg), data.taken_at)
+        if message is not None:
+            out.append((number, message))
+    return out
+
+
+def _require_confirmation(session: Session, patient_id: int, data: DoseInput, confirmed: bool) -> bool:
+    """Raise ``UnusualDose`` for an unconfirmed unusual dose; True when a confirmed one goes through."""
+    message = unusual_dose(session, patient_id, data.dose_mg, data.taken_at)
+    if message is None:
+        return False
+    if not confirmed:
+        raise UnusualDose(f"{message} Check the number; if that is what was taken, confirm it.", data.dose_mg)
+    return True
+
+
 def add_dose(
     session: Session,
     actor: Actor,
@@ -248,28 +299,33 @@ def add_dose(
     source: str = DoseSource.manual.value,
     session_note_id: int | None = None,
     allow_duplicate: bool = False,
+    confirm_unusual_dose: bool = False,
 ) -> DoseEntry:
     """Record one dose. Bad input raises ``ValidationError`` and writes nothing.
 
     The same dose at the same time twice is refused (a double submit, or an entry that an
-    import already brought in) unless ``allow_duplicate``.
+    import already brought in) unless ``allow_duplicate``. A dose above the plan's dose or
+    the protocol ceiling is refused (``UnusualDose``) unless ``confirm_unusual_dose``: a
+    typo of 900 for 90 must not pass silently, a dose really taken must stay recordable.
     """
     require_patient(session, actor, patient_id)
     data = _clean(data)
     vitals.raise_if(validate_dose(data))
+    confirmed = _require_confirmation(session, patient_id, data, confirm_unusual_dose)
     if source not in {s.value for s in DoseSource}:
         raise ValidationError({"source": f"Unknown source {source!r}."})
     if not allow_duplicate:
         twin = find_duplicate(session, patient_id, data.taken_at, data.dose_mg)
         if twin is not None:
-            raise ValidationError({"taken_at": f"A {data.dose_mg:g} mg dose at this time is already in the log "
-                                               f"(entry {twin.id}); edit that entry instead."})
+            raise ValidationError({"taken_at": f"A {data.dose_mg:g} mg dose at this time is already in the log; "
+                                               "edit that entry instead."})
     plan = plan_at(session, patient_id, data.taken_at)
     entry = DoseEntry(patient_id=patient_id, plan_id=plan.id if plan else None, source=source,
                       session_note_id=session_note_id, entered_by_id=actor.id, **asdict(data))
     session.add(entry)
     session.flush()
-    audit.record(session, actor, "dose.add", "dose_entry", entry.id, patient_id, detail=f"source={source}")
+    audit.record(session, actor, "dose.add", "dose_entry", entry.id, patient_id,
+                 detail=f"source={source}" + (" unusual_dose_confirmed" if confirmed else ""))
     events.emit(session, "dose.changed", actor, patient_id=patient_id, dose_id=entry.id)
     return entry
 
@@ -290,8 +346,10 @@ def _flush(session: Session) -> None:
 
 
 def edit_dose(session: Session, actor: Actor, dose_id: int, data: DoseInput,
-              expected_version: int | None = None) -> DoseEntry:
-    """Change an entry that is not voided and not used by a signed note."""
+              expected_version: int | None = None, confirm_unusual_dose: bool = False) -> DoseEntry:
+    """Change an entry that is not voided and not used by a signed note.
+
+    A change of dose or time that makes it unusual (see ``add_dose``) needs ``confirm_unusual_dose``."""
     entry = get_dose(session, actor, dose_id)
     if entry.voided_at is not None:
         raise ValidationError({"_": "This dose entry was voided and can no longer be edited."})
@@ -304,6 +362,9 @@ def edit_dose(session: Session, actor: Actor, dose_id: int, data: DoseInput,
     changed = [name for name, value in asdict(data).items() if getattr(entry, name) != value]
     if not changed:
         return entry
+    confirmed = False
+    if "dose_mg" in changed or "taken_at" in changed:
+        confirmed = _require_confirmation(session, entry.patient_id, data, confirm_unusual_dose)
     plan = plan_at(session, entry.patient_id, data.taken_at) if "taken_at" in changed else None
     with session.no_autoflush:
         for name in changed:
@@ -313,7 +374,7 @@ def edit_dose(session: Session, actor: Actor, dose_id: int, data: DoseInput,
         session.add(entry)
     _flush(session)
     audit.record(session, actor, "dose.edit", "dose_entry", entry.id, entry.patient_id,
-                 detail="fields=" + ",".join(changed))
+                 detail="fields=" + ",".join(changed) + (" unusual_dose_confirmed" if confirmed else ""))
     events.emit(session, "dose.changed", actor, patient_id=entry.patient_id, dose_id=entry.id)
     return entry
 

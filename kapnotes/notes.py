@@ -133,6 +133,15 @@ def _local_today() -> date:
     return utcnow().astimezone(get_settings().tz).date()
 
 
+FUTURE_SLACK = timedelta(minutes=5)  # clock skew, as for the dose log
+
+
+def _in_future(day: date, hhmm: str) -> bool:
+    """True when ``hhmm`` (clinic time) on ``day`` is more than a few minutes ahead of now."""
+    moment = datetime.combine(day, time.fromisoformat(hhmm), get_settings().tz)
+    return moment > utcnow() + FUTURE_SLACK
+
+
 def _clean_text(value: Any, name: str, label: str, limit: int, errors: dict[str, str]) -> str | None:
     if value is None:
         return None
@@ -185,6 +194,11 @@ def _check(session: Session, note: SessionNote, content: dict, for_sign: bool) -
         errors["end_time"] = f"End time {end} is before start time {start}."
     if for_sign and not start and "start_time" not in errors:
         errors["start_time"] = "Enter the session's start time before signing."
+    if for_sign and isinstance(sdate, date):  # a signed record says what happened, not what is planned
+        for name, value in (("start_time", start), ("end_time", end)):
+            if value and name not in errors and _in_future(sdate, value):
+                errors[name] = (f"{value} on {sdate.isoformat()} is still in the future; sign the note once "
+                                "the session has taken place.")
     clean["start_time"], clean["end_time"] = start, end
 
     modality = content.get("modality") or Modality.in_person.value
@@ -213,6 +227,11 @@ def _check(session: Session, note: SessionNote, content: dict, for_sign: bool) -
                                                    and for_sign).items() if k not in errors})
         if fields.get("booster_mg") is not None and "booster_mg" not in errors:
             errors.update(vitals.check_dose(fields["booster_mg"], "booster_mg"))
+        taken = fields.get("time_taken")
+        if (isinstance(sdate, date) and isinstance(taken, str) and TIME_RE.match(taken)
+                and "time_taken" not in errors and _in_future(sdate, taken)):
+            errors["time_taken"] = (f"{taken} on {sdate.isoformat()} is in the future; enter when the dose "
+                                    "was actually taken.")
     if note.note_type == NoteType.integration and for_sign:
         has_proposal = fields.get("proposal_dose_mg") is not None or fields.get("proposal_interval_days") is not None
         if has_proposal and is_blank(fields.get("proposal_reason")):
@@ -355,7 +374,7 @@ def create_draft(
     note_type: str,
     *,
     carry_over: bool = False,
-    session_date: date | None = None,
+    session_date: date | None | Any = UNSET,
     start_time: str | None | Any = UNSET,
     end_time: str | None = None,
     modality: str = Modality.in_person.value,
@@ -364,14 +383,18 @@ def create_draft(
     integrates_dose_id: int | None | Any = UNSET,
 ) -> SessionNote:
     """Start a draft, defaulted from the active plan and the clock (and, with ``carry_over``,
-    from the patient's previous signed note of the same type)."""
+    from the patient's previous signed note of the same type). A session date left out starts
+    as today; one given as None (an unreadable input) is refused, never replaced by today."""
     require_role(actor, Role.therapist.value)
     require_patient(session, actor, patient_id, Role.therapist.value)
     tpl = template(note_type)
     tz = get_settings().tz
     now_local = utcnow().astimezone(tz)
     today = now_local.date()
-    defaults = _defaults(session, patient_id, tpl.note_type, session_date or today, now_local.strftime("%H:%M"))
+    if session_date is UNSET:
+        session_date = today
+    defaults = _defaults(session, patient_id, tpl.note_type, session_date if isinstance(session_date, date) else today,
+                         now_local.strftime("%H:%M"))
     merged_fields = dict(defaults["fields"])
     carried_from = None
     if carry_over:
@@ -386,7 +409,7 @@ def create_draft(
     note = SessionNote(patient_id=patient_id, author_id=actor.id, note_type=tpl.note_type, session_date=today,
                        status=NoteStatus.draft.value, carried_over_from_id=carried_from, updated_by_id=actor.id)
     content = {
-        "session_date": session_date or today,
+        "session_date": session_date,
         "start_time": now_local.strftime("%H:%M") if start_time is UNSET else start_time,
         "end_time": end_time,
         "modality": modality,
@@ -507,7 +530,7 @@ def _dose_values(session: Session, note: SessionNote) -> dict | None:
         return None
     plan = active_plan(session, note.patient_id)
     tz = get_settings().tz
-    hhmm = f.get("time_taken") or note.start_time or "12:00"
+    hhmm = f.get("time_taken") or note.start_time  # never an invented time: _sync_dose waits for one
     taken = datetime.combine(note.session_date, time.fromisoformat(hhmm), tz)
     booster = f.get("booster_mg")
     return {
@@ -534,6 +557,10 @@ def _sync_dose(session: Session, actor: Actor, note: SessionNote) -> DoseEntry |
     """Create, link, update (or void) the one dose-log entry of a dosing note."""
     if note.note_type != NoteType.dosing:
         return None
+    f = note.fields or {}
+    hhmm = f.get("time_taken") or note.start_time
+    if f.get("dose_mg") is not None and (not hhmm or _in_future(note.session_date, hhmm)):
+        return linked_dose(session, note.id)  # no (past) time known yet: the log waits rather than invent one
     values = _dose_values(session, note)
     entry = linked_dose(session, note.id)
     if values is None:

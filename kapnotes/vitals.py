@@ -42,8 +42,8 @@ def check_bp(systolic, diastolic, prefix: str = "bp", label: str = "Blood pressu
         return {}
     if systolic is None or diastolic is None:
         return {s_field if systolic is None else d_field: f"{label}: give both systolic and diastolic."}
-    errors = check_range(systolic, *SYSTOLIC_RANGE, s_field, f"{label} systolic (mmHg)")
-    errors |= check_range(diastolic, *DIASTOLIC_RANGE, d_field, f"{label} diastolic (mmHg)")
+    errors = check_range(systolic, *SYSTOLIC_RANGE, s_field, f"{label}: systolic (mmHg)")
+    errors |= check_range(diastolic, *DIASTOLIC_RANGE, d_field, f"{label}: diastolic (mmHg)")
     if not errors and systolic <= diastolic:
         errors[s_field] = f"{label}: systolic ({systolic}) must be above diastolic ({diastolic})."
     return errors

@@ -1,17 +1,17 @@
 """Dose log: the patient's doses as a filterable table, adherence, add, edit and void."""
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
 from kapnotes import doses
 from kapnotes.config import get_settings
-from kapnotes.errors import KapError
+from kapnotes.errors import KapError, ValidationError
 from kapnotes.plans import active_plan
 from kapnotes.timeutil import fmt_local, utcnow
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz
@@ -29,18 +29,75 @@ st.title("Dose log")
 tab_log, tab_add, tab_edit = st.tabs(TABS, key="dose_tab", on_change="rerun", bind="query-params")
 
 
-def dose_form(prefix: str, initial: doses.DoseInput | None) -> doses.DoseInput | None:
-    """The dose fields; returns the input when the form was submitted."""
-    now_local = utcnow().astimezone(tz)
-    t0 = initial.taken_at.astimezone(tz) if initial else now_local
+# Dates outside these bounds are refused by the service with a reason; narrower widget bounds
+# would make the browser drop what was typed and keep the old value without a word.
+WIDGET_MIN_DATE, WIDGET_MAX_DATE = date(1000, 1, 1), date(9999, 12, 31)
+# Field → the words of its label, for messages that do not already name the field.
+FIELD_LABELS = {"taken_at": "Date and time taken", "dose_mg": "Dose (mg)", "formulation": "Formulation",
+                "administration": "Spit or swallow", "context": "Context", "vomited": "Vomited",
+                "adverse_events": "Adverse events", "notes": "Notes", "_": None}
+NUMBERS = (("anxiety_before", "Anxiety before (0–10)"), ("anxiety_after", "Anxiety after (0–10)"),
+           ("dissociation", "Dissociation (0–10)"), ("nausea", "Nausea (0 none – 3 severe)"),
+           ("bp_systolic_pre", "Blood pressure before the dose: systolic (mmHg)"),
+           ("bp_diastolic_pre", "Blood pressure before the dose: diastolic (mmHg)"),
+           ("bp_systolic_post", "Blood pressure after the dose: systolic (mmHg)"),
+           ("bp_diastolic_post", "Blood pressure after the dose: diastolic (mmHg)"),
+           ("heart_rate", "Heart rate (bpm)"))
+
+
+def field_message(name: str, message: str) -> str:
+    """The message in the label's words: ``Dose (mg): …`` (messages naming their field stay as they are)."""
+    label = FIELD_LABELS.get(name)
+    if not label:
+        return message
+    if len(message) > 1 and message[1].islower():
+        message = message[0].lower() + message[1:]
+    return f"{label}: {message}"
+
+
+def _prefill(prefix: str, initial: doses.DoseInput | None) -> None:
+    """Start values, set once per form: an input the user empties or makes invalid stays empty
+    (and is refused at save) instead of silently coming back as a default."""
+    if st.session_state.get(f"{prefix}__filled"):
+        return
+    t0 = initial.taken_at.astimezone(tz) if initial else utcnow().astimezone(tz)
+    st.session_state[f"{prefix}_date"] = t0.date()
+    st.session_state[f"{prefix}_time"] = t0.time().replace(second=0, microsecond=0)
+    dose_default = initial.dose_mg if initial else (plan.dose_mg if plan else None)
+    st.session_state[f"{prefix}_dose"] = None if dose_default is None else float(dose_default)
+    for name, _label in NUMBERS:
+        st.session_state[f"{prefix}_{name}"] = getattr(initial, name) if initial else None
+    st.session_state[f"{prefix}__filled"] = True
+
+
+def _errors_at(prefix: str, *names: str) -> None:
+    errors = st.session_state.get(f"{prefix}__errors") or {}
+    for name in names:
+        if name in errors:
+            st.error(md_escape(field_message(name, errors[name])), icon=":material/error:")
+
+
+def dose_form(prefix: str, initial: doses.DoseInput | None) -> tuple[doses.DoseInput | None, dict, bool]:
+    """The dose fields, errors at each field; returns (input, refusals found here, confirmed)
+    when the form was submitted, (None, {}, False) otherwise."""
+    _prefill(prefix, initial)
     c = st.columns(3)
-    day = c[0].date_input("Date taken", value=t0.date(), max_value=now_local.date() + timedelta(days=1),
-                          key=f"{prefix}_date")
-    clock = c[1].time_input(f"Time taken ({tz.key})", value=t0.time().replace(second=0, microsecond=0),
-                            key=f"{prefix}_time", step=300)
-    dose_default = initial.dose_mg if initial else (plan.dose_mg if plan else 100.0)
-    dose_mg = c[2].number_input("Dose (mg)", min_value=0.0, max_value=2000.0, step=25.0, value=float(dose_default),
-                                key=f"{prefix}_dose")
+    with c[0]:
+        day = st.date_input("Date taken", value=None, min_value=WIDGET_MIN_DATE, max_value=WIDGET_MAX_DATE,
+                            key=f"{prefix}_date", format="YYYY-MM-DD")
+        _errors_at(prefix, "taken_date", "taken_at")
+    with c[1]:
+        clock = st.time_input(f"Time taken ({tz.key})", value=None, key=f"{prefix}_time", step=300)
+        _errors_at(prefix, "taken_time")
+    with c[2]:
+        dose_mg = st.number_input("Dose (mg)", value=None, step=25.0, key=f"{prefix}_dose")
+        _errors_at(prefix, "dose_mg")
+        pending = st.session_state.get(f"{prefix}__unusual")
+        confirmed = False
+        if pending is not None:
+            confirmed = st.checkbox(f"Yes, {pending:g} mg was taken — record it", key=f"{prefix}_confirm_{pending:g}",
+                                    help="A recorded dose is what was taken. The dose rules then hold the plan "
+                                         "for the prescriber's review.")
     c = st.columns(3)
     form_default = initial.formulation if initial else (plan.formulation if plan else "odt")
     formulation = c[0].selectbox("Formulation", doses.FORMULATIONS, index=doses.FORMULATIONS.index(form_default)
@@ -52,39 +109,73 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> doses.DoseInput |
     context = c[2].selectbox("Context", doses.CONTEXTS,
                              index=doses.CONTEXTS.index(initial.context) if initial else 0,
                              format_func=lambda v: v.replace("_", " "), key=f"{prefix}_ctx")
+    with c[0]:
+        _errors_at(prefix, "formulation", "administration", "context")
     st.caption("Leave a value empty when it was not reported.")
-    c = st.columns(4)
-
-    def num(col, label, name, lo, hi):
-        value = getattr(initial, name) if initial else None
-        return col.number_input(label, min_value=lo, max_value=hi, value=value, step=1, key=f"{prefix}_{name}")
-
-    anxiety_before = num(c[0], "Anxiety before (0–10)", "anxiety_before", 0, 10)
-    anxiety_after = num(c[1], "Anxiety after (0–10)", "anxiety_after", 0, 10)
-    dissociation = num(c[2], "Dissociation (0–10)", "dissociation", 0, 10)
-    nausea = num(c[3], "Nausea (0 none – 3 severe)", "nausea", 0, 3)
-    c = st.columns(5)
-    sys_pre = num(c[0], "BP before: systolic (mmHg)", "bp_systolic_pre", 0, 400)
-    dia_pre = num(c[1], "BP before: diastolic (mmHg)", "bp_diastolic_pre", 0, 300)
-    sys_post = num(c[2], "BP after: systolic (mmHg)", "bp_systolic_post", 0, 400)
-    dia_post = num(c[3], "BP after: diastolic (mmHg)", "bp_diastolic_post", 0, 300)
-    heart_rate = num(c[4], "Heart rate (bpm)", "heart_rate", 0, 300)
+    values = {}
+    for row in (NUMBERS[:4], NUMBERS[4:]):
+        cols = st.columns(len(row))
+        for col, (name, label) in zip(cols, row, strict=True):
+            with col:
+                values[name] = st.number_input(label, value=None, step=1, key=f"{prefix}_{name}")
+                _errors_at(prefix, name)
     vomited = st.checkbox("Vomited", value=bool(initial.vomited) if initial else False, key=f"{prefix}_vomited")
     tags_now = [t for t in (initial.adverse_events.split(";") if initial and initial.adverse_events else [])]
     tags = st.multiselect("Adverse events", sorted(set(COMMON_TAGS) | set(tags_now)), default=tags_now,
                           accept_new_options=True, key=f"{prefix}_tags",
                           help="Choose or type short tags, e.g. dizziness, chest_pain.")
+    _errors_at(prefix, "vomited", "adverse_events")
     notes = st.text_area("Notes", value=(initial.notes or "") if initial else "", key=f"{prefix}_notes")
+    shown = {"taken_date", "taken_at", "taken_time", "dose_mg", "formulation", "administration", "context",
+             "vomited", "adverse_events", "notes", *(name for name, _label in NUMBERS)}
+    _errors_at(prefix, "notes", *[k for k in st.session_state.get(f"{prefix}__errors") or {} if k not in shown])
     submitted = st.form_submit_button("Save dose" if initial is None else "Save changes", type="primary")
     if not submitted:
-        return None
-    return doses.DoseInput(
-        taken_at=datetime.combine(day, clock, tz), dose_mg=dose_mg, formulation=formulation,
+        return None, {}, False
+    here: dict[str, str] = {}  # what the widgets could not read: refused here, never replaced
+    if day is None:
+        here["taken_date"] = "Date taken: enter a valid date (YYYY-MM-DD)."
+    if clock is None:
+        here["taken_time"] = "Time taken: enter a valid time (HH:MM)."
+    data = doses.DoseInput(
+        taken_at=datetime.combine(day, clock, tz) if day is not None and clock is not None else None,
+        dose_mg=dose_mg, formulation=formulation,
         administration=None if administration == adm_options[0] else administration, context=context,
-        anxiety_before=anxiety_before, anxiety_after=anxiety_after, dissociation=dissociation, nausea=nausea,
-        vomited=vomited, bp_systolic_pre=sys_pre, bp_diastolic_pre=dia_pre, bp_systolic_post=sys_post,
-        bp_diastolic_post=dia_post, heart_rate=heart_rate, adverse_events=";".join(tags), notes=notes,
+        vomited=vomited, adverse_events=";".join(tags), notes=notes, **values,
     )
+    return data, here, bool(confirmed and pending is not None and dose_mg == pending)
+
+
+def save_dose(prefix: str, form_result, save) -> None:
+    """Run ``save(data, confirmed)``; refusals go to the fields (kept across the rerun), with the
+    confirmation control under the dose when the dose is unusual. Then rerun to show them."""
+    data, here, confirmed = form_result
+    if data is None:
+        return
+    errors = dict(here)
+    unusual = None
+    try:
+        if here:  # the other fields' reasons too, in one go
+            errors |= doses.validate_dose(data)
+        else:
+            save(data, confirmed)
+    except doses.UnusualDose as exc:
+        errors |= exc.errors
+        unusual = exc.dose_mg
+    except ValidationError as exc:
+        errors |= exc.errors
+    except KapError as exc:
+        show_error(exc)
+        return
+    st.session_state[f"{prefix}__unusual"] = unusual
+    if errors:
+        if "taken_date" in errors or "taken_time" in errors:
+            errors.pop("taken_at", None)  # the reason is already at the date or time
+        st.session_state[f"{prefix}__errors"] = errors
+    else:
+        for key in [k for k in st.session_state if str(k).startswith(f"{prefix}_")]:
+            del st.session_state[key]  # the next dose starts from fresh defaults
+    st.rerun()
 
 
 # --- the log -------------------------------------------------------------------------------------
@@ -145,16 +236,20 @@ def log_tab() -> None:
 def add_tab() -> None:
     if plan is not None:
         st.caption(f"Defaults from the active plan: {plan.dose_mg:g} mg {plan.formulation.upper()}.")
-    with st.form("add_dose", clear_on_submit=False):
-        data = dose_form("add", None)
-    if data is not None:
-        try:
-            with db() as session:
-                entry = doses.add_dose(session, actor, pid, data)
-            st.toast(f"Dose saved ({fmt_local(entry.taken_at, tz)})", icon=":material/check:")
-            st.success(f"Saved dose entry {entry.id}.")
-        except KapError as exc:
-            show_error(exc)
+    notice = st.session_state.pop("dose_saved_notice", None)
+    if notice:
+        st.success(notice)
+    with st.form("add_dose_form", clear_on_submit=False):
+        result = dose_form("add", None)
+
+    def save(data: doses.DoseInput, confirmed: bool) -> None:
+        with db() as session:
+            entry = doses.add_dose(session, actor, pid, data, confirm_unusual_dose=confirmed)
+            when = fmt_local(entry.taken_at, tz)
+        st.session_state["dose_saved_notice"] = f"Dose saved: {data.dose_mg:g} mg taken {when}."
+        st.toast(f"Dose saved ({when})", icon=":material/check:")
+
+    save_dose("add", result, save)
 
 # --- edit or void ---------------------------------------------------------------------------------------
 def edit_tab() -> None:
@@ -174,15 +269,15 @@ def edit_tab() -> None:
                        "Correct it with an addendum to that note.")
         else:
             with st.form(f"edit_dose_{entry.id}_{entry.version}"):
-                data = dose_form(f"edit{entry.id}v{entry.version}", doses.DoseInput.from_entry(entry))
-            if data is not None:
-                try:
-                    with db() as session:
-                        doses.edit_dose(session, actor, entry.id, data, expected_version=entry.version)
-                    st.toast("Changes saved", icon=":material/check:")
-                    st.rerun()
-                except KapError as exc:
-                    show_error(exc)
+                result = dose_form(f"edit{entry.id}v{entry.version}", doses.DoseInput.from_entry(entry))
+
+            def save(data: doses.DoseInput, confirmed: bool) -> None:
+                with db() as session:
+                    doses.edit_dose(session, actor, entry.id, data, expected_version=entry.version,
+                                    confirm_unusual_dose=confirmed)
+                st.toast("Changes saved", icon=":material/check:")
+
+            save_dose(f"edit{entry.id}v{entry.version}", result, save)
             with st.form(f"void_dose_{entry.id}"):
                 reason = st.text_input("Reason for voiding", key=f"void_reason_{entry.id}",
                                        help="The entry stays in the record, marked void.")

@@ -1,14 +1,16 @@
 """Measures: GAD-7 and PHQ-9 item by item (the real wording) or as a total; the series; void."""
 
+from datetime import date
+
 import streamlit as st
 
 from kapnotes import assessments, charts, scales
 from kapnotes.config import get_settings
-from kapnotes.errors import KapError
+from kapnotes.errors import KapError, ValidationError
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.chart_cache import altair_chart
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz
@@ -26,8 +28,24 @@ mode = c[1].radio("Enter", ["Item by item", "Total only"], horizontal=True, key=
 scale = scales.get_scale(instrument)
 answer_labels = [f"{v} — {label}" for v, label in enumerate(scales.ANSWERS)]
 
-with st.form(f"measure_{instrument}_{mode}", clear_on_submit=True):
-    day = st.date_input("Date answered", value=today, max_value=today, key=f"ms_date_{instrument}")
+saved_notice = st.session_state.pop("ms_saved", None)
+if saved_notice:
+    st.success(saved_notice[0])
+    if saved_notice[1]:
+        st.error("PHQ-9 item 9 is above 0: the safety flag is raised for this patient. Follow up on "
+                 "thoughts of self-harm before any dosing.", icon=":material/warning:")
+
+date_key = f"ms_date_{instrument}"
+if date_key not in st.session_state:  # today as the start value, once: an emptied or unreadable date stays empty
+    st.session_state[date_key] = today
+errors: dict[str, str] = st.session_state.get("ms_errors") or {}
+# Not cleared on submit: a refused score keeps its answers. Wide date bounds: a date the browser
+# would refuse could otherwise come back as the previous value; the service says why instead.
+with st.form(f"measure_{instrument}_{mode}", clear_on_submit=False):
+    day = st.date_input("Date answered", value=None, min_value=date(1000, 1, 1), max_value=date(9999, 12, 31),
+                        key=date_key, format="YYYY-MM-DD")
+    if "administered_on" in errors:
+        st.error(md_escape(f"Date answered: {errors['administered_on']}"), icon=":material/error:")
     items = None
     total = None
     item9 = None
@@ -49,7 +67,11 @@ with st.form(f"measure_{instrument}_{mode}", clear_on_submit=True):
 
 if submitted:
     missing = [str(i) for i, v in enumerate(items or [], start=1) if v is None]
-    if mode == "Item by item" and missing:
+    st.session_state.pop("ms_errors", None)
+    if day is None:
+        st.session_state["ms_errors"] = {"administered_on": "enter a valid date (YYYY-MM-DD). Nothing was saved."}
+        st.rerun()
+    elif mode == "Item by item" and missing:
         st.error(f"Answer every item before saving (missing: {', '.join(missing)}).")
     elif mode == "Total only" and total is None:
         st.error(f"Enter the {instrument} total.")
@@ -59,13 +81,22 @@ if submitted:
                 row = assessments.record_assessment(session, actor, pid, instrument, day, items=items,
                                                     total=None if items else int(total), item9=item9)
                 saved = (row.instrument, row.total, row.band, row.item9)
-            st.toast(f"Saved: {saved[0]} total {saved[1]} ({saved[2]})", icon=":material/check:")
-            st.success(f"Saved {saved[0]}: total **{saved[1]}**, band **{saved[2]}**.")
-            if saved[3]:
-                st.error("PHQ-9 item 9 is above 0: the safety flag is raised for this patient. Follow up on "
-                         "thoughts of self-harm before any dosing.", icon=":material/warning:")
+        except ValidationError as exc:
+            if "administered_on" in exc.errors:
+                st.session_state["ms_errors"] = {"administered_on": exc.errors["administered_on"]}
+                st.rerun()
+            for message in exc.errors.values():  # the scale's messages name their item or total
+                st.error(md_escape(message), icon=":material/error:")
         except KapError as exc:
             show_error(exc)
+        else:
+            st.toast(f"Saved: {saved[0]} total {saved[1]} ({saved[2]})", icon=":material/check:")
+            st.session_state["ms_saved"] = (f"Saved {saved[0]}: total **{saved[1]}**, band **{saved[2]}**.",
+                                            bool(saved[3]))
+            for key in [k for k in st.session_state if str(k).startswith(("ms_date_", f"ms_{instrument}_",
+                                                                          "ms_phq9_item9_only"))]:
+                del st.session_state[key]  # the next score starts blank, dated today
+            st.rerun()
 
 st.subheader("Scores over time")
 with db() as session:

@@ -1,7 +1,9 @@
 """``import-doses --patient MRN FILE.csv [--dry-run] [--skip-invalid] [--user USERNAME]``.
 
 Exit 0 when the import (or dry run) went through; exit 1 with every row error on stderr
-when a row is invalid and ``--skip-invalid`` was not given (nothing is written). The
+when a row is invalid and ``--skip-invalid`` was not given (nothing is written). A dose above
+the plan's dose or the protocol ceiling is imported as the file says (the file is the record)
+with a warning naming its row on stderr; the dose rules then hold the plan. The
 whole import is one transaction: a crash or kill part-way leaves nothing behind.
 """
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from kapnotes import auth, csv_import
+from kapnotes import auth, csv_import, doses
 from kapnotes.access import require_patient
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
@@ -76,6 +78,11 @@ def cmd_import_doses(args) -> int:
     if not args.quiet:
         print(f"checked {parsed.total_rows} rows: {len(parsed.rows)} valid, {len(parsed.invalid_rows)} invalid",
               file=sys.stderr, flush=True)
+    with session_scope(engine) as session:  # doses above the plan or the ceiling: recorded as the file says, flagged
+        unusual = doses.unusual_rows(session, patient_id, parsed.rows)
+    for number, message in unusual:
+        print(f"warning: row {number}: {message} It is recorded as the file says; check the file if that is "
+              "not what was taken.", file=sys.stderr)
     if parsed.errors and (parsed.file_error or not args.skip_invalid):
         for err in parsed.errors:
             print(f"error: {err.describe()}", file=sys.stderr)

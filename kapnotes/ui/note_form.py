@@ -17,6 +17,9 @@ from kapnotes.models import Modality
 from kapnotes.note_templates import FieldSpec, Template, display_value, is_empty
 
 HEADER = ("session_date", "start_time", "end_time", "modality", "free_text", "integrates_dose_id")
+# Wide on purpose: Streamlit's default bounds (ten years either side) make the browser drop a date
+# typed outside them and keep the old value without a word; the service refuses it with a reason.
+DATE_BOUNDS = {"min_value": date(1000, 1, 1), "max_value": date(9999, 12, 31)}
 MODALITY_LABELS = {Modality.in_person.value: "In person", Modality.telehealth.value: "Telehealth"}
 
 
@@ -162,7 +165,7 @@ def render_header(note_id: int, errors: dict[str, str], dose_choices: list[tuple
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         st.date_input("Session date *", value=None, key=hkey(note_id, "session_date"), disabled=disabled,
-                      format="YYYY-MM-DD")
+                      format="YYYY-MM-DD", **DATE_BOUNDS)
         _field_error(errors, {}, "session_date")
     with c2:
         st.time_input("Start time *", value=None, key=hkey(note_id, "start_time"), step=300, disabled=disabled)
@@ -202,7 +205,7 @@ def _widget(note_id: int, spec: FieldSpec, disabled: bool) -> None:
     elif spec.kind == "time":
         st.time_input(label, value=None, step=300, key=key, help=help_, disabled=disabled)
     elif spec.kind == "date":
-        st.date_input(label, value=None, key=key, help=help_, disabled=disabled, format="YYYY-MM-DD")
+        st.date_input(label, value=None, key=key, help=help_, disabled=disabled, format="YYYY-MM-DD", **DATE_BOUNDS)
     elif spec.kind == "select":
         st.selectbox(label, list(spec.options), index=None, key=key, help=help_, disabled=disabled,
                      placeholder="Choose…")

@@ -50,7 +50,7 @@ def texts(at: AppTest) -> str:
 
 def add_history(engine, clinic):
     now = utcnow()
-    today = date.today()
+    today = assessments._today()  # the clinic's today: a later date is refused
     with session_scope(engine) as s:
         for k in range(6):
             doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
@@ -129,7 +129,7 @@ def test_dashboard_with_history(env):
 def test_dashboard_shows_safety_flag(env):
     engine, clinic = env
     with session_scope(engine) as s:
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today(), items=[1] * 9)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", assessments._today(), items=[1] * 9)
     at = page("dashboard", clinic.tina, clinic.a1)
     assert "SAFETY FLAG" in texts(at)
 
@@ -326,3 +326,120 @@ def test_banner_prints_a_markdown_name_literally(env):
     # every markdown character is escaped: the name shows as typed, with no link or bold
     assert heading == "### " + md_escape("**Ann** _[x](http://evil.example)_ # <b>")
     assert "\\*\\*Ann\\*\\*" in heading and "\\[x\\]" in heading and "\\<b\\>" in heading
+
+
+def _rows(engine, model=DoseEntry) -> list:
+    with session_scope(engine) as s:
+        return s.exec(select(model)).all()
+
+
+def test_dose_log_unusual_dose_asks_for_confirmation_then_saves(env):
+    """900 mg on a 150 mg plan: the reason and a confirmation at the dose field, nothing saved;
+    confirmed, it is recorded as taken."""
+    engine, clinic = env
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at.number_input(key="add_dose").set_value(900.0)
+    at = _submit(at, "Save dose")
+    assert not at.exception
+    assert ("Dose (mg): 900 mg is above the plan's 150 mg and the protocol's 300 mg ceiling. Check the number; "
+            "if that is what was taken, confirm it.") in texts(at)
+    assert _rows(engine) == []
+    confirm = at.checkbox(key="add_confirm_900")
+    assert confirm.label == "Yes, 900 mg was taken — record it" and confirm.value is False
+    at = _submit(at, "Save dose")  # saving again without ticking it: still refused
+    assert _rows(engine) == []
+    at.checkbox(key="add_confirm_900").check()
+    at = _submit(at, "Save dose")
+    assert not at.exception
+    assert [r.dose_mg for r in _rows(engine)] == [900]
+    assert "Dose saved: 900 mg" in texts(at)
+    assert "above the plan" not in texts(at)  # the form starts afresh
+
+
+def test_dose_log_confirmation_is_for_that_dose_only(env):
+    engine, clinic = env
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at.number_input(key="add_dose").set_value(900.0)
+    at = _submit(at, "Save dose")
+    at.checkbox(key="add_confirm_900").check()
+    at.number_input(key="add_dose").set_value(950.0)  # changed after confirming 900
+    at = _submit(at, "Save dose")
+    assert "Dose (mg): 950 mg is above" in texts(at)
+    assert _rows(engine) == []
+
+
+@pytest.mark.parametrize(("key", "words"), [
+    ("add_date", "Date taken: enter a valid date"),
+    ("add_time", "Time taken: enter a valid time"),
+    ("add_dose", "Dose (mg): enter the dose in mg."),
+])
+def test_dose_log_unreadable_value_is_refused_not_replaced(env, key, words):
+    """A date, time or dose the browser could not read comes back empty: Save says why at the
+    field, and nothing is recorded with today's date or the plan's dose instead."""
+    engine, clinic = env
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    getattr(at, {"add_date": "date_input", "add_time": "time_input", "add_dose": "number_input"}[key])(
+        key=key).set_value(None)
+    at = _submit(at, "Save dose")
+    assert not at.exception
+    assert words in texts(at)
+    assert _rows(engine) == []
+
+
+def test_dose_log_future_dose_refused_at_the_field(env):
+    engine, clinic = env
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at.date_input(key="add_date").set_value(date(2090, 1, 1))
+    at = _submit(at, "Save dose")
+    assert "Date and time taken: this time is in the future" in texts(at)
+    assert _rows(engine) == []
+
+
+def test_dose_log_messages_use_the_labels(env):
+    engine, clinic = env
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at.number_input(key="add_bp_systolic_pre").set_value(300)
+    at.number_input(key="add_bp_diastolic_pre").set_value(80)
+    at = _submit(at, "Save dose")
+    t = texts(at)
+    assert "Blood pressure before the dose: systolic (mmHg) must be 60–260, got 300." in t
+    assert "Bp systolic pre" not in t and "bp_systolic_pre" not in t
+    assert _rows(engine) == []
+
+
+def test_measures_future_date_refused_not_saved_as_today(env):
+    engine, clinic = env
+    at = page("measures", clinic.tina, clinic.a1)
+    at.date_input(key="ms_date_GAD-7").set_value(date(2090, 1, 1))
+    for i in range(1, 8):
+        at.radio(key=f"ms_GAD-7_item{i}").set_value(2)
+    at = _submit(at, "Save score")
+    assert not at.exception
+    assert "Date answered: 2090-01-01 is after today" in texts(at)
+    assert _rows(engine, Assessment) == []
+    assert at.radio(key="ms_GAD-7_item1").value == 2  # the answers are kept
+    at.date_input(key="ms_date_GAD-7").set_value(None)  # unreadable: refused, never today
+    at = _submit(at, "Save score")
+    assert "Date answered: enter a valid date" in texts(at)
+    assert _rows(engine, Assessment) == []
+
+
+def test_dose_log_edit_to_unusual_dose_asks_for_confirmation(env):
+    engine, clinic = env
+    add_history(engine, clinic)
+    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    entry_id = at.selectbox(key="de_entry").value
+    with session_scope(engine) as s:
+        version = s.get(DoseEntry, entry_id).version
+    prefix = f"edit{entry_id}v{version}"
+    at.number_input(key=f"{prefix}_dose").set_value(400.0)
+    at = _submit(at, "Save changes")
+    assert "Dose (mg): 400 mg is above the plan's 150 mg and the protocol's 300 mg ceiling." in texts(at)
+    with session_scope(engine) as s:
+        assert s.get(DoseEntry, entry_id).dose_mg == 150
+    at.checkbox(key=f"{prefix}_confirm_400").check()
+    at = _submit(at, "Save changes")
+    assert not at.exception
+    with session_scope(engine) as s:
+        row = s.get(DoseEntry, entry_id)
+        assert (row.dose_mg, row.version) == (400, version + 1)

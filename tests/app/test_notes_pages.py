@@ -334,3 +334,35 @@ def test_inputs_emptied_together_by_an_interrupted_run_are_restored(ui):
     at.number_input(key=fkey(nid, "minutes_in_mouth")).set_value(None).run()  # one deliberate clear
     with session_scope(engine) as s:
         assert "minutes_in_mouth" not in s.get(SessionNote, nid).fields
+
+
+def test_sign_with_end_before_start_or_no_date_is_refused_at_the_field(ui):
+    """End before start, or a session date the browser could not read (it comes back empty):
+    Sign says why at the field; the note is not signed, and never with today's date instead."""
+    clinic, engine = ui
+    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    nid = _start(at, "integration")
+    at.date_input(key=hkey(nid, "session_date")).set_value(YESTERDAY).run()
+    for name, value in (("client_account", "Calmer."), ("risk_check", "Denies."), ("plan", "Continue.")):
+        at.text_area(key=fkey(nid, name)).input(value).run()
+    at.time_input(key=hkey(nid, "start_time")).set_value(time(11, 0)).run()
+    at.time_input(key=hkey(nid, "end_time")).set_value(time(10, 0)).run()
+    at.button(key="sign_note").click().run()
+    _ok(at)
+    assert "Not signed yet" in rendered_text(at)
+    assert any("End time 10:00 is before start time 11:00" in e.value for e in at.error)
+    at.time_input(key=hkey(nid, "end_time")).set_value(time(11, 50)).run()
+    at.date_input(key=hkey(nid, "session_date")).set_value(None)
+    at.button(key="sign_note").click().run()
+    _ok(at)
+    assert any("Enter the session date" in e.value for e in at.error)
+    with session_scope(engine) as s:
+        note = s.get(SessionNote, nid)
+        assert note.status == NoteStatus.draft and note.session_date == YESTERDAY
+        assert (note.start_time, note.end_time) == ("11:00", "11:50")
+    at.date_input(key=hkey(nid, "session_date")).set_value(YESTERDAY)
+    at.button(key="sign_note").click().run()
+    _ok(at)
+    with session_scope(engine) as s:
+        note = s.get(SessionNote, nid)
+        assert note.status == NoteStatus.signed and note.session_date == YESTERDAY and note.end_time == "11:50"

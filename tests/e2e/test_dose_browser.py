@@ -1,26 +1,64 @@
 """Browser: from the dashboard, "Add a dose" opens the dose log on its entry form (the tab is
-named in the URL); a saved dose shows in the log once its tab is opened."""
+named in the URL); a saved dose shows in the log once its tab is opened. An unusual dose asks
+for a confirmation at the dose field first; a bad date is refused at the field, never replaced."""
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+from datetime import timedelta
 
+from playwright.sync_api import expect
+from sqlmodel import select
+
+from kapnotes.config import get_settings
+from kapnotes.db import make_engine, session_scope
+from kapnotes.models import DoseEntry, Patient
+from kapnotes.timeutil import utcnow
 from tests.e2e.conftest import sign_in, wait_idle
 from tests.e2e.test_review_browser import _open_patient
+
+TZ = get_settings().tz
+
+
+def _today():
+    return utcnow().astimezone(TZ).date()
+
+
+def _doses(db_url: str, mrn: str) -> list[DoseEntry]:
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            pid = s.exec(select(Patient.id).where(Patient.mrn == mrn)).one()
+            return list(s.exec(select(DoseEntry).where(DoseEntry.patient_id == pid)).all())
+    finally:
+        engine.dispose()
+
+
+def _open_add_tab(page, base_url: str, mrn: str):
+    sign_in(page, base_url, "tsato")
+    _open_patient(page, mrn)
+    page.get_by_role("link", name="Add a dose").first.click()
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Dose log")).to_be_visible(timeout=20000)
+    save = page.get_by_role("button", name="Save dose")
+    expect(save).to_be_visible(timeout=20000)
+    return save
+
+
+def _fill(locator, text: str) -> None:
+    locator.click()
+    locator.press("ControlOrMeta+a")
+    locator.press("Backspace")
+    if text:
+        locator.press_sequentially(text)
+    locator.press("Tab")
 
 
 def test_dashboard_link_opens_the_add_tab_and_the_log_tab_shows_the_dose(browser, app_server):
     ctx = browser.new_context()
     page = ctx.new_page()
-    sign_in(page, app_server["url"], "tsato")
-    _open_patient(page, "KAP-1002")
-    page.get_by_role("link", name="Add a dose").first.click()
-    wait_idle(page)
-    expect(page.get_by_role("heading", name="Dose log")).to_be_visible(timeout=20000)
+    save = _open_add_tab(page, app_server["url"], "KAP-1002")
     assert "dose_tab=" in page.url
     expect(page.get_by_role("tab", name="Add a dose")).to_have_attribute("aria-selected", "true")
-    save = page.get_by_role("button", name="Save dose")
-    expect(save).to_be_visible(timeout=20000)
     expect(page.get_by_text("doses shown", exact=False)).to_have_count(0)  # the log did not run
 
     page.get_by_role("spinbutton", name="Anxiety before (0–10)").fill("7")
@@ -28,10 +66,66 @@ def test_dashboard_link_opens_the_add_tab_and_the_log_tab_shows_the_dose(browser
     page.get_by_role("textbox", name="Notes").fill("Browser-entered dose 7f3a")
     save.click()
     wait_idle(page)
-    expect(page.get_by_text("Saved dose entry", exact=False).first).to_be_visible(timeout=20000)
+    expect(page.get_by_text("Dose saved:", exact=False).first).to_be_visible(timeout=20000)
 
     page.get_by_role("tab", name="Log").click()
     wait_idle(page)
     expect(page.get_by_text("shown · times in", exact=False).first).to_be_visible(timeout=20000)
     expect(page.get_by_role("button", name="Save dose")).to_have_count(0)
+    ctx.close()
+
+
+def test_900_mg_asks_for_confirmation_then_saves_and_shows_in_the_log(browser, app_server):
+    mrn = "KAP-1003"
+    before = len(_doses(app_server["db_url"], mrn))
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    save = _open_add_tab(page, app_server["url"], mrn)
+    _fill(page.get_by_role("spinbutton", name="Dose (mg)"), "900")
+    page.get_by_role("textbox", name="Notes").fill("Confirmed large dose 5c1e")
+    save.click()
+    wait_idle(page)
+    expect(page.get_by_text("Dose (mg): 900 mg is above", exact=False)).to_be_visible(timeout=20000)
+    confirm = page.get_by_text("Yes, 900 mg was taken — record it")
+    expect(confirm).to_be_visible()
+    assert len(_doses(app_server["db_url"], mrn)) == before  # nothing saved yet
+    confirm.click()
+    page.get_by_role("button", name="Save dose").click()
+    wait_idle(page)
+    expect(page.get_by_text("Dose saved: 900 mg", exact=False)).to_be_visible(timeout=20000)
+    rows = _doses(app_server["db_url"], mrn)
+    assert len(rows) == before + 1 and any(r.dose_mg == 900 and r.notes == "Confirmed large dose 5c1e"
+                                           for r in rows)
+
+    page.get_by_role("tab", name="Log").click()
+    wait_idle(page)
+    # the table is a canvas: its caption counts the rows shown (the last 90 days, voided left out)
+    shown = sum(1 for r in rows
+                if r.voided_at is None and r.taken_at.astimezone(TZ).date() >= _today() - timedelta(days=90))
+    expect(page.get_by_text(f"{shown} doses shown · times in", exact=False)).to_be_visible(timeout=20000)
+    expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
+    ctx.close()
+
+
+def test_a_bad_date_is_refused_at_the_field_not_replaced(browser, app_server):
+    mrn = "KAP-1004"
+    before = len(_doses(app_server["db_url"], mrn))
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    save = _open_add_tab(page, app_server["url"], mrn)
+    year = page.get_by_role("spinbutton", name="year, Date taken")
+    expect(year).to_be_visible(timeout=20000)
+    year.click()
+    year.press_sequentially("2090")  # a date in the future
+    year.press("Tab")
+    save.click()
+    wait_idle(page)
+    expect(page.get_by_text("Date and time taken: this time is in the future", exact=False)).to_be_visible(
+        timeout=20000)
+    assert len(_doses(app_server["db_url"], mrn)) == before
+    page.get_by_role("tabpanel", name="Add a dose").get_by_role("button", name="Clear date").click()
+    page.get_by_role("button", name="Save dose").click()
+    wait_idle(page)
+    expect(page.get_by_text("Date taken: enter a valid date", exact=False)).to_be_visible(timeout=20000)
+    assert len(_doses(app_server["db_url"], mrn)) == before
     ctx.close()

@@ -19,6 +19,9 @@ PHQ9_EDGES = [(0, "minimal"), (4, "minimal"), (5, "mild"), (9, "mild"), (10, "mo
               (15, "moderately severe"), (19, "moderately severe"), (20, "severe"), (27, "severe")]
 
 
+TODAY = assessments._today  # the clinic's today: a later date is refused
+
+
 def _items_for(total: int, n: int) -> list[int]:
     items = [0] * n
     for i in range(total):
@@ -85,7 +88,7 @@ def test_record_by_items_computes_total_band_and_loinc(engine, clinic, monkeypat
     monkeypatch.setattr(events, "LISTENER_MODULES", ("tests.unit.test_assessments",))
     globals()["handle"] = lambda s, e, a, p: seen.append((e, p))
     with session_scope(engine) as s:
-        row = assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", date.today(), items=[2, 2, 2, 2, 2, 2, 3])
+        row = assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", TODAY(), items=[2, 2, 2, 2, 2, 2, 3])
     with session_scope(engine) as s:
         a = s.get(Assessment, row.id)
         assert (a.total, a.band, a.loinc_panel, a.loinc_total, a.items) == (15, "severe", "69737-5", "70274-6",
@@ -96,31 +99,31 @@ def test_record_by_items_computes_total_band_and_loinc(engine, clinic, monkeypat
 
 def test_total_only_phq9_needs_item9(engine, clinic):
     with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today(), total=12)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", TODAY(), total=12)
     assert "item9" in exc.value.errors
     with pytest.raises(ValidationError), session_scope(engine) as s:
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today(), total=1, item9=2)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", TODAY(), total=1, item9=2)
     with session_scope(engine) as s:
-        row = assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today(), total=12, item9=0)
+        row = assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", TODAY(), total=12, item9=0)
         assert row.items is None and row.band == "moderate" and row.item9 == 0
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", date.today(), total=11)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", TODAY(), total=11)
 
 
 def test_bad_dates_and_access(engine, clinic):
     with pytest.raises(ValidationError), session_scope(engine) as s:
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", date.today() + timedelta(days=3), total=3)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", TODAY() + timedelta(days=3), total=3)
     with pytest.raises(ValidationError), session_scope(engine) as s:
         assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", date(1999, 5, 1), total=3)
     with pytest.raises(PermissionDenied), session_scope(engine) as s:
-        assessments.record_assessment(s, clinic.theo, clinic.a1, "GAD-7", date.today(), total=3)
+        assessments.record_assessment(s, clinic.theo, clinic.a1, "GAD-7", TODAY(), total=3)
     with pytest.raises(ValidationError), session_scope(engine) as s:
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "BDI", date.today(), total=3)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "BDI", TODAY(), total=3)
     with session_scope(engine) as s:
         assert s.exec(select(Assessment)).all() == []
 
 
 def test_item9_raises_flag_until_newer_phq9_answers_zero(engine, clinic):
-    today = date.today()
+    today = TODAY()
     with session_scope(engine) as s:
         assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", today - timedelta(days=14),
                                       items=[1, 1, 1, 1, 1, 1, 1, 1, 1])
@@ -146,8 +149,8 @@ def test_item9_raises_flag_until_newer_phq9_answers_zero(engine, clinic):
 
 def test_void_needs_reason_and_series_excludes_voided(engine, clinic):
     with session_scope(engine) as s:
-        a = assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", date.today() - timedelta(days=7), total=14)
-        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", date.today(), total=9)
+        a = assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", TODAY() - timedelta(days=7), total=14)
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", TODAY(), total=9)
         with pytest.raises(ValidationError):
             assessments.void_assessment(s, clinic.tina, a.id, "")
         assessments.void_assessment(s, clinic.tina, a.id, "duplicate")
@@ -156,3 +159,24 @@ def test_void_needs_reason_and_series_excludes_voided(engine, clinic):
         assert len(assessments.series(s, clinic.tina, clinic.a1, include_voided=True)) == 2
         with pytest.raises(PermissionDenied):
             assessments.series(s, clinic.theo, clinic.a1)
+
+
+def _count(engine) -> int:
+    with session_scope(engine) as s:
+        return len(s.exec(select(Assessment.id)).all())
+
+
+@pytest.mark.parametrize(("when", "words"), [
+    (1, "is after today"),  # tomorrow in the clinic's zone: refused (there used to be a day of slack)
+    (None, "Enter the date the questionnaire was answered."),  # never defaulted to today
+    ("2090-01-01", "Enter the date"),  # text is not a date: the caller must parse it and say so
+])
+def test_score_dated_after_today_or_missing_is_refused_and_nothing_saved(engine, clinic, when, words):
+    with session_scope(engine) as s:
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", TODAY(), total=8)
+    before = _count(engine)
+    day = TODAY() + timedelta(days=when) if isinstance(when, int) else when
+    with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
+        assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", day, total=3)
+    assert words in exc.value.errors["administered_on"]
+    assert _count(engine) == before

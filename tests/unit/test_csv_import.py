@@ -413,3 +413,37 @@ def test_row_numbers_follow_the_file_when_a_note_spans_lines():
     assert [n for n, _ in parsed.rows] == [2]
     assert parsed.rows[0][1].notes == "first line\nsecond line"
     assert [(e.row, e.column) for e in parsed.errors] == [(5, "formulation")]
+
+
+def _csv_bytes(*rows: tuple[str, str]) -> bytes:
+    return ("taken_at,dose_mg,formulation\n" + "".join(f"{t},{mg},odt\n" for t, mg in rows)).encode()
+
+
+def test_a_row_in_the_future_is_refused_beyond_clock_skew():
+    """Five minutes of clock skew pass; ten minutes ahead is refused (it used to be a whole day)."""
+    from kapnotes.timeutil import utcnow
+
+    now = utcnow().replace(microsecond=0)
+    parsed = csv_import.read_csv(_csv_bytes(((now - timedelta(days=1)).isoformat(), "150"),
+                                            ((now + timedelta(minutes=10)).isoformat(), "150"),
+                                            ((now + timedelta(hours=20)).isoformat(), "150")), NY)
+    found = {(e.row, e.column): e.reason for e in parsed.errors}
+    assert set(found) == {(3, "taken_at"), (4, "taken_at")}
+    assert "in the future" in found[(3, "taken_at")]
+    assert [n for n, _ in parsed.rows] == [2]
+
+
+def test_cli_imports_an_unusual_dose_as_the_file_says_and_warns(cli, engine, tmp_path, capsys):
+    from kapnotes.timeutil import utcnow
+
+    day = (utcnow() - timedelta(days=2)).replace(microsecond=0)
+    path = tmp_path / "unusual.csv"
+    path.write_bytes(_csv_bytes((day.isoformat(), "150"), ((day - timedelta(days=7)).isoformat(), "900")))
+    assert cli("--patient", "A-001", str(path), "--quiet") == 0
+    out = capsys.readouterr()
+    assert "imported 2, duplicates 0, invalid 0" in out.out
+    assert ("warning: row 3: 900 mg is above the plan's 150 mg and the protocol's 300 mg ceiling. It is recorded "
+            "as the file says") in out.err
+    assert "row 2" not in out.err
+    with session_scope(engine) as s:
+        assert sorted(s.exec(select(DoseEntry.dose_mg)).all()) == [150, 900]

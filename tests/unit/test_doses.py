@@ -42,7 +42,8 @@ def _dose(**kw) -> doses.DoseInput:
         ({"bp_diastolic_post": 20}, "bp_diastolic_post"),
         ({"bp_systolic_post": 90, "bp_diastolic_post": 90}, "bp_systolic_post"),
         ({"bp_systolic_pre": None}, "bp_systolic_pre"),
-        ({"taken_at": utcnow() + timedelta(days=1, hours=1)}, "taken_at"),
+        ({"taken_at": utcnow() + timedelta(minutes=10)}, "taken_at"),
+        ({"taken_at": None}, "taken_at"),
         ({"taken_at": datetime(1999, 12, 31, 23, tzinfo=timezone.utc)}, "taken_at"),
         ({"taken_at": datetime(2026, 1, 1, 12)}, "taken_at"),  # naive
         ({"adverse_events": "chest pain!!"}, "adverse_events"),
@@ -57,7 +58,7 @@ def test_validate_refuses_bad_values_naming_the_field(changes, field):
 def test_validate_accepts_edges():
     ok = _dose(dose_mg=1000, anxiety_before=0, anxiety_after=10, nausea=3, heart_rate=30,
                bp_systolic_pre=260, bp_diastolic_pre=160, bp_systolic_post=61, bp_diastolic_post=60,
-               taken_at=utcnow() + timedelta(hours=23))
+               taken_at=utcnow() + timedelta(minutes=4))  # clock skew only
     assert doses.validate_dose(ok) == {}
     assert doses.validate_dose(_dose(dose_mg=0.5, taken_at=datetime(2000, 1, 1, tzinfo=timezone.utc))) == {}
 
@@ -84,6 +85,77 @@ def test_bad_dose_writes_nothing(engine, clinic):
     assert "dose_mg" in exc.value.errors
     with session_scope(engine) as s:
         assert s.exec(select(DoseEntry)).all() == []
+
+
+def _count(engine) -> int:
+    with session_scope(engine) as s:
+        return len(s.exec(select(DoseEntry.id)).all())
+
+
+@pytest.mark.parametrize(("changes", "field", "words"), [
+    ({"taken_at": None}, "taken_at", "Enter when the dose was taken"),
+    ({"taken_at": utcnow() + timedelta(minutes=30)}, "taken_at", "in the future"),
+    ({"taken_at": utcnow() + timedelta(hours=20)}, "taken_at", "in the future"),
+    ({"dose_mg": None}, "dose_mg", "Enter the dose"),
+    ({"bp_systolic_pre": 300}, "bp_systolic_pre", "Blood pressure before the dose: systolic"),
+])
+def test_refused_dose_leaves_the_log_unchanged(engine, clinic, changes, field, words):
+    with session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose())
+    before = _count(engine)
+    with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose(**changes))
+    assert words in exc.value.errors[field]
+    assert _count(engine) == before
+
+
+def test_unusual_dose_needs_confirmation_then_is_recorded(engine, clinic):
+    """900 mg on a 150 mg plan (ceiling 300): refused at the dose field, saved once confirmed."""
+    before = _count(engine)
+    with pytest.raises(doses.UnusualDose) as exc, session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose(dose_mg=900))
+    assert exc.value.errors == {"dose_mg": "900 mg is above the plan's 150 mg and the protocol's 300 mg ceiling. "
+                                           "Check the number; if that is what was taken, confirm it."}
+    assert _count(engine) == before
+    with session_scope(engine) as s:
+        entry = doses.add_dose(s, clinic.tina, clinic.a1, _dose(dose_mg=900), confirm_unusual_dose=True)
+        dose_id = entry.id
+    with session_scope(engine) as s:
+        assert s.get(DoseEntry, dose_id).dose_mg == 900
+        detail = s.exec(select(AuditEvent.detail).where(AuditEvent.action == "dose.add",
+                                                        AuditEvent.record_id == str(dose_id))).one()
+        assert "unusual_dose_confirmed" in detail
+    assert _count(engine) == before + 1
+
+
+def test_dose_above_plan_below_ceiling_also_asks(engine, clinic):
+    with pytest.raises(doses.UnusualDose) as exc, session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose(dose_mg=200))
+    assert exc.value.errors["dose_mg"].startswith("200 mg is above the plan's 150 mg. Check the number")
+    with session_scope(engine) as s:  # the plan's own dose, or less, needs nothing
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose(dose_mg=150))
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose(dose_mg=100, taken_at=utcnow() - timedelta(days=2)))
+
+
+def test_edit_to_unusual_dose_needs_confirmation(engine, clinic):
+    when = utcnow().replace(microsecond=0) - timedelta(days=1)
+    with session_scope(engine) as s:
+        entry = doses.add_dose(s, clinic.tina, clinic.a1, _dose(taken_at=when))
+        dose_id, v1 = entry.id, entry.version
+    with pytest.raises(doses.UnusualDose), session_scope(engine) as s:
+        doses.edit_dose(s, clinic.tina, dose_id, _dose(taken_at=when, dose_mg=900), expected_version=v1)
+    with session_scope(engine) as s:
+        assert s.get(DoseEntry, dose_id).dose_mg == 150 and s.get(DoseEntry, dose_id).version == v1
+    with session_scope(engine) as s:
+        doses.edit_dose(s, clinic.tina, dose_id, _dose(taken_at=when, dose_mg=900), expected_version=v1,
+                        confirm_unusual_dose=True)
+    with session_scope(engine) as s:
+        row = s.get(DoseEntry, dose_id)
+        assert row.dose_mg == 900
+        v2 = row.version
+    with session_scope(engine) as s:  # a later change of the notes alone does not ask again
+        doses.edit_dose(s, clinic.tina, dose_id, _dose(taken_at=when, dose_mg=900, notes="vomited later"),
+                        expected_version=v2)
 
 
 def test_other_team_cannot_add_or_read(engine, clinic):
@@ -217,8 +289,10 @@ def test_same_dose_same_time_is_refused_as_a_duplicate(engine, clinic):
     t = utcnow().replace(microsecond=0) - timedelta(hours=5)
     with session_scope(engine) as s:
         first = doses.add_dose(s, clinic.tina, clinic.a1, _dose(taken_at=t)).id
-    with pytest.raises(ValidationError, match=f"entry {first}"), session_scope(engine) as s:
+    with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
         doses.add_dose(s, clinic.tina, clinic.a1, _dose(taken_at=t + timedelta(microseconds=5)))
+    assert "already in the log; edit that entry" in exc.value.errors["taken_at"]
+    assert f"entry {first}" not in str(exc.value)  # no record id in what a clinician reads
     with session_scope(engine) as s:
         doses.add_dose(s, clinic.tina, clinic.a1, _dose(taken_at=t, dose_mg=100))  # another dose: fine
         doses.add_dose(s, clinic.tina, clinic.a2, _dose(taken_at=t))  # another patient: fine
@@ -262,3 +336,18 @@ def test_adherence_reads_naturally_for_a_daily_plan(engine, clinic):
     daily = doses.Adherence(adh.plan_id, 100.0, 1, adh.window_start, now, 28, 27, 28)
     assert daily.describe().endswith("at 100 mg every day")
     assert adh.describe().endswith("every 7 days")
+
+
+def test_a_broken_clinic_protocol_still_checks_against_the_bundled_ceiling(engine, clinic, tmp_path):
+    from kapnotes import protocol
+    from kapnotes.models import ClinicSetting
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("ceiling_mg = 300 ", "ceiling_mg = 'x' "))
+    with session_scope(engine) as s:
+        s.add(ClinicSetting(key=protocol.SETTING_KEY, value={"path": str(bad)}))
+    with session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose())  # documenting is never blocked
+    with pytest.raises(doses.UnusualDose) as exc, session_scope(engine) as s:
+        doses.add_dose(s, clinic.tina, clinic.a1, _dose(dose_mg=900, taken_at=utcnow() - timedelta(days=2)))
+    assert "the protocol's 300 mg ceiling" in exc.value.errors["dose_mg"]

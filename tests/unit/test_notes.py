@@ -338,3 +338,84 @@ def test_signed_integration_proposal_reaches_the_prescribers_queue(engine, clini
     with session_scope(engine) as s:
         rows = s.exec(select(DoseAdjustment).where(DoseAdjustment.source_note_id == note.id)).all()
         assert len(rows) == 1 and rows[0].kind == "proposal" and rows[0].proposed_dose_mg == 200
+
+
+def _noon_today(monkeypatch):
+    """Freeze the notes service's clock at 12:00 clinic time today; returns that date."""
+    from datetime import datetime, time, timezone
+
+    from kapnotes.config import get_settings
+
+    tz = get_settings().tz
+    day = utcnow().astimezone(tz).date()
+    monkeypatch.setattr(notes, "utcnow", lambda: datetime.combine(day, time(12, 0), tz).astimezone(timezone.utc))
+    return day
+
+
+def _state(engine, nid):
+    with session_scope(engine) as s:
+        row = s.get(SessionNote, nid)
+        doses = s.exec(select(DoseEntry.id).where(DoseEntry.session_note_id == nid)).all()
+        return row.status, row.version, row.session_date, row.start_time, row.end_time, len(doses)
+
+
+@pytest.mark.parametrize(("changes", "key", "words"), [
+    ({"start_time": "11:00", "end_time": "10:30"}, "end_time", "before start time"),
+    ({"session_date": None}, "session_date", "Enter the session date"),  # never signed "today" instead
+    ({"session_date": "2090-01-01"}, "session_date", "in the future"),
+    ({"start_time": "10:00", "end_time": "13:30"}, "end_time", "still in the future"),  # it is 12:00
+    ({"start_time": "12:30"}, "start_time", "still in the future"),
+])
+def test_sign_refuses_inconsistent_or_future_times_and_writes_nothing(engine, clinic, monkeypatch, changes, key,
+                                                                      words):
+    day = _noon_today(monkeypatch)
+    with session_scope(engine) as s:
+        note = notes.create_draft(s, clinic.tina, clinic.a1, "integration", session_date=day,
+                                  start_time="09:00", fields=_integration_fields())
+        nid = note.id
+    before = _state(engine, nid)
+    with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
+        notes.sign(s, clinic.tina, nid, before[1], **changes)
+    assert words in exc.value.errors[key]
+    assert _state(engine, nid) == before and before[0] == NoteStatus.draft
+    with session_scope(engine) as s:  # the same note signs once the times are true
+        notes.sign(s, clinic.tina, nid, before[1], start_time="10:00", end_time="11:45")
+
+
+def test_dose_time_in_the_future_is_refused_at_the_field(engine, clinic, monkeypatch):
+    day = _noon_today(monkeypatch)
+    with session_scope(engine) as s:
+        note = notes.create_draft(s, clinic.tina, clinic.a1, "dosing", session_date=day, start_time="11:00")
+        nid = note.id
+    before = _state(engine, nid)
+    with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
+        notes.save_draft(s, clinic.tina, nid, before[1], fields={**DOSING_OK, "time_taken": "15:00"})
+    assert "in the future" in exc.value.errors["time_taken"]
+    assert _state(engine, nid) == before
+
+
+def test_dose_without_any_time_is_not_logged_at_an_invented_time(engine, clinic):
+    """No time taken and no start time: the dose waits for one (it used to be logged at 12:00)."""
+    with session_scope(engine) as s:
+        note = notes.create_draft(s, clinic.tina, clinic.a1, "dosing", session_date=TODAY, start_time=None)
+        fields = {k: v for k, v in DOSING_OK.items() if k != "time_taken"}
+        saved = notes.save_draft(s, clinic.tina, note.id, note.version, fields=fields)
+        nid, version = saved.id, saved.version
+    assert _state(engine, nid)[5] == 0
+    with session_scope(engine) as s:
+        notes.save_draft(s, clinic.tina, nid, version, fields={**fields, "time_taken": "09:40"})
+    with session_scope(engine) as s:
+        entry = s.exec(select(DoseEntry).where(DoseEntry.session_note_id == nid)).one()
+        assert entry.taken_at.astimezone(notes.get_settings().tz).strftime("%H:%M") == "09:40"
+
+
+def test_create_draft_with_an_unreadable_date_is_refused_not_dated_today(engine, clinic):
+    with session_scope(engine) as s:
+        before = len(s.exec(select(SessionNote.id)).all())
+    with pytest.raises(ValidationError) as exc, session_scope(engine) as s:
+        notes.create_draft(s, clinic.tina, clinic.a1, "integration", session_date=None)
+    assert "Enter the session date" in exc.value.errors["session_date"]
+    with session_scope(engine) as s:
+        assert len(s.exec(select(SessionNote.id)).all()) == before
+        started = notes.create_draft(s, clinic.tina, clinic.a1, "integration")  # left out: starts today
+        assert started.session_date == notes._local_today()
