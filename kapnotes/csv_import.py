@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import insert, update
 from sqlmodel import Session, col, select
@@ -49,6 +50,7 @@ from kapnotes.timeutil import utcnow
 REQUIRED_COLUMNS = ("taken_at", "dose_mg", "formulation")
 MAPPING_KEY = "csv_mapping"
 MAX_ROWS = 200_000
+PARSE_CHUNK = 20_000
 WRITE_CHUNK = 500
 _IMPORT_LOCK_BASE = 0x4B41_7000
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
@@ -82,6 +84,21 @@ class ParsedFile:
     extra_columns: list[str] = field(default_factory=list)
     separator: str = ","
     total_rows: int = 0
+    encoding: str = ""  # in words, e.g. "UTF-8 with BOM", "Windows-1252", "Excel workbook (.xlsx)"
+    date_order: str | None = None  # "dmy"/"mdy" used for slashed dates, None when none were read
+    date_order_detected: str | None = None  # "iso", "dmy", "mdy", "mixed" or None (ambiguous)
+    date_note: str = ""  # what settled the date order, in words
+    needs_date_order: bool = False  # slashed dates read both ways: the user must choose
+
+    def detected(self) -> str:
+        """What the reader found, in words, for the preview."""
+        parts = [f"read as {self.encoding}" if self.encoding else ""]
+        if self.separator:
+            parts.append(f"separated by {_SEPARATOR_WORDS.get(self.separator, repr(self.separator))}")
+        if self.date_note:
+            parts.append(self.date_note)
+        text = "; ".join(p for p in parts if p)
+        return text[:1].upper() + text[1:] + "." if text else ""
 
     @property
     def invalid_rows(self) -> list[int]:
@@ -118,14 +135,55 @@ class ImportRejected(ValidationError):
 
 # --- reading ---------------------------------------------------------------------------------
 
+MAX_COLUMNS = 64
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # as server.maxUploadSize = 20 in .streamlit/config.toml
+MAX_NUMBER = 1_000_000  # no field of a dose entry is near this; larger is a typing slip, not a value
+DATE_ORDERS = {"dmy": "day/month/year", "mdy": "month/day/year"}
+_XLSX_MAGIC = b"PK\x03\x04"
+_SLASHED = re.compile(
+    r"^(?P<a>\d{1,2})[/.](?P<b>\d{1,2})[/.](?P<y>\d{4})"
+    r"(?:[ T]+(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?)?$")
+_PANDAS_ENCODINGS = {"UTF-8": "utf-8", "UTF-8 with BOM": "utf-8-sig", "Windows-1252": "cp1252",
+                     "Latin-1": "latin-1"}
+_SEPARATOR_WORDS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+def _decode_with_label(data: bytes | str) -> tuple[str, str]:
+    """The text and the encoding it was read in, in words (shown in the preview).
+
+    UTF-8 (with or without a byte-order mark) first; then Windows-1252, the encoding of
+    "CSV" saved by Excel on Windows; Latin-1 when a byte has no Windows-1252 meaning.
+    Latin-1 decodes any bytes, so a file is never refused for its encoding alone; the
+    preview names what was used so a wrong guess is visible before anything is written.
+    """
+    if isinstance(data, str):
+        return data.lstrip("\ufeff"), "text"
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict"), "UTF-8 with BOM"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "UTF-16"
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data:
+        raise ValidationError({"file": "The file is not a text file (CSV) or an Excel workbook (.xlsx)."})
+    try:
+        return data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "Latin-1"
+
 
 def _decode(data: bytes | str) -> str:
-    if isinstance(data, str):
-        return data.lstrip("\ufeff")
     try:
-        return data.decode("utf-8-sig")
+        return _decode_with_label(data)[0]
     except UnicodeDecodeError:
-        raise ValidationError({"file": "The file is not UTF-8 text. Save it as 'CSV UTF-8' and try again."}) from None
+        raise ValidationError({"file": "The file says it is UTF-8 text but is not. Save it as 'CSV UTF-8' "
+                                       "and try again."}) from None
+
+
+def is_xlsx(data: bytes | str) -> bool:
+    return isinstance(data, bytes) and data.startswith(_XLSX_MAGIC)
 
 
 def sniff_separator(text: str) -> str:
@@ -147,18 +205,141 @@ def _norm_word(value: str) -> str:
     return re.sub(r"[\s\-]+", "_", value.strip().lower())
 
 
-def read_headers(data: bytes | str) -> list[str]:
-    """The file's header names as written (for the UI's column mapping)."""
+def _xlsx_frame(data: bytes, nrows: int | None = None) -> pd.DataFrame:
+    """The first sheet as text cells (dates as ISO text, as Excel holds them as dates)."""
+    frame = pd.read_excel(io.BytesIO(data), sheet_name=0, dtype=object, engine="openpyxl", nrows=nrows)
+    frame.columns = [str(c) for c in frame.columns]
+
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NaT:
+            return ""
+        if isinstance(v, (pd.Timestamp, datetime)):
+            return v.isoformat(sep=" ")
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    return frame.map(cell) if len(frame) else frame.astype(str)
+
+
+def _xlsx_columns(data: bytes) -> int:
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(data), read_only=True)
     try:
+        ws = wb.worksheets[0]
+        return int(ws.max_column or 0)
+    finally:
+        wb.close()
+
+
+def upload_problem(data: bytes, size: int | None = None) -> str | None:
+    """Why an upload is refused before anything else reads it (too big, too wide), or None.
+
+    Checked before the page builds a widget per column: a file with thousands of columns
+    must not build thousands of dropdowns.
+    """
+    size = len(data) if size is None else size
+    if size > MAX_UPLOAD_BYTES:
+        return (f"The file is {size / 1024 / 1024:.1f} MB; at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB "
+                "can be imported at once. Split it into smaller files.")
+    try:
+        if is_xlsx(data):
+            n = _xlsx_columns(data)
+        else:
+            text = _decode_head(data)
+            first = next((line for line in text.splitlines() if line.strip()), "")
+            sep = sniff_separator(first)
+            n = len(next(csv.reader([first], delimiter=sep, quotechar='"'), []))
+    except Exception:  # unreadable files are explained by read_csv
+        return None
+    if n > MAX_COLUMNS:
+        return (f"The file has {n} columns; at most {MAX_COLUMNS} can be read. Keep the dose-log columns "
+                "and remove the others.")
+    return None
+
+
+def _decode_head(data: bytes) -> str:
+    """The start of a file as text, for checks that need only its header."""
+    head = data[:65536]
+    for cut in range(4):  # the cut may fall inside a UTF-8 character
+        try:
+            return _decode_with_label(head[:len(head) - cut])[0]
+        except UnicodeDecodeError:
+            continue
+    return ""
+
+
+def read_headers(data: bytes | str) -> list[str]:
+    """The file's header names as written (for the UI's column mapping); [] when unreadable or too wide."""
+    try:
+        if isinstance(data, bytes) and upload_problem(data):
+            return []
+        if is_xlsx(data):
+            return [str(c).strip() for c in _xlsx_frame(data, nrows=0).columns]
         text = _decode(data)
         frame = pd.read_csv(io.StringIO(text), sep=sniff_separator(text), dtype=str, nrows=0, engine="python")
-    except (ValidationError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
-        return []  # read_csv reports the problem
+    except Exception:  # read_csv reports the problem
+        return []
     return [str(c).strip().lstrip("\ufeff") for c in frame.columns]
 
 
-def _parse_times(raw: pd.Series, tz: ZoneInfo) -> pd.Series:
-    """Aware values as given; naive ones in the clinic's zone. Unparseable → NaT."""
+def detect_date_order(raw: pd.Series) -> tuple[str | None, str]:
+    """How slashed dates (``03/04/2026``) in a column are ordered, and why.
+
+    Returns ("iso", …) when none is slashed, ("dmy"|"mdy", reason) when a day above 12
+    settles it, (None, …) when every slashed date reads both ways (the user is asked),
+    ("mixed", …) when the file contradicts itself.
+    """
+    parts = raw.str.strip().str.extract(_SLASHED.pattern)
+    slashed = parts["a"].notna()
+    if not slashed.any():
+        return "iso", "dates in ISO form (year-month-day)"
+    a = pd.to_numeric(parts.loc[slashed, "a"])
+    b = pd.to_numeric(parts.loc[slashed, "b"])
+    day_first, month_first = a[a > 12], b[b > 12]
+    if len(day_first) and len(month_first):
+        return "mixed", (f"some dates are day/month (row {day_first.index[0]}: {raw[day_first.index[0]].strip()}) "
+                         f"and some month/day (row {month_first.index[0]}: {raw[month_first.index[0]].strip()})")
+    if len(day_first):
+        row = day_first.index[0]
+        return "dmy", f"dates as day/month/year (row {row}: {raw[row].strip()} has a day above 12)"
+    if len(month_first):
+        row = month_first.index[0]
+        return "mdy", f"dates as month/day/year (row {row}: {raw[row].strip()} has a day above 12)"
+    if bool((a == b).all()):
+        return "dmy", "dates whose day and month are the same, read either way"
+    return None, "dates that read both as day/month/year and as month/day/year"
+
+
+def _slashed_to_iso(raw: pd.Series, order: str) -> pd.Series:
+    """Slashed dates rewritten as ISO text in the given order; others unchanged (wrong ones → '?')."""
+    parts = raw.str.strip().str.extract(_SLASHED.pattern)
+    hit = parts["a"].notna()
+    if not hit.any():
+        return raw
+    p = parts[hit]
+    day, month = (p["a"], p["b"]) if order == "dmy" else (p["b"], p["a"])
+    hour = pd.to_numeric(p["h"]).fillna(0).astype(int)
+    ampm = p["ampm"].fillna("").str.lower().str.replace(".", "", regex=False)
+    bad_clock = (ampm != "") & ((hour < 1) | (hour > 12))
+    hour = hour.where(~((ampm == "pm") & (hour < 12)), hour + 12)
+    hour = hour.where(~((ampm == "am") & (hour == 12)), 0)
+    iso = (p["y"] + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + " "
+           + hour.astype(str).str.zfill(2) + ":" + p["m"].fillna("00") + ":" + p["s"].fillna("00"))
+    iso = iso.where(~bad_clock, "?")
+    out = raw.copy()
+    out.loc[hit] = iso
+    return out
+
+
+def _parse_times(raw: pd.Series, tz: ZoneInfo, date_order: str | None = None) -> pd.Series:
+    """Aware values as given; naive ones in the clinic's zone. Unparseable → NaT.
+
+    Slashed dates are read in ``date_order`` ("dmy"/"mdy"); without one they stay unparsed.
+    """
+    if date_order in DATE_ORDERS:
+        raw = _slashed_to_iso(raw, date_order)
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
     stripped = raw.str.strip()
     has_zone = stripped.str.contains(_TZ_SUFFIX) & stripped.str.contains(r"\d[Tt ]\d", regex=True)
@@ -179,26 +360,60 @@ def read_csv(
     tz: ZoneInfo,
     mapping: dict[str, str] | None = None,
     now: datetime | None = None,
+    date_order: str | None = None,
 ) -> ParsedFile:
-    """Parse and validate a dose-log CSV. Never writes; every problem becomes a ``RowError``.
+    """Parse and validate a dose-log file (CSV text or .xlsx). Never writes; every problem is a ``RowError``.
 
     ``mapping`` maps a header in the file (any case) to a canonical column name.
+    ``date_order`` ("dmy"/"mdy") reads slashed dates; without it the order is taken
+    from the file when a day above 12 settles it, and asked for (``needs_date_order``)
+    when it does not: never guessed.
     """
     if isinstance(data, Path):
         data = data.read_bytes()
-    try:
-        text = _decode(data)
-    except ValidationError as exc:
-        return ParsedFile(errors=[RowError(1, "file", "", exc.errors["file"])])
-    result = ParsedFile(separator=sniff_separator(text))
-    if not text.strip():
-        result.errors.append(RowError(1, "file", "", "The file is empty."))
-        return result
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=result.separator, dtype=str, keep_default_na=False,
-                            skip_blank_lines=False, engine="c", quotechar='"')
-    except (pd.errors.ParserError, ValueError) as exc:
-        result.errors.append(RowError(1, "file", "", f"The file is not readable as CSV ({str(exc)[:120]})."))
+    if date_order is not None and date_order not in DATE_ORDERS:
+        raise ValidationError({"date_order": "The date order is day/month/year (dmy) or month/day/year (mdy)."})
+    if isinstance(data, bytes):
+        problem = upload_problem(data)
+        if problem:
+            return ParsedFile(errors=[RowError(1, "file", "", problem)])
+    if is_xlsx(data):
+        result = ParsedFile(separator="", encoding="Excel workbook (.xlsx), first sheet")
+        try:
+            frame = _xlsx_frame(data)
+        except Exception as exc:  # a damaged workbook is a file error, not a traceback
+            result.errors.append(RowError(1, "file", "", f"The workbook is not readable ({str(exc)[:120]})."))
+            return result
+        lines: list[int] = []
+        if not len(frame.columns):
+            result.errors.append(RowError(1, "file", "", "The file is empty."))
+            return result
+    else:
+        try:
+            text, encoding = _decode_with_label(data)
+        except (UnicodeDecodeError, ValidationError) as exc:
+            reason = (exc.errors["file"] if isinstance(exc, ValidationError)
+                      else "The file says it is UTF-8 text but is not. Save it as 'CSV UTF-8' and try again.")
+            return ParsedFile(errors=[RowError(1, "file", "", reason)])
+        result = ParsedFile(separator=sniff_separator(text), encoding=encoding)
+        if not text.strip():
+            result.errors.append(RowError(1, "file", "", "The file is empty."))
+            return result
+        try:
+            source = (io.BytesIO(data) if isinstance(data, bytes) and encoding in _PANDAS_ENCODINGS
+                      else io.StringIO(text))  # bytes: no second copy of a large file as text
+            frame = pd.read_csv(source, sep=result.separator, dtype=str, keep_default_na=False,
+                                skip_blank_lines=False, engine="c", quotechar='"',
+                                encoding=_PANDAS_ENCODINGS.get(encoding))
+            del source
+        except (pd.errors.ParserError, ValueError) as exc:
+            result.errors.append(RowError(1, "file", "", f"The file is not readable as CSV ({str(exc)[:120]})."))
+            return result
+        lines = _record_lines(text, result.separator)
+        del text  # the frame holds the values now; keep the peak of a 20 MB upload low
+    if len(frame.columns) > MAX_COLUMNS:
+        result.errors.append(RowError(1, "file", "", f"The file has {len(frame.columns)} columns; at most "
+                                                     f"{MAX_COLUMNS} can be read."))
         return result
 
     wanted = {_norm_header(k): v for k, v in (mapping or {}).items() if v}
@@ -210,7 +425,8 @@ def read_csv(
         if target in CSV_COLUMNS:
             if target in seen:
                 result.errors.append(RowError(1, target, str(original),
-                                              f"Two columns give {target} ({seen[target]!r} and {original!r})."))
+                                              f"Two columns give {LABELS[target]} ({seen[target]!r} and "
+                                              f"{original!r})."))
                 continue
             seen[target] = str(original)
             rename[original] = target
@@ -225,31 +441,59 @@ def read_csv(
 
     frame = frame[list(rename)].rename(columns=rename)
     frame = frame.fillna("").astype(str)
-    lines = _record_lines(text, result.separator)
     # file line numbers (the header is line 1), right even when a quoted note spans lines
     frame.index = lines if len(lines) == len(frame) else frame.index + 2
-    frame = frame[(frame.apply(lambda s: s.str.strip()) != "").any(axis=1)]  # blank lines
+    filled = pd.Series(False, index=frame.index)
+    for name in frame.columns:  # column by column: a stripped copy of the whole frame is not needed
+        filled |= frame[name].str.strip() != ""
+    frame = frame[filled]  # blank lines
+    del filled
     for c in CSV_COLUMNS:
         if c not in frame:
             frame[c] = ""
     result.total_rows = len(frame)
+    if result.total_rows == 0:
+        result.errors.append(RowError(1, "file", "", "The file has no rows: only a header. Nothing to import."))
+        return result
     if result.total_rows > MAX_ROWS:
         result.errors.append(RowError(1, "file", "", f"The file has {result.total_rows} rows; "
                                                      f"split it into files of at most {MAX_ROWS}."))
         return result
 
-    parsed, errors = _parse_columns(frame, tz)
-    for row, dose in zip(frame.index, parsed):
-        row_errors = errors.get(row, {})
-        if dose is not None:
-            for name, message in validate_dose(dose, now).items():
-                row_errors.setdefault(name, message)
-        if row_errors:
-            for name, message in row_errors.items():
-                result.errors.append(RowError(int(row), name, str(frame.at[row, name]) if name in frame else "",
-                                              message))
-        else:
-            result.rows.append((int(row), dose))
+    detected, why = detect_date_order(frame["taken_at"])
+    result.date_order_detected = detected
+    if date_order is not None:
+        result.date_order = date_order
+        result.date_note = f"dates as {DATE_ORDERS[date_order]} (as chosen)" if detected != "iso" else why
+    elif detected == "mixed":
+        result.errors.append(RowError(1, "taken_at", "", f"The dates do not follow one order: {why}. "
+                                                          "Make them consistent and try again."))
+        return result
+    elif detected is None:
+        result.needs_date_order = True
+        result.date_note = why
+        result.errors.append(RowError(1, "taken_at", "", "Every date reads both as day/month/year and as "
+                                                          "month/day/year (e.g. 03/04/2026): choose the order."))
+        return result
+    else:
+        result.date_order = detected if detected in DATE_ORDERS else None
+        result.date_note = why
+
+    for start in range(0, len(frame), PARSE_CHUNK):  # in slices: the temporaries stay small
+        part = frame.iloc[start:start + PARSE_CHUNK]
+        parsed, errors = _parse_columns(part, tz, result.date_order)
+        for row, dose in zip(part.index, parsed):
+            row_errors = errors.get(row, {})
+            if dose is not None:
+                for name, message in validate_dose(dose, now).items():
+                    row_errors.setdefault(name, message)
+            if row_errors:
+                for name, message in row_errors.items():
+                    result.errors.append(RowError(int(row), name, str(part.at[row, name]) if name in part else "",
+                                                  message))
+            else:
+                result.rows.append((int(row), dose))
+        del parsed, errors, part
     result.errors.sort(key=lambda e: (e.row, CSV_COLUMNS.index(e.column) if e.column in CSV_COLUMNS else 99))
     return result
 
@@ -268,7 +512,7 @@ def _record_lines(text: str, sep: str) -> list[int]:
     return starts[1:]
 
 
-def _parse_columns(frame: pd.DataFrame, tz: ZoneInfo) -> tuple[list[DoseInput | None], dict[int, dict[str, str]]]:
+def _parse_columns(frame: pd.DataFrame, tz: ZoneInfo, date_order: str | None = None) -> tuple[list[DoseInput | None], dict[int, dict[str, str]]]:
     """Type conversion, column by column with pandas; returns per-row inputs and type errors."""
     errors: dict[int, dict[str, str]] = {}
 
@@ -278,10 +522,11 @@ def _parse_columns(frame: pd.DataFrame, tz: ZoneInfo) -> tuple[list[DoseInput | 
 
     values: dict[str, pd.Series] = {}
     raw_t = frame["taken_at"].str.strip()
-    times = _parse_times(raw_t, tz)
-    fail(raw_t == "", "taken_at", "Enter when the dose was taken (ISO 8601, e.g. 2026-03-01 19:30).")
+    times = _parse_times(raw_t, tz, date_order)
+    fail(raw_t == "", "taken_at", "Enter when the dose was taken (e.g. 2026-03-01 19:30).")
+    shown = {"dmy": "25/03/2026 19:30", "mdy": "3/25/2026 7:30 PM"}.get(date_order or "", "")
     fail((raw_t != "") & times.isna(), "taken_at",
-         "Not a date and time in ISO 8601 form (e.g. 2026-03-01 19:30 or 2026-03-01T19:30:00-05:00), "
+         "Not a date and time (e.g. 2026-03-01 19:30" + (f" or {shown}" if shown else "") + "), "
          "or a local time that does not exist or is ambiguous at a clock change.")
     values["taken_at"] = times
 
@@ -290,7 +535,12 @@ def _parse_columns(frame: pd.DataFrame, tz: ZoneInfo) -> tuple[list[DoseInput | 
         if name == "dose_mg":
             raw = raw.str.replace(r"^(\d+),(\d+)$", r"\1.\2", regex=True).str.replace(r"\s*mg$", "", regex=True,
                                                                                       case=False)
-        num = pd.to_numeric(raw.where(raw != "", None), errors="coerce")
+        num = pd.to_numeric(raw.where(raw != "", None), errors="coerce").astype("float64")
+        # inf, nan and numbers no field could hold are row errors, never a traceback further on
+        finite = num.notna() & np.isfinite(num.fillna(0)) & (num.abs() < MAX_NUMBER)
+        fail((raw != "") & num.notna() & ~finite, name, f"{LABELS[name]} must be an ordinary number "
+                                                        f"(below {MAX_NUMBER:,}).")
+        num = num.where(finite)
         fail((raw != "") & num.isna(), name, f"{LABELS[name]} must be a number.")
         if name == "dose_mg":
             fail(raw == "", name, "Enter the dose in mg.")

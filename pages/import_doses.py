@@ -1,4 +1,9 @@
-"""Import doses: upload a CSV, map its columns, preview row errors, import all or nothing, undo."""
+"""Import doses: upload a CSV or .xlsx, map its columns, preview row errors, import all or nothing, undo.
+
+The preview says what the reader detected (encoding, separator, date order); slashed dates that
+read both ways are asked for, never guessed. After an import the uploader starts afresh (its key
+changes), so no stale "Import N doses" stays on the page.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -21,15 +26,26 @@ with db() as session:
 
 st.title("Import doses")
 st.caption("Columns read directly: " + ", ".join(CSV_COLUMNS) + f". Times without a zone are taken as {tz.key}. "
-           "Separators ';' or ','; yes/no, true/false or 1/0 for 'vomited'.")
+           "CSV (UTF-8, Windows-1252 or Latin-1; commas, semicolons or tabs) or an Excel workbook (.xlsx); "
+           "dates as 2026-03-25, 25/03/2026 or 3/25/2026; yes/no, true/false or 1/0 for 'vomited'.")
+round_ = st.session_state.setdefault("imp_round", 0)
+done = st.session_state.pop("imp_done", None)
+if done:
+    st.success(done, icon=":material/check:")
 
 st.download_button("Download an empty template", data=(",".join(CSV_COLUMNS) + "\n").encode("utf-8"),
                    file_name="dose_log_template.csv", mime="text/csv", icon=":material/download:")
-upload = st.file_uploader("Dose-log CSV file", type=["csv", "txt"], key="imp_file")
+upload = st.file_uploader("Dose-log file (.csv or .xlsx)", type=["csv", "txt", "tsv", "xlsx"],
+                          key=f"imp_file_{round_}", max_upload_size=csv_import.MAX_UPLOAD_BYTES // (1024 * 1024))
 if upload is None:
-    st.info("Choose a CSV exported from a patient app or spreadsheet. Nothing is written until you press Import.")
+    st.info("Choose a CSV or Excel file exported from a patient app or spreadsheet. Nothing is written until "
+            "you press Import.")
 else:
     raw = upload.getvalue()
+    problem = csv_import.upload_problem(raw)
+    if problem:  # before any widget is built for the file's columns
+        st.error(problem + " Nothing was read.", icon=":material/block:")
+        st.stop()
     mapping: dict[str, str] = {}
     remember = False
     headers = csv_import.read_headers(raw)
@@ -42,10 +58,25 @@ else:
             for i, h in enumerate(unknown):
                 default = saved_mapping.get(norm[h], IGNORE)
                 choice = st.selectbox(f"Column “{h}”", options, index=options.index(default)
-                                      if default in options else 0, key=f"imp_map_{i}")
+                                      if default in options else 0, key=f"imp_map_{round_}_{i}")
                 mapping[h] = "" if choice == IGNORE else choice
-            remember = st.checkbox("Remember this mapping for the clinic", key="imp_remember")
-    parsed = csv_import.read_csv(raw, tz, mapping=mapping)
+            remember = st.checkbox("Remember this mapping for the clinic", key=f"imp_remember_{round_}")
+    order = st.session_state.get(f"imp_order_{round_}")
+    parsed = csv_import.read_csv(raw, tz, mapping=mapping, date_order=order)
+    if parsed.needs_date_order or order:
+        probe = parsed if order is None else csv_import.read_csv(raw, tz, mapping=mapping)
+        if probe.needs_date_order or order:
+            st.radio("The dates in this file read both ways (e.g. 03/04/2026). How are they written?",
+                     list(csv_import.DATE_ORDERS), index=None, format_func=lambda o: {
+                         "dmy": "Day/month/year (03/04/2026 is 3 April)",
+                         "mdy": "Month/day/year (03/04/2026 is March 4)"}[o],
+                     key=f"imp_order_{round_}")
+        if order is None:
+            st.warning("Choose how the dates are written: nothing is read from the dates until you do.",
+                       icon=":material/help:")
+            st.stop()
+    if parsed.detected():
+        st.caption("Detected: " + parsed.detected())
 
     c = st.columns(4)
     c[0].metric("Rows in file", parsed.total_rows)
@@ -84,7 +115,7 @@ else:
 
     skip = False
     if parsed.errors and not parsed.file_error:
-        skip = st.checkbox("Skip the invalid rows and import the valid ones", key="imp_skip")
+        skip = st.checkbox("Skip the invalid rows and import the valid ones", key=f"imp_skip_{round_}")
     can_import = bool(parsed.rows) and not parsed.file_error and (not parsed.errors or skip)
     to_write = len(parsed.rows) - (duplicates or 0)
     can_import = can_import and to_write > 0
@@ -99,13 +130,15 @@ else:
                     session, actor, pid, parsed, upload.name, skip_invalid=skip,
                     progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=f"{stage} {done}/{total}"))
             bar.empty()
-            st.toast("Import finished", icon=":material/check:")
-            st.success(f"Imported {result.imported} dose{'s' if result.imported != 1 else ''}; "
-                       f"skipped {result.duplicates} already in the log; {result.invalid} invalid "
-                       f"(batch {result.batch_id}).")
         except KapError as exc:
             bar.empty()
             show_error(exc)
+        else:  # a fresh uploader: no stale counts or button for the file just imported
+            st.session_state["imp_done"] = (
+                f"Imported {result.imported} dose{'s' if result.imported != 1 else ''} from {upload.name}; "
+                f"skipped {result.duplicates} already in the log; {result.invalid} invalid.")
+            st.session_state["imp_round"] = round_ + 1
+            st.rerun()
 
 # --- earlier imports ---------------------------------------------------------------------------------------
 st.subheader("Earlier imports")
@@ -115,11 +148,12 @@ if not batches:
     st.caption("No imports for this patient yet.")
 else:
     st.dataframe(pd.DataFrame([{
-        "Batch": b.id, "When": fmt_local(b.created_at, tz), "File": b.filename, "Imported": b.rows_imported,
+        "When": fmt_local(b.created_at, tz), "File": b.filename, "Imported": b.rows_imported,
         "Duplicates": b.rows_duplicate, "Invalid": b.rows_invalid,
         "Undone": fmt_local(b.undone_at, tz) if b.undone_at else "",
     } for b in batches]), hide_index=True, width="stretch")
-    undoable = {b.id: f"Batch {b.id} · {b.filename} · {b.rows_imported} doses" for b in batches if b.undone_at is None}
+    undoable = {b.id: f"{fmt_local(b.created_at, tz)} · {b.filename} · {b.rows_imported} doses"
+                for b in batches if b.undone_at is None}
     if undoable:
         with st.form("undo_batch"):
             chosen = st.selectbox("Undo an import (voids all its entries)", list(undoable),

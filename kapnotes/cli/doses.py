@@ -1,4 +1,8 @@
-"""``import-doses --patient MRN FILE.csv [--dry-run] [--skip-invalid] [--user USERNAME]``.
+"""``import-doses --patient MRN FILE [--date-order dmy|mdy] [--dry-run] [--skip-invalid] [--user USERNAME]``.
+
+FILE is a CSV (UTF-8, Windows-1252 or Latin-1; ``,`` ``;`` or tab) or an .xlsx workbook.
+Slashed dates (``03/04/2026``) are read in the order the file settles (a day above 12);
+when every date reads both ways the command stops and asks for ``--date-order``.
 
 Exit 0 when the import (or dry run) went through; exit 1 with every row error on stderr
 when a row is invalid and ``--skip-invalid`` was not given (nothing is written). A dose above
@@ -25,7 +29,10 @@ from kapnotes.models import User
 def register(sub) -> None:
     p = sub.add_parser("import-doses", help="import a patient's dose log from a CSV file")
     p.add_argument("--patient", required=True, metavar="MRN", help="the patient's MRN")
-    p.add_argument("file", metavar="FILE.csv")
+    p.add_argument("file", metavar="FILE", help="a .csv or .xlsx file")
+    p.add_argument("--date-order", choices=sorted(csv_import.DATE_ORDERS), default=None,
+                   help="how slashed dates are written: dmy (25/03/2026) or mdy (3/25/2026); "
+                        "needed only when the file does not settle it")
     p.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
     p.add_argument("--skip-invalid", action="store_true", help="import the valid rows, report the others")
     p.add_argument("--user", default=None,
@@ -72,7 +79,13 @@ def cmd_import_doses(args) -> int:
         else:
             entered_by = csv_import.default_importer(session, patient).id
         mapping = csv_import.get_mapping(session)
-    parsed = csv_import.read_csv(path.read_bytes(), settings.tz, mapping=mapping)
+    parsed = csv_import.read_csv(path.read_bytes(), settings.tz, mapping=mapping, date_order=args.date_order)
+    if parsed.detected() and not args.quiet:
+        print(f"note: {parsed.detected()}", file=sys.stderr)
+    if parsed.needs_date_order:
+        print("error: every date in the file reads both as day/month/year and as month/day/year; "
+              "say which with --date-order dmy or --date-order mdy. Nothing imported.", file=sys.stderr)
+        return 1
     for name in parsed.extra_columns:
         print(f"note: extra column {name!r} ignored", file=sys.stderr)
     if not args.quiet:

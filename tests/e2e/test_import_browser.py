@@ -64,7 +64,11 @@ def test_import_csv_through_the_ui(page, app_server, tmp_path):
     expect(button).to_be_enabled(timeout=T)
     button.click()
     wait_idle(page)
-    expect(page.get_by_text(re.compile(r"Imported 3 doses; skipped 0 already in the log"))).to_be_visible(timeout=T)
+    expect(page.get_by_text(re.compile(r"Imported 3 doses from phone_export.csv; skipped 0 already in the log"))
+           ).to_be_visible(timeout=T)
+    # the form starts afresh: no stale button or counts for the file just imported
+    expect(page.get_by_role("button", name=re.compile(r"^Import \d+ doses?$"))).to_have_count(0, timeout=T)
+    expect(page.get_by_text("Ignored columns: app")).to_have_count(0, timeout=T)
 
     _nav(page, "Patient dashboard")
     assert _dose_count(page) == before + 3
@@ -105,7 +109,7 @@ def test_column_mapping_is_remembered(page, app_server):
     expect(page.get_by_text("Ignored columns: Mood")).to_be_visible(timeout=T)
     page.get_by_role("button", name="Import 2 doses").click()
     wait_idle(page)
-    expect(page.get_by_text(re.compile(r"Imported 2 doses"))).to_be_visible(timeout=T)
+    expect(page.get_by_text(re.compile(r"Imported 2 doses from doses_mapped.csv"))).to_be_visible(timeout=T)
 
     # a fresh visit: the saved mapping applies at once (the rows are now duplicates)
     _nav(page, "Patient dashboard")
@@ -114,3 +118,39 @@ def test_column_mapping_is_remembered(page, app_server):
     wait_idle(page)
     expect(page.get_by_role("button", name="Import 0 doses")).to_be_disabled(timeout=T)
     expect(page.get_by_text(re.compile(r"has no taken_at column"))).to_have_count(0, timeout=T)
+
+
+def test_files_as_they_come(page, app_server, tmp_path):
+    """Ambiguous slashed dates are asked for (never guessed); a header-only file says so; too wide is refused."""
+    sign_in(page, app_server["url"], "tsato")
+    expect(page.get_by_role("heading", name="Patients")).to_be_visible(timeout=T)
+    page.get_by_role("button", name="Open").first.click()
+    wait_idle(page)
+    _nav(page, "Import doses")
+    upload = page.locator('input[type="file"]')
+
+    ambiguous = tmp_path / "us_or_eu.csv"
+    ambiguous.write_bytes("taken_at,dose_mg,formulation,notes\r\n03/04/2025 10:00,150,odt,Zoë\r\n"
+                          "05/06/2025 10:00,150,odt,\r\n".encode("cp1252"))
+    upload.set_input_files(str(ambiguous))
+    wait_idle(page)
+    expect(page.get_by_text("Choose how the dates are written", exact=False)).to_be_visible(timeout=T)
+    expect(page.get_by_role("button", name=re.compile(r"^Import \d+ doses?$"))).to_have_count(0, timeout=T)
+    page.get_by_text("Day/month/year (03/04/2026 is 3 April)").click()
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"Detected: Read as Windows-1252; separated by commas; "
+                                       r"dates as day/month/year \(as chosen\)"))).to_be_visible(timeout=T)
+    expect(page.get_by_role("button", name="Import 2 doses")).to_be_enabled(timeout=T)
+
+    header_only = tmp_path / "empty_export.csv"
+    header_only.write_text("taken_at;dose_mg;formulation\n", encoding="utf-8")
+    upload.set_input_files(str(header_only))
+    wait_idle(page)
+    expect(page.get_by_text(re.compile("no rows: only a header"))).to_be_visible(timeout=T)
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(10_000)) + "\n", encoding="utf-8")
+    upload.set_input_files(str(wide))
+    wait_idle(page)
+    expect(page.get_by_text(re.compile("The file has 10000 columns; at most 64"))).to_be_visible(timeout=T)
+    expect(page.get_by_role("combobox")).to_have_count(0, timeout=T)

@@ -360,10 +360,9 @@ def test_killed_import_leaves_nothing_half_imported(db_url, clinic, engine, tmp_
     assert res.imported == 40_000 and count(engine) == 40_000
 
 
-def test_not_utf8_or_empty_is_a_file_error():
-    parsed = csv_import.read_csv("taken_at,dose_mg,formulation\n2026-01-01,100,odt,Müller\n".encode("latin-1")
-                                 .replace(b"odt,M", b"odt\xff,M"), NY)
-    assert parsed.file_error and "UTF-8" in parsed.errors[0].reason
+def test_binary_or_empty_is_a_file_error():
+    parsed = csv_import.read_csv(b"taken_at,dose_mg\x00,formulation\n\x00\x81\n", NY)
+    assert parsed.file_error and "not a text file" in parsed.errors[0].reason
     assert csv_import.read_csv(b"", NY).file_error
     assert csv_import.read_headers(b"\xff\xfe\x00") == []
 
@@ -447,3 +446,159 @@ def test_cli_imports_an_unusual_dose_as_the_file_says_and_warns(cli, engine, tmp
     assert "row 2" not in out.err
     with session_scope(engine) as s:
         assert sorted(s.exec(select(DoseEntry.dose_mg)).all()) == [150, 900]
+
+
+# --- spreadsheets as they come (issue 16) -----------------------------------------------------------
+
+
+def test_excel_style_semicolon_bom_day_first_file():
+    text = ("taken_at;dose_mg;formulation;context;notes\r\n"
+            "03/04/2026 19:30;100;ODT;home;first\r\n"
+            "25/03/2026 20:00;112,5;odt;home;\r\n")
+    parsed = csv_import.read_csv(text.encode("utf-8-sig"), NY)
+    assert not parsed.errors, parsed.errors
+    assert [d.taken_at for _, d in parsed.rows] == [datetime(2026, 4, 3, 23, 30, tzinfo=timezone.utc),
+                                                   datetime(2026, 3, 26, 0, 0, tzinfo=timezone.utc)]
+    assert parsed.rows[1][1].dose_mg == 112.5
+    said = parsed.detected()
+    assert "UTF-8 with BOM" in said and "semicolons" in said and "day/month/year" in said and "25/03/2026" in said
+
+
+def test_windows_1252_month_first_file_keeps_the_accented_name():
+    text = ("taken_at,dose_mg,formulation,notes\r\n"
+            "3/25/2026 7:30 PM,100,odt,Seen by Zoë Brontë – calm\r\n"
+            "4/2/2026 8:05 AM,100,odt,\r\n")
+    parsed = csv_import.read_csv(text.encode("cp1252"), NY)
+    assert not parsed.errors, parsed.errors
+    assert parsed.rows[0][1].notes == "Seen by Zoë Brontë – calm"
+    assert parsed.rows[0][1].taken_at == datetime(2026, 3, 25, 23, 30, tzinfo=timezone.utc)
+    assert parsed.rows[1][1].taken_at == datetime(2026, 4, 2, 12, 5, tzinfo=timezone.utc)
+    assert "Windows-1252" in parsed.detected() and "month/day/year" in parsed.detected()
+
+
+def test_latin1_file_is_read_and_named():
+    parsed = csv_import.read_csv("taken_at,dose_mg,formulation,notes\n2026-03-01 10:00,100,odt,Müller\x81\n"
+                                 .encode("latin-1"), NY)
+    assert not parsed.errors and parsed.rows[0][1].notes.startswith("Müller")
+    assert "Latin-1" in parsed.detected() and "ISO" in parsed.detected()
+
+
+def test_xlsx_written_by_openpyxl():
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Taken at", "Dose mg", "Formulation", "Vomited", "Heart rate", "Notes"])
+    ws.append([datetime(2026, 3, 1, 19, 30), 100, "odt", "no", 72, "Åsa"])
+    ws.append(["02/03/2026 20:00", 112.5, "troche", "yes", None, None])
+    ws.append(["13/03/2026 20:00", 100, "odt", "no", None, None])
+    buf = io.BytesIO()
+    wb.save(buf)
+    parsed = csv_import.read_csv(buf.getvalue(), NY)
+    assert not parsed.errors, parsed.errors
+    assert [n for n, _ in parsed.rows] == [2, 3, 4]  # the sheet's row numbers
+    first, second = parsed.rows[0][1], parsed.rows[1][1]
+    assert first.taken_at == datetime(2026, 3, 1, 19, 30, tzinfo=NY).astimezone(timezone.utc)
+    assert first.heart_rate == 72 and first.notes == "Åsa"
+    assert second.dose_mg == 112.5 and second.vomited and second.taken_at.day == 3  # 2 March local + 5 h
+    assert "Excel workbook" in parsed.detected() and "day/month/year" in parsed.detected()
+    assert csv_import.read_headers(buf.getvalue())[:2] == ["Taken at", "Dose mg"]
+
+
+def test_tab_separated_file():
+    parsed = csv_import.read_csv(b"taken_at\tdose_mg\tformulation\tnotes\n2026-03-01 19:30\t100\todt\ta, b; c\n", NY)
+    assert not parsed.errors and parsed.rows[0][1].notes == "a, b; c"
+    assert "tabs" in parsed.detected()
+
+
+def test_ambiguous_dates_ask_for_the_order_and_are_never_guessed():
+    data = b"taken_at,dose_mg,formulation\n03/04/2026 10:00,100,odt\n05/06/2026 10:00,100,odt\n"
+    parsed = csv_import.read_csv(data, NY)
+    assert parsed.needs_date_order and parsed.file_error and not parsed.rows
+    assert "choose the order" in parsed.errors[0].reason
+    dmy = csv_import.read_csv(data, NY, date_order="dmy", now=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    mdy = csv_import.read_csv(data, NY, date_order="mdy", now=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    assert [d.taken_at.date().isoformat() for _, d in dmy.rows] == ["2026-04-03", "2026-06-05"]
+    assert [d.taken_at.date().isoformat() for _, d in mdy.rows] == ["2026-03-04", "2026-05-06"]
+    assert "as chosen" in dmy.detected()
+
+
+def test_a_file_mixing_date_orders_is_refused():
+    parsed = csv_import.read_csv(b"taken_at,dose_mg,formulation\n25/03/2026,100,odt\n3/26/2026,100,odt\n", NY)
+    assert parsed.file_error and "one order" in parsed.errors[0].reason
+
+
+def test_a_chosen_order_the_file_contradicts_is_a_row_error():
+    parsed = csv_import.read_csv(b"taken_at,dose_mg,formulation\n25/03/2026 10:00,100,odt\n", NY, date_order="mdy")
+    assert parsed.errors[0].row == 2 and parsed.errors[0].column == "taken_at"
+
+
+def test_header_only_file_says_no_rows():
+    parsed = csv_import.read_csv(b"taken_at,dose_mg,formulation\r\n", NY)
+    assert parsed.file_error and "no rows" in parsed.errors[0].reason
+
+
+def test_65_columns_are_refused_before_reading():
+    header = ",".join(["taken_at", "dose_mg", "formulation"] + [f"extra {i}" for i in range(62)])
+    data = (header + "\n" + "2026-03-01 10:00,100,odt" + "," * 62 + "\n").encode()
+    problem = csv_import.upload_problem(data)
+    assert problem and "65 columns" in problem and "64" in problem
+    assert csv_import.read_headers(data) == []
+    assert csv_import.read_csv(data, NY).file_error
+    ok = ",".join(["taken_at", "dose_mg", "formulation"] + [f"extra {i}" for i in range(61)])
+    assert csv_import.upload_problem((ok + "\n").encode()) is None
+
+
+def test_too_large_upload_is_refused():
+    assert "20 MB" in csv_import.upload_problem(b"x", size=20 * 1024 * 1024 + 1)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300", "99999999999999999999999"])
+def test_non_finite_or_huge_numbers_are_row_errors(value):
+    data = (f"taken_at,dose_mg,formulation,heart_rate,nausea\n"
+            f"2026-03-01 10:00,100,odt,{value},{value}\n2026-03-01 11:00,{value},odt,,\n").encode()
+    parsed = csv_import.read_csv(data, NY)
+    assert not parsed.rows and not parsed.file_error
+    assert {(e.row, e.column) for e in parsed.errors} == {(2, "heart_rate"), (2, "nausea"), (3, "dose_mg")}
+
+
+def test_cli_date_order_option(cli, engine, tmp_path, capsys):
+    f = tmp_path / "ambiguous.csv"
+    f.write_text("taken_at,dose_mg,formulation\n03/04/2026 19:30,100,odt\n", encoding="utf-8")
+    assert cli("--patient", "A-001", str(f), "--quiet") == 1
+    assert "--date-order" in capsys.readouterr().err and count(engine) == 0
+    assert cli("--patient", "A-001", str(f), "--quiet", "--date-order", "dmy") == 0
+    with session_scope(engine) as s:
+        taken = s.exec(select(DoseEntry)).one().taken_at
+    assert (taken.month, taken.day) == (4, 3) or (taken.month, taken.day) == (4, 4)  # 3 April 19:30 New York
+
+
+@pytest.mark.slow
+def test_largest_allowed_upload_stays_under_500_mb(tmp_path):
+    """A 20 MB dose-log file (the upload limit) is read and validated within 500 MB of peak memory.
+
+    Measured in a fresh process (peak resident set size, so the test runner itself does not count).
+    """
+    row = "2026-03-01 10:{m:02d},100,odt,spit,home,3,2,1,0,no,130,80,128,78,72,,a note about the session\n"
+    header = ("taken_at,dose_mg,formulation,administration,context,anxiety_before,anxiety_after,dissociation,"
+              "nausea,vomited,bp_systolic_pre,bp_diastolic_pre,bp_systolic_post,bp_diastolic_post,heart_rate,"
+              "adverse_events,notes\n")
+    big = tmp_path / "big.csv"
+    with big.open("w") as f:
+        f.write(header)
+        size, i = len(header), 0
+        limit = csv_import.MAX_UPLOAD_BYTES - 200
+        while size < limit and i < csv_import.MAX_ROWS:
+            line = row.format(m=i % 60)
+            f.write(line)
+            size += len(line)
+            i += 1
+    assert big.stat().st_size > 19 * 1024 * 1024 or i == csv_import.MAX_ROWS
+    code = ("import resource, sys; from zoneinfo import ZoneInfo; from kapnotes import csv_import; "
+            f"p = csv_import.read_csv(open({str(big)!r}, 'rb').read(), ZoneInfo('America/New_York')); "
+            "assert p.total_rows > 100000, p.errors[:3]; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak_mb = int(out.stdout.strip().splitlines()[-1])
+    assert peak_mb <= 500, f"peak {peak_mb} MB"
