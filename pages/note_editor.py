@@ -1,8 +1,8 @@
-"""Write a session note: start one (blank or from the last note), autosave every change, sign.
+"""Write a session note: start one (blank or from the last note), autosave while typing, sign.
 
-The draft is saved on every rerun whose content differs from the stored draft (each field
-change reruns the page), so closing the tab loses nothing. A stale save shows both versions
-side by side and overwrites nothing until the therapist chooses.
+The draft is saved on every rerun whose content differs from the stored draft; text fields
+commit after a short pause in typing and when the page is hidden (kapnotes/ui/components),
+so closing the tab loses nothing. The state machine is kapnotes/ui/note_editor_state.py.
 """
 
 import streamlit as st
@@ -12,8 +12,10 @@ from kapnotes.config import get_settings
 from kapnotes.errors import KapError, PermissionDenied, ValidationError
 from kapnotes.models import NoteStatus, NoteType
 from kapnotes.note_templates import TEMPLATES, template
-from kapnotes.timeutil import fmt_local
+from kapnotes.timeutil import fmt_local, to_local
+from kapnotes.ui import note_editor_state as es
 from kapnotes.ui import note_form as nf
+from kapnotes.ui.components.autosave_text import autosave_bridge
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.session import db, require_user, show_error
 
@@ -136,62 +138,33 @@ def _sync_back(saved_fields: dict, sent_fields: dict) -> None:
             st.session_state[key] = ed["values"][key] = nf._to_widget(spec, saved_fields[spec.name])
 
 
-errors: dict[str, str] = {}
 mine = nf.collect(note_id, tpl, ed["values"])
-action = st.session_state.pop(nf.skey(note_id, "action"), None)
-changed = nf.comparable(mine) != nf.comparable(stored)
-
-if action == "sign":
-    try:
-        with db() as s:
-            notes.sign(s, actor, note_id, ed["version"], **mine)
-    except ValidationError as exc:
-        errors = exc.errors
-        st.error("Not signed yet: complete or correct the fields marked below. Your draft is kept.")
-    except notes.DraftConflict as exc:
-        ed["conflict"] = exc.their_version or stored_version
-    except KapError as exc:
-        show_error(exc)
-    else:
-        st.session_state[NOTICE_KEY] = "Note signed. It can no longer be edited; corrections are addenda."
-        st.rerun()
-elif action == "discard":
-    try:
-        with db() as s:
-            notes.discard_draft(s, actor, note_id, ed["version"])
-    except notes.DraftConflict as exc:
-        ed["conflict"] = exc.their_version or stored_version
-    except KapError as exc:
-        show_error(exc)
-    else:
-        _close()
-        st.toast("Draft discarded.")
-        st.rerun()
-elif action == "keep_mine" or (ed["conflict"] is None and changed):
-    expected = ed["conflict"] if action == "keep_mine" else ed["version"]
-    saved = None
-    try:
-        with db() as s:
-            saved = notes.save_draft(s, actor, note_id, expected, **mine)
-    except ValidationError as exc:
-        errors = exc.errors
-        st.error("Not saved: correct the fields marked below. Nothing was half-saved.")
-    except notes.DraftConflict as exc:
-        ed["conflict"] = exc.their_version or stored_version
-    except KapError as exc:
-        show_error(exc)
-    if saved is not None:
-        ed.update(version=saved.version, conflict=None)  # right after the commit, no yield point between
-        stored_version, stored_updated = saved.version, saved.updated_at
-        warnings = notes.warnings_for(saved)
-        _sync_back(saved.fields, mine["fields"])
-        st.toast("Draft saved", icon=":material/cloud_done:")
-elif not changed and ed["version"] != stored_version and ed["conflict"] is None:
-    ed["version"] = stored_version  # saved elsewhere with the same content: nothing to merge
+ed.setdefault("confirm", None)
+out = es.step(actor, note_id, ed, mine, stored, stored_version,
+              st.session_state.pop(nf.skey(note_id, "action"), None), db)
+errors = out.errors
+if out.message:
+    st.error(out.message)
+if out.failure is not None:
+    show_error(out.failure)
+if out.signed:
+    st.session_state[NOTICE_KEY] = "Note signed. It can no longer be edited; corrections are addenda."
+    st.rerun()
+if out.discarded:
+    _close()
+    st.toast("Draft discarded.")
+    st.rerun()
+if out.saved is not None:
+    stored_version, stored_updated = out.saved.version, out.saved.updated_at
+    warnings = notes.warnings_for(out.saved)
+    _sync_back(out.saved.fields, mine["fields"])
 
 st.title(f"{tpl.title} note")
-st.caption(f"Draft · version {ed['version']} · last saved {fmt_local(stored_updated, tz)} · "
-           "saved automatically on every change")
+head_l, head_r = st.columns([3, 1], vertical_alignment="center")
+head_l.caption("Draft · saved automatically while you type (after a short pause) and on every change")
+head_r.markdown(f":material/cloud_done: Saved {to_local(stored_updated, tz).strftime('%H:%M')}",
+                help=f"Last saved {fmt_local(stored_updated, tz)}")
+autosave_bridge(prefix=f"nf{note_id}_")
 if carried is not None:
     st.info(f"Carried over from the signed note of {carried.isoformat()}: intention, homework and plan. "
             "Review them before signing.", icon=":material/content_copy:")
@@ -223,9 +196,19 @@ nf.render_header(note_id, errors, dose_opts)
 nf.render_fields(note_id, tpl, errors, warnings)
 
 c1, c2, c3, c4 = st.columns(4)
-c1.button("Save draft", key="save_draft", help="Drafts also save on every change.")
-c2.button("Sign note", key="sign_note", type="primary", on_click=_set_action, args=(note_id, "sign"),
-          help="Checks required fields, then locks the note with your signature.")
+if ed["confirm"] is not None:
+    dose_label = dict(dose_opts or []).get(mine.get("integrates_dose_id"))
+    with st.container(border=True, key="sign_confirm"):
+        st.markdown("**Sign this note?** Once signed it cannot be edited; corrections become addenda.")
+        st.text(es.sign_summary(tpl.title, mine, dose_label))
+        y, n = st.columns(2)
+        y.button("Yes, sign", key="confirm_sign", type="primary", on_click=_set_action, args=(note_id, es.SIGN))
+        n.button("Not yet", key="cancel_sign", on_click=_set_action, args=(note_id, es.CANCEL))
+
+c1.button("Save draft", key="save_draft", help="Drafts also save while you type.")
+c2.button("Sign note", key="sign_note", type="primary", on_click=_set_action, args=(note_id, es.REVIEW),
+          help="Checks the times, shows a summary to confirm, then locks the note with your signature.",
+          disabled=ed["confirm"] is not None)
 c3.button("Close", key="close_editor", on_click=_close, help="The draft stays in My drafts.")
 with c4.popover("Discard draft"):
     st.write("Delete this draft? This cannot be undone.")

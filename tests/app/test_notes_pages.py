@@ -10,6 +10,7 @@ from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from kapnotes import notes, process_notes
+from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
 from kapnotes.models import Addendum, NoteStatus, SessionNote
 from kapnotes.note_templates import TEMPLATES, template
@@ -93,6 +94,7 @@ def test_each_template_form_renders_fills_and_signs(ui, note_type):
                                    "selectbox", "multiselect", "date_input") for w in getattr(at, kind)}
     assert {label_of(s) for s in tpl.fields} <= labels  # every template field is on the form, units included
     at.time_input(key=hkey(nid, "start_time")).set_value(time(9, 0)).run()
+    at.time_input(key=hkey(nid, "end_time")).set_value(time(9, 50)).run()
     at.date_input(key=hkey(nid, "session_date")).set_value(YESTERDAY).run()
     for spec in tpl.fields:
         if spec.required:
@@ -105,6 +107,9 @@ def test_each_template_form_renders_fills_and_signs(ui, note_type):
         assert stored.status == NoteStatus.draft and stored.version > 1
         assert all(stored.fields.get(sp.name) not in (None, "") for sp in tpl.fields if sp.required)
     at.button(key="sign_note").click().run()
+    _ok(at)
+    assert f"{tpl.title} note" in rendered_text(at) and "09:00 to 09:50" in rendered_text(at)
+    at.button(key="confirm_sign").click().run()
     _ok(at)
     with session_scope(engine) as s:
         note = s.get(SessionNote, nid)
@@ -363,6 +368,63 @@ def test_sign_with_end_before_start_or_no_date_is_refused_at_the_field(ui):
     at.date_input(key=hkey(nid, "session_date")).set_value(YESTERDAY)
     at.button(key="sign_note").click().run()
     _ok(at)
+    at.button(key="confirm_sign").click().run()
+    _ok(at)
     with session_scope(engine) as s:
         note = s.get(SessionNote, nid)
         assert note.status == NoteStatus.signed and note.session_date == YESTERDAY and note.end_time == "11:50"
+
+
+def _ready_integration(at, nid, end=time(10, 50)):
+    at.date_input(key=hkey(nid, "session_date")).set_value(YESTERDAY).run()
+    for name, value in (("client_account", "Calmer."), ("risk_check", "Denies."), ("plan", "Continue.")):
+        at.text_area(key=fkey(nid, name)).input(value).run()
+    at.time_input(key=hkey(nid, "start_time")).set_value(time(10, 0)).run()
+    if end is not None:
+        at.time_input(key=hkey(nid, "end_time")).set_value(end).run()
+
+
+def test_sign_asks_for_confirmation_with_a_summary(ui):
+    """Sign shows type, date, times and asks; "Not yet" and an edit leave a draft; "Yes, sign" signs."""
+    clinic, engine = ui
+    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    nid = _start(at, "integration")
+    _ready_integration(at, nid)
+    at.button(key="sign_note").click().run()
+    _ok(at)
+    text = rendered_text(at)
+    assert "Sign this note?" in text
+    assert f"Integration session note · {YESTERDAY.strftime('%A %-d %B %Y')} · 10:00 to 10:50 · In person" in text
+    with session_scope(engine) as s:
+        assert s.get(SessionNote, nid).status == NoteStatus.draft  # one click signs nothing
+    at.button(key="cancel_sign").click().run()
+    assert "Sign this note?" not in rendered_text(at)
+    at.button(key="sign_note").click().run()
+    at.text_area(key=fkey(nid, "plan")).input("Continue; review in a week.").run()  # an edit closes it
+    assert "Sign this note?" not in rendered_text(at)
+    with session_scope(engine) as s:
+        assert s.get(SessionNote, nid).status == NoteStatus.draft
+    at.button(key="sign_note").click().run()
+    at.button(key="confirm_sign").click().run()
+    _ok(at)
+    with session_scope(engine) as s:
+        note = s.get(SessionNote, nid)
+        assert note.status == NoteStatus.signed and note.fields["plan"] == "Continue; review in a week."
+
+
+def test_sign_refuses_a_missing_or_future_end_time(ui):
+    clinic, engine = ui
+    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    nid = _start(at, "integration")
+    _ready_integration(at, nid, end=None)
+    at.button(key="sign_note").click().run()
+    assert any("Enter the session's end time before signing" in e.value for e in at.error)
+    assert "Sign this note?" not in rendered_text(at)
+    at.date_input(key=hkey(nid, "session_date")).set_value(notes._local_today()).run()
+    at.time_input(key=hkey(nid, "start_time")).set_value(time(0, 0)).run()
+    at.time_input(key=hkey(nid, "end_time")).set_value(time(23, 55)).run()
+    at.button(key="sign_note").click().run()
+    late = utcnow().astimezone(get_settings().tz).strftime("%H:%M") > "23:49"
+    assert late or any("has not come yet" in e.value for e in at.error)
+    with session_scope(engine) as s:
+        assert s.get(SessionNote, nid).status == NoteStatus.draft

@@ -37,7 +37,7 @@ def rendered_text(at) -> str:
                 v = None
             if v is None or isinstance(v, bool):
                 continue
-            parts.append(v.to_string() if hasattr(v, "to_string") else str(v))
+            parts.append(v.to_string() if callable(getattr(v, "to_string", None)) else str(v))
         for opt in getattr(node, "options", None) or ():
             parts.append(str(opt))
 

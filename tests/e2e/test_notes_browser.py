@@ -3,6 +3,7 @@ the edit controls are gone and "Add addendum" is offered."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from playwright.sync_api import expect
@@ -91,7 +92,17 @@ def test_dosing_note_survives_closed_tab_then_signs(browser, app_server):
     wait_idle(page)
     expect(page.get_by_label("Intention *", exact=True)).to_have_value(intention, timeout=20000)
     expect(page.get_by_label("Heart rate before dosing (bpm) *", exact=True)).to_have_value("71")
+    # signing needs an end time: the session started when the note was begun, so it ends then too
+    start = page.get_by_label("Start time *", exact=True).input_value()
+    end = page.get_by_label("End time", exact=True)
+    end.click()
+    page.keyboard.type(start)
+    page.keyboard.press("Enter")
+    wait_idle(page)
     page.get_by_role("button", name="Sign note").click()
+    wait_idle(page)
+    expect(page.get_by_text("Sign this note?")).to_be_visible(timeout=20000)
+    page.get_by_role("button", name="Yes, sign").click()
     wait_idle(page)
     expect(page.get_by_text("Note signed.")).to_be_visible(timeout=20000)
     expect(page.get_by_role("button", name="Sign note")).to_have_count(0)
@@ -125,3 +136,51 @@ def test_prescriber_sees_no_drafts_or_process_notes_in_the_browser(browser, app_
     for hidden in ("Write note", "My drafts", "Private process notes"):
         assert hidden not in nav
     context.close()
+
+
+def test_free_text_typed_without_leaving_the_field_survives_a_closed_tab(browser, app_server):
+    """Typing alone (no Tab, no click elsewhere) saves after a pause: the app says "Saved", the tab
+    closes, and the reopened draft has the text."""
+    url = app_server["url"]
+    engine = make_engine(app_server["db_url"])
+    words = "She named the fear out loud — first time, ünïcödé ✓"
+    first = browser.new_context()
+    page = first.new_page()
+    sign_in(page, url, "tsato")
+    row = page.locator("[data-testid='stHorizontalBlock']").filter(has_text="KAP-1002")
+    row.get_by_role("button", name="Open").click()
+    wait_idle(page)
+    _nav(page, "Write note")
+    page.get_by_role("button", name="Start note").click()
+    wait_idle(page)
+    box = page.get_by_label("Free text", exact=True)
+    expect(box).to_be_visible(timeout=20000)
+    saved_before = page.get_by_text(re.compile(r"Saved \d\d:\d\d")).first.inner_text()
+    box.click()
+    page.keyboard.type(words, delay=20)
+    # the app's own state: the draft in the database holds the text, though the field never lost focus
+    for _ in range(150):
+        with session_scope(engine) as s:
+            drafts = s.exec(select(SessionNote).where(SessionNote.status == "draft",
+                                                      SessionNote.free_text == words)).all()
+        if drafts:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the typed text was not saved while typing")
+    note_id = drafts[0].id
+    expect(page.get_by_text(re.compile(r"Saved \d\d:\d\d")).first).to_be_visible(timeout=20000)
+    assert saved_before  # the indicator was there from the start and is still shown
+    first.close()
+
+    second = browser.new_context()
+    page = second.new_page()
+    sign_in(page, url, "tsato")
+    _nav(page, "My drafts")
+    page.get_by_role("button", name="Open").first.click()
+    wait_idle(page)
+    expect(page.get_by_label("Free text", exact=True)).to_have_value(words, timeout=20000)
+    second.close()
+    with session_scope(engine) as s:
+        assert s.get(SessionNote, note_id).free_text == words
+    engine.dispose()
