@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from kapnotes.db import lock_for_append
-from kapnotes.errors import PermissionDenied
+from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent, Role
 from kapnotes.timeutil import utcnow
 
@@ -228,13 +228,22 @@ class AuditFilter:
     action: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    mrn: str | None = None  # what an admin knows a patient by; resolved here to the patient's id
 
 
-def list_events(session: Session, actor: Actor, flt: AuditFilter, tz, limit: int = 500) -> list[AuditEvent]:
-    """Admins read the audit log; dates are the clinic's calendar days."""
+def list_events(session: Session, actor: Actor, flt: AuditFilter, tz, limit: int = 500,
+                offset: int = 0) -> list[AuditEvent]:
+    """Admins read the audit log; dates are the clinic's calendar days; ``offset`` pages back."""
     if actor.role != Role.admin:
         raise PermissionDenied("Only an administrator can read the audit log.")
     q = select(AuditEvent)
+    if flt.mrn and flt.mrn.strip():
+        from kapnotes.models import Patient
+
+        pid = session.exec(select(Patient.id).where(Patient.mrn == flt.mrn.strip())).first()
+        if pid is None:
+            raise ValidationError({"mrn": f"No patient has the MRN {flt.mrn.strip()!r}."})
+        q = q.where(AuditEvent.patient_id == pid)
     if flt.username:
         q = q.where(AuditEvent.actor_username == flt.username)
     if flt.patient_id is not None:
@@ -245,7 +254,7 @@ def list_events(session: Session, actor: Actor, flt: AuditFilter, tz, limit: int
         q = q.where(AuditEvent.at >= datetime.combine(flt.date_from, time(), tz))
     if flt.date_to:
         q = q.where(AuditEvent.at < datetime.combine(flt.date_to + timedelta(days=1), time(), tz))
-    events = session.exec(q.order_by(col(AuditEvent.id).desc()).limit(limit)).all()
+    events = session.exec(q.order_by(col(AuditEvent.id).desc()).offset(max(0, offset)).limit(limit)).all()
     record(session, actor, "audit.read", "audit_events", detail=f"rows={len(events)}", coalesce=READ_COALESCE)
     return list(events)
 

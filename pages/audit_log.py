@@ -1,4 +1,4 @@
-"""Administration: the audit log, filtered by user, patient, action and dates."""
+"""Administration: the audit log, filtered by user, patient MRN, action and dates, 50 events a page."""
 
 import pandas as pd
 import streamlit as st
@@ -17,7 +17,7 @@ with db() as session:
     actions = audit.distinct_actions(session)
 c1, c2, c3 = st.columns(3)
 username = c1.text_input("User (username)")
-patient = c2.number_input("Patient id", min_value=0, step=1, value=0, help="0 = any patient")
+mrn = c2.text_input("Patient MRN", help="Leave empty for every patient.")
 action = c3.selectbox("Action", ["(any)"] + actions)
 d1, d2 = st.columns(2)
 date_from = d1.date_input("From", value=None)
@@ -25,14 +25,19 @@ date_to = d2.date_input("To", value=None)
 
 flt = audit.AuditFilter(
     username=username.strip().lower() or None,
-    patient_id=int(patient) or None,
+    mrn=mrn.strip() or None,
     action=None if action == "(any)" else action,
     date_from=date_from,
     date_to=date_to,
 )
+PAGE = 50
+flt_key = repr(flt)
+if st.session_state.get("audit_filter") != flt_key:  # new filters start at the newest page
+    st.session_state["audit_filter"], st.session_state["audit_page"] = flt_key, 0
+page_no = st.session_state.get("audit_page", 0)
 try:
     with db() as session:
-        events = audit.list_events(session, actor, flt, tz)
+        events = audit.list_events(session, actor, flt, tz, limit=PAGE + 1, offset=page_no * PAGE)
         last_check = audit.last_verification(session, actor)
 except KapError as exc:
     show_error(exc)
@@ -59,19 +64,32 @@ else:
     chain_col.error(f"Last check {fmt_local(last_check.at, tz)} by {last_check.username}: hash chain "
                     f"{last_check.detail}. Verify again after investigating.", icon=":material/error:")
 
+
+
+def _turn(delta: int) -> None:
+    st.session_state["audit_page"] = max(0, st.session_state.get("audit_page", 0) + delta)
+
+
+more = len(events) > PAGE
+events = events[:PAGE]
 if not events:
     st.info("No events match these filters.")
 else:
     st.dataframe(
         pd.DataFrame(
             [
-                {"#": e.id, "When": fmt_local(e.at, tz), "User": e.actor_username, "Action": e.action,
-                 "Record": f"{e.record_type} {e.record_id or ''}".strip(), "Patient id": e.patient_id,
-                 "Detail": e.detail}
+                {"When": fmt_local(e.at, tz), "User": e.actor_username, "Action": e.action,
+                 "Record": e.record_type.replace("_", " "), "Detail": e.detail}
                 for e in events
             ]
         ),
         hide_index=True,
         width="stretch",
+        height=min(38 + 35 * len(events), 600),
     )
-    st.caption("Newest first; showing up to 500 events.")
+    p1, p2, p3 = st.columns([1, 2, 1], vertical_alignment="center")
+    p1.button("Previous", key="audit_prev", on_click=_turn, args=(-1,), disabled=page_no == 0,
+              icon=":material/chevron_left:")
+    p2.caption(f"Newest first · events {page_no * PAGE + 1}–{page_no * PAGE + len(events)}")
+    p3.button("Next", key="audit_next", on_click=_turn, args=(1,), disabled=not more,
+              icon=":material/chevron_right:")

@@ -25,17 +25,24 @@ with db() as session:
     patient = session.get(Patient, pid)  # loaded by the banner's access check: no extra query
     team = patients.care_team(session, patient.care_team_id)
 
-links = st.columns(4)
-for slot, (target, label, icon, query) in zip(links, (
-    ("pages/dose_log.py", "Add a dose", ":material/add_circle:", {"dose_tab": "Add a dose"}),
-    ("pages/dose_log.py", "Dose log", ":material/medication:", None),
-    ("pages/import_doses.py", "Import a dose CSV", ":material/upload_file:", None),
-    ("pages/measures.py", "Enter GAD-7 / PHQ-9", ":material/checklist:", None),
-)):
+# --- the action row: every task for this patient one click away (the patient travels in the
+# session state, never in the URL) ---------------------------------------------------------
+ACTIONS = [
+    ("pages/note_editor.py", "New note", ":material/edit_note:", None, ("therapist",)),
+    ("pages/dose_log.py", "Add a dose", ":material/add_circle:", {"dose_tab": "Add a dose"}, None),
+    ("pages/measures.py", "Enter GAD-7 / PHQ-9", ":material/checklist:", None, None),
+    ("pages/proposals.py", "Propose a change", ":material/tune:", None, None),
+    ("pages/exports.py", "Export", ":material/download:", None, None),
+    ("pages/dose_log.py", "Dose log", ":material/medication:", None, None),
+    ("pages/import_doses.py", "Import doses", ":material/upload_file:", None, None),
+]
+shown = [a for a in ACTIONS if a[4] is None or actor.role in a[4]]
+links = st.columns(len(shown))
+for slot, (target, label, icon, query, _roles) in zip(links, shown):
     try:
         slot.page_link(target, label=label, icon=icon, query_params=query)
     except StreamlitAPIException:  # a page run on its own (tests) has no navigation to link into
-        pass
+        slot.button(label, icon=icon, key=f"action_{label}", disabled=True)
 
 # --- at a glance -------------------------------------------------------------------------------
 plan = data.plan

@@ -54,7 +54,9 @@ def _decide(adjustment_id: int, version: int) -> None:
 
 
 def _open_patient(patient_id: int) -> None:
+    """Select the patient and open their dashboard (the id stays in the session, not the URL)."""
     select_patient(patient_id)
+    st.session_state["_open_dashboard"] = True
 
 
 def _score_frame(series) -> pd.DataFrame:
@@ -192,4 +194,11 @@ with st.container(border=True, key=f"{k}_item"):
         _field_error(errors, field)
     st.button("Record decision", type="primary", on_click=_decide, args=(adj.id, adj.version), key=f"{k}_submit")
 st.button("Open patient", key=f"{k}_open", on_click=_open_patient, args=(item.patient_id,),
-          help="Select this patient for the dashboard and other patient pages.")
+          help="Open this patient's dashboard.")
+if st.session_state.pop("_open_dashboard", False):
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.switch_page("pages/dashboard.py")
+    except StreamlitAPIException:  # the page run on its own (AppTest): the selection is what is tested
+        pass

@@ -443,3 +443,56 @@ def test_dose_log_edit_to_unusual_dose_asks_for_confirmation(env):
     with session_scope(engine) as s:
         row = s.get(DoseEntry, entry_id)
         assert (row.dose_mg, row.version) == (400, version + 1)
+
+
+# --- one click from the patient (issue 16) --------------------------------------------------------
+
+
+def test_dashboard_action_row_has_every_patient_task(env):
+    engine, clinic = env
+    at = page("dashboard", clinic.tina, clinic.a1)
+    assert not at.exception, at.exception
+    labels = [b.label for b in at.button]  # page links become (disabled) buttons when run on its own
+    for label in ("New note", "Add a dose", "Enter GAD-7 / PHQ-9", "Propose a change", "Export"):
+        assert label in labels, labels
+    at = page("dashboard", clinic.paul, clinic.a1)
+    labels = [b.label for b in at.button]
+    assert "New note" not in labels and "Propose a change" in labels and "Export" in labels
+
+
+def test_audit_log_filters_by_mrn(env):
+    """The admin types the MRN (never an internal id); the service resolves it."""
+    engine, clinic = env
+    from kapnotes import patients
+
+    with session_scope(engine) as s:
+        patients.open_record(s, clinic.tina, clinic.a1, "dashboard")
+    at = page("audit_log", clinic.ada)
+    assert not at.exception, at.exception
+    assert "Patient id" not in [w.label for w in at.number_input]
+
+    def mrn(value):
+        next(t for t in at.text_input if t.label == "Patient MRN").input(value).run()
+
+    mrn("A-001")
+    table = at.dataframe[0].value
+    assert "patient.open" in set(table["Action"]) and "Patient id" not in table.columns and "#" not in table.columns
+    mrn("A-002")
+    assert not at.dataframe or "patient.open" not in set(at.dataframe[0].value["Action"])
+    mrn("Z-999")
+    assert any("No patient has the MRN 'Z-999'" in e.value for e in at.error)
+
+
+def test_audit_log_pages_50_at_a_time(env):
+    engine, clinic = env
+    from kapnotes import audit
+
+    with session_scope(engine) as s:
+        for _ in range(70):
+            audit.record(s, clinic.tina, "patient.open", "patient", clinic.a1, clinic.a1, detail="dashboard")
+    at = page("audit_log", clinic.ada)
+    assert len(at.dataframe[0].value) == 50
+    assert next(b for b in at.button if b.label == "Previous").disabled
+    next(b for b in at.button if b.label == "Next").click().run()
+    assert 20 <= len(at.dataframe[0].value) < 50
+    assert any("events 51–" in c.value for c in at.caption)
