@@ -33,8 +33,6 @@ ACTIONS = [
     ("pages/measures.py", "Enter GAD-7 / PHQ-9", ":material/checklist:", None, None),
     ("pages/proposals.py", "Propose a change", ":material/tune:", None, None),
     ("pages/exports.py", "Export", ":material/download:", None, None),
-    ("pages/dose_log.py", "Dose log", ":material/medication:", None, None),
-    ("pages/import_doses.py", "Import doses", ":material/upload_file:", None, None),
 ]
 shown = [a for a in ACTIONS if a[4] is None or actor.role in a[4]]
 links = st.columns(len(shown))

@@ -127,10 +127,7 @@ def test_files_as_they_come(page, app_server, tmp_path):
     page.get_by_role("button", name="Open").first.click()
     wait_idle(page)
     _nav(page, "Import doses")
-    try:
-        expect(page.get_by_role("heading", name="Import doses")).to_be_visible(timeout=T)
-    finally:
-        page.screenshot(path="/tmp/import_dbg.png")
+    expect(page.get_by_role("heading", name="Import doses")).to_be_visible(timeout=T)
     upload = page.locator('input[type="file"]')
 
     ambiguous = tmp_path / "us_or_eu.csv"
