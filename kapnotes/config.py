@@ -98,6 +98,10 @@ class Settings:
     protocol_path: str | None
     fast_password_hashing: bool
     smtp: SmtpSettings | None = None  # None: urgent-item e-mail is off (nothing is sent or attempted)
+    # the records-request packet's letterhead (empty: the cover letter says "not set")
+    clinic_address: str = ""
+    clinic_phone: str = ""
+    clinic_npi: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -118,4 +122,15 @@ def get_settings() -> Settings:
         # Test suites hash hundreds of passwords; production never sets this.
         fast_password_hashing=os.environ.get("KAPNOTES_FAST_HASH") == "1",
         smtp=_smtp_env("KAPNOTES_SMTP_URL", "KAPNOTES_SMTP_FROM"),
+        clinic_address=os.environ.get("KAPNOTES_CLINIC_ADDRESS", "").strip(),
+        clinic_phone=os.environ.get("KAPNOTES_CLINIC_PHONE", "").strip(),
+        clinic_npi=_npi_env("KAPNOTES_CLINIC_NPI"),
     )
+
+
+def _npi_env(name: str) -> str:
+    """A National Provider Identifier: ten digits (unset or empty: none)."""
+    value = os.environ.get(name, "").strip()
+    if value and not (len(value) == 10 and value.isdigit()):
+        raise ConfigError(f"{name} must be a 10-digit NPI, got {value!r}")
+    return value
