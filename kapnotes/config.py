@@ -98,6 +98,9 @@ class Settings:
     protocol_path: str | None
     fast_password_hashing: bool
     smtp: SmtpSettings | None = None  # None: urgent-item e-mail is off (nothing is sent or attempted)
+    session_hours: int = 12  # absolute lifetime of a sign-in, however active
+    trust_proxy: bool = False  # believe X-Forwarded-Proto/-For (only behind our own reverse proxy)
+    signin_ip_limit: int = 20  # failed sign-ins per client IP per 15 minutes before refusing more
 
     @property
     def tz(self) -> ZoneInfo:
@@ -118,4 +121,7 @@ def get_settings() -> Settings:
         # Test suites hash hundreds of passwords; production never sets this.
         fast_password_hashing=os.environ.get("KAPNOTES_FAST_HASH") == "1",
         smtp=_smtp_env("KAPNOTES_SMTP_URL", "KAPNOTES_SMTP_FROM"),
+        session_hours=_int_env("KAPNOTES_SESSION_HOURS", 12),
+        trust_proxy=os.environ.get("KAPNOTES_TRUST_PROXY") == "1",
+        signin_ip_limit=_int_env("KAPNOTES_SIGNIN_IP_LIMIT", 20),
     )
