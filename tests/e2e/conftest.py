@@ -61,7 +61,8 @@ def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: b
     port = _free_port()
     log = open(db_path.with_suffix(".log"), "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "kapnotes.asgi:app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "kapnotes.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--no-proxy-headers"],  # KAPNOTES_TRUST_PROXY decides about X-Forwarded-*, not uvicorn
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
