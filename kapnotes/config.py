@@ -102,6 +102,9 @@ class Settings:
     clinic_address: str = ""
     clinic_phone: str = ""
     clinic_npi: str = ""
+    session_hours: int = 12  # absolute lifetime of a sign-in, however active
+    trust_proxy: bool = False  # believe X-Forwarded-Proto/-For (only behind our own reverse proxy)
+    signin_ip_limit: int = 20  # failed sign-ins per client IP per 15 minutes before refusing more
 
     @property
     def tz(self) -> ZoneInfo:
@@ -125,6 +128,9 @@ def get_settings() -> Settings:
         clinic_address=os.environ.get("KAPNOTES_CLINIC_ADDRESS", "").strip(),
         clinic_phone=os.environ.get("KAPNOTES_CLINIC_PHONE", "").strip(),
         clinic_npi=_npi_env("KAPNOTES_CLINIC_NPI"),
+        session_hours=_int_env("KAPNOTES_SESSION_HOURS", 12),
+        trust_proxy=os.environ.get("KAPNOTES_TRUST_PROXY") == "1",
+        signin_ip_limit=_int_env("KAPNOTES_SIGNIN_IP_LIMIT", 20),
     )
 
 

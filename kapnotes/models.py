@@ -177,6 +177,23 @@ class User(SQLModel, table=True):
     decisions_seen_at: Optional[datetime] = utc_field()
 
 
+class UserSession(SQLModel, table=True):
+    """A signed-in browser. Only the SHA-256 of the cookie's random id is kept, so a copy of
+    the database cannot be replayed as a cookie; revoking the row ends the session at once."""
+
+    __tablename__ = "user_sessions"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    last_seen_at: datetime = utc_field(nullable=False, default_now=True)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=255)
+    revoked_at: Optional[datetime] = utc_field()
+    revoked_reason: Optional[str] = Field(default=None, max_length=32)
+
+
 class CareTeam(SQLModel, table=True):
     __tablename__ = "care_teams"
 
