@@ -55,6 +55,7 @@ class SmtpSettings:
 
 
 DEFAULT_SMTP_FROM = "kapnotes@localhost"
+DEFAULT_CRISIS_LINE = "988 Suicide & Crisis Lifeline: call or text 988"
 
 
 def _smtp_env(url_name: str, from_name: str) -> SmtpSettings | None:
@@ -98,6 +99,10 @@ class Settings:
     protocol_path: str | None
     fast_password_hashing: bool
     smtp: SmtpSettings | None = None  # None: urgent-item e-mail is off (nothing is sent or attempted)
+    # patient check-in (issue 15)
+    checkin_days: int = 30  # how long a new check-in link stays valid
+    checkin_scales_days: int = 14  # the check-in asks for the GAD-7 and PHQ-9 when none is this recent
+    crisis_line: str = DEFAULT_CRISIS_LINE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -118,4 +123,8 @@ def get_settings() -> Settings:
         # Test suites hash hundreds of passwords; production never sets this.
         fast_password_hashing=os.environ.get("KAPNOTES_FAST_HASH") == "1",
         smtp=_smtp_env("KAPNOTES_SMTP_URL", "KAPNOTES_SMTP_FROM"),
+        # patient check-in (issue 15)
+        checkin_days=_int_env("KAPNOTES_CHECKIN_DAYS", 30),
+        checkin_scales_days=_int_env("KAPNOTES_CHECKIN_SCALES_DAYS", 14),
+        crisis_line=os.environ.get("KAPNOTES_CRISIS_LINE", "").strip() or DEFAULT_CRISIS_LINE,
     )
