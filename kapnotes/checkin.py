@@ -511,8 +511,8 @@ def client_key(headers: dict | None, remote_ip: str | None, trust_proxy: bool | 
     if trust_proxy is None:
         trust_proxy = os.environ.get("KAPNOTES_TRUST_PROXY") == "1"
     if trust_proxy and headers:
-        forwarded = {k.lower(): v for k, v in headers.items()}.get("x-forwarded-for", "")
-        first = forwarded.split(",")[0].strip()
+        forwarded = {str(k).lower(): v for k, v in headers.items()}.get("x-forwarded-for", "")
+        first = forwarded.split(",")[0].strip() if isinstance(forwarded, str) else ""
         if first:
             return first[:64]
-    return (remote_ip or "unknown")[:64]
+    return remote_ip[:64] if isinstance(remote_ip, str) and remote_ip else "unknown"
