@@ -38,6 +38,7 @@ from kapnotes.models import (
     Assessment,
     CheckinLink,
     CheckinSubmission,
+    DoseEntry,
     DoseSource,
     Instrument,
     Patient,
@@ -116,6 +117,14 @@ def list_links(session: Session, actor: Actor, patient_id: int) -> list[CheckinL
     require_patient(session, actor, patient_id)
     return list(session.exec(select(CheckinLink).where(CheckinLink.patient_id == patient_id)
                              .order_by(col(CheckinLink.id).desc())).all())
+
+
+def last_patient_dose(session: Session, actor: Actor, patient_id: int) -> DoseEntry | None:
+    """The newest live patient-reported dose (the panel shows it: what came in by check-in)."""
+    require_patient(session, actor, patient_id)
+    return session.exec(select(DoseEntry).where(
+        DoseEntry.patient_id == patient_id, DoseEntry.source == DoseSource.patient.value,
+        col(DoseEntry.voided_at).is_(None)).order_by(col(DoseEntry.taken_at).desc()).limit(1)).first()
 
 
 def link_status(link: CheckinLink, now: datetime | None = None) -> str:

@@ -271,6 +271,10 @@ def render(actor: Actor, patient_id: int) -> None:
                                type="primary", on_click="ignore")
     with db() as session:
         links = checkin.list_links(session, actor, patient_id)
+        last = checkin.last_patient_dose(session, actor, patient_id)
+    if last is not None:
+        st.write(f"Latest patient-reported dose: {last.dose_mg:g} mg taken {fmt_local(last.taken_at, tz)} "
+                 "(see the dose log).")
     if not links:
         st.info("No check-in link yet.")
         return
