@@ -55,6 +55,7 @@ class SmtpSettings:
 
 
 DEFAULT_SMTP_FROM = "kapnotes@localhost"
+DEFAULT_CRISIS_LINE = "988 Suicide & Crisis Lifeline: call or text 988"
 
 
 def _smtp_env(url_name: str, from_name: str) -> SmtpSettings | None:
@@ -105,6 +106,10 @@ class Settings:
     session_hours: int = 12  # absolute lifetime of a sign-in, however active
     trust_proxy: bool = False  # believe X-Forwarded-Proto/-For (only behind our own reverse proxy)
     signin_ip_limit: int = 20  # failed sign-ins per client IP per 15 minutes before refusing more
+    # patient check-in (issue 15)
+    checkin_days: int = 30  # how long a new check-in link stays valid
+    checkin_scales_days: int = 14  # the check-in asks for the GAD-7 and PHQ-9 when none is this recent
+    crisis_line: str = DEFAULT_CRISIS_LINE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,6 +136,10 @@ def get_settings() -> Settings:
         session_hours=_int_env("KAPNOTES_SESSION_HOURS", 12),
         trust_proxy=os.environ.get("KAPNOTES_TRUST_PROXY") == "1",
         signin_ip_limit=_int_env("KAPNOTES_SIGNIN_IP_LIMIT", 20),
+        # patient check-in (issue 15)
+        checkin_days=_int_env("KAPNOTES_CHECKIN_DAYS", 30),
+        checkin_scales_days=_int_env("KAPNOTES_CHECKIN_SCALES_DAYS", 14),
+        crisis_line=os.environ.get("KAPNOTES_CRISIS_LINE", "").strip() or DEFAULT_CRISIS_LINE,
     )
 
 
