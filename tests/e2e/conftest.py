@@ -93,9 +93,13 @@ def app_server(tmp_path_factory, browser_type_launch_args):
 
 
 def wait_idle(page) -> None:
-    """Wait for Streamlit to finish the current run."""
-    page.wait_for_timeout(150)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=20000)
+    """Wait for Streamlit to finish the current run: the app says its script is not running, the
+    running indicator is gone, and no element is still drawn faded from the previous run (axe and
+    text checks must not see a half-updated page on a busy machine)."""
+    page.wait_for_timeout(150)  # let a click's rerun start before asking whether it is over
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=30000)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30000)
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=30000)
 
 
 def wait_app(page) -> None:
