@@ -16,7 +16,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m kapnotes init-db
 	$(PY) -m kapnotes seed-demo --if-empty
-	$(PY) -m streamlit run app.py --server.address=127.0.0.1 --server.port=$(PORT)
+	$(PY) -m uvicorn kapnotes.asgi:app --host 127.0.0.1 --port $(PORT) --no-proxy-headers
 
 AXE := node_modules/axe-core/axe.min.js
 

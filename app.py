@@ -35,7 +35,9 @@ def _navigation(role: str) -> list:
 
 
 actor = current_actor()
-if actor is None:
+if actor is None and ("t" in st.query_params or st.session_state.get("checkin_link_id") is not None):
+    st.navigation([st.Page("pages/checkin.py", title="Check-in")], position="hidden").run()  # patient check-in
+elif actor is None:
     st.navigation([st.Page(sign_in_form, title="Sign in", icon=":material/login:")], position="hidden").run()
 else:
     page = st.navigation(_navigation(actor.role))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("KAPNOTES_FAST_HASH", "0")
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
+os.environ.setdefault("KAPNOTES_APPTEST_SIGN_IN", "1")  # AppTest has no cookies: the guard takes the session state user (never in production)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_TARGET = 3.0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, func, select
 
-from kapnotes import audit
+from kapnotes import audit, auth
 from kapnotes.access import require_role
 from kapnotes.auth import Actor
 from kapnotes.errors import ValidationError
@@ -71,6 +71,8 @@ def set_active(session: Session, actor: Actor, user_id: int, active: bool) -> No
         raise ValidationError({"user": "No such user."})
     user.is_active = active
     session.add(user)
+    if not active:
+        auth.revoke_sessions(session, user_id, "deactivated")
     audit.record(session, actor, "user.activate" if active else "user.deactivate", "user", user_id)
 
 

@@ -1,12 +1,20 @@
-"""Accounts: Argon2id password hashes, generic sign-in failures, lockout.
+"""Accounts: Argon2id password hashes, generic sign-in failures, lockout, server-side sessions.
 
 A failed sign-in never says whether the user exists; after ``max_failed_logins``
 failures in a row the account is locked for ``lockout_minutes``.
+
+A signed-in browser holds a random 256-bit session id in an HttpOnly cookie; the database
+keeps only its SHA-256 (``UserSession``), so the row, not the browser, decides who is
+signed in, and revoking it (sign-out, deactivation, timeouts) ends the session everywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
+import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -18,7 +26,7 @@ from sqlmodel import Session, select
 from kapnotes import audit
 from kapnotes.config import get_settings
 from kapnotes.errors import PermissionDenied, ValidationError
-from kapnotes.models import Role, User
+from kapnotes.models import Role, User, UserSession
 from kapnotes.timeutil import utcnow
 
 GENERIC_FAILURE = "Sign-in failed. Check your username and password, or ask your administrator."
@@ -132,6 +140,8 @@ def set_password(session: Session, actor: Actor | None, user_id: int, password: 
     user.failed_logins = 0
     user.locked_until = None
     session.add(user)
+    if actor is None or actor.id != user_id:  # a reset by someone else ends every sign-in with the old one
+        revoke_sessions(session, user_id, "password_reset")
     audit.record(session, actor, "user.password_set", "user", user_id)
 
 
@@ -223,3 +233,149 @@ def is_idle(last_activity: datetime | None, now: datetime | None = None) -> bool
         return False
     now = now or utcnow()
     return now - last_activity > timedelta(minutes=get_settings().idle_timeout_minutes)
+
+
+# --- server-side sessions ----------------------------------------------------------------
+
+SESSION_COOKIE = "kapnotes_session"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def repeated_failure_notice() -> str:
+    """Said after repeated failures, to anyone: what they lead to, never which part was wrong."""
+    s = get_settings()
+    return (f"After {s.max_failed_logins} failed sign-ins in a row an account is locked for "
+            f"{s.lockout_minutes} minute{'' if s.lockout_minutes == 1 else 's'}; "
+            "your administrator can unlock it sooner.")
+
+
+def start_session(session: Session, actor: Actor, ip: str = "", user_agent: str = "",
+                  now: datetime | None = None) -> str:
+    """A new signed-in browser: returns the raw id for the cookie; only its hash is stored."""
+    token = secrets.token_urlsafe(32)  # 32 random bytes = 256 bits
+    now = now or utcnow()
+    session.add(UserSession(token_hash=token_hash(token), user_id=actor.id, created_at=now, last_seen_at=now,
+                            ip=(ip or "")[:64], user_agent=(user_agent or "")[:255]))
+    session.flush()
+    return token
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """``status``: ok, none (no or unknown id), revoked, idle, expired (absolute lifetime)."""
+
+    actor: Actor | None
+    status: str
+
+    @property
+    def ok(self) -> bool:
+        return self.actor is not None
+
+
+def _touch_interval() -> timedelta:
+    """How stale ``last_seen_at`` may get: at most a minute, and well inside the idle timeout."""
+    return min(timedelta(minutes=1), timedelta(minutes=get_settings().idle_timeout_minutes) / 4)
+
+
+def check_session(session: Session, token: str | None, now: datetime | None = None,
+                  touch: bool = True) -> SessionCheck:
+    """Who holds this cookie, decided here on every check: idle and absolute limits, revocation,
+    a deactivated account. ``touch=False`` for checks that are not the user's activity (the
+    idle timer). An expired session is revoked (and audited) the first time it is seen."""
+    if not token or len(token) > 200:
+        return SessionCheck(None, "none")
+    row = session.exec(select(UserSession).where(UserSession.token_hash == token_hash(token))).first()
+    if row is None:
+        return SessionCheck(None, "none")
+    if row.revoked_at is not None:
+        return SessionCheck(None, "revoked")
+    settings = get_settings()
+    now = now or utcnow()
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        _revoke(session, row, "deactivated", now)
+        return SessionCheck(None, "revoked")
+    actor = actor_of(user)
+    if now - row.created_at > timedelta(hours=settings.session_hours):
+        _revoke(session, row, "expired", now)
+        audit.record(session, actor, "auth.session_expired", "user", user.id)
+        return SessionCheck(None, "expired")
+    if now - row.last_seen_at > timedelta(minutes=settings.idle_timeout_minutes):
+        _revoke(session, row, "idle", now)
+        sign_out(session, actor, reason="idle")
+        return SessionCheck(None, "idle")
+    if touch and now - row.last_seen_at >= _touch_interval():
+        row.last_seen_at = now
+        session.add(row)
+    return SessionCheck(actor, "ok")
+
+
+def _revoke(session: Session, row: UserSession, reason: str, now: datetime) -> None:
+    row.revoked_at = now
+    row.revoked_reason = reason[:32]
+    session.add(row)
+
+
+def end_session(session: Session, token: str | None, now: datetime | None = None) -> Actor | None:
+    """Sign-out: revoke this browser's row (so a copy of the cookie is worthless) and audit it."""
+    if not token:
+        return None
+    row = session.exec(select(UserSession).where(UserSession.token_hash == token_hash(token))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    _revoke(session, row, "sign_out", now or utcnow())
+    user = session.get(User, row.user_id)
+    actor = actor_of(user) if user is not None else None
+    if actor is not None:
+        sign_out(session, actor)
+    return actor
+
+
+def revoke_sessions(session: Session, user_id: int, reason: str, now: datetime | None = None) -> int:
+    """End every open session of a user (deactivation, password reset); returns how many."""
+    now = now or utcnow()
+    rows = session.exec(select(UserSession).where(UserSession.user_id == user_id,
+                                                  UserSession.revoked_at.is_(None))).all()  # type: ignore[union-attr]
+    for row in rows:
+        _revoke(session, row, reason, now)
+    return len(rows)
+
+
+class SlidingWindow:
+    """In-process count of events per key over the last ``window`` (e.g. failed sign-ins per IP).
+
+    One process's memory: enough for this single-server app; a restart forgets it (the
+    per-account lockout, kept in the database, does not)."""
+
+    def __init__(self, window: timedelta = timedelta(minutes=15)):
+        self.window = window
+        self._events: dict[str, deque[datetime]] = {}
+        self._lock = threading.Lock()
+
+    def _prune(self, key: str, now: datetime) -> deque[datetime]:
+        q = self._events.setdefault(key, deque())
+        while q and now - q[0] > self.window:
+            q.popleft()
+        if not q:
+            del self._events[key]
+            return deque()
+        return q
+
+    def count(self, key: str, now: datetime | None = None) -> int:
+        with self._lock:
+            return len(self._prune(key, now or utcnow()))
+
+    def add(self, key: str, now: datetime | None = None) -> int:
+        now = now or utcnow()
+        with self._lock:
+            q = self._prune(key, now)
+            q.append(now)
+            self._events[key] = q
+            return len(q)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._events.clear()

@@ -55,6 +55,7 @@ class SmtpSettings:
 
 
 DEFAULT_SMTP_FROM = "kapnotes@localhost"
+DEFAULT_CRISIS_LINE = "988 Suicide & Crisis Lifeline: call or text 988"
 
 
 def _smtp_env(url_name: str, from_name: str) -> SmtpSettings | None:
@@ -98,6 +99,17 @@ class Settings:
     protocol_path: str | None
     fast_password_hashing: bool
     smtp: SmtpSettings | None = None  # None: urgent-item e-mail is off (nothing is sent or attempted)
+    # the records-request packet's letterhead (empty: the cover letter says "not set")
+    clinic_address: str = ""
+    clinic_phone: str = ""
+    clinic_npi: str = ""
+    session_hours: int = 12  # absolute lifetime of a sign-in, however active
+    trust_proxy: bool = False  # believe X-Forwarded-Proto/-For (only behind our own reverse proxy)
+    signin_ip_limit: int = 20  # failed sign-ins per client IP per 15 minutes before refusing more
+    # patient check-in (issue 15)
+    checkin_days: int = 30  # how long a new check-in link stays valid
+    checkin_scales_days: int = 14  # the check-in asks for the GAD-7 and PHQ-9 when none is this recent
+    crisis_line: str = DEFAULT_CRISIS_LINE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -118,4 +130,22 @@ def get_settings() -> Settings:
         # Test suites hash hundreds of passwords; production never sets this.
         fast_password_hashing=os.environ.get("KAPNOTES_FAST_HASH") == "1",
         smtp=_smtp_env("KAPNOTES_SMTP_URL", "KAPNOTES_SMTP_FROM"),
+        clinic_address=os.environ.get("KAPNOTES_CLINIC_ADDRESS", "").strip(),
+        clinic_phone=os.environ.get("KAPNOTES_CLINIC_PHONE", "").strip(),
+        clinic_npi=_npi_env("KAPNOTES_CLINIC_NPI"),
+        session_hours=_int_env("KAPNOTES_SESSION_HOURS", 12),
+        trust_proxy=os.environ.get("KAPNOTES_TRUST_PROXY") == "1",
+        signin_ip_limit=_int_env("KAPNOTES_SIGNIN_IP_LIMIT", 20),
+        # patient check-in (issue 15)
+        checkin_days=_int_env("KAPNOTES_CHECKIN_DAYS", 30),
+        checkin_scales_days=_int_env("KAPNOTES_CHECKIN_SCALES_DAYS", 14),
+        crisis_line=os.environ.get("KAPNOTES_CRISIS_LINE", "").strip() or DEFAULT_CRISIS_LINE,
     )
+
+
+def _npi_env(name: str) -> str:
+    """A National Provider Identifier: ten digits (unset or empty: none)."""
+    value = os.environ.get(name, "").strip()
+    if value and not (len(value) == 10 and value.isdigit()):
+        raise ConfigError(f"{name} must be a 10-digit NPI, got {value!r}")
+    return value

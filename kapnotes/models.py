@@ -109,6 +109,16 @@ class DoseSource(StrEnum):
     manual = "manual"
     import_ = "import"
     session = "session"
+    patient = "patient"  # the patient's own check-in (kapnotes.checkin)
+
+
+# How a source reads wherever a clinician sees it (dose log, PDFs): never the bare code.
+DOSE_SOURCE_WORDS = {
+    DoseSource.manual.value: "entered by staff",
+    DoseSource.import_.value: "imported",
+    DoseSource.session.value: "session note",
+    DoseSource.patient.value: "patient-reported",
+}
 
 
 class PlanStatus(StrEnum):
@@ -175,6 +185,23 @@ class User(SQLModel, table=True):
     email: Optional[str] = Field(default=None, max_length=254)
     # when the user last looked at the decisions on items they sent (therapist's "since your last visit")
     decisions_seen_at: Optional[datetime] = utc_field()
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in browser. Only the SHA-256 of the cookie's random id is kept, so a copy of
+    the database cannot be replayed as a cookie; revoking the row ends the session at once."""
+
+    __tablename__ = "user_sessions"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    last_seen_at: datetime = utc_field(nullable=False, default_now=True)
+    ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=255)
+    revoked_at: Optional[datetime] = utc_field()
+    revoked_reason: Optional[str] = Field(default=None, max_length=32)
 
 
 class CareTeam(SQLModel, table=True):
@@ -476,3 +503,39 @@ class ClinicSetting(SQLModel, table=True):
     value: dict = json_field()
     updated_at: datetime = utc_field(nullable=False, default_now=True)
     updated_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+
+
+# --- patient check-in (issue 15) -----------------------------------------------------
+
+
+class CheckinLink(SQLModel, table=True):
+    """A patient's check-in link: only the SHA-256 of its token is stored (the link itself
+    cannot be rebuilt from the database), bound to one patient, expiring, revocable."""
+
+    __tablename__ = "checkin_links"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patients.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_by_id: int = Field(foreign_key="users.id")
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    expires_at: datetime = utc_field(nullable=False)
+    ask_scales: bool = Field(default=False)  # the clinician asked for the GAD-7 and PHQ-9 now
+    revoked_at: Optional[datetime] = utc_field()
+    revoked_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    last_used_at: Optional[datetime] = utc_field()
+    use_count: int = Field(default=0)
+
+
+class CheckinSubmission(SQLModel, table=True):
+    """One submitted check-in; ``nonce`` (one per form render) makes a resubmit a no-op."""
+
+    __tablename__ = "checkin_submissions"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="checkin_links.id", index=True)
+    nonce: str = Field(max_length=64, unique=True)
+    dose_entry_id: Optional[int] = Field(default=None, foreign_key="dose_entries.id")
+    assessment_ids: list = json_field(list)
+    crisis: bool = Field(default=False)
+    created_at: datetime = utc_field(nullable=False, default_now=True)

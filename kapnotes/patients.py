@@ -12,7 +12,20 @@ from kapnotes import audit
 from kapnotes.access import require_patient, visible_patient_ids
 from kapnotes.auth import Actor
 from kapnotes.errors import PermissionDenied, ValidationError
-from kapnotes.models import Assessment, CareTeam, CareTeamMember, Instrument, Patient, PatientStatus, Role, TreatmentPlan, User
+from kapnotes.models import (
+    AdjustmentKind,
+    AdjustmentStatus,
+    Assessment,
+    CareTeam,
+    CareTeamMember,
+    DoseAdjustment,
+    Instrument,
+    Patient,
+    PatientStatus,
+    Role,
+    TreatmentPlan,
+    User,
+)
 from kapnotes.plans import current_plan
 from kapnotes.timeutil import utcnow
 
@@ -110,12 +123,16 @@ class PatientRow:
     flags: tuple[str, ...] = ()
 
 
+ENGINE_ONLY_HOLDS = ("overuse", "dose_above_plan")
+
+
 def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
     """Flags that must follow a patient everywhere: the latest PHQ-9 with item 9 > 0, and the
     protocol's hold flags from the dose log (BP at or above the hold threshold, a serious
-    adverse event) within its hold window.
+    adverse event) within its hold window, and the holds of the patient's open or pending engine
+    suggestion that no single row shows (overuse, a dose above the plan).
 
-    Two queries for any number of patients (``patient_ids`` may be a subquery). A PHQ-9
+    Three queries for any number of patients (``patient_ids`` may be a subquery). A PHQ-9
     that does not answer item 9 neither raises nor clears the flag.
     """
     from kapnotes.suggestions import hold_flags
@@ -143,6 +160,16 @@ def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
             flags.setdefault(pid, []).append("suicidality")
     for pid, holds in hold_flags(session, patient_ids).items():
         flags.setdefault(pid, []).extend(holds)
+    # the engine's holds that only the engine can see (a pattern, not one row): overuse, a dose above the plan
+    for pid, row_flags in session.exec(
+        select(DoseAdjustment.patient_id, DoseAdjustment.flags)
+        .where(DoseAdjustment.kind == AdjustmentKind.suggestion.value, DoseAdjustment.action == "hold",
+               col(DoseAdjustment.status).in_([AdjustmentStatus.open.value, AdjustmentStatus.pending.value]),
+               col(DoseAdjustment.patient_id).in_(patient_ids))
+    ).all():
+        for flag in row_flags or []:
+            if flag in ENGINE_ONLY_HOLDS and flag not in flags.get(pid, []):
+                flags.setdefault(pid, []).append(flag)
     return flags
 
 

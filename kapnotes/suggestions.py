@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, time
 from typing import Any
 
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, func, select
 
@@ -605,23 +606,25 @@ def review_queue(session: Session, actor: Actor) -> list[QueueItem]:
     from kapnotes.patients import safety_flags
 
     require_role(actor, Role.prescriber.value)
-    rows = session.exec(
-        select(DoseAdjustment, Patient)
+    sender = aliased(User)
+    rows = session.exec(  # the sender's name joined in: auto-sent items have none, and no extra query either way
+        select(DoseAdjustment, Patient, sender.full_name, sender.credentials)
         .join(Patient, Patient.id == DoseAdjustment.patient_id)
+        .outerjoin(sender, sender.id == DoseAdjustment.sent_by_id)
         .where(DoseAdjustment.status == AdjustmentStatus.pending.value,
                col(DoseAdjustment.patient_id).in_(visible_patient_ids(actor)))
     ).all()
-    pids = sorted({p.id for _, p in rows})
+    pids = sorted({p.id for _, p, _, _ in rows})
     flags = safety_flags(session, pids) if pids else {}
     plans_by_patient = current_plans(session, pids)
     keys = facts_keys(session, pids, plans_by_patient)
-    names = user_names(session, [a.sent_by_id for a, _ in rows])
     items = []
-    for adj, patient in rows:
+    for adj, patient, sender_name, sender_credentials in rows:
         plan = plans_by_patient.get(patient.id)
         urgency, holds = _urgency(adj, plan, flags.get(patient.id, []))
+        sent_by = (f"{sender_name}, {sender_credentials}" if sender_credentials else sender_name) if sender_name else ""
         items.append(QueueItem(adj, patient.id, patient.mrn, patient.full_name, holds, flags.get(patient.id, []),
-                               urgency, adj.sent_at or adj.created_at, names.get(adj.sent_by_id, ""), plan,
+                               urgency, adj.sent_at or adj.created_at, sent_by, plan,
                                is_stale(adj, plan, keys.get(patient.id))))
     # urgent first (engine holds, decreases and reviews, and any hold flag), then by kind, oldest first
     items.sort(key=lambda i: (not i.urgent, i.urgency, i.waiting_since, i.adjustment.id))

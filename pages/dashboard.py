@@ -140,3 +140,5 @@ from kapnotes.ui import suggestion_panel  # noqa: E402
 with db() as session: suggestion_panel.render(session, actor, pid)  # noqa: E701
 from kapnotes.ui.export_buttons import dashboard_section  # noqa: E402
 dashboard_section(actor, pid)
+from kapnotes.ui import checkin_panel  # noqa: E402
+checkin_panel.render(actor, pid)

@@ -8,6 +8,7 @@ import streamlit as st
 from kapnotes import doses
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
+from kapnotes.models import DOSE_SOURCE_WORDS
 from kapnotes.plans import active_plan
 from kapnotes.timeutil import fmt_local, utcnow
 from kapnotes.ui.patient import require_patient_banner
@@ -212,6 +213,7 @@ def log_tab() -> None:
         view["taken_at"] = view["taken_at"].dt.tz_convert(tz).dt.tz_localize(None)
         view["status"] = view["voided_at"].map(lambda v: "voided" if pd.notna(v) else "")
         view["context"] = view["context"].str.replace("_", " ", regex=False)  # as in the filter above
+        view["source"] = view["source"].map(lambda v: DOSE_SOURCE_WORDS.get(v, v))  # "patient-reported", …
         view = view[["taken_at", "dose_mg", "formulation", "administration", "context", "anxiety_before",
                      "anxiety_after", "dissociation", "nausea", "vomited", "bp_systolic_pre", "bp_diastolic_pre",
                      "bp_systolic_post", "bp_diastolic_post", "heart_rate", "adverse_events", "notes", "source",
@@ -258,7 +260,7 @@ def edit_tab() -> None:
     if recent.empty:
         st.info("No doses logged yet — add one or import a CSV.")
     else:
-        labels = {int(r.id): f"{r.taken_at.tz_convert(tz):%Y-%m-%d %H:%M} · {r.dose_mg:g} mg · {r.source}"
+        labels = {int(r.id): f"{r.taken_at.tz_convert(tz):%Y-%m-%d %H:%M} · {r.dose_mg:g} mg · {DOSE_SOURCE_WORDS.get(r.source, r.source)}"
                   for r in recent.itertuples()}
         chosen = st.selectbox("Entry", list(labels), format_func=lambda i: labels.get(i, str(i)), key="de_entry")
         with db() as session:

@@ -1,7 +1,9 @@
-"""Exports: the treatment-summary PDF for a date range, and single-note PDFs.
+"""Exports: the treatment-summary PDF for a date range, single-note PDFs, the dose log as
+CSV, the FHIR R4 Bundle, and the records-request packet.
 
-PDFs are built only when "Prepare" is clicked; every export is audited. Private process
-notes are never exported; unsigned drafts (your own) only when you ask.
+Files are built only when "Prepare" (or the packet form's button) is clicked; every export
+is audited. Private process notes are never exported; unsigned drafts (your own) only in
+the summary, and only when you ask.
 """
 
 import streamlit as st
@@ -11,7 +13,15 @@ from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.pdf.note_pdf import note_type_label
 from kapnotes.timeutil import to_local, utcnow
-from kapnotes.ui.export_buttons import note_pdf_button, summary_pdf_button
+from kapnotes.packet import SECTION_LABELS, SECTIONS, PacketRequest
+from kapnotes.ui.export_buttons import (
+    build_packet,
+    deliver,
+    dose_csv_button,
+    fhir_button,
+    note_pdf_button,
+    summary_pdf_button,
+)
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.session import db, require_user, show_error
 
@@ -54,3 +64,29 @@ else:
     chosen = st.selectbox("Note", options=list(labels), format_func=labels.get, key="export_note_id")
     if chosen is not None:
         note_pdf_button(actor, chosen, key="exports_note")
+
+st.subheader("Dose log (CSV)")
+st.caption("Every dose not voided, in the import's columns: the file imports back unchanged. Cells a spreadsheet "
+           "would run as a formula start with an apostrophe.")
+dose_csv_button(actor, pid, key="exports_dose_csv")
+
+st.subheader("FHIR R4 export")
+st.caption("The whole record as one FHIR R4 Bundle (JSON) for another system: patient, care team, scores, vitals, "
+           "doses, plan versions, open proposals and signed notes (as PDFs). Private process notes are never included.")
+fhir_button(actor, pid, key="exports_fhir")
+
+st.subheader("Records-request packet")
+st.caption("A PDF to send to another clinic or a referring clinician: cover letter, your attestation, a notice "
+           "prohibiting redisclosure, a one-page course of treatment, then the sections you choose.")
+with st.form("packet_form"):
+    recipient = st.text_area("Recipient (name and address)", key="packet_recipient", max_chars=300)
+    purpose = st.text_input("Purpose of the disclosure", key="packet_purpose", max_chars=500,
+                            placeholder="e.g. Continuity of care; at the patient's request")
+    p1, p2 = st.columns(2)
+    packet_from = p1.date_input("Records from", value=first, max_value=today, key="packet_from", format="YYYY-MM-DD")
+    packet_to = p2.date_input("Records to", value=max(last, first), key="packet_to", format="YYYY-MM-DD")
+    chosen_sections = [k for k in SECTIONS if st.checkbox(SECTION_LABELS[k], value=True, key=f"packet_{k}")]
+    submitted = st.form_submit_button("Prepare records packet (PDF)", icon=":material/picture_as_pdf:")
+if submitted:
+    request = PacketRequest(recipient, purpose, packet_from, packet_to, tuple(chosen_sections))
+    deliver("exports_packet", lambda: build_packet(actor, pid, request), working="Building the packet…")

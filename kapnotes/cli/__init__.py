@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "kapnotes.cli.suggest",
     "kapnotes.cli.export",
     "kapnotes.cli.backup",
+    "kapnotes.cli.checkin",
 )
 
 

@@ -44,6 +44,7 @@ def register(sub) -> None:
     p.add_argument("--out-dir", metavar="DIR", help="output folder (with --all)")
     p.add_argument("--jobs", type=int, default=0, help="worker processes for --all (default: all cores)")
     p.set_defaults(func=cmd_export_pdf)
+    register_interop(sub)
 
 
 def _dates(args) -> tuple[date | None, date | None]:
@@ -243,3 +244,103 @@ def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int)
     print(f"{progress.written} written, {progress.skipped} unchanged (skipped), {progress.failed} failed "
           f"in {out_dir}")
     return 1 if failures else 0
+
+
+# --- FHIR and dose-log CSV ------------------------------------------------------------------
+
+
+def register_interop(sub) -> None:
+    p = sub.add_parser(
+        "export-fhir",
+        help="export FHIR R4 Bundles (JSON; one patient, or every patient with --all)",
+        description="Export a patient's record as one FHIR R4 Bundle (type collection): Patient, Practitioners, "
+        "CareTeam, GAD-7/PHQ-9 and vital-sign Observations, MedicationAdministrations (doses), "
+        "MedicationRequests (plan versions, pending proposals), DocumentReferences (signed notes) with Provenance.",
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--patient", metavar="MRN", help="the patient's record number")
+    who.add_argument("--all", action="store_true", help="every patient, one JSON file each, in --out-dir")
+    p.add_argument("--out", metavar="FILE.json", help="output file (with --patient)")
+    p.add_argument("--out-dir", metavar="DIR", help="output folder (with --all)")
+    p.set_defaults(func=cmd_export_fhir)
+
+    d = sub.add_parser(
+        "export-doses",
+        help="export a patient's dose log as CSV in the canonical columns",
+        description="Write the patient's dose log (voided entries left out) as CSV in the canonical columns of "
+        "the import, so the file re-imports unchanged.",
+    )
+    d.add_argument("--patient", metavar="MRN", required=True, help="the patient's record number")
+    d.add_argument("--from", dest="date_from", metavar="DATE", help="first day, YYYY-MM-DD")
+    d.add_argument("--to", dest="date_to", metavar="DATE", help="last day, YYYY-MM-DD")
+    d.add_argument("--out", metavar="FILE.csv", required=True, help="output file")
+    d.set_defaults(func=cmd_export_doses)
+
+
+def _check_parent(out: Path, field: str = "out") -> None:
+    if out.parent and not out.parent.exists():
+        raise ValidationError({field: f"The folder {str(out.parent)!r} does not exist."})
+
+
+def _fhir_bytes(engine, patient_id: int) -> tuple[bytes, dict]:
+    import json
+
+    from kapnotes import fhir
+    from kapnotes.db import session_scope
+
+    with session_scope(engine) as session:
+        bundle = fhir.build_bundle(session, None, patient_id, as_operator=True)
+    return (json.dumps(bundle, ensure_ascii=False, indent=1) + "\n").encode("utf-8"), fhir.bundle_counts(bundle)
+
+
+def cmd_export_fhir(args) -> int:
+    from kapnotes import exports, fhir
+    from kapnotes.db import make_engine, session_scope
+
+    engine = make_engine()
+    if args.all:
+        if not args.out_dir or args.out:
+            raise ValidationError({"out_dir": "--all needs --out-dir DIR (and no --out)."})
+        out_dir = Path(args.out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with session_scope(engine) as session:
+            patients = exports.all_patient_ids(session)
+        failed = 0
+        for pid, mrn in patients:
+            try:
+                data, _ = _fhir_bytes(engine, pid)
+                _write_atomic(out_dir / fhir.file_name(mrn), data)
+            except KapError as exc:
+                failed += 1
+                print(f"error: {mrn}: {exc}", file=sys.stderr)
+        print(f"{len(patients) - failed} written, {failed} failed in {out_dir}")
+        return 1 if failed else 0
+    if not args.out:
+        raise ValidationError({"out": "--patient needs --out FILE.json."})
+    out = Path(args.out)
+    _check_parent(out)
+    with session_scope(engine) as session:
+        pid = exports.patient_id_for_mrn(session, args.patient)
+    data, counts = _fhir_bytes(engine, pid)
+    _write_atomic(out, data)
+    print(f"wrote {out} ({len(data):,} bytes; " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")")
+    return 0
+
+
+def cmd_export_doses(args) -> int:
+    from kapnotes import dose_csv, exports
+    from kapnotes.db import make_engine, session_scope
+
+    d_from, d_to = _dates(args)
+    out = Path(args.out)
+    _check_parent(out)
+    with session_scope(make_engine()) as session:
+        pid = exports.patient_id_for_mrn(session, args.patient)
+        _, data = dose_csv.dose_log_csv(session, None, pid, d_from, d_to, as_operator=True)
+    _write_atomic(out, data)
+    import csv
+    import io
+
+    rows = sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8")))) - 1
+    print(f"wrote {out} ({rows} dose{'s' if rows != 1 else ''})")
+    return 0

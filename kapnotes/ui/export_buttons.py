@@ -20,6 +20,7 @@ from kapnotes.exports import file_stem
 from kapnotes.ui.session import db, show_error
 
 PDF_MIME = "application/pdf"
+FHIR_MIME = "application/fhir+json"
 
 
 def build_summary(actor: Actor, patient_id: int, date_from: date | None = None, date_to: date | None = None,
@@ -43,17 +44,69 @@ def build_note(actor: Actor, note_id: int) -> tuple[str, bytes]:
     return name, pdf
 
 
-def _offer(label: str, key: str, build) -> None:
-    if st.button(label, key=f"{key}_prepare", icon=":material/picture_as_pdf:"):
-        try:
-            with st.spinner("Building the PDF…"):
-                name, pdf = build()
-        except KapError as exc:
-            show_error(exc)
-            return
-        st.download_button(f"Download {name}", data=pdf, file_name=name, mime=PDF_MIME, key=f"{key}_download",
-                           icon=":material/download:", type="primary", on_click="ignore")
-        st.caption("Contains protected health information: store and share it accordingly.")
+def build_fhir(actor: Actor, patient_id: int) -> tuple[str, bytes]:
+    """(file name, JSON bytes) of the patient's FHIR R4 Bundle; the export is audited."""
+    import json
+
+    from kapnotes import fhir
+
+    with db() as session:
+        bundle = fhir.build_bundle(session, actor, patient_id)
+        mrn = bundle["entry"][0]["resource"]["identifier"][0]["value"]
+    return fhir.file_name(mrn), (json.dumps(bundle, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def build_dose_csv(actor: Actor, patient_id: int, date_from: date | None = None,
+                   date_to: date | None = None) -> tuple[str, bytes]:
+    """(file name, CSV bytes) of the dose log in the canonical columns; the export is audited.
+    The dose log page can offer it with ``dose_csv_button``."""
+    from kapnotes import dose_csv
+
+    with db() as session:
+        return dose_csv.dose_log_csv(session, actor, patient_id, date_from, date_to)
+
+
+def build_packet(actor: Actor, patient_id: int, request) -> tuple[str, bytes]:
+    """(file name, PDF bytes) of a records-request packet; the disclosure is audited."""
+    from kapnotes import packet
+
+    with db() as session:
+        data = packet.prepare_packet(session, actor, patient_id, request)
+    return packet.file_name(data), packet.render_packet(data)
+
+
+def _offer(label: str, key: str, build, mime: str = PDF_MIME, icon: str = ":material/picture_as_pdf:",
+           working: str = "Building the PDF…") -> None:
+    if st.button(label, key=f"{key}_prepare", icon=icon):
+        deliver(key, build, mime, working)
+
+
+def deliver(key: str, build, mime: str = PDF_MIME, working: str = "Building the PDF…") -> None:
+    """Build now (audited) and show the download button with the bytes."""
+    try:
+        with st.spinner(working):
+            name, payload = build()
+    except KapError as exc:
+        show_error(exc)
+        return
+    st.download_button(f"Download {name}", data=payload, file_name=name, mime=mime, key=f"{key}_download",
+                       icon=":material/download:", type="primary", on_click="ignore")
+    st.caption("Contains protected health information: store and share it accordingly.")
+
+
+def fhir_button(actor: Actor, patient_id: int, key: str = "fhir") -> None:
+    """The FHIR R4 Bundle (JSON) of the patient's whole record."""
+    _offer("Prepare FHIR R4 export (JSON)", key, lambda: build_fhir(actor, patient_id), mime=FHIR_MIME,
+           icon=":material/data_object:", working="Building the FHIR Bundle…")
+
+
+def dose_csv_button(actor: Actor, patient_id: int, date_from: date | None = None, date_to: date | None = None,
+                    key: str = "dose_csv") -> None:
+    """The "Dose log (CSV)" download (canonical columns, re-importable)."""
+    from kapnotes.dose_csv import CSV_MIME
+
+    _offer("Prepare dose log (CSV)", key, lambda: build_dose_csv(actor, patient_id, date_from, date_to),
+           mime=CSV_MIME, icon=":material/table:", working="Writing the CSV…")
 
 
 def summary_pdf_button(actor: Actor, patient_id: int, date_from: date | None = None, date_to: date | None = None,

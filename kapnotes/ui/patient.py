@@ -15,8 +15,12 @@ PATIENT_KEY = "patient_id"
 FLAG_TEXT = {
     "suicidality": "SAFETY FLAG — latest PHQ-9 item 9 (thoughts of self-harm) is above 0. "
     "Follow up before any dosing; dose increases are on hold.",
-    "hypertension_severe": "SAFETY FLAG — blood pressure at or above 180/110 in the last 14 days. Increases on hold.",
-    "serious_adverse_event": "SAFETY FLAG — a serious adverse event in the last 14 days. Increases on hold.",
+    "hypertension_severe": "SAFETY FLAG — blood pressure at or above 180/110 in the safety window (the last 14 days, "
+    "or two dosing intervals if longer). Increases on hold.",
+    "serious_adverse_event": "SAFETY FLAG — a serious adverse event in the safety window (the last 14 days, or two "
+    "dosing intervals if longer). Increases on hold.",
+    "overuse": "SAFETY FLAG — more doses taken than the plan allows in the last 28 days. Increases on hold.",
+    "dose_above_plan": "SAFETY FLAG — a dose above the plan's dose was taken in the last 28 days. Increases on hold.",
 }
 
 

@@ -353,7 +353,9 @@ def test_dose_log_unusual_dose_asks_for_confirmation_then_saves(env):
     assert not at.exception
     assert [r.dose_mg for r in _rows(engine)] == [900]
     assert "Dose saved: 900 mg" in texts(at)
-    assert "above the plan" not in texts(at)  # the form starts afresh
+    assert "mg is above the plan" not in texts(at)  # the form starts afresh (no confirmation left)
+    # ... and then holds: the banner carries the engine's dose-above-plan flag
+    assert "a dose above the plan's dose was taken" in texts(at)
 
 
 def test_dose_log_confirmation_is_for_that_dose_only(env):

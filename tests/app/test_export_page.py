@@ -169,3 +169,68 @@ def test_dashboard_offers_the_summary_pdf(ui):
     [dl] = downloads(at)
     assert dl.proto.label.startswith("Download summary-A-001_")
     assert [e.action for e in exports_audited(engine)] == ["export.summary_pdf"]
+
+
+# --- dose log CSV, FHIR and the records-request packet ---------------------------------------------
+
+
+def test_page_offers_the_new_downloads_and_the_packet_form(ui):
+    engine, clinic, _ = ui
+    at = run(clinic.tina.id, clinic.a1)
+    assert not at.exception
+    text = rendered_text(at)
+    assert "Dose log (CSV)" in text and "FHIR R4 export" in text and "Records-request packet" in text
+    keys = {b.key for b in at.button}
+    assert {"exports_dose_csv_prepare", "exports_fhir_prepare"} <= keys
+    assert at.text_area(key="packet_recipient") is not None and at.text_input(key="packet_purpose") is not None
+    assert {c.key for c in at.checkbox} >= {f"packet_{k}" for k in ("summary", "scores", "doses", "plans", "notes")}
+    assert exports_audited(engine) == []  # nothing is built by showing the page
+
+
+def test_dose_csv_and_fhir_buttons_deliver_and_audit(ui):
+    engine, clinic, _ = ui
+    at = run(clinic.tina.id, clinic.a1)
+    button(at, "exports_dose_csv_prepare").click().run()
+    assert not at.exception
+    [dl] = downloads(at)
+    assert dl.proto.label == "Download doses-A-001.csv"
+    button(at, "exports_fhir_prepare").click().run()
+    assert not at.exception
+    [dl] = downloads(at)
+    assert dl.proto.label == "Download fhir-A-001.json"
+    assert [e.action for e in exports_audited(engine)] == ["export.dose_csv", "export.fhir"]
+
+
+def test_packet_form(ui):
+    engine, clinic, _ = ui
+    at = run(clinic.paul.id, clinic.a1)
+    # the form refuses a packet without recipient and purpose, and exports nothing
+    next(b for b in at.button if "Prepare records packet" in b.label).click().run()
+    assert not at.exception
+    assert "Name the recipient" in rendered_text(at) and downloads(at) == []
+    assert exports_audited(engine) == []
+    at.text_area(key="packet_recipient").input("Dr. Rosa Reyes\nBayview Psychiatry")
+    at.text_input(key="packet_purpose").input("Continuity of care")
+    at.checkbox(key="packet_notes").uncheck()
+    next(b for b in at.button if "Prepare records packet" in b.label).click().run()
+    assert not at.exception
+    [dl] = downloads(at)
+    assert dl.proto.label.startswith("Download records-A-001_")
+    [ev] = exports_audited(engine)
+    assert ev.action == "export.packet_pdf" and ev.actor_id == clinic.paul.id
+    assert ev.detail.startswith("sections=summary,scores,doses,plans;")
+
+
+def test_packet_bytes_from_the_page_builder(ui, monkeypatch):
+    """Download buttons expose only a label in AppTest: the bytes come from the same builder."""
+    engine, clinic, _ = ui
+    from kapnotes.packet import PacketRequest
+    from kapnotes.ui import export_buttons
+
+    name, pdf = export_buttons.build_packet(clinic.tina, clinic.a1, PacketRequest("Dr R", "Referral",
+                                                                                  sections=("doses",)))
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Notice prohibiting redisclosure" in text and "doses in the period" in text
+    assert "Line one of the free text" not in text  # notes switched off
+    _, csv_bytes = export_buttons.build_dose_csv(clinic.tina, clinic.a1)
+    assert csv_bytes.startswith(b"taken_at,dose_mg,formulation,")

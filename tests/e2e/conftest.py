@@ -1,4 +1,4 @@
-"""Browser tier: a real ``streamlit run`` server and Debian's Chromium (never a download).
+"""Browser tier: the real server (``uvicorn kapnotes.asgi:app``, as ``make run``) and Debian's Chromium.
 
 The server runs on a free port against its own SQLite database, seeded with the demo
 clinic, so tests can sign in as the demo users (``kapnotes.seed.DEMO_USERS``).
@@ -45,8 +45,11 @@ def _free_port() -> int:
 
 
 def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: bool = True):
-    """Start ``streamlit run app.py`` on a fresh database; returns (process, base_url)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
+    """Start ``uvicorn kapnotes.asgi:app`` (as ``make run``) on a fresh database; returns (process, base_url).
+
+    Without the AppTest-only sign-in flag: the browser signs in through the real routes."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STREAMLIT_") and k != "KAPNOTES_APPTEST_SIGN_IN"}
     env.update({"KAPNOTES_DATABASE_URL": f"sqlite:///{db_path}", "KAPNOTES_FAST_HASH": "1",
                 "PYTHONUNBUFFERED": "1"})
     env.update(extra_env or {})
@@ -58,9 +61,8 @@ def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: b
     port = _free_port()
     log = open(db_path.with_suffix(".log"), "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-         "--server.address=127.0.0.1", f"--server.port={port}", "--browser.gatherUsageStats=false",
-         "--server.fileWatcherType=none"],
+        [sys.executable, "-m", "uvicorn", "kapnotes.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--no-proxy-headers"],  # KAPNOTES_TRUST_PROXY decides about X-Forwarded-*, not uvicorn
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -75,7 +77,7 @@ def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: b
         if proc.poll() is not None:
             break
     proc.kill()
-    raise RuntimeError(f"streamlit did not start; see {db_path.with_suffix('.log')}")
+    raise RuntimeError(f"the server did not start; see {db_path.with_suffix('.log')}")
 
 
 @pytest.fixture(scope="session")
@@ -91,16 +93,32 @@ def app_server(tmp_path_factory, browser_type_launch_args):
 
 
 def wait_idle(page) -> None:
-    """Wait for Streamlit to finish the current run."""
-    page.wait_for_timeout(150)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=20000)
+    """Wait for Streamlit to finish the current run: the app says its script is not running, the
+    running indicator is gone, and no element is still drawn faded from the previous run (axe and
+    text checks must not see a half-updated page on a busy machine)."""
+    page.wait_for_timeout(150)  # let a click's rerun start before asking whether it is over
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=30000)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=30000)
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=30000)
 
 
-def sign_in(page, base_url: str, username: str, password: str | None = None) -> None:
+def wait_app(page) -> None:
+    """Wait until Streamlit is connected and its script run has finished."""
+    page.locator('[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
+                 '[data-test-script-state="notRunning"]').wait_for(timeout=30000)
+    wait_idle(page)
+
+
+def sign_in(page, base_url: str, username: str, password: str | None = None, path: str = "") -> None:
+    """Sign in on the server's form (a signed-out page load is sent there) and wait for the app.
+
+    On a failed sign-in the browser stays on the form, which shows the message."""
     from kapnotes.seed import DEMO_PASSWORD
 
-    page.goto(base_url)
+    page.goto(f"{base_url}/{path}")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password", exact=True).fill(password or DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    wait_idle(page)
+    page.wait_for_load_state()
+    if "/auth/sign-in" not in page.url:
+        wait_app(page)

@@ -15,6 +15,12 @@ RULES = "{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag2
 DEMO_USER = {"therapist": "tsato", "prescriber": "mokafor", "admin": "admin"}
 
 
+@pytest.fixture
+def browser_context_args(browser_context_args):
+    """axe-core is injected as an inline script, which the app's CSP (rightly) refuses."""
+    return {**browser_context_args, "bypass_csp": True}
+
+
 @pytest.fixture(scope="module")
 def axe_source() -> str:
     if not AXE.exists():

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
-from kapnotes.models import DoseEntry, Patient
+from kapnotes.models import DoseAdjustment, DoseEntry, Patient
 from kapnotes.timeutil import utcnow
 from tests.e2e.conftest import sign_in, wait_idle
 from tests.e2e.test_review_browser import _open_patient
@@ -29,6 +29,18 @@ def _doses(db_url: str, mrn: str) -> list[DoseEntry]:
         with session_scope(engine) as s:
             pid = s.exec(select(Patient.id).where(Patient.mrn == mrn)).one()
             return list(s.exec(select(DoseEntry).where(DoseEntry.patient_id == pid)).all())
+    finally:
+        engine.dispose()
+
+
+def _open_holds(db_url: str, mrn: str) -> list[DoseAdjustment]:
+    engine = make_engine(db_url)
+    try:
+        with session_scope(engine) as s:
+            pid = s.exec(select(Patient.id).where(Patient.mrn == mrn)).one()
+            return list(s.exec(select(DoseAdjustment).where(DoseAdjustment.patient_id == pid,
+                                                            DoseAdjustment.status == "pending",
+                                                            DoseAdjustment.action == "hold")).all())
     finally:
         engine.dispose()
 
@@ -96,6 +108,10 @@ def test_900_mg_asks_for_confirmation_then_saves_and_shows_in_the_log(browser, a
     rows = _doses(app_server["db_url"], mrn)
     assert len(rows) == before + 1 and any(r.dose_mg == 900 and r.notes == "Confirmed large dose 5c1e"
                                            for r in rows)
+    # ... and then holds: the engine's dose-above-plan hold is in the prescriber's queue, urgent, sent by nobody
+    hold = _open_holds(app_server["db_url"], mrn)
+    assert any("dose_above_plan" in h.flags and h.urgent and h.sent_by_id is None for h in hold), hold
+    expect(page.get_by_text("a dose above the plan's dose was taken", exact=False)).to_be_visible(timeout=20000)
 
     page.get_by_role("tab", name="Log").click()
     wait_idle(page)

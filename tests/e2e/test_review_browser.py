@@ -189,3 +189,69 @@ def test_a_hold_from_a_new_dose_reaches_the_queue_and_needs_a_decision_and_ratio
     expect(p.get_by_text(f"Item #{number} approved.").first).to_be_visible(timeout=20000)
     expect(_item(p, number)).to_have_count(0)
     ctx.close()
+
+
+def test_approving_an_increase_for_a_flagged_patient_needs_an_override_and_its_rationale(browser, app_server):
+    """KAP-1003's latest PHQ-9 answers item 9 above 0 (the demo's suicidality story): a therapist's
+    proposal of more drug cannot be approved without an explicit override and its own rationale."""
+    from sqlmodel import select
+
+    from kapnotes import auth, plans, suggestions
+    from kapnotes.db import make_engine, session_scope
+    from kapnotes.models import DoseAdjustment, Patient, User
+
+    engine = make_engine(app_server["db_url"])
+    try:
+        with session_scope(engine) as s:
+            therapist = auth.actor_of(s.exec(select(User).where(User.username == "tsato")).one())
+            pid = s.exec(select(Patient.id).where(Patient.mrn == "KAP-1003")).one()
+            plan = plans.current_plan(s, pid)
+            higher = next(step for step in (50, 100, 150, 200, 250, 300) if step > plan.dose_mg)
+            number = suggestions.propose(s, therapist, pid, higher, plan.interval_days,
+                                         f"The client asks for a stronger dose ({TOKEN}).").id
+    finally:
+        engine.dispose()
+
+    ctx = browser.new_context()
+    p = ctx.new_page()
+    sign_in(p, app_server["url"], "mokafor")
+    expect(p.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
+    _nav(p, "Review queue")
+    expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
+    assert _pick(p, rf"^#{number} ") == number
+    item = _item(p, number)
+    _choose(item, "Approve")
+    # the page says before submit that an override is needed, and why
+    expect(item.get_by_text("This decision needs an explicit override", exact=False).first).to_be_visible(
+        timeout=20000)
+    item.get_by_role("textbox", name="Rationale (required for every decision)").fill(RATIONALE)
+    item.get_by_role("button", name="Record decision").click()
+    wait_idle(p)
+    expect(item.get_by_text("Override the safety check\u201d and give its rationale", exact=False).first) \
+        .to_be_visible(timeout=20000)
+    # ticking the override without its own rationale is refused too
+    item.get_by_text("Override the safety check", exact=True).click()
+    wait_idle(p)
+    item.get_by_role("button", name="Record decision").click()
+    wait_idle(p)
+    expect(item.get_by_text("Give the rationale for the override.", exact=False).first).to_be_visible(timeout=20000)
+    engine = make_engine(app_server["db_url"])
+    try:
+        with session_scope(engine) as s:
+            assert s.get(DoseAdjustment, number).status == "pending"  # nothing decided yet
+    finally:
+        engine.dispose()
+    override_why = f"Seen in clinic today, safety plan in place, PHQ-9 repeated ({TOKEN})."
+    item.get_by_role("textbox", name="Override rationale (required for an override)").fill(override_why)
+    item.get_by_role("button", name="Record decision").click()
+    wait_idle(p)
+    expect(p.get_by_text(f"Item #{number} approved.").first).to_be_visible(timeout=20000)
+    engine = make_engine(app_server["db_url"])
+    try:
+        with session_scope(engine) as s:
+            row = s.get(DoseAdjustment, number)
+            assert row.status == "approved" and "suicidality" in row.override_rules
+            assert row.override_rationale == override_why
+    finally:
+        engine.dispose()
+    ctx.close()

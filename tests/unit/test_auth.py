@@ -284,3 +284,97 @@ def test_is_idle_without_activity_and_with_real_clock(monkeypatch):
     assert auth.is_idle(None) is False
     assert auth.is_idle(datetime.now(timezone.utc) - timedelta(minutes=16)) is True
     assert auth.is_idle(datetime.now(timezone.utc) - timedelta(minutes=1)) is False
+
+
+# --- server-side sessions -------------------------------------------------------------------
+
+
+def _session_rows(session):
+    from kapnotes.models import UserSession
+
+    session.expire_all()
+    return session.exec(select(UserSession).order_by(col(UserSession.id))).all()
+
+
+def test_session_is_found_by_the_hash_of_its_id_only(session, clinic):
+    token = auth.start_session(session, clinic.tina, "10.0.0.5", "Firefox", now=T0)
+    (row,) = _session_rows(session)
+    assert row.token_hash == auth.token_hash(token) != token and token not in row.token_hash
+    assert (row.user_id, row.ip, row.user_agent, row.created_at) == (clinic.tina.id, "10.0.0.5", "Firefox", T0)
+    assert len(token) >= 43  # 256 random bits
+    assert auth.check_session(session, token, now=T0 + timedelta(minutes=1)).actor.id == clinic.tina.id
+    assert auth.check_session(session, row.token_hash, now=T0).status == "none"  # the stored hash opens nothing
+    assert auth.check_session(session, None).status == "none"
+    assert auth.start_session(session, clinic.tina, now=T0) != token
+
+
+def test_idle_timeout_is_enforced_on_the_server(session, clinic, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
+    token = auth.start_session(session, clinic.tina, now=T0)
+    assert auth.check_session(session, token, now=T0 + timedelta(minutes=14)).ok  # and refreshes last seen
+    assert auth.check_session(session, token, now=T0 + timedelta(minutes=28)).ok
+    check = auth.check_session(session, token, now=T0 + timedelta(minutes=44))
+    assert check.status == "idle"
+    assert auth.check_session(session, token, now=T0 + timedelta(minutes=45)).status == "revoked"
+    assert _session_rows(session)[0].revoked_reason == "idle"
+    assert [e.actor_id for e in _events(session, "auth.idle_sign_out")] == [clinic.tina.id]
+
+
+def test_timer_checks_do_not_count_as_activity(session, clinic, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
+    token = auth.start_session(session, clinic.tina, now=T0)
+    assert auth.check_session(session, token, now=T0 + timedelta(minutes=10), touch=False).ok
+    assert auth.check_session(session, token, now=T0 + timedelta(minutes=16), touch=False).status == "idle"
+
+
+def test_absolute_lifetime_ends_an_active_session(session, clinic, monkeypatch):
+    monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
+    monkeypatch.setenv("KAPNOTES_SESSION_HOURS", "2")
+    token = auth.start_session(session, clinic.tina, now=T0)
+    for minutes in range(10, 120, 10):  # busy all along
+        assert auth.check_session(session, token, now=T0 + timedelta(minutes=minutes)).ok
+    assert auth.check_session(session, token, now=T0 + timedelta(minutes=121)).status == "expired"
+    assert _session_rows(session)[0].revoked_reason == "expired"
+    assert [e.actor_id for e in _events(session, "auth.session_expired")] == [clinic.tina.id]
+
+
+def test_session_lifetime_defaults_to_twelve_hours(monkeypatch):
+    monkeypatch.delenv("KAPNOTES_SESSION_HOURS", raising=False)
+    from kapnotes.config import get_settings
+
+    assert get_settings().session_hours == 12
+
+
+def test_sign_out_revokes_only_that_session(session, clinic):
+    here = auth.start_session(session, clinic.tina, now=T0)
+    other = auth.start_session(session, clinic.tina, now=T0)
+    assert auth.end_session(session, here, now=T0 + timedelta(minutes=1)).id == clinic.tina.id
+    assert auth.check_session(session, here, now=T0 + timedelta(minutes=2)).status == "revoked"
+    assert auth.check_session(session, other, now=T0 + timedelta(minutes=2)).ok
+    assert auth.end_session(session, here) is None  # twice: nothing more to do
+    assert [e.actor_id for e in _events(session, "auth.sign_out")] == [clinic.tina.id]
+
+
+def test_deactivation_revokes_every_session(session, clinic):
+    tokens = [auth.start_session(session, clinic.tina) for _ in range(2)]
+    keep = auth.start_session(session, clinic.paul)
+    admin.set_active(session, clinic.ada, clinic.tina.id, False)
+    assert [auth.check_session(session, t).status for t in tokens] == ["revoked", "revoked"]
+    assert {r.revoked_reason for r in _session_rows(session) if r.user_id == clinic.tina.id} == {"deactivated"}
+    admin.set_active(session, clinic.ada, clinic.tina.id, True)  # reactivating does not revive them
+    assert [auth.check_session(session, t).status for t in tokens] == ["revoked", "revoked"]
+    assert auth.check_session(session, keep).ok
+
+
+def test_password_reset_by_an_admin_revokes_sessions(session, clinic):
+    token = auth.start_session(session, clinic.tina)
+    auth.set_password(session, clinic.ada, clinic.tina.id, "a-brand-new-password")
+    assert auth.check_session(session, token).status == "revoked"
+    assert auth.revoke_sessions(session, clinic.tina.id, "test") == 0
+
+
+def test_sliding_window_counts_within_the_window_only():
+    window = auth.SlidingWindow(timedelta(minutes=15))
+    assert [window.add("1.2.3.4", now=T0 + timedelta(minutes=m)) for m in (0, 5, 10)] == [1, 2, 3]
+    assert window.count("1.2.3.4", now=T0 + timedelta(minutes=16)) == 2
+    assert window.count("5.6.7.8", now=T0) == 0

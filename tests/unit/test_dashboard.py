@@ -39,7 +39,7 @@ def test_empty_patient(session, clinic):
 
 def test_dashboard_figures(engine, clinic):
     now = utcnow()
-    today = date.today()
+    today = assessments._today()
     with session_scope(engine) as s:
         for k in range(5):
             doses.add_dose(s, clinic.tina, clinic.a1, _dose(now - timedelta(days=1 + 7 * k),
@@ -95,7 +95,7 @@ def test_three_years_daily_is_a_handful_of_queries_and_weekly_trends(engine, cli
         s.execute(insert(DoseEntry.__table__), rows)
         for k in range(80):
             assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7" if k % 2 else "PHQ-9",
-                                          date.today() - timedelta(days=14 * k), total=10 - k % 5,
+                                          assessments._today() - timedelta(days=14 * k), total=10 - k % 5,
                                           item9=0 if k % 2 == 0 else None)
     statements = []
     with session_scope(engine) as s:

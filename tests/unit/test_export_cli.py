@@ -153,3 +153,76 @@ def test_bulk_chunks_hold_every_patient_exactly_once_heaviest_first():
         assert [weights[pid] for pid in flat_ids] == sorted((weights[pid] for pid in flat_ids), reverse=True)
     assert plan_chunks([], {}, 4) == []
     assert plan_chunks(patients[:3], {}, 4) == [[p] for p in patients[:3]]
+
+
+# --- export-fhir and export-doses ------------------------------------------------------------
+
+
+def test_export_fhir_one_patient(cli_db, engine, clinic, tmp_path, capsys):
+    import json
+
+    from fhir.resources.R4B.bundle import Bundle
+
+    from kapnotes.fhir import unresolved_references
+
+    out = tmp_path / "a1.json"
+    assert main(["export-fhir", "--patient", "A-001", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    bundle = json.loads(out.read_text(encoding="utf-8"))
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "collection" and unresolved_references(bundle) == []
+    assert "PRIVATE-PROCESS-NOTE" not in out.read_text(encoding="utf-8")
+    with session_scope(engine) as s:
+        [ev] = s.exec(select(AuditEvent).where(AuditEvent.action == "export.fhir")).all()
+    assert ev.actor_username == "system" and ev.patient_id == clinic.a1
+
+
+def test_export_fhir_all(cli_db, engine, tmp_path, capsys):
+    out_dir = tmp_path / "fhir"
+    assert main(["export-fhir", "--all", "--out-dir", str(out_dir)]) == 0
+    assert "3 written, 0 failed" in capsys.readouterr().out
+    assert sorted(p.name for p in out_dir.iterdir()) == ["fhir-A-001.json", "fhir-A-002.json", "fhir-B-001.json"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["export-fhir", "--patient", "NOPE", "--out", "x.json"], "No patient with MRN 'NOPE'"),
+    (["export-fhir", "--patient", "A-001"], "--patient needs --out FILE.json"),
+    (["export-fhir", "--all"], "--all needs --out-dir DIR"),
+    (["export-fhir", "--patient", "A-001", "--out", "missing/x.json"], "does not exist"),
+    (["export-doses", "--patient", "NOPE", "--out", "x.csv"], "No patient with MRN 'NOPE'"),
+    (["export-doses", "--patient", "A-001", "--from", "2026-05-02", "--to", "2026-05-01", "--out", "x.csv"],
+     "is after --to"),
+])
+def test_interop_bad_input_is_refused(cli_db, tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_export_doses_round_trips(cli_db, engine, clinic, tmp_path, capsys):
+    from kapnotes.doses import CSV_COLUMNS
+
+    with session_scope(engine) as s:  # the world logs a home dose at the in-session dose's very minute:
+        clash = s.exec(select(DoseEntry).where(DoseEntry.patient_id == clinic.a1, DoseEntry.source == "session")).one()
+        home = s.exec(select(DoseEntry).where(DoseEntry.patient_id == clinic.a1, DoseEntry.id != clash.id,
+                                             DoseEntry.taken_at == clash.taken_at)).one()
+        home.taken_at = home.taken_at + timedelta(hours=5)  # the importer would rightly call it a duplicate
+        s.add(home)
+    out = tmp_path / "a1.csv"
+    assert main(["export-doses", "--patient", "A-001", "--out", str(out)]) == 0
+    with session_scope(engine) as s:
+        live = s.exec(select(DoseEntry).where(DoseEntry.patient_id == clinic.a1, DoseEntry.voided_at.is_(None))
+                      .order_by(DoseEntry.taken_at, DoseEntry.id)).all()
+        [ev] = s.exec(select(AuditEvent).where(AuditEvent.action == "export.dose_csv")).all()
+    assert f"wrote {out} ({len(live)} doses)" in capsys.readouterr().out
+    assert ev.actor_username == "system"
+    assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(CSV_COLUMNS)
+    # the operator's import of the file into another patient (the care team's therapist records it)
+    assert main(["import-doses", "--patient", "A-002", str(out)]) == 0
+    with session_scope(engine) as s:
+        copy = s.exec(select(DoseEntry).where(DoseEntry.patient_id == clinic.a2)
+                      .order_by(DoseEntry.taken_at, DoseEntry.id)).all()
+    assert len(copy) == len(live)
+    for x, y in zip(live, copy, strict=True):
+        assert [getattr(x, c) for c in CSV_COLUMNS] == [getattr(y, c) for c in CSV_COLUMNS]

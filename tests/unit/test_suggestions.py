@@ -563,3 +563,22 @@ def test_concurrent_engine_runs_leave_one_open_suggestion(engine, clinic):
     with Session(engine) as s:
         rows = s.exec(select(DoseAdjustment).where(DoseAdjustment.patient_id == clinic.a1)).all()
         assert [(r.status, r.action) for r in rows] == [("open", "increase")]
+
+
+def test_a_confirmed_dose_above_the_plan_holds_at_once_and_flags_the_patient(session, clinic):
+    """Issue 13: 900 mg on a 150 mg plan asks for confirmation, and once recorded the engine holds:
+    the hold reaches the prescriber's queue by itself and the patient carries the flag everywhere."""
+    healthy(session, clinic, clinic.a1)
+    entry = dose_service.DoseInput(taken_at=datetime.now(timezone.utc) - timedelta(minutes=30), dose_mg=900,
+                                   formulation="odt", bp_systolic_pre=120, bp_diastolic_pre=80)
+    with pytest.raises(ValidationError) as refused:
+        dose_service.add_dose(session, clinic.tina, clinic.a1, entry)
+    assert "dose_mg" in refused.value.errors
+    assert not session.exec(select(DoseAdjustment).where(DoseAdjustment.action == "hold")).all()
+    dose_service.add_dose(session, clinic.tina, clinic.a1, entry, confirm_unusual_dose=True)
+    hold = session.exec(select(DoseAdjustment).where(DoseAdjustment.patient_id == clinic.a1,
+                                                     DoseAdjustment.status == "pending")).one()
+    assert (hold.action, hold.urgent, hold.sent_by_id) == ("hold", True, None)
+    assert "dose_above_plan" in hold.flags and hold.proposed_dose_mg == 150
+    assert any("900 mg" in r["text"] for r in hold.reasons if r["code"] == "dose_above_plan")
+    assert "dose_above_plan" in patients.safety_flags(session, [clinic.a1])[clinic.a1]

@@ -1,0 +1,323 @@
+"""The server: Streamlit's ``st.App`` around app.py, plus our sign-in routes and the edges.
+
+Run with ``uvicorn kapnotes.asgi:app``. Streamlit's websocket cannot set an HttpOnly
+cookie, so signing in is a plain HTML form posted to ``/auth/sign-in`` (our route), which
+checks the password with ``kapnotes.auth``, stores the hash of a random session id and sets
+the id as a cookie. Pages then find the user through that cookie only (kapnotes.ui.session).
+The middleware adds the security headers to every response, Streamlit's own included, and
+sends a signed-out page request to the sign-in form with the page as ``next``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import os
+import re
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import streamlit as st
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from kapnotes import auth
+from kapnotes.config import PROJECT_ROOT, get_settings
+from kapnotes.db import session_scope
+
+TEST_SIGN_IN_FLAG = "KAPNOTES_APPTEST_SIGN_IN"  # see kapnotes.ui.session; never in a served process
+if os.environ.get(TEST_SIGN_IN_FLAG):
+    raise RuntimeError(f"{TEST_SIGN_IN_FLAG} is for AppTest only; unset it to serve KAPNotes.")
+
+CSRF_COOKIE = "kapnotes_csrf"
+SIGN_IN_PATH = "/auth/sign-in"
+SIGN_OUT_PATH = "/auth/sign-out"
+# Paths that are not pages: Streamlit's own endpoints and assets, and our routes.
+NOT_PAGES = ("/_stcore/", "/static/", "/media/", "/component/", "/auth/", "/app/static/")
+
+FAILED_BY_IP = auth.SlidingWindow()  # failed sign-ins per client IP, this process only
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _engine():
+    from kapnotes.ui.session import engine  # the one engine per URL the pages use too
+
+    return engine()
+
+
+def is_https(scope) -> bool:
+    if scope.get("scheme") in ("https", "wss"):
+        return True
+    if get_settings().trust_proxy:
+        for name, value in scope.get("headers", []):
+            if name == b"x-forwarded-proto":
+                return value.decode("latin-1").split(",")[0].strip().lower() == "https"
+    return False
+
+
+def client_ip(request: Request) -> str:
+    if get_settings().trust_proxy:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        if forwarded.strip():
+            return forwarded.split(",")[-1].strip()[:64]  # the address our proxy saw
+    return request.client.host if request.client else ""
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this server: never another site (``//evil``, ``https:``, ``/\\evil``)."""
+    value = (value or "").strip()
+    if (not value.startswith("/") or value.startswith("//") or "\\" in value
+            or any(ord(c) < 32 or ord(c) == 127 for c in value) or value.startswith(NOT_PAGES)):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value[:1000]
+
+
+def _streamlit_inline_script_hashes() -> list[str]:
+    """Streamlit's index.html has one small inline script; allow exactly it by hash."""
+    index = Path(st.__file__).parent / "static" / "index.html"
+    try:
+        page = index.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [
+        "'sha256-" + __import__("base64").b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    ]
+
+
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' " + " ".join(_streamlit_inline_script_hashes()),
+    "style-src 'self' 'unsafe-inline'",  # Streamlit's CSS-in-JS writes style elements at run time
+    "img-src 'self' data: blob:",
+    "font-src 'self' data:",
+    "connect-src 'self'",  # includes the same-origin websocket
+    "media-src 'self' blob:",
+    "worker-src 'self' blob:",
+    "frame-src 'self' blob: data:",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+
+def security_headers(https: bool) -> dict[str, str]:
+    headers = {
+        "Content-Security-Policy": CSP,
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",  # frame-ancestors for old browsers
+    }
+    if https:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
+
+
+def set_session_cookie(response: Response, token: str, https: bool) -> None:
+    response.set_cookie(auth.SESSION_COOKIE, token, path="/", httponly=True, samesite="strict", secure=https)
+
+
+def _same_origin(request: Request) -> bool:
+    """A present, non-null Origin must be ours (with no-referrer, forms may send ``null``)."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return True
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc == host
+
+
+# --- the sign-in page -------------------------------------------------------------------------
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;color:#111;background:#fff;margin:0}
+main{max-width:26rem;margin:4rem auto;padding:0 1rem}
+h1{color:#23595c;margin-bottom:.25rem}
+label{display:block;margin-top:1rem;font-weight:600}
+input{display:block;width:100%;box-sizing:border-box;padding:.5rem;margin-top:.25rem;font-size:1rem;
+border:1px solid #555;border-radius:.25rem}
+button{margin-top:1.5rem;padding:.6rem 1.4rem;font-size:1rem;background:#23595c;color:#fff;border:0;
+border-radius:.25rem;cursor:pointer}
+button:focus,input:focus{outline:3px solid #e0a800;outline-offset:2px}
+.error{background:#fde8e8;color:#7a1010;padding:.75rem;border-radius:.25rem}
+.notice{background:#e6f0fa;color:#0b3a66;padding:.75rem;border-radius:.25rem}
+"""
+
+NOTICES = {
+    "signed_out": "You have signed out.",
+    "ended": "Your session has ended. Sign in again to continue.",
+}
+
+
+def sign_in_page(next_path: str, csrf: str, error: str = "", notice: str = "", status: int = 200) -> HTMLResponse:
+    e = html.escape
+    parts = [
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Sign in · KAPNotes</title><style>{_STYLE}</style></head><body><main>",
+        "<h1>KAPNotes</h1>",
+        "<p>Clinical documentation for ketamine-assisted psychotherapy. Sign in to continue.</p>",
+    ]
+    if notice:
+        parts.append(f'<p class="notice" role="status">{e(notice)}</p>')
+    if error:
+        parts.append(f'<div class="error" role="alert">{"".join(f"<p>{e(m)}</p>" for m in error.split(chr(10)))}</div>')
+    parts += [
+        f'<form method="post" action="{SIGN_IN_PATH}">',
+        f'<input type="hidden" name="next" value="{e(next_path)}">',
+        f'<input type="hidden" name="csrf" value="{e(csrf)}">',
+        '<label for="username">Username</label>',
+        '<input id="username" name="username" autocomplete="username" autocapitalize="none" spellcheck="false">',
+        '<label for="password">Password</label>',
+        '<input id="password" name="password" type="password" autocomplete="current-password">',
+        '<button type="submit">Sign in</button>',
+        "</form></main></body></html>",
+    ]
+    response = HTMLResponse("".join(parts), status_code=status, headers={"Cache-Control": "no-store"})
+    return response
+
+
+def _with_csrf(request: Request, next_path: str, **kwargs) -> HTMLResponse:
+    csrf = secrets.token_urlsafe(32)
+    response = sign_in_page(next_path, csrf, **kwargs)
+    response.set_cookie(CSRF_COOKIE, csrf, path="/auth/", httponly=True, samesite="strict",
+                        secure=is_https(request.scope))
+    return response
+
+
+async def sign_in_form(request: Request) -> Response:
+    notice = NOTICES.get(request.query_params.get("notice", ""), "")
+    return _with_csrf(request, safe_next(request.query_params.get("next")), notice=notice)
+
+
+async def sign_in(request: Request) -> Response:
+    form = await request.form()
+    next_path = safe_next(str(form.get("next", "")))
+    sent, kept = str(form.get("csrf", "")), request.cookies.get(CSRF_COOKIE, "")
+    if not kept or not hmac.compare_digest(sent, kept) or not _same_origin(request):
+        return _with_csrf(request, next_path, error="The sign-in form had expired. Please try again.", status=400)
+    ip = client_ip(request)
+    settings = get_settings()
+    if FAILED_BY_IP.count(ip) >= settings.signin_ip_limit:
+        return _with_csrf(request, next_path, status=429,
+                          error="Too many failed sign-ins from this network. Wait 15 minutes and try again, "
+                                "or ask your administrator.")
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    user_agent = request.headers.get("user-agent", "")
+
+    def _check():
+        with session_scope(_engine()) as session:
+            result = auth.authenticate(session, username, password)
+            token = auth.start_session(session, result.actor, ip, user_agent) if result.ok else None
+            return result, token
+
+    result, token = await run_in_threadpool(_check)
+    if not result.ok:
+        failures = FAILED_BY_IP.add(ip)
+        message = result.message + ("\n" + auth.repeated_failure_notice() if failures >= 2 else "")
+        return _with_csrf(request, next_path, error=message, status=401)
+    response = RedirectResponse(next_path, status_code=303)
+    set_session_cookie(response, token, is_https(request.scope))
+    response.delete_cookie(CSRF_COOKIE, path="/auth/")
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    """Revoke this browser's session row; the cookie is cleared too, but the row is what counts."""
+    token = request.cookies.get(auth.SESSION_COOKIE)
+    if token and _same_origin(request):
+        def _end():
+            with session_scope(_engine()) as session:
+                auth.end_session(session, token)
+
+        await run_in_threadpool(_end)
+    response = RedirectResponse(f"{SIGN_IN_PATH}?notice=signed_out", status_code=303)
+    response.delete_cookie(auth.SESSION_COOKIE, path="/")
+    return response
+
+
+# --- the edges ----------------------------------------------------------------------------------
+
+
+def _is_page_request(scope) -> bool:
+    path = scope.get("path", "/")
+    if scope.get("method") not in ("GET", "HEAD") or path.startswith(NOT_PAGES):
+        return False
+    return "." not in path.rsplit("/", 1)[-1]  # /patients is a page; /favicon.png is not
+
+
+def _cookie(scope, name: str) -> str | None:
+    from http.cookies import SimpleCookie
+
+    for key, value in scope.get("headers", []):
+        if key == b"cookie":
+            jar = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # a malformed cookie header is simply no session
+                return None
+            if name in jar:
+                return jar[name].value
+    return None
+
+
+class EdgeMiddleware:
+    """Security headers on every HTTP response; signed-out page loads go to the sign-in form."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = is_https(scope)
+        headers = security_headers(https)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                mutable = MutableHeaders(scope=message)
+                for name, value in headers.items():
+                    mutable[name] = value
+            await send(message)
+
+        if _is_page_request(scope):
+            token = _cookie(scope, auth.SESSION_COOKIE)
+
+            def _valid() -> bool:
+                with session_scope(_engine()) as session:
+                    return auth.check_session(session, token).ok
+
+            if not token or not await run_in_threadpool(_valid):
+                path = scope.get("path", "/")
+                query = scope.get("query_string", b"").decode("latin-1")
+                target = safe_next(path + (f"?{query}" if query else ""))
+                notice = "&notice=ended" if token else ""
+                response = RedirectResponse(f"{SIGN_IN_PATH}?next={quote(target, safe='/')}{notice}", status_code=303)
+                if token:
+                    response.delete_cookie(auth.SESSION_COOKIE, path="/")
+                await response(scope, receive, send_with_headers)
+                return
+        await self.app(scope, receive, send_with_headers)
+
+
+app = st.App(
+    str(PROJECT_ROOT / "app.py"),
+    routes=[
+        Route(SIGN_IN_PATH, sign_in_form, methods=["GET"]),
+        Route(SIGN_IN_PATH, sign_in, methods=["POST"]),
+        Route(SIGN_OUT_PATH, sign_out, methods=["POST"]),
+    ],
+    middleware=[Middleware(EdgeMiddleware)],
+)

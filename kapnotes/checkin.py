@@ -1,0 +1,526 @@
+"""Patient check-in: a link per patient, and what a patient reports through it.
+
+A clinician on the patient's care team makes a link: a random token (256 bits,
+``secrets.token_urlsafe(32)``) of which only the SHA-256 is stored, so the database cannot
+give the link away. It is bound to one patient, expires (``KAPNOTES_CHECKIN_DAYS``) and can
+be revoked. The patient, who has no account, reaches the check-in page only with it.
+
+A check-in goes into the record through the same services as a clinician's entry
+(``doses.add_dose``, ``assessments.record_assessment``), so validation, the audit trail and
+the engine's re-evaluation (hold → the prescriber's queue, urgent) are the same. The entry's
+source is ``patient``; ``entered_by`` is the clinician who made the link: the patient has no
+user, the link is that clinician's act of giving access, and the services keep checking that
+the clinician is still on the care team (a clinician who left the team ends their links).
+
+Every refusal of a token (unknown, expired, revoked) is the same ``None``; callers show one
+generic page and count the failure per IP (``RateLimiter``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from kapnotes import assessments, audit, auth, doses, note_templates
+from kapnotes.access import require_patient
+from kapnotes.auth import Actor
+from kapnotes.config import get_settings
+from kapnotes.errors import NotFound, PermissionDenied, ValidationError
+from kapnotes.models import (
+    Assessment,
+    CheckinLink,
+    CheckinSubmission,
+    DoseEntry,
+    DoseSource,
+    Instrument,
+    Patient,
+    PlanStatus,
+    TreatmentPlan,
+    User,
+)
+from kapnotes.plans import current_plan
+from kapnotes.timeutil import utcnow
+
+PATIENT_USERNAME = "checkin-link"  # the audit trail's name for events a patient causes through a link
+MAX_DAYS = 365
+NOTE_MAX = 1000
+
+# Side effects in the patient's words → the adverse-event tags of the clinical record.
+SIDE_EFFECTS: dict[str, str] = {
+    "Felt sick to my stomach": "nausea",
+    "Dizzy or unsteady": "dizziness",
+    "Headache": "headache",
+    "Very sleepy or hard to wake": "sedation",
+    "Anxious or panicky": "anxiety",
+    "High blood pressure reading": "hypertension",
+    "Fell down": "fall",
+    "Fainted or passed out": "fainting",
+    "Chest pain": "chest_pain",
+    "Trouble breathing": "breathing_difficulty",
+    "Seizure": "seizure",
+    "Saw or heard things that were not there": "psychotic_symptoms",
+    "Hurt myself": "self_harm",
+    "Went to the emergency room": "emergency_visit",
+    "Something else": "other",
+}
+assert set(SIDE_EFFECTS.values()) - {"fall"} <= set(note_templates.ADVERSE_EVENT_TAGS)
+
+NAUSEA_WORDS = ("None", "Mild", "Moderate", "Severe")  # 0–3, as the dose log stores it
+FORMULATION_WORDS = {
+    "odt": "tablet that melts in the mouth (ODT)",
+    "sublingual": "tablet that dissolves under the tongue",
+    "troche": "lozenge (troche) that dissolves in the mouth",
+    "other": "form your prescriber gave you",
+}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def link_url(base_url: str, token: str) -> str:
+    """The address a patient opens: the app's root with the token as ``t``."""
+    return f"{base_url.rstrip('/')}/?t={token}"
+
+
+# --- links (clinician side) ------------------------------------------------------------------
+
+
+def create_link(session: Session, actor: Actor, patient_id: int, days: int | None = None,
+                ask_scales: bool = False) -> tuple[CheckinLink, str]:
+    """A new link for the patient: (row, token). The token is returned once and never stored."""
+    require_patient(session, actor, patient_id)
+    days = get_settings().checkin_days if days is None else days
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise ValidationError({"days": f"A link lasts 1 to {MAX_DAYS} days, got {days!r}."})
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    link = CheckinLink(patient_id=patient_id, token_hash=hash_token(token), created_by_id=actor.id,
+                       created_at=now, expires_at=now + timedelta(days=days), ask_scales=bool(ask_scales))
+    session.add(link)
+    session.flush()
+    audit.record(session, actor, "checkin.link_create", "checkin_link", link.id, patient_id,
+                 detail=f"days={days}" + (" scales_requested" if ask_scales else ""))
+    return link, token
+
+
+def list_links(session: Session, actor: Actor, patient_id: int) -> list[CheckinLink]:
+    """The patient's links, newest first (revoked and expired ones too)."""
+    require_patient(session, actor, patient_id)
+    return list(session.exec(select(CheckinLink).where(CheckinLink.patient_id == patient_id)
+                             .order_by(col(CheckinLink.id).desc())).all())
+
+
+def last_patient_dose(session: Session, actor: Actor, patient_id: int) -> DoseEntry | None:
+    """The newest live patient-reported dose (the panel shows it: what came in by check-in)."""
+    require_patient(session, actor, patient_id)
+    return session.exec(select(DoseEntry).where(
+        DoseEntry.patient_id == patient_id, DoseEntry.source == DoseSource.patient.value,
+        col(DoseEntry.voided_at).is_(None)).order_by(col(DoseEntry.taken_at).desc()).limit(1)).first()
+
+
+def link_status(link: CheckinLink, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    if link.revoked_at is not None:
+        return "revoked"
+    if link.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def revoke_link(session: Session, actor: Actor, link_id: int) -> CheckinLink:
+    link = session.get(CheckinLink, link_id)
+    if link is None:
+        raise NotFound("No such check-in link.")
+    require_patient(session, actor, link.patient_id)
+    if link.revoked_at is None:
+        link.revoked_at = utcnow()
+        link.revoked_by_id = actor.id
+        session.add(link)
+        session.flush()
+        audit.record(session, actor, "checkin.link_revoke", "checkin_link", link.id, link.patient_id)
+    return link
+
+
+def revoke_all(session: Session, actor: Actor, patient_id: int) -> int:
+    """End every live link of the patient; returns how many were ended."""
+    n = 0
+    for link in list_links(session, actor, patient_id):
+        if link.revoked_at is None:
+            revoke_link(session, actor, link.id)
+            n += 1
+    return n
+
+
+def handout_pdf(session: Session, actor: Actor, link: CheckinLink, url: str) -> bytes:
+    """The patient handout for this link (plan in plain words, QR code of ``url``); audited."""
+    from kapnotes.pdf.handout_pdf import HandoutData, build_handout_pdf
+    from kapnotes.timeutil import fmt_local
+
+    patient = require_patient(session, actor, link.patient_id)
+    settings = get_settings()
+    data = HandoutData(settings.clinic_name, first_name(patient.full_name),
+                       plan_words(current_plan(session, link.patient_id)), url,
+                       fmt_local(link.expires_at, settings.tz, False), settings.crisis_line)
+    audit.record(session, actor, "checkin.handout", "checkin_link", link.id, link.patient_id)
+    return build_handout_pdf(data)
+
+
+# --- the patient's side ------------------------------------------------------------------------
+
+
+def resolve(session: Session, token: str | None) -> CheckinLink | None:
+    """The live link for this token, or None (unknown, expired, revoked: the same None)."""
+    if not token or not isinstance(token, str) or len(token) > 200:
+        return None
+    link = session.exec(select(CheckinLink).where(CheckinLink.token_hash == hash_token(token))).first()
+    return link if link is not None and _usable(session, link) else None
+
+
+def live_link(session: Session, link_id: int | None) -> CheckinLink | None:
+    """The link a page remembered by id, if it is still usable (it may have been revoked since)."""
+    if link_id is None:
+        return None
+    link = session.get(CheckinLink, link_id)
+    return link if link is not None and _usable(session, link) else None
+
+
+def _usable(session: Session, link: CheckinLink) -> bool:
+    if link_status(link) != "active":
+        return False
+    return _link_actor(session, link) is not None
+
+
+def _link_actor(session: Session, link: CheckinLink) -> Actor | None:
+    """The clinician who made the link, while still active and on the patient's care team."""
+    user = session.get(User, link.created_by_id)
+    if user is None or not user.is_active:
+        return None
+    actor = auth.actor_of(user)
+    try:
+        require_patient(session, actor, link.patient_id)
+    except PermissionDenied:
+        return None
+    return actor
+
+
+def note_opened(session: Session, link: CheckinLink) -> None:
+    """Audit that the link was opened (once per browser session: the page calls it once)."""
+    audit.record(session, None, "checkin.link_open", "checkin_link", link.id, link.patient_id,
+                 actor_username=PATIENT_USERNAME)
+
+
+@dataclass(frozen=True)
+class PlanWords:
+    dose_mg: float
+    formulation: str
+    formulation_words: str
+    minutes_in_mouth: int
+    administration: str
+    interval_days: int
+    fasting: str
+    instructions: str | None
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """All the check-in page may show: a first name, the clinic, the plan, what to ask."""
+
+    first_name: str
+    clinic_name: str
+    plan: PlanWords | None
+    ask_gad7: bool
+    ask_phq9: bool
+    crisis_line: str
+
+
+def plan_words(plan: TreatmentPlan | None) -> PlanWords | None:
+    if plan is None or plan.status != PlanStatus.active:
+        return None
+    return PlanWords(plan.dose_mg, plan.formulation, FORMULATION_WORDS.get(plan.formulation, plan.formulation),
+                     plan.minutes_in_mouth, plan.administration, plan.interval_days, plan.fasting_instructions,
+                     plan.instructions)
+
+
+def first_name(full_name: str) -> str:
+    parts = (full_name or "").split()
+    return parts[0] if parts else ""
+
+
+def scales_due(session: Session, link: CheckinLink, today: date | None = None) -> dict[str, bool]:
+    """GAD-7 / PHQ-9 → due now: none recorded in ``KAPNOTES_CHECKIN_SCALES_DAYS`` days, or the
+    clinician asked on this link and none came in through it yet."""
+    settings = get_settings()
+    today = today or assessments._today()
+    since = today - timedelta(days=settings.checkin_scales_days - 1)
+    asked_since = link.created_at.astimezone(settings.tz).date()
+    out = {}
+    for instrument in (Instrument.gad7.value, Instrument.phq9.value):
+        latest = session.exec(
+            select(Assessment.administered_on).where(
+                Assessment.patient_id == link.patient_id, Assessment.instrument == instrument,
+                col(Assessment.voided_at).is_(None))
+            .order_by(col(Assessment.administered_on).desc()).limit(1)).first()
+        due = latest is None or latest < since
+        if link.ask_scales and not due:
+            due = not _answered_through(session, link, instrument) or latest < asked_since
+        out[instrument] = due
+    return out
+
+
+def _answered_through(session: Session, link: CheckinLink, instrument: str) -> bool:
+    for ids in session.exec(select(CheckinSubmission.assessment_ids).where(CheckinSubmission.link_id == link.id)):
+        for aid in ids or []:
+            row = session.get(Assessment, aid)
+            if row is not None and row.instrument == instrument:
+                return True
+    return False
+
+
+def patient_view(session: Session, link: CheckinLink) -> PatientView:
+    patient = session.get(Patient, link.patient_id)
+    due = scales_due(session, link)
+    settings = get_settings()
+    return PatientView(first_name(patient.full_name), settings.clinic_name,
+                       plan_words(current_plan(session, link.patient_id)),
+                       due[Instrument.gad7.value], due[Instrument.phq9.value], settings.crisis_line)
+
+
+@dataclass
+class CheckinInput:
+    """What the patient entered. ``taken_at`` is timezone-aware; ``dose_mg`` None = the plan's dose."""
+
+    taken_at: datetime | None
+    dose_mg: float | None = None
+    dose_confirmed: bool = False  # a dose other than the plan's, confirmed by the patient
+    minutes_held: int | None = None
+    administration: str | None = None  # "spit" | "swallow"
+    anxiety_before: int | None = None
+    anxiety_after: int | None = None
+    dissociation: int | None = None
+    nausea: int | None = None  # 0–3
+    vomited: bool = False
+    bp_systolic: int | None = None
+    bp_diastolic: int | None = None
+    heart_rate: int | None = None
+    side_effects: list[str] = field(default_factory=list)  # keys of SIDE_EFFECTS
+    note: str | None = None
+    gad7: list[int | None] | None = None  # None: not asked; otherwise 7 answers 0–3
+    phq9: list[int | None] | None = None
+
+
+class AlreadySent(ValidationError):
+    """A concurrent submit of the same form won: roll back and call ``submit`` again to read it."""
+
+    def __init__(self):
+        super().__init__({"_": "This check-in was already sent."})
+
+
+@dataclass(frozen=True)
+class CheckinResult:
+    submission_id: int
+    dose_entry_id: int | None
+    assessment_ids: tuple[int, ...]
+    crisis: bool  # PHQ-9 item 9 above 0: show the crisis resources now
+    repeated: bool = False  # this form was already submitted: nothing new was stored
+
+
+# Plain-words messages, one per field the page shows.
+def validate(data: CheckinInput, plan: PlanWords | None, now: datetime | None = None) -> dict[str, str]:
+    now = now or utcnow()
+    e: dict[str, str] = {}
+    t = data.taken_at
+    if t is None or not isinstance(t, datetime) or t.tzinfo is None:
+        e["taken_at"] = "Please enter when you took the dose."
+    elif t > now + doses.FUTURE_SLACK:
+        e["taken_at"] = "That time is in the future. Please enter when you actually took the dose."
+    elif t < now - timedelta(days=14):
+        e["taken_at"] = "That is more than two weeks ago. Please tell your clinic about older doses at your next visit."
+    dose = data.dose_mg if data.dose_mg is not None else (plan.dose_mg if plan else None)
+    if dose is None:
+        e["dose_mg"] = "Please enter how many mg you took."
+    elif isinstance(dose, bool) or not isinstance(dose, (int, float)) or not 0 < dose <= 1000:
+        e["dose_mg"] = "The dose must be more than 0 and at most 1000 mg."
+    elif plan is not None and dose != plan.dose_mg and not data.dose_confirmed:
+        e["dose_mg"] = (f"{dose:g} mg is not your planned dose of {plan.dose_mg:g} mg. If that is what you took, "
+                        "tick the box to confirm it.")
+    _rng(e, data.minutes_held, 0, 120, "minutes_held", "Minutes in the mouth must be a whole number from 0 to 120.")
+    if data.administration not in (None, "spit", "swallow"):
+        e["administration"] = "Please choose spit or swallow."
+    for name, what in (("anxiety_before", "Anxiety before"), ("anxiety_after", "Anxiety after"),
+                       ("dissociation", "How spaced-out you felt")):
+        _rng(e, getattr(data, name), 0, 10, name, f"{what} must be a number from 0 to 10.")
+    _rng(e, data.nausea, 0, 3, "nausea", "Please choose how bad the nausea was.")
+    if not isinstance(data.vomited, bool):
+        e["vomited"] = "Please answer yes or no."
+    s, d = data.bp_systolic, data.bp_diastolic
+    if (s is None) != (d is None):
+        e["bp"] = "Please enter both blood pressure numbers (the top and the bottom one), or neither."
+    else:
+        _rng(e, s, 60, 260, "bp_systolic", "The top blood pressure number must be from 60 to 260.")
+        _rng(e, d, 30, 160, "bp_diastolic", "The bottom blood pressure number must be from 30 to 160.")
+        if "bp_systolic" not in e and "bp_diastolic" not in e and s is not None and d >= s:
+            e["bp"] = "The top blood pressure number must be bigger than the bottom one."
+    _rng(e, data.heart_rate, 30, 220, "heart_rate", "Pulse must be from 30 to 220 beats a minute.")
+    unknown = [x for x in data.side_effects or [] if x not in SIDE_EFFECTS]
+    if unknown:
+        e["side_effects"] = "Please choose side effects from the list."
+    if data.note is not None and len(data.note) > NOTE_MAX:
+        e["note"] = f"Your note is too long: please keep it under {NOTE_MAX} characters."
+    for name, n in (("gad7", 7), ("phq9", 9)):
+        answers = getattr(data, name)
+        if answers is None:
+            continue
+        if len(answers) != n:
+            e[name] = "Please answer every question."
+            continue
+        filled = [a for a in answers if a is not None]
+        if filled and len(filled) != n:
+            missing = ", ".join(str(i) for i, a in enumerate(answers, start=1) if a is None)
+            e[name] = f"Please answer every question, or none of them (not answered: {missing})."
+        elif any(isinstance(a, bool) or not isinstance(a, int) or not 0 <= a <= 3 for a in filled):
+            e[name] = "Please choose one answer for each question."
+    return e
+
+
+def _rng(errors: dict, value, low: int, high: int, name: str, message: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        errors[name] = message
+
+
+def submit(session: Session, link_id: int, nonce: str, data: CheckinInput) -> CheckinResult:
+    """Store one check-in: a patient-reported dose and the answered scales, in one transaction.
+
+    ``nonce`` identifies the form render: the same nonce again (a double tap, a resubmit)
+    returns the first result and stores nothing. Bad input raises ``ValidationError`` (plain
+    words, field by field) and writes nothing. A link that is no longer usable raises
+    ``PermissionDenied``.
+    """
+    if not nonce or len(nonce) > 64:
+        raise ValidationError({"_": "This form has expired. Please reload the page."})
+    link = session.get(CheckinLink, link_id)
+    if link is None or not _usable(session, link):
+        raise PermissionDenied("This check-in link is not valid.")
+    earlier = session.exec(select(CheckinSubmission).where(CheckinSubmission.nonce == nonce)).first()
+    if earlier is not None:
+        if earlier.link_id != link.id:
+            raise PermissionDenied("This check-in link is not valid.")
+        return _result(earlier, repeated=True)
+    actor = _link_actor(session, link)
+    plan = plan_words(current_plan(session, link.patient_id))
+    errors = validate(data, plan)
+    if errors:
+        raise ValidationError(errors)
+    # claim the nonce first: a concurrent double tap fails here (unique) rather than adding a second dose
+    sub = CheckinSubmission(link_id=link.id, nonce=nonce)
+    session.add(sub)
+    try:
+        session.flush()
+    except IntegrityError:  # the transaction is spoilt: the caller rolls back and asks again
+        raise AlreadySent() from None
+    dose_mg = float(data.dose_mg if data.dose_mg is not None else plan.dose_mg)
+    tags = ";".join(SIDE_EFFECTS[x] for x in data.side_effects or [])
+    note_parts = []
+    if data.minutes_held is not None:
+        note_parts.append(f"Held in the mouth {data.minutes_held} minutes.")
+    if data.note and data.note.strip():
+        note_parts.append(data.note.strip())
+    entry = doses.add_dose(
+        session, actor, link.patient_id,
+        doses.DoseInput(
+            taken_at=data.taken_at, dose_mg=dose_mg,
+            formulation=plan.formulation if plan else "other", administration=data.administration,
+            anxiety_before=data.anxiety_before, anxiety_after=data.anxiety_after, dissociation=data.dissociation,
+            nausea=data.nausea, vomited=bool(data.vomited), bp_systolic_post=data.bp_systolic,
+            bp_diastolic_post=data.bp_diastolic, heart_rate=data.heart_rate, adverse_events=tags,
+            notes=" ".join(note_parts) or None),
+        source=DoseSource.patient.value, allow_duplicate=False, confirm_unusual_dose=bool(data.dose_confirmed))
+    ids = []
+    crisis = False
+    today = assessments._today()
+    for instrument, answers in ((Instrument.gad7.value, data.gad7), (Instrument.phq9.value, data.phq9)):
+        if answers is None or all(a is None for a in answers):
+            continue
+        row = assessments.record_assessment(session, actor, link.patient_id, instrument, today, items=list(answers))
+        ids.append(row.id)
+        crisis = crisis or bool(row.item9)
+    sub.dose_entry_id = entry.id
+    sub.assessment_ids = ids
+    sub.crisis = crisis
+    link.last_used_at = utcnow()
+    link.use_count = (link.use_count or 0) + 1
+    session.add(sub)
+    session.add(link)
+    session.flush()
+    audit.record(session, None, "checkin.submit", "checkin_link", link.id, link.patient_id,
+                 detail=f"dose={entry.id} assessments={len(ids)}", actor_username=PATIENT_USERNAME)
+    return _result(sub)
+
+
+def _result(sub: CheckinSubmission, repeated: bool = False) -> CheckinResult:
+    return CheckinResult(sub.id, sub.dose_entry_id, tuple(sub.assessment_ids or ()), sub.crisis, repeated)
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+# --- abuse: failed tokens per IP ------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most ``limit`` failures per key within ``window`` seconds (in-process, thread-safe).
+
+    One server process serves the clinic; a restart forgets the counts, which only gives a
+    guesser a fresh ``limit`` tries against 2^256 tokens.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 600.0, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._hits: dict[str, deque] = {}
+        self._lock = threading.Lock()
+
+    def _trim(self, key: str) -> deque:
+        q = self._hits.setdefault(key, deque())
+        cutoff = self.clock() - self.window
+        while q and q[0] < cutoff:
+            q.popleft()
+        return q
+
+    def blocked(self, key: str) -> bool:
+        with self._lock:
+            return len(self._trim(key)) >= self.limit
+
+    def fail(self, key: str) -> None:
+        with self._lock:
+            self._trim(key).append(self.clock())
+            if len(self._hits) > 10000:  # bound the memory a flood of addresses can take
+                for k in [k for k, q in self._hits.items() if not q][:5000]:
+                    del self._hits[k]
+
+
+LIMITER = RateLimiter()
+
+
+def client_key(headers: dict | None, remote_ip: str | None, trust_proxy: bool | None = None) -> str:
+    """The client's IP: behind a trusted proxy (``KAPNOTES_TRUST_PROXY=1``) the LAST
+    ``X-Forwarded-For`` address (the one our proxy appended; earlier ones are whatever the client
+    sent), else the connection's address. Same rule as the sign-in limit (``kapnotes.asgi``)."""
+    if trust_proxy is None:
+        trust_proxy = get_settings().trust_proxy
+    if trust_proxy and headers:
+        forwarded = {str(k).lower(): v for k, v in headers.items()}.get("x-forwarded-for", "")
+        last = forwarded.split(",")[-1].strip() if isinstance(forwarded, str) else ""
+        if last:
+            return last[:64]
+    return remote_ip[:64] if isinstance(remote_ip, str) and remote_ip else "unknown"

@@ -1,0 +1,210 @@
+"""The records-request packet: what a clinic sends to another clinic or a referring clinician.
+
+A cover letter (clinic name, address, phone, NPI from settings; recipient; purpose; date
+range; the sections included), the exporting clinician's attestation and signature line,
+a redisclosure notice, a one-page "course of treatment", then the chosen sections. The
+data comes from ``exports.gather_summary`` (the same access rule and the same rows as the
+treatment summary); private process notes are never read. Every packet is audited
+(``export.packet_pdf``) with its sections and recipient, which is what an accounting of
+disclosures needs, never clinical text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlmodel import Session
+
+from kapnotes import audit
+from kapnotes.auth import Actor
+from kapnotes.config import get_settings
+from kapnotes.errors import ValidationError
+from kapnotes.note_templates import SERIOUS_ADVERSE_EVENTS
+from kapnotes.pdf.model import DoseRow, ScoreRow, SummaryData
+
+SECTIONS: tuple[str, ...] = ("summary", "scores", "doses", "plans", "notes")
+SECTION_LABELS = {
+    "summary": "Treatment summary (diagnosis, care team, response and remission, suggestions and decisions)",
+    "scores": "GAD-7 and PHQ-9 scores",
+    "doses": "Dose log",
+    "plans": "Treatment plan history",
+    "notes": "Signed session notes",
+}
+SERIOUS_TAGS = frozenset(SERIOUS_ADVERSE_EVENTS) | {"fall"}
+SEVERE_BP = (180, 110)
+RECIPIENT_MAX = 300
+PURPOSE_MAX = 500
+
+
+@dataclass(frozen=True)
+class PacketRequest:
+    recipient: str  # name and address of the person or organisation receiving the records
+    purpose: str  # e.g. "Continuity of care", "At the patient's request"
+    date_from: date | None = None
+    date_to: date | None = None
+    sections: tuple[str, ...] = SECTIONS
+
+
+@dataclass(frozen=True)
+class ClinicInfo:
+    name: str
+    address: str
+    phone: str
+    npi: str
+
+
+@dataclass(frozen=True)
+class DoseStep:
+    dose_mg: float
+    first: str  # clinic dates
+    last: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Trend:
+    instrument: str
+    first: ScoreRow | None
+    last: ScoreRow | None
+    count: int
+
+    @property
+    def words(self) -> str:
+        if self.first is None or self.last is None:
+            return "no scores in the period"
+        if self.count == 1:
+            return "one score only"
+        diff = self.last.total - self.first.total
+        if diff == 0:
+            return "unchanged"
+        pct = f" ({diff / self.first.total:+.0%})" if self.first.total else ""
+        return f"{'lower (better)' if diff < 0 else 'higher (worse)'} by {abs(diff)} points{pct}"
+
+
+@dataclass
+class Course:
+    """The one-page course of treatment (referrals)."""
+
+    plan_now: str
+    steps: list[DoseStep] = field(default_factory=list)
+    trends: list[Trend] = field(default_factory=list)
+    safety_events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PacketData:
+    summary: SummaryData
+    request: PacketRequest
+    clinic: ClinicInfo
+    exporter: str  # the clinician attesting (name, credentials)
+    course: Course
+
+
+def validate_request(req: PacketRequest) -> PacketRequest:
+    errors: dict[str, str] = {}
+    recipient, purpose = (req.recipient or "").strip(), (req.purpose or "").strip()
+    if not recipient:
+        errors["recipient"] = "Name the recipient of the records."
+    elif len(recipient) > RECIPIENT_MAX:
+        errors["recipient"] = f"The recipient is limited to {RECIPIENT_MAX} characters."
+    if not purpose:
+        errors["purpose"] = "Give the purpose of the disclosure (e.g. continuity of care)."
+    elif len(purpose) > PURPOSE_MAX:
+        errors["purpose"] = f"The purpose is limited to {PURPOSE_MAX} characters."
+    unknown = [s for s in req.sections if s not in SECTIONS]
+    if unknown:
+        errors["sections"] = "Unknown section(s): " + ", ".join(unknown) + "."
+    if req.date_from and req.date_to and req.date_from > req.date_to:
+        errors["date_from"] = "The start date is after the end date."
+    if errors:
+        raise ValidationError(errors)
+    ordered = tuple(s for s in SECTIONS if s in set(req.sections))
+    return PacketRequest(recipient, purpose, req.date_from, req.date_to, ordered)
+
+
+def _dose_steps(doses: list[DoseRow]) -> list[DoseStep]:
+    steps: list[DoseStep] = []
+    for d in doses:
+        if steps and steps[-1].dose_mg == d.dose_mg:
+            s = steps[-1]
+            steps[-1] = DoseStep(s.dose_mg, s.first, d.taken_on.isoformat(), s.count + 1)
+        else:
+            steps.append(DoseStep(d.dose_mg, d.taken_on.isoformat(), d.taken_on.isoformat(), 1))
+    return steps
+
+
+def _safety_events(data: SummaryData) -> list[str]:
+    out: list[str] = []
+    for d in data.doses:
+        tags = [t for t in d.adverse_events.split(";") if t.strip()]
+        serious = [t.replace("_", " ") for t in tags if t in SERIOUS_TAGS]
+        if serious:
+            out.append(f"{d.taken_at}: serious adverse event after {d.dose_mg:g} mg ({', '.join(serious)})")
+        if d.vomited:
+            out.append(f"{d.taken_at}: vomited after {d.dose_mg:g} mg")
+        for label, bp in (("before", d.bp_pre), ("after", d.bp_post)):
+            try:
+                s, dia = (int(x) for x in bp.split("/"))
+            except ValueError:
+                continue
+            if s >= SEVERE_BP[0] or dia >= SEVERE_BP[1]:
+                out.append(f"{d.taken_at}: blood pressure {bp} mmHg {label} the dose")
+    for s in data.scores:
+        if s.instrument == "PHQ-9" and s.item9:
+            out.append(f"{s.administered_on.isoformat()}: PHQ-9 item 9 (thoughts of self-harm) answered {s.item9}")
+    for a in data.adjustments:
+        if a.action == "hold":
+            out.append(f"{a.created}: hold {a.kind} ({a.status})"
+                       + (f": {a.reasons[0]}" if a.reasons else ""))
+    return out
+
+
+def course_of_treatment(data: SummaryData) -> Course:
+    plan = data.plans[-1] if data.plans else None
+    plan_now = (f"{plan.dose_mg:g} mg every {plan.interval_days} days ({plan.formulation}), {plan.status}, "
+                f"version {plan.version} from {plan.effective}, approved by {plan.approved_by}"
+                if plan else "No treatment plan on record.")
+    trends = []
+    for instrument in ("GAD-7", "PHQ-9"):
+        series = [s for s in data.scores if s.instrument == instrument]
+        trends.append(Trend(instrument, series[0] if series else None, series[-1] if series else None, len(series)))
+    return Course(plan_now, _dose_steps(data.doses), trends, _safety_events(data))
+
+
+def prepare_packet(session: Session, actor: Actor | None, patient_id: int, request: PacketRequest, *,
+                   as_operator: bool = False, generated_at: datetime | None = None) -> PacketData:
+    """Check access, gather, and audit the disclosure, in the caller's transaction."""
+    from kapnotes import exports
+
+    req = validate_request(request)
+    data = exports.gather_summary(session, actor, patient_id, req.date_from, req.date_to,
+                                  generated_at=generated_at, as_operator=as_operator)
+    req = PacketRequest(req.recipient, req.purpose, data.date_from, data.date_to, req.sections)
+    settings = get_settings()
+    clinic = ClinicInfo(settings.clinic_name, settings.clinic_address, settings.clinic_phone, settings.clinic_npi)
+    audit.record(
+        session, actor, "export.packet_pdf", "patient", patient_id, patient_id,
+        detail=(f"sections={','.join(req.sections) or 'none'};from={data.date_from.isoformat()};"
+                f"to={data.date_to.isoformat()};notes={len(data.notes) if 'notes' in req.sections else 0};"
+                f"recipient={req.recipient[:80]}")[:255],
+    )
+    return PacketData(data, req, clinic, data.meta.generated_by, course_of_treatment(data))
+
+
+def render_packet(data: PacketData, invariant: bool = False) -> bytes:
+    from kapnotes.pdf.packet_pdf import build_packet_pdf
+
+    return build_packet_pdf(data, invariant=invariant)
+
+
+def file_name(data: PacketData) -> str:
+    from kapnotes.exports import file_stem
+
+    s = data.summary
+    return (f"{file_stem(s.patient.mrn).replace('summary-', 'records-', 1)}_{s.date_from.isoformat()}_"
+            f"{s.date_to.isoformat()}.pdf")
+
+
+__all__ = ["SECTIONS", "SECTION_LABELS", "PacketData", "PacketRequest", "course_of_treatment", "file_name",
+           "prepare_packet", "render_packet", "validate_request"]

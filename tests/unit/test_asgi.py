@@ -1,0 +1,233 @@
+"""The server's edges through a real ``uvicorn kapnotes.asgi:app`` on a free port (as ``make run``):
+the session cookie's attributes, security headers on real responses, the per-IP limit, sign-out,
+``next``. (starlette's TestClient needs httpx, which is not installed; a real server is truer anyway.)"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import subprocess
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from sqlmodel import Session, select
+
+from kapnotes.models import UserSession
+from kapnotes.seed import DEMO_PASSWORD as PASSWORD
+
+
+class Client:
+    """Just enough HTTP: no redirects followed, cookies kept per client, headers per request."""
+
+    def __init__(self, base: str, ip: str | None = None):
+        self.netloc = urlsplit(base).netloc
+        self.cookies: dict[str, str] = {}
+        self.ip = ip
+
+    def request(self, method, path, params=None, data=None, headers=None):
+        if params:
+            path += "?" + urlencode(params)
+        hdrs = {"User-Agent": "kapnotes-test"}
+        if self.ip:
+            hdrs["X-Forwarded-For"] = self.ip
+        if self.cookies:
+            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if data is not None:
+            body = urlencode(data)
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        hdrs.update(headers or {})
+        conn = http.client.HTTPConnection(self.netloc, timeout=30)
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        r.text = r.read().decode()
+        r.set_cookies = r.headers.get_all("set-cookie") or []
+        for c in r.set_cookies:
+            name, value = c.split(";")[0].split("=", 1)
+            if "max-age=0" in c.lower() or 'expires=thu, 01 jan 1970' in c.lower():
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        r.status_code = r.status
+        conn.close()
+        return r
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+
+def _start(tmp_path_factory, name, env):
+    from tests.e2e.conftest import start_server
+
+    db = tmp_path_factory.mktemp(name) / "asgi.db"
+    proc, base = start_server(db, extra_env=env)
+    return proc, base, f"sqlite:///{db}"
+
+
+def _stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory):
+    """Behind our own proxy (trusted): each test gets its own client address, so limits do not mix."""
+    proc, base, db_url = _start(tmp_path_factory, "proxied", {"KAPNOTES_TRUST_PROXY": "1",
+                                                              "KAPNOTES_SIGNIN_IP_LIMIT": "3"})
+    yield base, db_url
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def direct(tmp_path_factory):
+    proc, base, db_url = _start(tmp_path_factory, "direct", {})
+    yield base, db_url
+    _stop(proc)
+
+
+_ips = iter(f"203.0.113.{n}" for n in range(1, 250))
+
+
+@pytest.fixture
+def server(proxied):
+    client = Client(proxied[0], ip=next(_ips))
+    client.db_url = proxied[1]
+    return client
+
+
+def _csrf(client, next_path="/") -> str:
+    page = client.get("/auth/sign-in", params={"next": next_path})
+    assert page.status_code == 200
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def _sign_in(client, username="tsato", password=PASSWORD, next_path="/", **headers):
+    token = _csrf(client, next_path)
+    return client.post("/auth/sign-in", data={"username": username, "password": password, "next": next_path,
+                                              "csrf": token}, headers=headers)
+
+
+def test_importing_the_server_with_the_apptest_flag_refuses(monkeypatch):
+    import importlib
+
+    monkeypatch.delenv("KAPNOTES_APPTEST_SIGN_IN", raising=False)
+    import kapnotes.asgi as asgi
+
+    monkeypatch.setenv("KAPNOTES_APPTEST_SIGN_IN", "1")
+    with pytest.raises(RuntimeError, match="AppTest only"):
+        importlib.reload(asgi)
+    monkeypatch.delenv("KAPNOTES_APPTEST_SIGN_IN")
+    importlib.reload(asgi)
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_stores_only_its_hash(server):
+    r = _sign_in(server, next_path="/dose_log")
+    assert r.status_code == 303 and r.headers["location"] == "/dose_log"
+    cookie = [c for c in r.set_cookies if c.startswith("kapnotes_session=")][0]
+    attrs = [a.strip().lower() for a in cookie.split(";")]
+    assert "httponly" in attrs and "samesite=strict" in attrs and "path=/" in attrs
+    assert "secure" not in attrs  # plain http here
+    raw = cookie.split(";")[0].split("=", 1)[1]
+    assert len(raw) >= 43  # 32 random bytes, base64url
+    rows = _rows(server.db_url)
+    assert all(raw not in row.token_hash for row in rows)
+    mine = [row for row in rows if row.ip == server.ip]
+    assert len(mine) == 1 and mine[0].user_agent == "kapnotes-test"
+
+
+def test_cookie_is_secure_and_hsts_sent_under_https(server):
+    r = _sign_in(server, **{"X-Forwarded-Proto": "https"})
+    cookie = [c for c in r.set_cookies if c.startswith("kapnotes_session=")][0]
+    assert "secure" in [a.strip().lower() for a in cookie.split(";")]
+    assert r.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_forwarded_proto_is_ignored_unless_the_proxy_is_trusted(direct):
+    r = _sign_in(Client(direct[0]), **{"X-Forwarded-Proto": "https"})
+    assert "strict-transport-security" not in r.headers
+    cookie = [c for c in r.set_cookies if c.startswith("kapnotes_session=")][0]
+    assert "secure" not in [a.strip().lower() for a in cookie.split(";")]
+
+
+@pytest.mark.parametrize("path", ["/_stcore/health", "/auth/sign-in", "/", "/dose_log"])
+def test_security_headers_on_real_responses(server, path):
+    _sign_in(server)
+    r = server.get(path)
+    assert r.status_code in (200, 303)
+    csp = r.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp and "'unsafe-eval'" not in csp
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "strict-transport-security" not in r.headers
+
+
+def test_signed_out_page_goes_to_the_form_keeping_the_page(server):
+    r = server.get("/review_queue")
+    assert r.status_code == 303 and r.headers["location"] == "/auth/sign-in?next=/review_queue"
+    page = server.get(r.headers["location"])
+    assert '<label for="username">Username</label>' in page.text
+    assert 'name="next" value="/review_queue"' in page.text
+
+
+@pytest.mark.parametrize("evil", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)",
+                                  "evil.example", "/_stcore/health"])
+def test_next_never_leaves_the_site(server, evil):
+    page = server.get("/auth/sign-in", params={"next": evil})
+    assert 'name="next" value="/"' in page.text
+    r = _sign_in(server, next_path=evil)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_sign_in_without_the_form_token_or_from_another_origin_is_refused(server):
+    r = server.post("/auth/sign-in", data={"username": "tina", "password": PASSWORD, "csrf": "x"})
+    assert r.status_code == 400 and not any(c.startswith("kapnotes_session=") for c in r.set_cookies)
+    r = _sign_in(server, Origin="https://evil.example")
+    assert r.status_code == 400
+
+
+def test_failures_are_generic_then_explain_the_lock(server):
+    first = _sign_in(server, password="wrong-password-1")
+    assert first.status_code == 401 and "Sign-in failed" in first.text and "locked" not in first.text
+    second = _sign_in(server, username="nobody", password="wrong-password-2")
+    assert second.status_code == 401
+    assert "After 5 failed sign-ins in a row an account is locked for 15 minutes" in second.text
+
+
+def test_sign_in_is_rate_limited_per_ip(server, proxied):
+    for i in range(3):  # different accounts, so no account lockout is involved
+        assert _sign_in(server, username=f"user{i}", password="wrong-password-x").status_code == 401
+    r = _sign_in(server)  # even the right password: this address has to wait
+    assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+    assert not any(c.startswith("kapnotes_session=") for c in r.set_cookies)
+    assert _sign_in(Client(proxied[0], ip="198.51.100.7")).status_code == 303  # another address is not held up
+
+
+def test_sign_out_makes_the_old_cookie_worthless(server):
+    r = _sign_in(server)
+    raw = [c for c in r.set_cookies if c.startswith("kapnotes_session=")][0].split(";")[0]
+    raw = raw.split("=", 1)[1]
+    assert server.get("/").status_code == 200
+    out = server.post("/auth/sign-out")
+    assert out.status_code == 303 and out.headers["location"] == "/auth/sign-in?notice=signed_out"
+    server.cookies["kapnotes_session"] = raw  # a copy kept by someone
+    again = server.get("/")
+    assert again.status_code == 303 and again.headers["location"].startswith("/auth/sign-in")
+    from kapnotes.auth import token_hash
+
+    assert [r.revoked_reason for r in _rows(server.db_url) if r.token_hash == token_hash(raw)] == ["sign_out"]
+
+
+def _rows(db_url):
+    from kapnotes.db import make_engine
+
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        rows = s.exec(select(UserSession)).all()
+    engine.dispose()
+    return rows
