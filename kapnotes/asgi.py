@@ -98,7 +98,10 @@ def _streamlit_inline_script_hashes() -> list[str]:
 
 CSP = "; ".join([
     "default-src 'self'",
-    "script-src 'self' " + " ".join(_streamlit_inline_script_hashes()),
+    # blob: for Streamlit's v2 components, whose JS (shipped with the app, e.g. the note editor's
+    # autosave bridge) Streamlit loads from a blob URL it creates itself; only same-origin script
+    # can create one, and no inline script or other origin is allowed
+    "script-src 'self' blob: " + " ".join(_streamlit_inline_script_hashes()),
     "style-src 'self' 'unsafe-inline'",  # Streamlit's CSS-in-JS writes style elements at run time
     "img-src 'self' data: blob:",
     "font-src 'self' data:",
