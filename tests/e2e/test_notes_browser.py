@@ -79,7 +79,7 @@ def test_dosing_note_survives_closed_tab_then_signs(browser, app_server):
         draft = s.exec(select(SessionNote).where(SessionNote.status == "draft",
                                                  SessionNote.note_type == "dosing")).one()
         assert draft.fields["intention"] == intention and draft.fields["consent_confirmed"] is True
-        note_id = draft.id
+        note_id, start = draft.id, draft.start_time  # "HH:MM": the session began when the note was started
 
     # --- second tab: My drafts -> reopen, everything is there; sign ---------------------------
     second = browser.new_context()
@@ -93,7 +93,6 @@ def test_dosing_note_survives_closed_tab_then_signs(browser, app_server):
     expect(page.get_by_label("Intention *", exact=True)).to_have_value(intention, timeout=20000)
     expect(page.get_by_label("Heart rate before dosing (bpm) *", exact=True)).to_have_value("71")
     # signing needs an end time: the session started when the note was begun, so it ends then too
-    start = page.get_by_label("Start time *", exact=True).input_value()
     end = page.get_by_label("End time", exact=True)
     end.click()
     page.keyboard.type(start)
