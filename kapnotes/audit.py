@@ -313,3 +313,91 @@ def last_verification(session: Session, actor: Actor) -> Verification | None:
 
 def count(session: Session) -> int:
     return session.exec(select(func.count()).select_from(AuditEvent)).one()
+
+
+# --- automatic anchors: on every backup and hourly while the app runs ---------------------------
+
+ANCHOR_FILE_ENV = "KAPNOTES_AUDIT_ANCHOR_FILE"
+
+
+def anchor_path_from_env():
+    """``KAPNOTES_AUDIT_ANCHOR_FILE`` as a Path, or None when unset."""
+    import os
+    from pathlib import Path
+
+    raw = os.environ.get(ANCHOR_FILE_ENV, "").strip()
+    return Path(raw) if raw else None
+
+
+def write_anchor(session: Session, path) -> Anchor | None:
+    """Verify the chain and append its head to the anchor file ``path`` (one JSON line).
+
+    Nothing is written for an empty or broken chain (a broken one must be investigated, not
+    anchored), or when the head is already the file's last line. Returns the anchor written.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    report = verify_chain(session)
+    head = anchor_for(report)
+    if head is None:
+        return None
+    if path.exists():
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if lines:
+            try:
+                last = Anchor.from_json(lines[-1])
+            except ValueError:
+                last = None
+            if last is not None and last.event_id == head.event_id and last.hash == head.hash:
+                return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(head.to_json() + "\n")
+    return head
+
+
+class AnchorThread:
+    """A daemon thread writing an anchor every ``every_seconds`` until ``stop()``."""
+
+    def __init__(self, engine, path, every_seconds: float) -> None:
+        import threading
+
+        self.engine, self.path, self.every = engine, path, every_seconds
+        self.written = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kapnotes-audit-anchor", daemon=True)
+
+    def _run(self) -> None:
+        import logging
+
+        from kapnotes.db import session_scope
+
+        while not self._stop.is_set():
+            try:
+                with session_scope(self.engine, write=False) as s:
+                    if write_anchor(s, self.path) is not None:
+                        self.written += 1
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - keep anchoring; a busy database is retried next time
+                self.last_error = str(exc)
+                logging.getLogger(__name__).warning("audit anchor not written: %s", exc)
+            self._stop.wait(self.every)
+
+    def start(self) -> AnchorThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def start_anchor_thread(engine, path, every_seconds: float = 3600) -> AnchorThread:
+    """Anchor the chain now and then every ``every_seconds`` (the server calls this at start-up
+    when ``KAPNOTES_AUDIT_ANCHOR_FILE`` is set, and ``stop()`` at shutdown)."""
+    return AnchorThread(engine, path, every_seconds).start()
