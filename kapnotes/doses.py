@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import case, func
+from sqlalchemy import case, func, or_
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
@@ -417,13 +417,28 @@ class DoseFilter:
     limit: int | None = None  # the newest N only (pickers), read in SQL rather than sliced after
 
 
+STAGING_REASON = "import in progress"  # csv_import: staged rows wait, voided, until their batch is published
+
+
+def active_filter():
+    """The doses that count: not voided. A long import stages its rows as voided (reason
+    ``STAGING_REASON``) and publishes them in one short final transaction, so every query
+    with this filter (or the plain ``voided_at IS NULL``) never sees half an import."""
+    return col(DoseEntry.voided_at).is_(None)
+
+
+def visible_filter():
+    """Doses a list may show, voided ones included: everything except an import's staged rows."""
+    return or_(col(DoseEntry.voided_at).is_(None), col(DoseEntry.void_reason).is_(None),
+               DoseEntry.void_reason != STAGING_REASON)
+
+
 def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None,
                columns: tuple[str, ...] = LIST_COLUMNS) -> pd.DataFrame:
     """The patient's doses as a DataFrame (one query, no access check: callers check)."""
     cols = [getattr(DoseEntry, c) for c in columns]
     q = select(*cols).where(DoseEntry.patient_id == patient_id)
-    if not flt.include_voided:
-        q = q.where(col(DoseEntry.voided_at).is_(None))
+    q = q.where(active_filter() if not flt.include_voided else visible_filter())
     tz = tz or timezone.utc
     if flt.date_from:
         q = q.where(DoseEntry.taken_at >= datetime.combine(flt.date_from, time(), tz))
