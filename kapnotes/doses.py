@@ -273,11 +273,28 @@ def unusual_dose(session: Session, patient_id: int, dose_mg: float, taken_at: da
 def unusual_rows(session: Session, patient_id: int, rows) -> list[tuple[int, str]]:
     """(row number, reason) for each imported dose above the plan or the ceiling. An import
     records them as the file says (the file is the record); the caller warns per row."""
+    rows = list(rows)
+    if len(rows) < 50:
+        return [(n, m) for n, data in rows
+                if (m := unusual_dose(session, patient_id, float(data.dose_mg), data.taken_at)) is not None]
+    # a large file: the plan history and the ceiling read once (same rule as ``unusual_dose``)
+    history = session.exec(select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id)
+                           .order_by(col(TreatmentPlan.version_number).desc())).all()
+    try:
+        ceiling = protocol.in_force(session).ceiling_mg
+    except protocol.ProtocolError:
+        ceiling = protocol.load_default().ceiling_mg
     out = []
     for number, data in rows:
-        message = unusual_dose(session, patient_id, float(data.dose_mg), data.taken_at)
-        if message is not None:
-            out.append((number, message))
+        dose_mg = float(data.dose_mg)
+        plan = next((p for p in history if p.effective_from <= data.taken_at), None)
+        reasons = []
+        if plan is not None and dose_mg > plan.dose_mg:
+            reasons.append(f"the plan's {plan.dose_mg:g} mg")
+        if dose_mg > ceiling:
+            reasons.append(f"the protocol's {ceiling:g} mg ceiling")
+        if reasons:
+            out.append((number, f"{dose_mg:g} mg is above {' and '.join(reasons)}."))
     return out
 
 
