@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kapnotes.auth import Actor
 
 GENESIS_HASH = "0" * 64
+AUDIT_READERS = frozenset({Role.admin.value, Role.auditor.value})
 _AUDIT_LOCK_KEY = 0x4B41_5001  # "KAP" audit chain
 _DETAIL_MAX = 255
 
@@ -232,8 +233,8 @@ class AuditFilter:
 
 def list_events(session: Session, actor: Actor, flt: AuditFilter, tz, limit: int = 500) -> list[AuditEvent]:
     """Admins read the audit log; dates are the clinic's calendar days."""
-    if actor.role != Role.admin:
-        raise PermissionDenied("Only an administrator can read the audit log.")
+    if actor.role not in AUDIT_READERS:
+        raise PermissionDenied("Only an administrator or an auditor can read the audit log.")
     q = select(AuditEvent)
     if flt.username:
         q = q.where(AuditEvent.actor_username == flt.username)
@@ -289,8 +290,8 @@ def verify_and_record(session: Session, actor: Actor) -> ChainReport:
     Walking every event takes seconds in a large clinic, so the audit log page runs it on
     request and shows the last recorded result, instead of re-walking on every rerun.
     """
-    if actor.role != Role.admin:
-        raise PermissionDenied("Only an administrator can verify the audit log.")
+    if actor.role not in AUDIT_READERS:
+        raise PermissionDenied("Only an administrator or an auditor can verify the audit log.")
     report = verify_chain(session)
     detail = (f"intact {report.count} events" if report.ok
               else f"broken at event {report.first_bad_id} ({report.count} events read)")
@@ -300,8 +301,8 @@ def verify_and_record(session: Session, actor: Actor) -> ChainReport:
 
 def last_verification(session: Session, actor: Actor) -> Verification | None:
     """The latest recorded chain check, read through the action index (no walk)."""
-    if actor.role != Role.admin:
-        raise PermissionDenied("Only an administrator can read the audit log.")
+    if actor.role not in AUDIT_READERS:
+        raise PermissionDenied("Only an administrator or an auditor can read the audit log.")
     row = session.exec(
         select(AuditEvent.at, AuditEvent.actor_username, AuditEvent.detail)
         .where(AuditEvent.action == VERIFY_ACTION)
@@ -401,3 +402,42 @@ def start_anchor_thread(engine, path, every_seconds: float = 3600) -> AnchorThre
     """Anchor the chain now and then every ``every_seconds`` (the server calls this at start-up
     when ``KAPNOTES_AUDIT_ANCHOR_FILE`` is set, and ``stop()`` at shutdown)."""
     return AnchorThread(engine, path, every_seconds).start()
+
+
+# --- what an administrator sees of an event's detail ------------------------------------------
+
+# Detail keys whose values are counts, ids, sizes or system states: never a clinical fact.
+_PLAIN_KEYS = frozenset({
+    "rows", "count", "items", "columns", "imported", "duplicates", "invalid", "voided", "staged_rows_removed",
+    "engine", "bytes", "role", "team", "user", "note", "version", "terms", "hits", "addenda", "sha256",
+    "default", "from", "to",
+})
+# Actions about accounts, the log itself and the system: their free-text details are not clinical.
+_PLAIN_ACTIONS = ("auth.", "audit.", "backup.", "user.", "team.", "session.", "admin.")
+REDACTED = "…"
+
+
+def redact_detail(action: str, record_type: str, detail: str) -> str:
+    """An event's detail as an administrator may see it: counts, ids and system states stay;
+    anything that could be a clinical fact (``flag=suicidality``, ``instrument=PHQ-9``,
+    ``action=hold``, a note type, a plan status) becomes ``…``. The stored detail is unchanged
+    (the chain covers it); the ``auditor`` role reads it in full."""
+    if not detail or action.startswith(_PLAIN_ACTIONS):
+        return detail
+    out = []
+    for token in detail.replace(";", " ").split():
+        key, eq, _ = token.partition("=")
+        if eq and (key in _PLAIN_KEYS or (key == "status" and record_type == "session_note")):
+            out.append(token)
+        elif eq:
+            out.append(f"{key}={REDACTED}")
+        elif not out or out[-1] != REDACTED:
+            out.append(REDACTED)
+    return " ".join(out)
+
+
+def shown_detail(actor: Actor, ev) -> str:
+    """The detail ``actor`` may read: in full for an auditor, redacted for anyone else."""
+    if actor.role == Role.auditor:
+        return ev.detail
+    return redact_detail(ev.action, ev.record_type or "", ev.detail or "")

@@ -1,4 +1,8 @@
-"""Administration: the audit log, filtered by user, patient, action and dates."""
+"""Administration: the audit log, filtered by user, patient, action and dates.
+
+An administrator sees details without clinical values (``audit.shown_detail``); the auditor
+role, made for investigations, reads them in full.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -9,7 +13,7 @@ from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.session import db, require_user, show_error
 
-actor = require_user("admin")
+actor = require_user("admin", "auditor")
 tz = get_settings().tz
 st.title("Audit log")
 
@@ -67,11 +71,13 @@ else:
             [
                 {"#": e.id, "When": fmt_local(e.at, tz), "User": e.actor_username, "Action": e.action,
                  "Record": f"{e.record_type} {e.record_id or ''}".strip(), "Patient id": e.patient_id,
-                 "Detail": e.detail}
+                 "Detail": audit.shown_detail(actor, e)}
                 for e in events
             ]
         ),
         hide_index=True,
         width="stretch",
     )
-    st.caption("Newest first; showing up to 500 events.")
+    st.caption("Newest first; showing up to 500 events."
+               + ("" if actor.role == "auditor" else " Clinical details are shown as … (an auditor account reads "
+                                                      "them in full)."))

@@ -510,3 +510,33 @@ def test_anchor_thread_writes_until_stopped(engine, clinic, tmp_path):
     with session_scope(engine) as s:
         newest = s.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc())).first()
     assert audit.Anchor.from_json(lines[-1]).hash == newest.hash
+
+
+@pytest.mark.parametrize("action, record_type, detail, shown", [
+    ("assessment.flag", "assessment", "flag=suicidality", "flag=…"),
+    ("assessment.add", "assessment", "instrument=PHQ-9 by=items", "instrument=… by=…"),
+    ("adjustment.decide", "dose_adjustment", "action=hold role=prescriber", "action=… role=prescriber"),
+    ("note.sign", "session_note", "type=dosing;sha256=" + "a" * 64, "type=… sha256=" + "a" * 64),
+    ("note.read", "session_note", "status=signed", "status=signed"),
+    ("plan.version", "treatment_plan", "v3 status=approved", "… status=…"),
+    ("import.batch", "import_batch", "imported=4 duplicates=0 invalid=1", "imported=4 duplicates=0 invalid=1"),
+    ("auth.fail", "", "unknown or inactive account", "unknown or inactive account"),
+    ("backup.create", "database", "engine=sqlite;bytes=10", "engine=sqlite;bytes=10"),
+])
+def test_admins_see_details_without_clinical_values(action, record_type, detail, shown):
+    assert audit.redact_detail(action, record_type, detail) == shown
+
+
+def test_the_auditor_reads_the_log_and_no_patient(session, clinic):
+    from kapnotes.access import require_patient
+
+    auditor = auth.actor_of(auth.create_user(session, None, "audrey", "auditor", "Audrey Auditor", PASSWORD))
+    audit.record(session, clinic.tina, "assessment.flag", "assessment", 1, clinic.a1, detail="flag=suicidality")
+    tz = get_settings().tz
+    events = audit.list_events(session, auditor, audit.AuditFilter(action="assessment.flag"), tz)
+    assert [audit.shown_detail(auditor, e) for e in events] == ["flag=suicidality"]
+    assert [audit.shown_detail(clinic.ada, e) for e in events] == ["flag=…"]
+    with pytest.raises(PermissionDenied):
+        require_patient(session, auditor, clinic.a1)
+    with pytest.raises(PermissionDenied):
+        audit.list_events(session, clinic.tina, audit.AuditFilter(), tz)
