@@ -90,6 +90,16 @@ def cmd_init_db(args) -> int:
     key_path, created = notehash.ensure_key_file(notehash.default_key_path(url))
     print(f"signing key {'created' if created else 'found'}: {key_path} (back it up apart from the database; "
           "without it signatures cannot be verified)")
+    from kapnotes import csv_import
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            removed = csv_import.cleanup_abandoned_imports(session)
+    finally:
+        engine.dispose()
+    if removed:
+        print(f"removed {removed} import{'s' if removed != 1 else ''} left unfinished by a stopped process")
     return 0
 
 
