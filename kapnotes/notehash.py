@@ -47,11 +47,13 @@ from dataclasses import dataclass  # noqa: E402
 from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from kapnotes.errors import KapError  # noqa: E402
+
 KEY_FILE_ENV = "KAPNOTES_SIGNING_KEY_FILE"
 _KEY_LINE = re.compile(r"^([A-Za-z0-9_.-]{1,32})\s+([0-9a-fA-F]{64})$")
 
 
-class SigningKeyError(Exception):
+class SigningKeyError(KapError):
     """The signing key file is unreadable or malformed (the message says how to fix it)."""
 
 
@@ -114,11 +116,14 @@ def ensure_key_file(path: Path | None = None) -> tuple[Path, bool]:
     if path.exists():
         read_keys(path)  # malformed: say so now, not at the next signature
         return path, False
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it meanwhile
         return path, False
+    except OSError as exc:
+        raise SigningKeyError(f"Cannot create the signing key file {path}: {exc.strerror}. "
+                              f"Run `python -m kapnotes init-db` or set {KEY_FILE_ENV}.") from None
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write("# KAPNotes signing keys: <key id> <key>. Keep apart from database backups.\n")
         fh.write(_new_key_line({}))
