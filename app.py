@@ -23,7 +23,7 @@ PAGES = [
     ("pages/process_notes.py", "Private process notes", ":material/lock:", ("therapist",), "Notes"),
     ("pages/admin_users.py", "Users", ":material/manage_accounts:", ("admin",), "Administration"),
     ("pages/admin_teams.py", "Care teams", ":material/diversity_3:", ("admin",), "Administration"),
-    ("pages/audit_log.py", "Audit log", ":material/policy:", ("admin",), "Administration"),
+    ("pages/audit_log.py", "Audit log", ":material/policy:", ("admin", "auditor"), "Administration"),
     ("pages/protocol_admin.py", "Protocol", ":material/tune:", ("admin",), "Administration"),
 ]
 

@@ -10,6 +10,8 @@ sends a signed-out page request to the sign-in form with the page as ``next``.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 import hashlib
 import hmac
 import html
@@ -315,8 +317,29 @@ class EdgeMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+@asynccontextmanager
+async def lifespan(_app):
+    """Start-up: remove imports a crashed process left half-staged; anchor the audit chain at least
+    hourly when ``KAPNOTES_AUDIT_ANCHOR_FILE`` is set (the thread stops at shutdown)."""
+    from kapnotes import audit, csv_import
+
+    def _cleanup() -> None:
+        with session_scope(_engine()) as session:
+            csv_import.cleanup_abandoned_imports(session)
+
+    await run_in_threadpool(_cleanup)
+    anchor_file = os.environ.get("KAPNOTES_AUDIT_ANCHOR_FILE", "").strip()
+    thread = audit.start_anchor_thread(_engine(), anchor_file) if anchor_file else None
+    try:
+        yield None
+    finally:
+        if thread is not None:
+            thread.stop()
+
+
 app = st.App(
     str(PROJECT_ROOT / "app.py"),
+    lifespan=lifespan,
     routes=[
         Route(SIGN_IN_PATH, sign_in_form, methods=["GET"]),
         Route(SIGN_IN_PATH, sign_in, methods=["POST"]),

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kapnotes.auth import Actor
 
 GENESIS_HASH = "0" * 64
+AUDIT_READERS = frozenset({Role.admin.value, Role.auditor.value})
 _AUDIT_LOCK_KEY = 0x4B41_5001  # "KAP" audit chain
 _DETAIL_MAX = 255
 
@@ -233,9 +234,9 @@ class AuditFilter:
 
 def list_events(session: Session, actor: Actor, flt: AuditFilter, tz, limit: int = 500,
                 offset: int = 0) -> list[AuditEvent]:
-    """Admins read the audit log; dates are the clinic's calendar days; ``offset`` pages back."""
-    if actor.role != Role.admin:
-        raise PermissionDenied("Only an administrator can read the audit log.")
+    """Admins and auditors read the audit log; dates are the clinic's calendar days; ``offset`` pages back."""
+    if actor.role not in AUDIT_READERS:
+        raise PermissionDenied("Only an administrator or an auditor can read the audit log.")
     q = select(AuditEvent)
     if flt.mrn and flt.mrn.strip():
         from kapnotes.models import Patient
@@ -298,8 +299,8 @@ def verify_and_record(session: Session, actor: Actor) -> ChainReport:
     Walking every event takes seconds in a large clinic, so the audit log page runs it on
     request and shows the last recorded result, instead of re-walking on every rerun.
     """
-    if actor.role != Role.admin:
-        raise PermissionDenied("Only an administrator can verify the audit log.")
+    if actor.role not in AUDIT_READERS:
+        raise PermissionDenied("Only an administrator or an auditor can verify the audit log.")
     report = verify_chain(session)
     detail = (f"intact {report.count} events" if report.ok
               else f"broken at event {report.first_bad_id} ({report.count} events read)")
@@ -309,8 +310,8 @@ def verify_and_record(session: Session, actor: Actor) -> ChainReport:
 
 def last_verification(session: Session, actor: Actor) -> Verification | None:
     """The latest recorded chain check, read through the action index (no walk)."""
-    if actor.role != Role.admin:
-        raise PermissionDenied("Only an administrator can read the audit log.")
+    if actor.role not in AUDIT_READERS:
+        raise PermissionDenied("Only an administrator or an auditor can read the audit log.")
     row = session.exec(
         select(AuditEvent.at, AuditEvent.actor_username, AuditEvent.detail)
         .where(AuditEvent.action == VERIFY_ACTION)
@@ -322,3 +323,130 @@ def last_verification(session: Session, actor: Actor) -> Verification | None:
 
 def count(session: Session) -> int:
     return session.exec(select(func.count()).select_from(AuditEvent)).one()
+
+
+# --- automatic anchors: on every backup and hourly while the app runs ---------------------------
+
+ANCHOR_FILE_ENV = "KAPNOTES_AUDIT_ANCHOR_FILE"
+
+
+def anchor_path_from_env():
+    """``KAPNOTES_AUDIT_ANCHOR_FILE`` as a Path, or None when unset."""
+    import os
+    from pathlib import Path
+
+    raw = os.environ.get(ANCHOR_FILE_ENV, "").strip()
+    return Path(raw) if raw else None
+
+
+def write_anchor(session: Session, path) -> Anchor | None:
+    """Verify the chain and append its head to the anchor file ``path`` (one JSON line).
+
+    Nothing is written for an empty or broken chain (a broken one must be investigated, not
+    anchored), or when the head is already the file's last line. Returns the anchor written.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    report = verify_chain(session)
+    head = anchor_for(report)
+    if head is None:
+        return None
+    if path.exists():
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if lines:
+            try:
+                last = Anchor.from_json(lines[-1])
+            except ValueError:
+                last = None
+            if last is not None and last.event_id == head.event_id and last.hash == head.hash:
+                return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(head.to_json() + "\n")
+    return head
+
+
+class AnchorThread:
+    """A daemon thread writing an anchor every ``every_seconds`` until ``stop()``."""
+
+    def __init__(self, engine, path, every_seconds: float) -> None:
+        import threading
+
+        self.engine, self.path, self.every = engine, path, every_seconds
+        self.written = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kapnotes-audit-anchor", daemon=True)
+
+    def _run(self) -> None:
+        import logging
+
+        from kapnotes.db import session_scope
+
+        while not self._stop.is_set():
+            try:
+                with session_scope(self.engine, write=False) as s:
+                    if write_anchor(s, self.path) is not None:
+                        self.written += 1
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - keep anchoring; a busy database is retried next time
+                self.last_error = str(exc)
+                logging.getLogger(__name__).warning("audit anchor not written: %s", exc)
+            self._stop.wait(self.every)
+
+    def start(self) -> AnchorThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def start_anchor_thread(engine, path, every_seconds: float = 3600) -> AnchorThread:
+    """Anchor the chain now and then every ``every_seconds`` (the server calls this at start-up
+    when ``KAPNOTES_AUDIT_ANCHOR_FILE`` is set, and ``stop()`` at shutdown)."""
+    return AnchorThread(engine, path, every_seconds).start()
+
+
+# --- what an administrator sees of an event's detail ------------------------------------------
+
+# Detail keys whose values are counts, ids, sizes or system states: never a clinical fact.
+_PLAIN_KEYS = frozenset({
+    "rows", "count", "items", "columns", "imported", "duplicates", "invalid", "voided", "staged_rows_removed",
+    "engine", "bytes", "role", "team", "user", "note", "version", "terms", "hits", "addenda", "sha256",
+    "default", "from", "to",
+})
+# Actions about accounts, the log itself and the system: their free-text details are not clinical.
+_PLAIN_ACTIONS = ("auth.", "audit.", "backup.", "user.", "team.", "session.", "admin.")
+REDACTED = "…"
+
+
+def redact_detail(action: str, record_type: str, detail: str) -> str:
+    """An event's detail as an administrator may see it: counts, ids and system states stay;
+    anything that could be a clinical fact (``flag=suicidality``, ``instrument=PHQ-9``,
+    ``action=hold``, a note type, a plan status) becomes ``…``. The stored detail is unchanged
+    (the chain covers it); the ``auditor`` role reads it in full."""
+    if not detail or action.startswith(_PLAIN_ACTIONS):
+        return detail
+    out = []
+    for token in detail.replace(";", " ").split():
+        key, eq, _ = token.partition("=")
+        if eq and (key in _PLAIN_KEYS or (key == "status" and record_type == "session_note")):
+            out.append(token)
+        elif eq:
+            out.append(f"{key}={REDACTED}")
+        elif not out or out[-1] != REDACTED:
+            out.append(REDACTED)
+    return " ".join(out)
+
+
+def shown_detail(actor: Actor, ev) -> str:
+    """The detail ``actor`` may read: in full for an auditor, redacted for anyone else."""
+    if actor.role == Role.auditor:
+        return ev.detail
+    return redact_detail(ev.action, ev.record_type or "", ev.detail or "")

@@ -104,7 +104,7 @@ def create_user(
     username = validate_username(username)
     errors: dict[str, str] = {}
     if role not in {r.value for r in Role}:
-        errors["role"] = f"Unknown role {role!r}; choose therapist, prescriber or admin."
+        errors["role"] = f"Unknown role {role!r}; choose therapist, prescriber, admin or auditor."
     if not full_name.strip():
         errors["full_name"] = "Enter the person's full name."
     elif len(full_name.strip()) > 200:

@@ -46,6 +46,8 @@ class BackupReport:
     audit_events: int | None = None
     audit_head: str | None = None
     removed: tuple[Path, ...] = ()
+    anchor_file: Path | None = None  # where the chain head was appended (KAPNOTES_AUDIT_ANCHOR_FILE)
+    signing_key: Path | None = None  # NOT in the backup: it must be kept apart
 
 
 def backup_name(now: datetime, suffix: str) -> str:
@@ -237,11 +239,17 @@ def create_backup(url: str, out_dir: Path, keep: int | None = None, trial_restor
         raise KapError(f"Backups support SQLite and PostgreSQL, not {backend}.")
     size = target.stat().st_size
     engine = make_engine(url)
+    anchor_file = audit.anchor_path_from_env()
     try:
         with session_scope(engine) as s:
             audit.record(s, None, "backup.create", "database", None, None, detail=f"engine={backend};bytes={size}",
                          actor_username="system")
+        if anchor_file is not None:  # the head, including this backup's own event, kept outside the database
+            with session_scope(engine, write=False) as s:
+                audit.write_anchor(s, anchor_file)
     finally:
         engine.dispose()
     removed = prune(out_dir, keep) if keep is not None else ()
-    return BackupReport(target, size, backend, check, events, head, removed)
+    from kapnotes.notehash import default_key_path
+
+    return BackupReport(target, size, backend, check, events, head, removed, anchor_file, default_key_path(url))

@@ -4,9 +4,11 @@
   columns (ignored and reported), blank lines, yes/no/true/false/1/0, and times with or
   without a zone (naive = the clinic's zone; stored in UTC). Row numbers are the file's
   line numbers (the header is line 1), so a clinician can find the row in a spreadsheet.
-- ``import_doses`` writes one ``ImportBatch`` and its entries in the caller's single
-  transaction: any invalid row means nothing is written unless ``skip_invalid``; rows
-  already in the log (same patient, ``taken_at``, ``dose_mg``) are skipped and counted.
+- ``import_doses`` writes one ``ImportBatch`` and its entries: any invalid row means nothing
+  is written unless ``skip_invalid``; rows already in the log (same patient, ``taken_at``,
+  ``dose_mg``) are skipped and counted. A small import is one transaction; a large one
+  commits in short transactions (on SQLite other users keep working) while its rows stay
+  invisible until one final short transaction publishes the whole batch.
 - ``undo_batch`` voids a whole batch's entries (never deletes), audited.
 """
 
@@ -14,23 +16,35 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, update
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, col, select
 
 from kapnotes import audit, events
 from kapnotes.access import require_patient, require_role
 from kapnotes.auth import Actor
 from kapnotes.db import lock_for_append
-from kapnotes.doses import CSV_COLUMNS, INT_COLUMNS, LABELS, DoseInput, _clean, validate_dose
+from kapnotes.doses import (
+    CSV_COLUMNS,
+    INT_COLUMNS,
+    LABELS,
+    STAGING_REASON,
+    DoseInput,
+    _clean,
+    active_filter,
+    validate_dose,
+)
 from kapnotes.errors import NotFound, PermissionDenied, ValidationError
 from kapnotes.models import (
     CareTeamMember,
@@ -651,7 +665,8 @@ def default_importer(session: Session, patient: Patient) -> User:
 
 
 def _key(taken_at: datetime, dose_mg: float) -> tuple[str, float]:
-    return pd.Timestamp(taken_at).tz_convert("UTC").floor("s").isoformat(), round(float(dose_mg), 3)
+    # plain datetime arithmetic (aware datetimes only): 7x faster than pandas for 200,000 rows
+    return taken_at.astimezone(timezone.utc).replace(microsecond=0).isoformat(), round(float(dose_mg), 3)
 
 
 def import_doses(
@@ -670,6 +685,9 @@ def import_doses(
     ``actor`` None is the operator's CLI, which names the user in ``entered_by_id``.
     A dry run reads (to count duplicates) and writes nothing.
     """
+    # cleaned and keyed before the first query, so no transaction (or SQLite lock) waits for it
+    prepared = [] if parsed.file_error else [(_key(d.taken_at, d.dose_mg), d) for d in
+                                             (_clean(dose) for _, dose in parsed.rows)]
     if actor is not None:
         require_patient(session, actor, patient_id)
         entered_by_id = actor.id
@@ -680,7 +698,7 @@ def import_doses(
     if parsed.file_error or (parsed.errors and not skip_invalid):
         raise ImportRejected(parsed)
     if not dry_run:
-        lock_for_append(session, _IMPORT_LOCK_BASE + patient_id)  # concurrent imports of one patient queue
+        _wait_for_other_imports(session, patient_id)  # takes the patient's import lock; imports of one patient queue
     invalid = len(parsed.invalid_rows)
 
     existing: set[tuple[str, float]] = set()
@@ -689,15 +707,13 @@ def import_doses(
         hi = max(d.taken_at for _, d in parsed.rows)
         for t, mg in session.exec(
             select(DoseEntry.taken_at, DoseEntry.dose_mg).where(
-                DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
+                DoseEntry.patient_id == patient_id, active_filter(),
                 DoseEntry.taken_at >= lo.replace(microsecond=0), DoseEntry.taken_at <= hi)
         ).all():
             existing.add(_key(t, mg))
     fresh: list[DoseInput] = []
     duplicates = 0
-    for _, dose in parsed.rows:
-        dose = _clean(dose)
-        k = _key(dose.taken_at, dose.dose_mg)
+    for k, dose in prepared:
         if k in existing:
             duplicates += 1
             continue
@@ -709,12 +725,14 @@ def import_doses(
     if dry_run:
         return result
 
+    staged = len(fresh) > STAGE_ABOVE
     batch = ImportBatch(patient_id=patient_id, filename=Path(filename).name[:255] or "upload.csv",
                         imported_by_id=entered_by_id, rows_total=parsed.total_rows, rows_imported=len(fresh),
-                        rows_duplicate=duplicates, rows_invalid=invalid)
+                        rows_duplicate=duplicates, rows_invalid=invalid,
+                        status=_staging_status() if staged else BATCH_COMPLETE)
     session.add(batch)
     session.flush()
-    result.batch_id = batch.id
+    result.batch_id = batch_id = batch.id
 
     plan_starts = session.exec(
         select(TreatmentPlan.effective_from, TreatmentPlan.id).where(TreatmentPlan.patient_id == patient_id)
@@ -722,27 +740,143 @@ def import_doses(
     ).all()
     now = utcnow()
     table = DoseEntry.__table__
-    for start in range(0, len(fresh), WRITE_CHUNK):
-        chunk = fresh[start:start + WRITE_CHUNK]
-        values = []
-        for d in chunk:
-            plan_id = None
-            for eff, pid in plan_starts:
-                if eff <= d.taken_at:
-                    plan_id = pid
-            values.append({**{c: getattr(d, c) for c in CSV_COLUMNS}, "patient_id": patient_id,
-                           "plan_id": plan_id, "source": DoseSource.import_.value, "import_batch_id": batch.id,
-                           "session_note_id": None, "entered_by_id": entered_by_id, "created_at": now,
-                           "voided_at": None, "voided_by_id": None, "void_reason": None, "version": 1})
-        session.execute(insert(table), values)
-        if progress:
-            progress("writing", min(start + WRITE_CHUNK, len(fresh)), len(fresh))
+    # A large import writes in short transactions (each chunk commits, so other users' writes get
+    # the lock in between); its rows are staged as voided, invisible to every reader, until one
+    # short final transaction publishes the batch. A crash leaves a staging batch that the next
+    # import (or ``cleanup_abandoned_imports`` at start-up) removes.
+    hidden = {"voided_at": now, "voided_by_id": entered_by_id, "void_reason": STAGING_REASON} if staged else {
+        "voided_at": None, "voided_by_id": None, "void_reason": None}
+    try:
+        if staged:
+            session.commit()
+        for start in range(0, len(fresh), WRITE_CHUNK):
+            chunk = fresh[start:start + WRITE_CHUNK]
+            values = []
+            for d in chunk:
+                plan_id = None
+                for eff, pid in plan_starts:
+                    if eff <= d.taken_at:
+                        plan_id = pid
+                values.append({**{c: getattr(d, c) for c in CSV_COLUMNS}, "patient_id": patient_id,
+                               "plan_id": plan_id, "source": DoseSource.import_.value, "import_batch_id": batch_id,
+                               "session_note_id": None, "entered_by_id": entered_by_id, "created_at": now,
+                               **hidden, "version": 1})
+            session.execute(insert(table), values)
+            if staged and (start // WRITE_CHUNK) % STAGE_CHUNKS_PER_COMMIT == STAGE_CHUNKS_PER_COMMIT - 1:
+                session.commit()
+            if progress:
+                progress("writing", min(start + WRITE_CHUNK, len(fresh)), len(fresh))
+        if staged:
+            session.commit()
+            _publish(session, batch_id)
+    except BaseException:
+        if staged:
+            session.rollback()
+            _discard_staged(session, batch_id)
+        raise
 
-    audit.record(session, actor, "import.batch", "import_batch", batch.id, patient_id,
+    audit.record(session, actor, "import.batch", "import_batch", batch_id, patient_id,
                  detail=f"imported={len(fresh)} duplicates={duplicates} invalid={invalid}",
                  actor_username=None if actor else "cli")
     events.emit(session, "dose.changed", actor, patient_id=patient_id, dose_id=None)
     return result
+
+
+# --- staged imports ---------------------------------------------------------------------------------
+
+BATCH_COMPLETE = "complete"
+STAGE_ABOVE = 2000  # rows; smaller imports write in one transaction (it is short anyway)
+STAGE_CHUNKS_PER_COMMIT = 4  # 2,000 rows per short transaction
+STALE_AFTER = timedelta(hours=6)  # a staging batch of another host this old is abandoned
+
+
+def _staging_status() -> str:
+    return f"staging {socket.gethostname()[:40]} {os.getpid()}"[:64]
+
+
+def _is_abandoned(batch: ImportBatch, now: datetime) -> bool:
+    """A staging batch whose importing process is gone (same host: the pid no longer runs;
+    another host: older than ``STALE_AFTER``)."""
+    parts = (batch.status or "").split()
+    if len(parts) == 3 and parts[1] == socket.gethostname()[:40] and parts[2].isdigit():
+        pid = int(parts[2])
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return now - batch.created_at > STALE_AFTER
+
+
+def _staging(session: Session, patient_id: int | None = None):
+    q = select(ImportBatch).where(col(ImportBatch.status).startswith("staging"))
+    if patient_id is not None:
+        q = q.where(ImportBatch.patient_id == patient_id)
+    return session.exec(q.order_by(col(ImportBatch.id))).all()
+
+
+def _discard_staged(session: Session, batch_id: int, abandoned: bool = False) -> None:
+    """Remove a staging batch and its rows in one short transaction (they were never visible)."""
+    lock_for_append(session, _IMPORT_LOCK_BASE)
+    batch = session.get(ImportBatch, batch_id)
+    if batch is None or not (batch.status or "").startswith("staging"):
+        session.commit()
+        return
+    removed = session.execute(delete(DoseEntry).where(DoseEntry.import_batch_id == batch_id)
+                              .execution_options(synchronize_session=False)).rowcount
+    patient_id = batch.patient_id
+    session.delete(batch)
+    session.flush()
+    if abandoned:
+        audit.record(session, None, "import.abandoned", "import_batch", batch_id, patient_id,
+                     detail=f"staged_rows_removed={removed}", actor_username="system")
+    session.commit()
+
+
+def cleanup_abandoned_imports(session: Session) -> int:
+    """Remove imports a crashed process left staging (run at start-up; every import runs it too)."""
+    now = utcnow()
+    gone = [b.id for b in _staging(session) if _is_abandoned(b, now)]
+    for batch_id in gone:
+        _discard_staged(session, batch_id, abandoned=True)
+    return len(gone)
+
+
+def _wait_for_other_imports(session: Session, patient_id: int, timeout: float = 600) -> None:
+    """Queue behind another import of this patient that is still staging (its rows are not yet
+    visible, so the duplicate check could not see them), then take the patient's import lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lock_for_append(session, _IMPORT_LOCK_BASE + patient_id)
+        now = utcnow()
+        live = [b for b in _staging(session, patient_id) if not _is_abandoned(b, now)]
+        if not live:
+            break
+        if time.monotonic() > deadline:
+            raise ValidationError({"_": "Another import for this patient is still running; try again when it "
+                                        "has finished."})
+        session.commit()  # releases the lock (and keeps the caller's earlier work) while we wait
+        time.sleep(0.25)
+    if any(True for _ in _staging(session)):
+        # an abandoned batch: clean it up first (its own short transactions), then lock again
+        session.commit()
+        cleanup_abandoned_imports(session)
+        lock_for_append(session, _IMPORT_LOCK_BASE + patient_id)
+
+
+def _publish(session: Session, batch_id: int) -> None:
+    """Make a staged batch visible at once: one UPDATE in the (short) final transaction."""
+    lock_for_append(session, _IMPORT_LOCK_BASE)
+    session.execute(update(DoseEntry).where(DoseEntry.import_batch_id == batch_id,
+                                            DoseEntry.void_reason == STAGING_REASON)
+                    .values(voided_at=None, voided_by_id=None, void_reason=None)
+                    .execution_options(synchronize_session=False))
+    session.execute(update(ImportBatch).where(ImportBatch.id == batch_id).values(status=BATCH_COMPLETE)
+                    .execution_options(synchronize_session=False))
 
 
 def list_batches(session: Session, actor: Actor, patient_id: int) -> list[ImportBatch]:
@@ -760,6 +894,8 @@ def undo_batch(session: Session, actor: Actor, batch_id: int, reason: str = "Imp
     require_patient(session, actor, batch.patient_id)
     if batch.undone_at is not None:
         raise ValidationError({"_": "This import was already undone."})
+    if batch.status != BATCH_COMPLETE:
+        raise ValidationError({"_": "This import is still being written; it can be undone once it has finished."})
     if not (reason or "").strip():
         raise ValidationError({"reason": "Give the reason for undoing this import."})
     lock_for_append(session, _IMPORT_LOCK_BASE + batch.patient_id)

@@ -2,8 +2,15 @@
 
 SQLite is the embedded default, PostgreSQL the multi-user engine. Both get the same
 schema from Alembic. SQLite connections get WAL, ``busy_timeout`` and foreign keys on
-every connection, and transactions start with ``BEGIN IMMEDIATE`` so that two writers
-never interleave (the audit hash chain depends on a single writer at a time).
+every connection. A unit of work that writes starts with ``BEGIN IMMEDIATE`` so that two
+writers never interleave (the audit hash chain depends on a single writer at a time, and a
+deferred transaction that read first could not take the write lock later without failing);
+a read-only one (``session_scope(engine, write=False)``) starts with a deferred ``BEGIN``
+and never takes the write lock, so it runs while another process writes (WAL readers see
+the last committed state).
+
+On PostgreSQL the schema belongs to an owner role (``init-db``) and the app connects as a
+runtime role with data rights only (``grant_runtime_role``).
 """
 
 from __future__ import annotations
@@ -58,7 +65,11 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        write = conn.get_execution_options().get(_WRITE_OPTION, True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_WRITE_OPTION = "kapnotes_write"
 
 
 def is_sqlite(engine_or_session) -> bool:
@@ -66,10 +77,20 @@ def is_sqlite(engine_or_session) -> bool:
     return bind.dialect.name == "sqlite"
 
 
+def read_only(engine: Engine) -> Engine:
+    """The same engine (pool, hooks) whose SQLite transactions begin deferred (no write lock)."""
+    return engine.execution_options(**{_WRITE_OPTION: False})
+
+
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    session = Session(engine, expire_on_commit=False)
+def session_scope(engine: Engine, write: bool = True) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error.
+
+    ``write=False`` (SQLite): the transaction never takes the write lock, so it neither waits
+    for a long writer nor holds one up; a write attempted in it may fail with "database is
+    locked" instead of waiting, so use it only for work that writes nothing (no audit event).
+    """
+    session = Session(engine if write else read_only(engine), expire_on_commit=False)
     try:
         yield session
         session.commit()
@@ -88,6 +109,38 @@ def lock_for_append(session: Session, key: int) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=key))
+
+
+def grant_runtime_role(engine: Engine, role: str) -> None:
+    """PostgreSQL, run as the schema's owner: let ``role`` run the app and nothing more.
+
+    Data rights on every table and sequence, then audit events back to INSERT and SELECT
+    (no UPDATE, DELETE or TRUNCATE). The runtime role owns nothing, so it can neither alter
+    nor drop a table nor disable a trigger (both need ownership), and it gets no CREATE on
+    the schema. Default privileges cover tables a later migration (run by the owner) adds.
+    """
+    import re
+
+    if engine.dialect.name != "postgresql":
+        raise ValueError("A runtime role is a PostgreSQL setting (SQLite relies on file permissions).")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", role):
+        raise ValueError("Role names are letters, digits and underscores.")
+    with engine.begin() as conn:
+        owner = conn.exec_driver_sql("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_events'").scalar()
+        if owner == role:
+            raise ValueError(f"{role} owns the tables; the runtime role must be a different role from the owner.")
+        for stmt in (
+            f'GRANT USAGE ON SCHEMA public TO "{role}"',
+            f'REVOKE CREATE ON SCHEMA public FROM "{role}"',
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"',
+            f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
+            f'REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_events FROM "{role}"',
+            f'REVOKE UPDATE, DELETE, TRUNCATE ON alembic_version FROM "{role}"',
+            f'REVOKE INSERT ON alembic_version FROM "{role}"',
+            f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{role}"',
+            f'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO "{role}"',
+        ):
+            conn.exec_driver_sql(stmt)
 
 
 def alembic_config(url: str):

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import case, func
+from sqlalchemy import case, func, or_
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
@@ -273,11 +273,28 @@ def unusual_dose(session: Session, patient_id: int, dose_mg: float, taken_at: da
 def unusual_rows(session: Session, patient_id: int, rows) -> list[tuple[int, str]]:
     """(row number, reason) for each imported dose above the plan or the ceiling. An import
     records them as the file says (the file is the record); the caller warns per row."""
+    rows = list(rows)
+    if len(rows) < 50:
+        return [(n, m) for n, data in rows
+                if (m := unusual_dose(session, patient_id, float(data.dose_mg), data.taken_at)) is not None]
+    # a large file: the plan history and the ceiling read once (same rule as ``unusual_dose``)
+    history = session.exec(select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id)
+                           .order_by(col(TreatmentPlan.version_number).desc())).all()
+    try:
+        ceiling = protocol.in_force(session).ceiling_mg
+    except protocol.ProtocolError:
+        ceiling = protocol.load_default().ceiling_mg
     out = []
     for number, data in rows:
-        message = unusual_dose(session, patient_id, float(data.dose_mg), data.taken_at)
-        if message is not None:
-            out.append((number, message))
+        dose_mg = float(data.dose_mg)
+        plan = next((p for p in history if p.effective_from <= data.taken_at), None)
+        reasons = []
+        if plan is not None and dose_mg > plan.dose_mg:
+            reasons.append(f"the plan's {plan.dose_mg:g} mg")
+        if dose_mg > ceiling:
+            reasons.append(f"the protocol's {ceiling:g} mg ceiling")
+        if reasons:
+            out.append((number, f"{dose_mg:g} mg is above {' and '.join(reasons)}."))
     return out
 
 
@@ -417,13 +434,28 @@ class DoseFilter:
     limit: int | None = None  # the newest N only (pickers), read in SQL rather than sliced after
 
 
+STAGING_REASON = "import in progress"  # csv_import: staged rows wait, voided, until their batch is published
+
+
+def active_filter():
+    """The doses that count: not voided. A long import stages its rows as voided (reason
+    ``STAGING_REASON``) and publishes them in one short final transaction, so every query
+    with this filter (or the plain ``voided_at IS NULL``) never sees half an import."""
+    return col(DoseEntry.voided_at).is_(None)
+
+
+def visible_filter():
+    """Doses a list may show, voided ones included: everything except an import's staged rows."""
+    return or_(col(DoseEntry.voided_at).is_(None), col(DoseEntry.void_reason).is_(None),
+               DoseEntry.void_reason != STAGING_REASON)
+
+
 def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None,
                columns: tuple[str, ...] = LIST_COLUMNS) -> pd.DataFrame:
     """The patient's doses as a DataFrame (one query, no access check: callers check)."""
     cols = [getattr(DoseEntry, c) for c in columns]
     q = select(*cols).where(DoseEntry.patient_id == patient_id)
-    if not flt.include_voided:
-        q = q.where(col(DoseEntry.voided_at).is_(None))
+    q = q.where(active_filter() if not flt.include_voided else visible_filter())
     tz = tz or timezone.utc
     if flt.date_from:
         q = q.where(DoseEntry.taken_at >= datetime.combine(flt.date_from, time(), tz))

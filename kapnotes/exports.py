@@ -41,7 +41,7 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
-from kapnotes.notehash import content_hash
+from kapnotes.notes import signature_state
 from kapnotes.patients import care_team
 from kapnotes.pdf import BUILD_LOCK
 from kapnotes.pdf.model import (
@@ -157,7 +157,8 @@ def _note_rows(session: Session, notes: list[SessionNote], tz) -> list[NoteData]
             signed_by=names.get(n.signed_by_id) if signed else None,
             signed_at=fmt_local(n.signed_at, tz) if signed and n.signed_at else None,
             content_hash=n.content_hash if signed else None,
-            hash_verified=(content_hash(n) == n.content_hash) if signed and n.content_hash else None,
+            # the keyed signature (MAC) as well as the hash: a rewritten note with a recomputed hash fails
+            hash_verified=(signature_state(n) in ("ok", "unsealed")) if signed and n.content_hash else None,
             carried_over=n.carried_over_from_id is not None,
             doses=linked,
             scores=tuple(_score_row(a) for a in scores if a.session_note_id == n.id),

@@ -79,6 +79,7 @@ class Role(StrEnum):
     therapist = "therapist"
     prescriber = "prescriber"
     admin = "admin"
+    auditor = "auditor"  # reads the full audit log for investigations; nothing clinical, manages nothing
 
 
 class PatientStatus(StrEnum):
@@ -283,6 +284,9 @@ class ImportBatch(SQLModel, table=True):
     rows_invalid: int = 0
     undone_at: Optional[datetime] = utc_field()
     undone_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    # migration 0112: "staging" while a long import writes in short transactions (its rows are
+    # invisible to every reader), "complete" once one short final transaction publishes them.
+    status: str = Field(default="complete", max_length=16)
 
 
 class DoseEntry(Versioned, SQLModel, table=True):
@@ -383,6 +387,9 @@ class SessionNote(Versioned, SQLModel, table=True):
     signed_at: Optional[datetime] = utc_field()
     signed_by_id: Optional[int] = Field(default=None, foreign_key="users.id")
     content_hash: Optional[str] = Field(default=None, max_length=64)
+    # migration 0112: HMAC-SHA-256 under the signing key (outside the database) and its key id
+    signature_mac: Optional[str] = Field(default=None, max_length=64)
+    signature_key_id: Optional[str] = Field(default=None, max_length=32)
     version: int = Field(default=1)
 
 
@@ -396,6 +403,9 @@ class Addendum(SQLModel, table=True):
     created_at: datetime = utc_field(nullable=False, default_now=True)
     signed_at: datetime = utc_field(nullable=False, default_now=True)
     content_hash: str = Field(max_length=64)
+    # migration 0112: HMAC-SHA-256 under the signing key (outside the database) and its key id
+    signature_mac: Optional[str] = Field(default=None, max_length=64)
+    signature_key_id: Optional[str] = Field(default=None, max_length=32)
 
 
 class ProcessNote(Versioned, SQLModel, table=True):

@@ -23,10 +23,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes import audit, events, vitals
+from kapnotes import audit, events, notehash, vitals
 from kapnotes.access import require_patient, require_role, visible_patient_ids
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
@@ -34,6 +35,7 @@ from kapnotes.errors import ConflictError, KapError, PermissionDenied, Validatio
 from kapnotes.models import (
     Addendum,
     Assessment,
+    AuditEvent,
     DoseContext,
     DoseEntry,
     DoseSource,
@@ -647,18 +649,35 @@ def sign(session: Session, actor: Actor, note_id: int, expected_version: int, **
     note.updated_at = now
     note.updated_by_id = actor.id
     note.content_hash = content_hash(note)
+    note.signature_mac, note.signature_key_id = notehash.make_mac(notehash.note_mac_parts(note))
     try:
         session.flush()
     except StaleDataError:
         raise DraftConflict(note.id, expected_version, None, mine, None) from None
-    audit.record(session, actor, "note.sign", "session_note", note.id, note.patient_id, f"type={note.note_type}")
+    # the hash (never the text) goes into the chain, so the database's own copy cannot vouch alone
+    audit.record(session, actor, "note.sign", "session_note", note.id, note.patient_id,
+                 f"type={note.note_type};sha256={note.content_hash}")
     events.emit(session, "note.signed", actor, patient_id=note.patient_id, note_id=note.id, note_type=note.note_type)
     return note
 
 
+def signature_state(note: SessionNote, ring: notehash.KeyRing | None = None) -> str:
+    """``"ok"`` (content, hash and MAC agree), ``"unsealed"`` (signed before MACs and its hash
+    matches; hash only), ``"no_key"`` (its key is missing from the key file) or ``"bad"``."""
+    if note.status != NoteStatus.signed or note.content_hash != content_hash(note):
+        return "bad"
+    if ring is None and note.signature_mac:
+        try:
+            ring = notehash.keyring(create=False)
+        except notehash.SigningKeyError:
+            return "no_key"
+    return notehash.check_mac(notehash.note_mac_parts(note), note.signature_mac, note.signature_key_id, ring)
+
+
 def verify(note: SessionNote) -> bool:
-    """True when a signed note's content still matches the hash recorded at signing."""
-    return note.status == NoteStatus.signed and note.content_hash == content_hash(note)
+    """True when a signed note's content matches its hash AND the MAC made at signing
+    under the signing key (a rewrite with a recomputed hash fails the MAC)."""
+    return signature_state(note) == "ok"
 
 
 # --- addenda ----------------------------------------------------------------------------------
@@ -674,6 +693,7 @@ class AddendumRow:
     created_at: datetime
     content_hash: str
     verified: bool
+    state: str = "ok"  # see ``signature_state``
 
 
 def addendum_hash(note_id: int, author_id: int, created_at: datetime, text: str) -> str:
@@ -694,10 +714,26 @@ def add_addendum(session: Session, actor: Actor, note_id: int, text: str) -> Add
     now = utcnow()
     row = Addendum(note_id=note.id, author_id=actor.id, text=text, created_at=now, signed_at=now,
                    content_hash=addendum_hash(note.id, actor.id, now, text))
+    row.signature_mac, row.signature_key_id = notehash.make_mac(notehash.addendum_mac_parts(row))
     session.add(row)
     session.flush()
-    audit.record(session, actor, "addendum.create", "addendum", row.id, note.patient_id, f"note={note.id}")
+    audit.record(session, actor, "addendum.create", "addendum", row.id, note.patient_id,
+                 f"note={note.id};sha256={row.content_hash}")
     return row
+
+
+def _ring_or_none() -> notehash.KeyRing | None:
+    try:
+        return notehash.keyring(create=False)
+    except notehash.SigningKeyError:
+        return None
+
+
+def addendum_state(a: Addendum, ring: notehash.KeyRing | None) -> str:
+    """Like ``signature_state``, for an addendum."""
+    if a.content_hash != addendum_hash(a.note_id, a.author_id, a.created_at, a.text):
+        return "bad"
+    return notehash.check_mac(notehash.addendum_mac_parts(a), a.signature_mac, a.signature_key_id, ring)
 
 
 def list_addenda(session: Session, actor: Actor, note_id: int) -> list[AddendumRow]:
@@ -707,10 +743,11 @@ def list_addenda(session: Session, actor: Actor, note_id: int) -> list[AddendumR
         .where(Addendum.note_id == note.id).order_by(col(Addendum.created_at), col(Addendum.id))
     ).all()
     out = []
+    ring = _ring_or_none()
     for a, name, cred in rows:
+        state = addendum_state(a, ring)
         out.append(AddendumRow(a.id, a.note_id, a.author_id, f"{name}, {cred}" if cred else name, a.text,
-                               a.created_at, a.content_hash,
-                               a.content_hash == addendum_hash(a.note_id, a.author_id, a.created_at, a.text)))
+                               a.created_at, a.content_hash, state == "ok", state))
     if out:
         audit.record(session, actor, "addendum.read", "session_note", note.id, note.patient_id, f"count={len(out)}")
     return out
@@ -864,7 +901,8 @@ class NoteView:
     addenda: list[AddendumRow] = field(default_factory=list)
     carried_over_from: SessionNote | None = None
     linked_dose: DoseEntry | None = None
-    hash_ok: bool | None = None
+    hash_ok: bool | None = None  # the keyed signature (MAC) and the hash both match
+    signature_state: str | None = None  # see ``signature_state``; None for drafts
     warnings: dict[str, str] = field(default_factory=dict)
 
 
@@ -877,6 +915,7 @@ def _user_name(session: Session, user_id: int | None) -> str | None:
 
 def view_note(session: Session, actor: Actor, note_id: int) -> NoteView:
     note = get_note(session, actor, note_id)
+    state = signature_state(note) if note.status == NoteStatus.signed else None
     carried = session.get(SessionNote, note.carried_over_from_id) if note.carried_over_from_id else None
     dose = linked_dose(session, note.id) if note.note_type == NoteType.dosing else (
         session.get(DoseEntry, note.integrates_dose_id) if note.integrates_dose_id else None)
@@ -887,7 +926,8 @@ def view_note(session: Session, actor: Actor, note_id: int) -> NoteView:
         addenda=list_addenda(session, actor, note.id) if note.status == NoteStatus.signed else [],
         carried_over_from=carried,
         linked_dose=dose,
-        hash_ok=verify(note) if note.status == NoteStatus.signed else None,
+        hash_ok=(state == "ok") if state is not None else None,
+        signature_state=state,
         warnings=warnings_for(note),
     )
 
@@ -906,3 +946,123 @@ def dose_choices(session: Session, actor: Actor, patient_id: int, limit: int = 3
     ).all()
     return [(d.id, f"{d.taken_at.astimezone(tz):%Y-%m-%d %H:%M} · {d.dose_mg:g} mg {d.formulation} · "
                    f"{d.context.replace('_', ' ')}") for d in rows]
+
+
+# --- whole-record verification (``verify-audit``) and sealing pre-MAC signatures ------------------
+
+_SIGN_ACTIONS = {"note.sign": "session_note", "note.seal": "session_note",
+                 "addendum.create": "addendum", "addendum.seal": "addendum"}
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    notes: int = 0
+    addenda: int = 0
+    unsealed: int = 0  # signed before MACs: checked against the hash only
+    problems: tuple[str, ...] = ()  # in note id order, then addendum id order; the first is named
+
+
+def _recorded_hashes(session: Session) -> dict[tuple[str, str], str]:
+    """(record type, record id) -> the sha256 the audit chain recorded when it was signed (or sealed)."""
+    t = AuditEvent.__table__
+    out: dict[tuple[str, str], str] = {}
+    rows = session.execute(select(t.c.action, t.c.record_id, t.c.detail)
+                           .where(t.c.action.in_(list(_SIGN_ACTIONS))).order_by(t.c.id))
+    for action, record_id, detail in rows:
+        for part in (detail or "").split(";"):
+            if part.startswith("sha256="):
+                out.setdefault((_SIGN_ACTIONS[action], record_id), part[7:])
+    return out
+
+
+def _stream(session: Session, model, where, batch: int = 2000):
+    last = 0
+    while True:
+        rows = session.exec(select(model).where(where, col(model.id) > last).order_by(col(model.id))
+                            .limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].id
+        session.expunge_all()
+
+
+def _judge(kind: str, rid: int, stored: str | None, actual: str, recorded: str | None, mac_state: str) -> str | None:
+    if stored != actual:
+        return f"{kind} {rid}: its content no longer matches its stored hash (it was altered)"
+    if recorded is not None and recorded != actual:
+        return f"{kind} {rid}: its content differs from the hash the audit log recorded when it was signed"
+    if mac_state == "bad":
+        return f"{kind} {rid}: its keyed signature (MAC) does not match (the content and its hash were rewritten)"
+    if mac_state == "no_key":
+        return f"{kind} {rid}: it was signed with a key that is not in the signing key file"
+    if mac_state == "ok" and recorded is None:
+        return f"{kind} {rid}: the audit log holds no record of its signature's hash"
+    return None
+
+
+def verify_signatures(session: Session, ring: notehash.KeyRing | None) -> SignatureReport:
+    """Re-check every signed note and addendum against its MAC and the hash in the audit chain.
+
+    Signatures from before MACs (none stored) are checked against their hash and the audit
+    chain only, and counted as ``unsealed``. Reads the database as it is (no audit event).
+    """
+    recorded = _recorded_hashes(session)
+    problems: list[str] = []
+    n_notes = n_add = unsealed = 0
+    for note in _stream(session, SessionNote, SessionNote.status == NoteStatus.signed.value):
+        n_notes += 1
+        actual = content_hash(note)
+        mac = notehash.check_mac(notehash.note_mac_parts(note), note.signature_mac, note.signature_key_id, ring)
+        unsealed += mac == "unsealed"
+        bad = _judge("note", note.id, note.content_hash, actual, recorded.get(("session_note", str(note.id))), mac)
+        if bad:
+            problems.append(bad)
+    for a in _stream(session, Addendum, sa_true()):
+        n_add += 1
+        actual = addendum_hash(a.note_id, a.author_id, a.created_at, a.text)
+        mac = notehash.check_mac(notehash.addendum_mac_parts(a), a.signature_mac, a.signature_key_id, ring)
+        unsealed += mac == "unsealed"
+        bad = _judge("addendum", a.id, a.content_hash, actual, recorded.get(("addendum", str(a.id))), mac)
+        if bad:
+            problems.append(bad)
+    return SignatureReport(n_notes, n_add, unsealed, tuple(problems))
+
+
+def seal_legacy_signatures(session: Session, ring: notehash.KeyRing) -> tuple[int, list[str]]:
+    """MAC the signatures made before MACs existed, after checking each against its stored hash
+    and the hash the audit log recorded (when it recorded one). Each seal is an audit event
+    carrying the hash, so from then on the chain vouches for it. Returns (sealed, refused)."""
+    recorded = _recorded_hashes(session)
+    sealed, refused = 0, []
+    notes_t, add_t = SessionNote.__table__, Addendum.__table__
+    todo = list(session.exec(select(SessionNote).where(SessionNote.status == NoteStatus.signed.value,
+                                                       col(SessionNote.signature_mac).is_(None))
+                             .order_by(col(SessionNote.id))).all())
+    for note in todo:
+        actual = content_hash(note)
+        bad = _judge("note", note.id, note.content_hash, actual, recorded.get(("session_note", str(note.id))), "")
+        if bad:
+            refused.append(bad)
+            continue
+        mac, key_id = notehash.make_mac(notehash.note_mac_parts(note), ring)
+        session.execute(notes_t.update().where(notes_t.c.id == note.id, notes_t.c.signature_mac.is_(None))
+                        .values(signature_mac=mac, signature_key_id=key_id))
+        audit.record(session, None, "note.seal", "session_note", note.id, note.patient_id,
+                     f"sha256={actual}", actor_username="system")
+        sealed += 1
+    adds = session.exec(select(Addendum, SessionNote.patient_id).join(SessionNote, SessionNote.id == Addendum.note_id)
+                        .where(col(Addendum.signature_mac).is_(None)).order_by(col(Addendum.id))).all()
+    for a, patient_id in adds:
+        actual = addendum_hash(a.note_id, a.author_id, a.created_at, a.text)
+        bad = _judge("addendum", a.id, a.content_hash, actual, recorded.get(("addendum", str(a.id))), "")
+        if bad:
+            refused.append(bad)
+            continue
+        mac, key_id = notehash.make_mac(notehash.addendum_mac_parts(a), ring)
+        session.execute(add_t.update().where(add_t.c.id == a.id, add_t.c.signature_mac.is_(None))
+                        .values(signature_mac=mac, signature_key_id=key_id))
+        audit.record(session, None, "addendum.seal", "addendum", a.id, patient_id,
+                     f"note={a.note_id};sha256={actual}", actor_username="system")
+        sealed += 1
+    return sealed, refused

@@ -37,6 +37,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, func, select
 
 from kapnotes import audit, plans
+from kapnotes.doses import visible_filter
 from kapnotes import protocol as protocol_mod
 from kapnotes.access import require_patient, require_role, visible_patient_ids
 from kapnotes.auth import Actor
@@ -186,7 +187,8 @@ def facts_keys(session: Session, patient_ids, plans_by_patient: dict[int, Treatm
     doses = {pid: (n, mx, sv, nv) for pid, n, mx, sv, nv in session.exec(
         select(DoseEntry.patient_id, func.count(DoseEntry.id), func.max(DoseEntry.id),
                func.coalesce(func.sum(DoseEntry.version), 0), func.count(DoseEntry.voided_at))
-        .where(col(DoseEntry.patient_id).in_(ids)).group_by(DoseEntry.patient_id)).all()}
+        .where(col(DoseEntry.patient_id).in_(ids), visible_filter())  # an import's staged rows are not facts yet
+        .group_by(DoseEntry.patient_id)).all()}
     scores = {pid: (n, mx, nv) for pid, n, mx, nv in session.exec(
         select(Assessment.patient_id, func.count(Assessment.id), func.max(Assessment.id),
                func.count(Assessment.voided_at))
@@ -246,7 +248,7 @@ def stale_reason(session: Session, row: DoseAdjustment, plan: TreatmentPlan | No
         what.append(f"new dose on {_short_date(new_doses[0])}" if len(new_doses) == 1
                     else f"{len(new_doses)} new doses, the latest on {_short_date(new_doses[0])}")
     voided = session.exec(select(func.count()).select_from(DoseEntry).where(
-        DoseEntry.patient_id == row.patient_id, DoseEntry.voided_at > since)).one()
+        DoseEntry.patient_id == row.patient_id, DoseEntry.voided_at > since, visible_filter())).one()
     if voided:
         what.append("a dose voided" if voided == 1 else f"{voided} doses voided")
     for inst, n in session.exec(select(Assessment.instrument, func.count()).where(

@@ -60,13 +60,16 @@ if teams:
         show_error(exc)
 
     st.subheader("Assign a patient")
-    find = st.text_input("Find patient by name or MRN")
+    # Least privilege: the administrator places a patient by MRN (from the intake paperwork) and
+    # never sees a name here, so the audit log's patient ids cannot be joined to names.
+    find = st.text_input("Patient MRN", help="The full MRN; names are not shown to administrators.")
     directory = []
-    if find.strip():  # the directory is read only for a search: a clinic has thousands of patients
+    if find.strip():
         with db() as session:
-            directory = admin.patient_directory(session, actor, find, limit=admin.PAGE_SIZE)
-    patient = st.selectbox("Patient", directory, format_func=lambda p: f"{p.full_name} ({p.mrn})", index=None,
-                           placeholder="Choose a patient" if directory else "Type a name or MRN above first")
+            directory = [p for p in admin.patient_directory(session, actor, find.strip(), limit=admin.PAGE_SIZE)
+                         if p.mrn.lower() == find.strip().lower()]
+    patient = st.selectbox("Patient", directory, format_func=lambda p: f"MRN {p.mrn}", index=None,
+                           placeholder="Choose the patient" if directory else "Type the full MRN above first")
     target = st.selectbox("New care team", teams, format_func=lambda t: t.name, key="assign_team")
     if st.button("Assign", disabled=patient is None):
         try:

@@ -1,4 +1,8 @@
-"""Administration: the audit log, filtered by user, patient MRN, action and dates, 50 events a page."""
+"""Administration: the audit log, filtered by user, patient MRN, action and dates, 50 events a page.
+
+An administrator sees details without clinical values (``audit.shown_detail``); the auditor
+role, made for investigations, reads them in full.
+"""
 
 import pandas as pd
 import streamlit as st
@@ -9,7 +13,7 @@ from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.session import db, require_user, show_error
 
-actor = require_user("admin")
+actor = require_user("admin", "auditor")
 tz = get_settings().tz
 st.title("Audit log")
 
@@ -79,7 +83,7 @@ else:
         pd.DataFrame(
             [
                 {"When": fmt_local(e.at, tz), "User": e.actor_username, "Action": e.action,
-                 "Record": e.record_type.replace("_", " "), "Detail": e.detail}
+                 "Record": e.record_type.replace("_", " "), "Detail": audit.shown_detail(actor, e)}
                 for e in events
             ]
         ),
@@ -90,6 +94,8 @@ else:
     p1, p2, p3 = st.columns([1, 2, 1], vertical_alignment="center")
     p1.button("Previous", key="audit_prev", on_click=_turn, args=(-1,), disabled=page_no == 0,
               icon=":material/chevron_left:")
-    p2.caption(f"Newest first · events {page_no * PAGE + 1}–{page_no * PAGE + len(events)}")
+    p2.caption(f"Newest first · events {page_no * PAGE + 1}–{page_no * PAGE + len(events)}"
+               + ("" if actor.role == "auditor" else " · clinical details are shown as … (an auditor account "
+                                                     "reads them in full)"))
     p3.button("Next", key="audit_next", on_click=_turn, args=(1,), disabled=not more,
               icon=":material/chevron_right:")

@@ -35,6 +35,10 @@ def cmd_backup(args) -> int:
           + (f": {report.audit_events} events, head {report.audit_head}" if report.audit_events is not None else ""))
     for path in report.removed:
         print(f"removed older backup {path.name}")
+    if report.anchor_file is not None:
+        print(f"audit chain head appended to {report.anchor_file}")
+    print(f"the signing key {report.signing_key} is NOT in this backup: back it up separately (without it, "
+          "signed notes restored from this backup cannot be verified)")
     return 0
 
 

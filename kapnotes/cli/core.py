@@ -55,6 +55,21 @@ def register(sub) -> None:
     p.add_argument("--no-append", action="store_true", help="with --anchor: check only, do not append the head")
     p.set_defaults(func=cmd_verify_audit)
 
+    p = sub.add_parser("seal-legacy-signatures",
+                       help="one-off: add keyed signatures (MACs) to notes and addenda signed before MACs existed, "
+                            "after checking each against its hash and the audit log")
+    p.set_defaults(func=cmd_seal_legacy)
+
+    p = sub.add_parser("rotate-signing-key", help="add a new signing key; new signatures use it, older ones keep "
+                                                  "verifying with the key they name")
+    p.set_defaults(func=cmd_rotate_key)
+
+    p = sub.add_parser("grant-runtime-role",
+                       help="PostgreSQL, run as the owner after init-db: give ROLE the rights the app needs and "
+                            "no more (no DDL; audit events INSERT/SELECT only)")
+    p.add_argument("role", help="the (existing) role the app connects as; not the owner")
+    p.set_defaults(func=cmd_grant_runtime_role)
+
 
 def cmd_init_db(args) -> int:
     from sqlalchemy.engine import make_url
@@ -70,6 +85,21 @@ def cmd_init_db(args) -> int:
         shown = make_url(url).render_as_string(hide_password=True)
         raise KapError(f"Cannot prepare the database {shown}: {reason}") from None
     print("database ready")
+    from kapnotes import notehash
+
+    key_path, created = notehash.ensure_key_file(notehash.default_key_path(url))
+    print(f"signing key {'created' if created else 'found'}: {key_path} (back it up apart from the database; "
+          "without it signatures cannot be verified)")
+    from kapnotes import csv_import
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            removed = csv_import.cleanup_abandoned_imports(session)
+    finally:
+        engine.dispose()
+    if removed:
+        print(f"removed {removed} import{'s' if removed != 1 else ''} left unfinished by a stopped process")
     return 0
 
 
@@ -147,6 +177,7 @@ def cmd_seed_demo(args) -> int:
     today = parse_date(args.today, "today") if args.today else None
     summary = seed.seed_demo(engine, patients=args.patients, years=args.years, seed=args.seed, today=today)
     print(summary.describe())
+    _seal(engine, quiet=True)  # the seeder writes signed history directly: give it keyed signatures
     return 0
 
 
@@ -166,14 +197,27 @@ def _read_anchors(path) -> list:
     return anchors
 
 
+def _ring_or_none():
+    from kapnotes import notehash
+
+    try:
+        return notehash.keyring(create=False)
+    except notehash.SigningKeyError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_verify_audit(args) -> int:
     from pathlib import Path
 
+    from kapnotes import notes
+
     anchor_path = Path(args.anchor) if args.anchor else None
     anchors = _read_anchors(anchor_path) if anchor_path else []
-    with session_scope(ready_engine()) as session:
+    with session_scope(ready_engine(), write=False) as session:
         report = audit.verify_chain(session)
         problems = audit.check_anchors(session, anchors, report) if anchors and report.ok else []
+        signatures = notes.verify_signatures(session, _ring_or_none()) if report.ok else None
     if not report.ok:
         print(f"audit chain BROKEN at event {report.first_bad_id}: {report.problem} "
               f"({report.count} events checked)", file=sys.stderr)
@@ -182,7 +226,15 @@ def cmd_verify_audit(args) -> int:
         for problem in problems:
             print(f"audit chain does NOT match its anchors: {problem}", file=sys.stderr)
         return 1
+    if signatures.problems:
+        print(f"signed record ALTERED: {signatures.problems[0]}"
+              + (f" (and {len(signatures.problems) - 1} more)" if len(signatures.problems) > 1 else ""),
+              file=sys.stderr)
+        return 1
     print(f"audit chain intact: {report.count} events; head {report.head_hash}")
+    print(f"signatures intact: {signatures.notes} signed notes, {signatures.addenda} addenda"
+          + (f"; {signatures.unsealed} signed before MACs; hash only (run seal-legacy-signatures)"
+             if signatures.unsealed else ""))
     if anchor_path:
         print(f"{len(anchors)} anchor{'s' if len(anchors) != 1 else ''} in {anchor_path} match")
         head = audit.anchor_for(report)
@@ -191,4 +243,51 @@ def cmd_verify_audit(args) -> int:
             with anchor_path.open("a", encoding="utf-8") as fh:
                 fh.write(head.to_json() + "\n")
             print(f"appended today's head (event {head.event_id}) to {anchor_path}")
+    return 0
+
+
+def _seal(engine, quiet: bool = False) -> int:
+    from kapnotes import notehash, notes
+    from kapnotes.errors import KapError
+
+    ring = notehash.keyring(create=True)
+    with session_scope(engine) as session:
+        chain = audit.verify_chain(session)
+        if not chain.ok:
+            raise KapError(f"The audit chain is broken at event {chain.first_bad_id}; nothing was sealed. "
+                           "Run verify-audit.")
+        sealed, refused = notes.seal_legacy_signatures(session, ring)
+    if not quiet or refused:
+        print(f"sealed {sealed} signature{'s' if sealed != 1 else ''} with key {ring.current}")
+    for problem in refused:
+        print(f"NOT sealed: {problem}", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def cmd_seal_legacy(args) -> int:
+    engine = ready_engine()
+    try:
+        return _seal(engine)
+    finally:
+        engine.dispose()
+
+
+def cmd_rotate_key(args) -> int:
+    from kapnotes import notehash
+
+    key_id = notehash.rotate_key()
+    print(f"new signing key {key_id} added to {notehash.default_key_path()}; back the file up again")
+    return 0
+
+
+def cmd_grant_runtime_role(args) -> int:
+    from kapnotes.db import grant_runtime_role
+
+    engine = ready_engine()
+    try:
+        grant_runtime_role(engine, args.role)
+    finally:
+        engine.dispose()
+    print(f"role {args.role} may now run the app: data rights on every table, audit events insert/select only, "
+          "no DDL")
     return 0

@@ -319,7 +319,9 @@ def render_note(actor, note_id: int, tz, patient_id: int, notice: str | None = N
     times = f"{note.start_time or '—'}–{note.end_time or '—'}"
     st.caption(f"{MODALITY_LABELS.get(note.modality, note.modality)} · {times} · written by {v.author_name}")
     if note.status == NoteStatus.signed:
-        check = "content hash verified" if v.hash_ok else "CONTENT HASH MISMATCH — the note was altered"
+        check = {"ok": "signature and content hash verified",
+                 "unsealed": "signed before keyed signatures: content hash only"}.get(
+            v.signature_state, "SIGNATURE DOES NOT MATCH — the note was altered or its signing key is missing")
         st.markdown(f":green-badge[Signed] by {v.signer_name} on {fmt_local(note.signed_at, tz)} · {check}")
         st.caption(f"SHA-256 {note.content_hash}")
     else:
@@ -348,7 +350,7 @@ def render_note(actor, note_id: int, tz, patient_id: int, notice: str | None = N
         st.caption("No addenda. Corrections to a signed note are added here; the note itself never changes.")
     for i, a in enumerate(v.addenda, start=1):
         with st.container(border=True):
-            ok = "" if a.verified else " · HASH MISMATCH"
+            ok = {"ok": "", "unsealed": " · hash only"}.get(a.state, " · SIGNATURE MISMATCH")
             st.caption(f"Addendum {i} · {a.author_name} · signed {fmt_local(a.created_at, tz)}{ok}")
             st.text(a.text)
     if notes.can_add_addendum(actor, note):

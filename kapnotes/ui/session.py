@@ -61,7 +61,9 @@ def db() -> Iterator[Session]:
     clicks mid-import), so an interrupted service never commits half its work. Call
     ``st.rerun()`` after the ``with`` block, never inside it.
     """
-    with session_scope(engine()) as session:
+    from kapnotes.ui.busy import retry_when_busy  # a busy database: "retrying…", never the crash page
+
+    with retry_when_busy(), session_scope(engine()) as session:
         yield session
 
 

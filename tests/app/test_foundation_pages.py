@@ -24,7 +24,7 @@ FOUNDATION_PAGES = {
     "pages/dashboard.py": ("therapist", "prescriber"),
     "pages/admin_users.py": ("admin",),
     "pages/admin_teams.py": ("admin",),
-    "pages/audit_log.py": ("admin",),
+    "pages/audit_log.py": ("admin", "auditor"),
 }
 PATIENT_MARKERS = ("Alice Able", "A-001", "Aaron Ames", "A-002", "Bea Brook", "B-001")
 REFUSAL = "This page is not available for your role."
@@ -245,12 +245,19 @@ def test_admin_teams_page(ui):
     table = at.dataframe[0].value
     assert sorted(table["Patients"]) == [1, 2]
     assert "tina (therapist)" in " ".join(table["Members"])
-    # admins manage teams with demographics only: a patient can be found to assign
-    assert "Alice Able (A-001)" not in rendered_text(at)  # the directory is read for a search only
-    next(t for t in at.text_input if t.label == "Find patient by name or MRN").input("alice").run()
+    # least privilege: a patient is placed by full MRN and no name is ever shown, so the audit
+    # log's patient ids cannot be joined to names here
+    assert "A-001" not in rendered_text(at)  # the directory is read for a search only
+    mrn = next(t for t in at.text_input if t.label == "Patient MRN")
+    mrn.input("alice").run()
+    assert "Alice" not in rendered_text(at) and "A-001" not in rendered_text(at)  # no search by name
+    mrn.input("A-00").run()
+    assert "A-001" not in rendered_text(at)  # no listing by prefix
+    mrn.input("a-001").run()
     text = rendered_text(at)
-    assert "Alice Able (A-001)" in text  # directory option: name and MRN only
-    assert "150 mg" not in text and "GAD-7" not in text
+    assert "MRN A-001" in text
+    for marker in ("Alice", "Able", "Aaron", "A-002", "150 mg", "GAD-7"):
+        assert marker not in text
 
 
 def test_admin_teams_page_refuses_removing_last_therapist(ui):
@@ -302,6 +309,7 @@ def test_audit_log_page_shows_a_broken_chain(ui):
     from sqlalchemy import text
 
     with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER trg_audit_no_update"))  # as the database file's owner can
         conn.execute(text("UPDATE audit_events SET detail = 'forged' WHERE id = 3"))
     at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
     next(b for b in at.button if b.label == "Verify chain now").click().run()
@@ -512,3 +520,73 @@ def test_db_rolls_back_work_interrupted_by_stop_or_error(ui, script):
         names = set(s.exec(select(CareTeam.name)).all())
     assert "Saved before st.stop" not in names
     assert "Rolled back" not in names
+
+
+# --- audit details, the auditor role, table exports ------------------------------------------------
+
+
+def _clinical_events(engine, clinic):
+    from kapnotes import audit
+    from kapnotes.db import session_scope
+
+    with session_scope(engine) as s:
+        audit.record(s, clinic.tina, "assessment.flag", "assessment", 7, clinic.a1, detail="flag=suicidality")
+        audit.record(s, clinic.tina, "assessment.add", "assessment", 8, clinic.a1, detail="instrument=PHQ-9 by=items")
+        audit.record(s, clinic.paul, "adjustment.decide", "dose_adjustment", 9, clinic.a1,
+                     detail="action=hold role=prescriber")
+
+
+def test_audit_log_shows_admins_no_clinical_values(ui):
+    clinic, engine = ui
+    _clinical_events(engine, clinic)
+    at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
+    assert not at.exception, at.exception
+    details = " | ".join(str(d) for d in at.dataframe[0].value["Detail"])
+    for fact in ("suicidality", "PHQ-9", "hold", "items"):
+        assert fact not in details
+    assert "flag=…" in details and "role=prescriber" in details  # the shape stays, the values go
+    with Session(engine) as s:  # the stored detail (covered by the chain) is unchanged
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "assessment.flag")).one().detail \
+            == "flag=suicidality"
+
+
+def test_an_auditor_reads_full_details_and_nothing_clinical_elsewhere(ui):
+    from kapnotes import auth
+    from kapnotes.db import session_scope
+
+    clinic, engine = ui
+    _clinical_events(engine, clinic)
+    with session_scope(engine) as s:
+        auditor = auth.create_user(s, None, "audrey", "auditor", "Audrey Auditor", PASSWORD)
+    at = run_page("pages/audit_log.py", user_id=auditor.id)
+    assert not at.exception, at.exception
+    details = " | ".join(str(d) for d in at.dataframe[0].value["Detail"])
+    assert "flag=suicidality" in details and "instrument=PHQ-9" in details and "action=hold" in details
+    assert actions(engine, "audit.read")[-1].actor_username == "audrey"  # an investigation is itself logged
+    for page in ("pages/patients.py", "pages/dashboard.py", "pages/admin_users.py", "pages/admin_teams.py"):
+        other = run_page(page, user_id=auditor.id, patient_id=clinic.a1)
+        assert [e.value for e in other.error] == [REFUSAL], page
+        for marker in PATIENT_MARKERS:
+            assert marker not in rendered_text(other)
+
+
+def test_tables_offer_no_builtin_csv_download():
+    """Streamlit's table toolbar download is off app-wide: a cell such as =HYPERLINK(...)
+    cannot leave as a live formula through it (the app's own exports neutralise formulas)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["disableDataExport"] is True
+
+
+def test_app_csv_neutralises_formulas():
+    import pandas as pd
+
+    from kapnotes.csvsafe import to_csv_bytes
+
+    frame = pd.DataFrame({"User": ['=HYPERLINK("http://evil.example","x")', "+1", "@SUM(A1)", "-2+3", "tina"],
+                          "Dose": [150.0, -1.5, 0, 2, 3]})
+    text = to_csv_bytes(frame).decode("utf-8-sig")
+    lines = text.splitlines()
+    assert lines[1].startswith('"\'=HYPERLINK(') and lines[2].startswith("'+1,-1.5")
+    assert lines[3].startswith("'@SUM") and lines[4].startswith("'-2+3") and lines[5] == "tina,3.0"

@@ -18,6 +18,7 @@ from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent
 from tests.factories import PASSWORD
+from tests.unit.tamper import unguarded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,9 +28,8 @@ def _ids(session) -> list[int]:
 
 
 def _raw(session, sql: str, **params) -> None:
-    """Tamper with raw SQL, as someone with database access would, and commit."""
-    session.execute(text(sql), params)
-    session.commit()
+    """Tamper with raw SQL, as the schema's owner would (lifting the append-only guard), and commit."""
+    unguarded(session, sql, **params)
 
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
@@ -391,10 +391,9 @@ def _rehash_all(session) -> None:
     prev = audit.GENESIS_HASH
     for row in rows:
         digest = audit._digest(prev, row._replace(prev_hash=prev) if hasattr(row, "_replace") else row)
-        session.execute(text("UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id"),
-                        {"p": prev, "h": digest, "id": row.id})
+        unguarded(session, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id",
+                  p=prev, h=digest, id=row.id)
         prev = digest
-    session.commit()
 
 
 def test_anchors_catch_a_cut_tail_and_a_rewritten_chain(session, db_url, clinic, tmp_path):
@@ -448,3 +447,96 @@ def test_a_malformed_anchor_file_is_refused_unchanged(session, db_url, clinic, t
     bad = _cli(db_url, "verify-audit", "--anchor", str(anchors))
     assert bad.returncode == 1 and "line 1 is not an audit anchor" in bad.stderr
     assert anchors.read_text() == '{"event_id": 1, "hash": "abc"}\n'
+
+
+def test_audit_events_refuse_update_and_delete(engine, clinic):
+    """The chain only ever appends: the database refuses changes to an event (both backends)."""
+    from sqlalchemy.exc import DatabaseError
+
+    from kapnotes import db_guards
+
+    with session_scope(engine) as s:
+        victim = s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).first()
+    for sql in ("UPDATE audit_events SET detail = 'x' WHERE id = :id", "DELETE FROM audit_events WHERE id = :id"):
+        with pytest.raises(DatabaseError, match=db_guards.AUDIT_MESSAGE), session_scope(engine) as s:
+            s.execute(text(sql), {"id": victim})
+    with session_scope(engine) as s:  # appending still works
+        audit.record(s, None, "test.append", actor_username="system")
+
+
+def test_backup_appends_the_head_to_the_anchor_file(db_url, backend, clinic, tmp_path, monkeypatch):
+    from kapnotes import backup
+
+    if backend == "postgres":
+        import shutil
+
+        if not shutil.which("pg_dump"):
+            pytest.skip("pg_dump is not installed")
+    anchors = tmp_path / "elsewhere" / "anchors.jsonl"
+    monkeypatch.setenv(audit.ANCHOR_FILE_ENV, str(anchors))
+    backup.create_backup(db_url, tmp_path / "b")
+    backup.create_backup(db_url, tmp_path / "b2")
+    lines = anchors.read_text().splitlines()
+    assert len(lines) == 2
+    first, second = (audit.Anchor.from_json(x) for x in lines)
+    assert second.event_id > first.event_id  # each backup's own event is covered
+    ok = _cli_anchor(db_url, anchors)
+    assert ok.returncode == 0, ok.stderr
+
+
+def _cli_anchor(db_url, anchors):
+    return _cli(db_url, "verify-audit", "--anchor", str(anchors), "--no-append")
+
+
+def test_anchor_thread_writes_until_stopped(engine, clinic, tmp_path):
+    import time
+
+    path = tmp_path / "anchors.jsonl"
+    thread = audit.start_anchor_thread(engine, path, every_seconds=0.05)
+    try:
+        deadline = time.monotonic() + 20
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.exists(), thread.last_error
+        with session_scope(engine) as s:
+            audit.record(s, None, "test.more", actor_username="system")
+        while len(path.read_text().splitlines()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        thread.stop()
+    assert not thread.is_alive()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2  # a new head is appended, an unchanged one is not repeated
+    with session_scope(engine) as s:
+        newest = s.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc())).first()
+    assert audit.Anchor.from_json(lines[-1]).hash == newest.hash
+
+
+@pytest.mark.parametrize("action, record_type, detail, shown", [
+    ("assessment.flag", "assessment", "flag=suicidality", "flag=…"),
+    ("assessment.add", "assessment", "instrument=PHQ-9 by=items", "instrument=… by=…"),
+    ("adjustment.decide", "dose_adjustment", "action=hold role=prescriber", "action=… role=prescriber"),
+    ("note.sign", "session_note", "type=dosing;sha256=" + "a" * 64, "type=… sha256=" + "a" * 64),
+    ("note.read", "session_note", "status=signed", "status=signed"),
+    ("plan.version", "treatment_plan", "v3 status=approved", "… status=…"),
+    ("import.batch", "import_batch", "imported=4 duplicates=0 invalid=1", "imported=4 duplicates=0 invalid=1"),
+    ("auth.fail", "", "unknown or inactive account", "unknown or inactive account"),
+    ("backup.create", "database", "engine=sqlite;bytes=10", "engine=sqlite;bytes=10"),
+])
+def test_admins_see_details_without_clinical_values(action, record_type, detail, shown):
+    assert audit.redact_detail(action, record_type, detail) == shown
+
+
+def test_the_auditor_reads_the_log_and_no_patient(session, clinic):
+    from kapnotes.access import require_patient
+
+    auditor = auth.actor_of(auth.create_user(session, None, "audrey", "auditor", "Audrey Auditor", PASSWORD))
+    audit.record(session, clinic.tina, "assessment.flag", "assessment", 1, clinic.a1, detail="flag=suicidality")
+    tz = get_settings().tz
+    events = audit.list_events(session, auditor, audit.AuditFilter(action="assessment.flag"), tz)
+    assert [audit.shown_detail(auditor, e) for e in events] == ["flag=suicidality"]
+    assert [audit.shown_detail(clinic.ada, e) for e in events] == ["flag=…"]
+    with pytest.raises(PermissionDenied):
+        require_patient(session, auditor, clinic.a1)
+    with pytest.raises(PermissionDenied):
+        audit.list_events(session, clinic.tina, audit.AuditFilter(), tz)

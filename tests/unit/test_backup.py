@@ -17,6 +17,7 @@ from kapnotes import backup
 from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import KapError
 from kapnotes.models import AuditEvent, Patient
+from tests.unit.tamper import unguarded
 from tests.factories import make_clinic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +80,7 @@ def test_a_copy_whose_audit_chain_is_broken_is_not_kept(sqlite_url, tmp_path):
     make_clinic(engine)
     with session_scope(engine) as s:
         victim = s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).all()[2]
-        s.execute(text("UPDATE audit_events SET detail = 'tampered' WHERE id = :id"), {"id": victim})
+        unguarded(s, "UPDATE audit_events SET detail = 'tampered' WHERE id = :id", id=victim)
     out = tmp_path / "b"
     with pytest.raises(KapError, match=f"broken at event {victim}"):
         backup.create_backup(sqlite_url, out)
@@ -118,6 +119,7 @@ def test_verify_backup_finds_a_tampered_audit_log_in_a_copy(sqlite_url, tmp_path
     engine.dispose()
     copy = sqlite3.connect(report.path)
     victim = copy.execute("SELECT id FROM audit_events ORDER BY id LIMIT 1 OFFSET 3").fetchone()[0]
+    copy.execute("DROP TRIGGER trg_audit_no_update")  # as the file's owner can
     copy.execute("UPDATE audit_events SET detail = 'tampered' WHERE id = ?", (victim,))
     copy.commit()
     copy.close()
@@ -158,7 +160,7 @@ def test_postgres_trial_restore_finds_a_broken_chain_keeps_nothing_and_drops_the
     make_clinic(pg_session_engine)
     with session_scope(pg_session_engine) as s:
         victim = s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).all()[2]
-        s.execute(text("UPDATE audit_events SET detail = 'tampered' WHERE id = :id"), {"id": victim})
+        unguarded(s, "UPDATE audit_events SET detail = 'tampered' WHERE id = :id", id=victim)
     out = tmp_path / "b"
     with pytest.raises(KapError, match=f"broken at event {victim}.*Nothing was kept"):
         backup.create_backup(PG_URL, out, trial_restore=True)

@@ -189,3 +189,30 @@ def test_addenda_refuse_raw_update_and_delete(engine, clinic, sql):
     with pytest.raises(sa_exc.DBAPIError, match=db_guards.ADDENDUM_MESSAGE):
         with engine.begin() as conn:
             conn.execute(text(sql), {"id": add_id})
+
+
+def test_sqlite_write_units_lock_at_begin_and_read_units_never(tmp_path, sqlite_template):
+    """Writes start BEGIN IMMEDIATE (two writers never interleave); ``write=False`` starts a
+    deferred BEGIN, so a reader never holds the write lock against another process."""
+    import shutil
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError
+
+    from kapnotes.db import make_engine, session_scope
+
+    path = tmp_path / "x.db"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    other = sa.create_engine(f"sqlite:///{path}", connect_args={"isolation_level": None, "timeout": 0.05})
+    with other.connect() as conn:
+        with session_scope(engine, write=False) as s:
+            s.execute(text("SELECT count(*) FROM users")).one()
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # another writer gets the lock meanwhile
+            conn.exec_driver_sql("ROLLBACK")
+        with session_scope(engine) as s:
+            s.execute(text("SELECT count(*) FROM users")).one()
+            with pytest.raises(OperationalError, match="database is locked"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+    other.dispose()
+    engine.dispose()
