@@ -343,11 +343,11 @@ def _failed(session_factory, reason: str, message: str, status: int = 400) -> Re
 
 
 async def start(request: Request) -> Response:
-    from kapnotes.asgi import is_https, safe_next
-
     settings = get_oidc_settings()
     if settings is None:
         return _not_configured()
+    from kapnotes.asgi import is_https, safe_next  # the server's helpers (asgi includes these routes)
+
     flow = new_flow(safe_next(request.query_params.get("next")))
     try:
         url = await run_in_threadpool(authorization_url, settings, flow, _redirect_uri(request))
@@ -363,12 +363,11 @@ async def start(request: Request) -> Response:
 
 
 async def callback(request: Request) -> Response:
-    from kapnotes.asgi import _engine, client_ip, is_https, set_session_cookie
-    from kapnotes.db import session_scope
-
     settings = get_oidc_settings()
     if settings is None:
         return _not_configured()
+    from kapnotes.asgi import _engine, client_ip, is_https, set_session_cookie
+    from kapnotes.db import session_scope
 
     def scope():
         return session_scope(_engine())
