@@ -333,15 +333,6 @@ def _clear_flow(response: Response) -> Response:
     return response
 
 
-def _failed(session_factory, reason: str, message: str, status: int = 400) -> Response:
-    def _audit():
-        with session_factory() as session:
-            audit.record(session, None, "auth.oidc_failed", "user", detail=f"reason={reason}"[:120],
-                         actor_username="(single sign-on)")
-
-    return _audit, _clear_flow(_page("Single sign-on did not work", message, status))
-
-
 async def start(request: Request) -> Response:
     settings = get_oidc_settings()
     if settings is None:
@@ -373,9 +364,14 @@ async def callback(request: Request) -> Response:
         return session_scope(_engine())
 
     async def fail(reason: str, message: str, status: int = 400) -> Response:
-        record, response = _failed(scope, reason, message, status)
-        await run_in_threadpool(record)
-        return response
+        """Audited (the reason only), the flow cookie cleared, a plain page with a way back."""
+        def _audit():
+            with scope() as session:
+                audit.record(session, None, "auth.oidc_failed", "user", detail=f"reason={reason}"[:120],
+                             actor_username="(single sign-on)")
+
+        await run_in_threadpool(_audit)
+        return _clear_flow(_page("Single sign-on did not work", message, status))
 
     params = request.query_params
     flow = FLOWS.take(request.cookies.get(FLOW_COOKIE))
@@ -407,9 +403,9 @@ async def callback(request: Request) -> Response:
             "The account you signed in with is not linked to a KAPNotes user. Ask your administrator to "
             "record your verified work e-mail address on your KAPNotes account, or sign in with your "
             "KAPNotes username and password.", 403))
-    # A page, not a redirect: the browser arrived here from the provider's site, and a redirect
-    # would carry that cross-site origin, so the SameSite=Strict session cookie would be held back.
-    # Moving on from this page is a same-site navigation.
+    # A page, not a redirect: the browser arrived here from the provider's site, and a browser that
+    # applies SameSite=Strict to a whole redirect chain would hold the new session cookie back on a
+    # redirect (Chromium today does not); moving on from this page is a same-site navigation.
     target = html.escape(flow.next_path)
     body = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="refresh" content="0;url={target}"><title>Signed in · KAPNotes</title></head>'
