@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from kapnotes import auth
+from kapnotes import auth, oidc
 from kapnotes.config import PROJECT_ROOT, get_settings
 from kapnotes.db import session_scope
 
@@ -178,6 +178,7 @@ def sign_in_page(next_path: str, csrf: str, error: str = "", notice: str = "", s
         parts.append(f'<p class="notice" role="status">{e(notice)}</p>')
     if error:
         parts.append(f'<div class="error" role="alert">{"".join(f"<p>{e(m)}</p>" for m in error.split(chr(10)))}</div>')
+    parts.append(oidc.sign_in_button(next_path))  # single sign-on, when configured
     parts += [
         f'<form method="post" action="{SIGN_IN_PATH}">',
         f'<input type="hidden" name="next" value="{e(next_path)}">',
@@ -344,6 +345,7 @@ app = st.App(
         Route(SIGN_IN_PATH, sign_in_form, methods=["GET"]),
         Route(SIGN_IN_PATH, sign_in, methods=["POST"]),
         Route(SIGN_OUT_PATH, sign_out, methods=["POST"]),
+        *oidc.routes(),  # single sign-on (404 unless configured)
     ],
     middleware=[Middleware(EdgeMiddleware)],
 )

@@ -149,3 +149,47 @@ def _npi_env(name: str) -> str:
     if value and not (len(value) == 10 and value.isdigit()):
         raise ConfigError(f"{name} must be a 10-digit NPI, got {value!r}")
     return value
+
+
+# --- single sign-on (OpenID Connect, kapnotes.oidc) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """One OpenID provider, found by its discovery URL; unset: no single sign-on at all."""
+
+    discovery_url: str
+    client_id: str
+    client_secret: str
+    button_label: str
+
+    def __repr__(self) -> str:  # never print the secret (logs, tracebacks)
+        return f"OidcSettings(discovery_url={self.discovery_url!r}, client_id={self.client_id!r})"
+
+
+def get_oidc_settings() -> OidcSettings | None:
+    """``KAPNOTES_OIDC_DISCOVERY_URL`` and ``KAPNOTES_OIDC_CLIENT_ID`` turn single sign-on on;
+    the secret is optional (a public client still uses PKCE). The discovery URL must be https,
+    except on this machine's loopback (a provider run by the tests)."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get("KAPNOTES_OIDC_DISCOVERY_URL", "").strip()
+    client_id = os.environ.get("KAPNOTES_OIDC_CLIENT_ID", "").strip()
+    secret = os.environ.get("KAPNOTES_OIDC_CLIENT_SECRET", "").strip()
+    label = os.environ.get("KAPNOTES_OIDC_BUTTON", "").strip() or "Sign in with single sign-on"
+    if not url and not client_id:
+        return None
+    if not url or not client_id:
+        raise ConfigError("Single sign-on needs both KAPNOTES_OIDC_DISCOVERY_URL and KAPNOTES_OIDC_CLIENT_ID.")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        host, parts = "", None
+    loopback = host in ("127.0.0.1", "::1", "localhost")
+    if parts is None or not host or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError("KAPNOTES_OIDC_DISCOVERY_URL must be an https:// URL such as "
+                          f"https://accounts.google.com/.well-known/openid-configuration, got {url!r}")
+    if len(label) > 80:
+        raise ConfigError("KAPNOTES_OIDC_BUTTON can be at most 80 characters.")
+    return OidcSettings(discovery_url=url, client_id=client_id, client_secret=secret, button_label=label)
