@@ -119,10 +119,11 @@ def test_all_patients_in_workers_is_resumable(cli_db, engine, clinic, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in sorted(out_dir.glob("*.pdf"))} == before
     assert len(exports_audited(engine)) == 3  # nothing exported, nothing audited
 
-    # new data for A-001 only: only its PDF is rebuilt
+    # new data for A-001 only: only its PDF is rebuilt (a dose with vomiting: printed on its own line)
     with session_scope(engine) as s:
         s.add(DoseEntry(patient_id=clinic.a1, taken_at=datetime.now(UTC) - timedelta(hours=2), dose_mg=150,
-                        formulation="odt", context="home", entered_by_id=clinic.tina.id, notes="NEW-DOSE-ROW"))
+                        formulation="odt", context="home", vomited=True, entered_by_id=clinic.tina.id,
+                        notes="NEW-DOSE-ROW"))
     third = subprocess.run(cmd[:-2] + ["--jobs", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=300, check=False)
     assert third.returncode == 0, third.stderr
