@@ -150,7 +150,7 @@ FULL_LOG_HINT = ('the full log is available with "Full dose log" on the Exports 
 NAUSEA_WORDS = {0: "none", 1: "mild", 2: "moderate", 3: "severe"}
 WEEK_HEADER = ["Week (Mon–Sun)", "Taken / planned", "Dose(s)", "Anxiety before → after (mean)", "Max diss.",
                "Max nausea", "Vomiting", "Highest BP", "Adverse events", "Voided"]
-WEEK_WIDTHS = [78, 42, 70, 52, 30, 42, 40, 44, 92, 38]
+WEEK_WIDTHS = [70, 42, 62, 52, 30, 50, 46, 46, 94, 36]
 ATTENTION_HEADER = DOSE_HEADER[:9] + ["Why listed", "Notes"]
 
 
