@@ -184,8 +184,8 @@ def bench_pdf(args, clinic, report: Report) -> None:
     report.add("pdf", "1-year treatment summary PDF vs bare ReportLab",
                f"{ms(r['pdf_s'])} / {ms(r['bare_s'])} = {ratio:.2f}×", f"≤ {PDF_TARGET:g}×", ratio <= PDF_TARGET,
                ratio=ratio, **r)
-    print(f"    ({r['doses']} doses, {r['notes']} notes, {r['scores']} scores, {r['pages']} pages; "
-          f"gathering the data took {ms(r['gather_s'])})")
+    print(f"    ({r['doses']} doses, {r['notes']} notes, {r['scores']} scores, {r['pages']} pages with the full dose "
+          f"log, {r['pages_weekly']} with home doses by week; gathering the data took {ms(r['gather_s'])})")
 
 
 def bench_bulk(args, clinic, report: Report) -> None:

@@ -48,6 +48,7 @@ from kapnotes.pdf.model import (
     ACTIVE_SAFETY_CODES,
     AddendumRow,
     AdjustmentRow,
+    AttentionRow,
     DocMeta,
     DoseRow,
     NoteData,
@@ -57,6 +58,7 @@ from kapnotes.pdf.model import (
     SafetyItem,
     ScoreRow,
     SummaryData,
+    WeekRow,
     safety_words,
 )
 from kapnotes.timeutil import fmt_local, to_local, utcnow
@@ -415,10 +417,115 @@ def _plan_overrides(session: Session, plans) -> dict[int, str]:
             for i, rules, why in rows}
 
 
+
+# --- the dose log by week, and the doses that need attention (issue 17 item 4) -----------------
+
+def _plan_at(plans, moment: datetime):
+    """The plan version in force at a moment: the newest one effective by then."""
+    current = None
+    for p in plans:  # ordered by version
+        if p.effective_from <= moment:
+            current = p
+    return current
+
+
+def _mg(x: float) -> str:
+    return f"{x:g} mg"
+
+
+def _bp_key(s: int | None, d: int | None) -> tuple[int, int]:
+    return (s if s is not None else -1, d if d is not None else -1)
+
+
+def dose_week_rows(doses, voided_times, plans, date_from: date, date_to: date, tz) -> list[WeekRow]:
+    """Monday-to-Sunday weeks (clinic days) from the week of ``date_from`` to that of ``date_to``.
+
+    ``taken`` counts every dose not voided (home and in session); ``planned`` counts, for each
+    day of the week inside the period, 1 / interval of the plan in force that day when it is
+    active (so 7 for a daily plan, 1 for a weekly one), rounded."""
+    first = date_from - timedelta(days=date_from.weekday())
+    by_week: dict[date, list] = {}
+    for d in doses:
+        day = to_local(d.taken_at, tz).date()
+        by_week.setdefault(day - timedelta(days=day.weekday()), []).append(d)
+    voided: dict[date, int] = {}
+    for t in voided_times:
+        day = to_local(t, tz).date()
+        monday = day - timedelta(days=day.weekday())
+        voided[monday] = voided.get(monday, 0) + 1
+    out = []
+    monday = first
+    while monday <= date_to:
+        ds = by_week.get(monday, [])
+        planned = 0.0
+        for k in range(7):
+            day = monday + timedelta(days=k)
+            if date_from <= day <= date_to:
+                plan = _plan_at(plans, datetime.combine(day + timedelta(days=1), time(), tz))
+                if plan is not None and plan.status == "active" and plan.interval_days:
+                    planned += 1 / plan.interval_days
+        mg: dict[float, int] = {}
+        for d in ds:
+            mg[d.dose_mg] = mg.get(d.dose_mg, 0) + 1
+        before = [d.anxiety_before for d in ds if d.anxiety_before is not None]
+        after = [d.anxiety_after for d in ds if d.anxiety_after is not None]
+        anxiety = "—"
+        if before or after:
+            mean = lambda xs: f"{sum(xs) / len(xs):.1f}" if xs else "—"  # noqa: E731
+            anxiety = f"{mean(before)} → {mean(after)}"
+        readings = [(s_, d_) for d in ds for s_, d_ in ((d.bp_systolic_pre, d.bp_diastolic_pre),
+                                                        (d.bp_systolic_post, d.bp_diastolic_post))
+                    if s_ is not None or d_ is not None]
+        tags: dict[str, int] = {}
+        for d in ds:
+            for t in (d.adverse_events or "").split(";"):
+                if t.strip():
+                    word = t.strip().replace("_", " ")
+                    tags[word] = tags.get(word, 0) + 1
+        iso = monday.isocalendar()
+        sunday = monday + timedelta(days=6)
+        out.append(WeekRow(
+            start=monday, label=f"{iso.year}-W{iso.week:02d}, {monday:%d %b} – {sunday:%d %b}",
+            taken=len(ds), planned=round(planned),
+            doses=", ".join(f"{_mg(k)} ×{v}" for k, v in sorted(mg.items())) or "—", anxiety=anxiety,
+            dissociation_max=max((d.dissociation for d in ds if d.dissociation is not None), default=None),
+            nausea_max=max((d.nausea for d in ds if d.nausea is not None), default=None),
+            vomited=sum(1 for d in ds if d.vomited),
+            bp_max=_bp(*max(readings, key=lambda r: _bp_key(*r))) if readings else "",
+            adverse="; ".join(f"{k} ×{v}" if v > 1 else k for k, v in tags.items()),
+            voided=voided.get(monday, 0),
+        ))
+        monday += timedelta(days=7)
+    return out
+
+
+def attention_reasons(d, alerts: dict[int, str], plans, proto) -> tuple[str, ...]:
+    """Why a dose is printed on its own line (in words); empty when it can be summed into its week."""
+    reasons = []
+    if d.context == "in_session":
+        reasons.append("In session")
+    plan = _plan_at(plans, d.taken_at)
+    if plan is not None and d.dose_mg > plan.dose_mg:
+        reasons.append(f"Dose above the plan ({_mg(d.dose_mg)}; plan {_mg(plan.dose_mg)})")
+    tags = [t.strip().replace("_", " ") for t in (d.adverse_events or "").split(";") if t.strip()]
+    if tags:
+        reasons.append("Adverse event: " + "; ".join(tags))
+    if d.id in alerts:
+        reasons.append(alerts[d.id])
+    if d.vomited:
+        reasons.append("Vomited")
+    if d.nausea is not None and d.nausea >= proto.severe_nausea:
+        reasons.append(f"Severe nausea ({d.nausea} of 3)")
+    return tuple(reasons)
+
+
 def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
                    date_to: date | None = None, *, include_drafts: bool = False, generated_at: datetime | None = None,
-                   as_operator: bool = False) -> SummaryData:
-    """Everything the summary prints. Reads only: no audit (see ``prepare_summary``)."""
+                   as_operator: bool = False, full_dose_log: bool = False) -> SummaryData:
+    """Everything the summary prints. Reads only: no audit (see ``prepare_summary``).
+
+    Home doses are summed by week unless ``full_dose_log``; in-session doses and doses with a
+    safety-relevant finding are always listed one by one (``attention``)."""
     patient = _patient(session, actor, patient_id, as_operator)
     tz = get_settings().tz
     date_from, date_to = resolve_range(session, patient_id, date_from, date_to)
@@ -432,6 +539,10 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
         select(DoseEntry).where(DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
                                 DoseEntry.taken_at >= start, DoseEntry.taken_at < end)
         .order_by(DoseEntry.taken_at, DoseEntry.id)
+    ).all()
+    voided_times = session.exec(
+        select(DoseEntry.taken_at).where(DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_not(None),
+                                         DoseEntry.taken_at >= start, DoseEntry.taken_at < end)
     ).all()
     scores = session.exec(
         select(Assessment).where(Assessment.patient_id == patient_id, col(Assessment.voided_at).is_(None),
@@ -496,15 +607,24 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
         )
         for a in adjustments
     ]
+    alerts = bp_alerts(doses, proto)
+    dose_rows = {d.id: _dose_row(d, tz) for d in doses}
+    attention = []
+    for d in doses:
+        reasons = attention_reasons(d, alerts, plans, proto)
+        if reasons:
+            attention.append(AttentionRow(dose_rows[d.id], reasons))
     return SummaryData(
         meta=_meta(actor, generated_at), patient=_patient_info(patient), date_from=date_from, date_to=date_to,
         care_team=[f"{name} ({role})" for name, role in care_team(session, patient.care_team_id)],
         plans=plan_rows, scores=[_score_row(a) for a in scores], baseline=baseline,
-        doses=[_dose_row(d, tz) for d in doses], adjustments=adj_rows, notes=_note_rows(session, list(notes), tz),
+        doses=list(dose_rows.values()), adjustments=adj_rows, notes=_note_rows(session, list(notes), tz),
         include_drafts=include_drafts, safety=gather_safety(session, patient_id, plans, start, end, tz),
-        bp_alerts=bp_alerts(doses, proto),
+        bp_alerts=alerts,
         bp_thresholds=(f"{proto.decrease_systolic}/{proto.decrease_diastolic} (decrease) and "
                        f"{proto.hold_systolic}/{proto.hold_diastolic} (hold)"),
+        full_dose_log=full_dose_log, attention=attention, voided=len(voided_times),
+        weeks=dose_week_rows(doses, voided_times, plans, date_from, date_to, tz) if doses or voided_times else [],
     )
 
 
@@ -519,10 +639,11 @@ def record_summary_export(session: Session, actor: Actor | None, patient_id: int
 
 def prepare_summary(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
                     date_to: date | None = None, *, include_drafts: bool = False,
-                    generated_at: datetime | None = None, as_operator: bool = False) -> SummaryData:
+                    generated_at: datetime | None = None, as_operator: bool = False,
+                    full_dose_log: bool = False) -> SummaryData:
     """Gather the summary and audit the export, in the caller's transaction."""
     data = gather_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts,
-                          generated_at=generated_at, as_operator=as_operator)
+                          generated_at=generated_at, as_operator=as_operator, full_dose_log=full_dose_log)
     record_summary_export(session, actor, patient_id, data)
     return data
 
@@ -535,9 +656,9 @@ def render_summary(data: SummaryData, invariant: bool = False) -> bytes:
 
 def summary_pdf(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
                 date_to: date | None = None, *, include_drafts: bool = False, generated_at: datetime | None = None,
-                invariant: bool = False, as_operator: bool = False) -> bytes:
+                invariant: bool = False, as_operator: bool = False, full_dose_log: bool = False) -> bytes:
     data = prepare_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts,
-                           generated_at=generated_at, as_operator=as_operator)
+                           generated_at=generated_at, as_operator=as_operator, full_dose_log=full_dose_log)
     return render_summary(data, invariant=invariant)
 
 

@@ -42,12 +42,16 @@ date_from = c1.date_input("From", value=first, max_value=today, key="export_from
 date_to = c2.date_input("To", value=max(last, first), key="export_to", format="YYYY-MM-DD")
 include_drafts = st.checkbox("Include my unsigned drafts (marked DRAFT)", key="export_drafts",
                              help="Drafts are visible to their author only; other people's drafts are never included.")
+full_dose_log = st.checkbox("Full dose log (every dose on its own line)", key="export_full_dose_log",
+                            help="By default home doses are summed by week; doses that need attention are always "
+                                 "listed one by one.")
 if span is None:
     st.info("Nothing recorded for this patient yet — the summary will only have the header.")
 if date_from > date_to:
     st.error("**From**: the start date is after the end date.")
 else:
-    summary_pdf_button(actor, pid, date_from, date_to, include_drafts, key="exports_summary")
+    summary_pdf_button(actor, pid, date_from, date_to, include_drafts, key="exports_summary",
+                       full_dose_log=full_dose_log)
 
 st.subheader("Single note")
 try:

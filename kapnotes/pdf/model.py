@@ -174,6 +174,32 @@ class SafetyData:
 
 
 @dataclass(frozen=True)
+class WeekRow:
+    """One week of doses (Monday to Sunday, clinic days) for the summary's weekly table."""
+
+    start: date  # the Monday
+    label: str  # "2026-W14, 30 Mar – 5 Apr"
+    taken: int  # doses taken (not voided), home and in session
+    planned: int  # doses the active plan called for on the week's days in the period
+    doses: str  # "150 mg ×6, 200 mg ×1" or "—"
+    anxiety: str  # mean before → mean after, or "—"
+    dissociation_max: int | None = None
+    nausea_max: int | None = None
+    vomited: int = 0  # doses followed by vomiting
+    bp_max: str = ""  # the highest reading (by systolic, then diastolic), before or after
+    adverse: str = ""  # tags in words with counts
+    voided: int = 0  # entries voided (never printed themselves)
+
+
+@dataclass(frozen=True)
+class AttentionRow:
+    """A dose printed on its own line: in session, or with a safety-relevant finding."""
+
+    dose: DoseRow
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DocMeta:
     clinic_name: str
     generated_at: str  # clinic time, formatted
@@ -198,3 +224,8 @@ class SummaryData:
     # doses whose blood pressure meets the protocol's thresholds, tagged or not: {dose id: words}
     bp_alerts: dict[int, str] = field(default_factory=dict)
     bp_thresholds: str = ""  # "160/100 (decrease) and 180/110 (hold)"
+    # the dose log's form: weekly (default; short) or every dose (``full_dose_log``)
+    full_dose_log: bool = False
+    weeks: list[WeekRow] = field(default_factory=list)
+    attention: list[AttentionRow] = field(default_factory=list)
+    voided: int = 0  # voided entries in the period (counted, never printed)

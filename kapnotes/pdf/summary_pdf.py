@@ -17,7 +17,7 @@ from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, 
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.chart import score_chart
-from kapnotes.pdf.model import SafetyData, SafetyItem, ScoreRow, SummaryData
+from kapnotes.pdf.model import AttentionRow, SafetyData, SafetyItem, ScoreRow, SummaryData, WeekRow
 from kapnotes.pdf.note_pdf import (
     CONTENT_WIDTH,
     DOSE_HEADER,
@@ -145,6 +145,68 @@ def _plan_status(p) -> str:
     return p.status
 
 
+FULL_LOG_HINT = ('the full log is available with "Full dose log" on the Exports page or --full-dose-log on '
+                 "python -m kapnotes export-pdf")
+NAUSEA_WORDS = {0: "none", 1: "mild", 2: "moderate", 3: "severe"}
+WEEK_HEADER = ["Week (Mon–Sun)", "Taken / planned", "Dose(s)", "Anxiety before → after (mean)", "Max diss.",
+               "Max nausea", "Vomiting", "Highest BP", "Adverse events", "Voided"]
+WEEK_WIDTHS = [70, 42, 62, 52, 30, 50, 46, 46, 94, 36]
+ATTENTION_HEADER = DOSE_HEADER[:9] + ["Why listed", "Notes"]
+
+
+def _nausea(n: int | None) -> str:
+    return "—" if n is None else NAUSEA_WORDS.get(n, str(n))
+
+
+def week_cells(w: WeekRow) -> list[str]:
+    return [
+        w.label.replace(", ", "\n", 1), f"{w.taken} / {w.planned}", w.doses.replace(", ", "\n"), w.anxiety,
+        fmt_number(w.dissociation_max), _nausea(w.nausea_max), f"yes ×{w.vomited}" if w.vomited else "no",
+        w.bp_max or "—", w.adverse or "—", str(w.voided) if w.voided else "—",
+    ]
+
+
+def attention_cells(a: AttentionRow) -> list[str]:
+    cells = dose_cells(a.dose)
+    cells[9] = "\n".join(a.reasons)
+    return cells
+
+
+def dose_log_story(data: SummaryData, s) -> list:
+    """The weekly table (or, when asked, every dose), then every dose that needs attention."""
+    out: list = [Paragraph("Dose log", s["h2"])]
+    if not data.doses:
+        out.append(Paragraph("No doses logged in this period.", s["muted"]))
+        if data.voided:
+            out.append(Paragraph(f"{data.voided} voided entries in the period (not printed).", s["muted"]))
+        return out
+    total_mg = sum(d.dose_mg for d in data.doses)
+    voided = f" {data.voided} voided entries are counted, not printed." if data.voided else ""
+    out.append(Paragraph(f"{len(data.doses)} doses taken in the period, "
+                         f"{fmt_number(round(total_mg / len(data.doses), 1))} mg on average. "
+                         f"Times in the clinic's time zone.{esc(voided)}", s["muted"]))
+    if data.full_dose_log:
+        out.append(Paragraph("Every dose is listed (the full log).", s["muted"]))
+        out.append(Spacer(1, 3))
+        out.append(grid_table(DOSE_HEADER, [dose_cells(d) for d in data.doses], DOSE_WIDTHS, s, long=True))
+    else:
+        out.append(Paragraph(esc(f"Home doses by week; {FULL_LOG_HINT}. Each week counts every dose taken, "
+                                 "home and in session; planned is what the active plan called for on the "
+                                 "week's days in the period."), s["muted"]))
+        out.append(Spacer(1, 3))
+        out.append(grid_table(WEEK_HEADER, [week_cells(w) for w in data.weeks], WEEK_WIDTHS, s, long=True))
+    out.append(Paragraph("Doses that need attention", s["h3"]))
+    out.append(Paragraph("In-session doses, and every dose with an adverse event, blood pressure at or above the "
+                         "protocol's decrease threshold, vomiting, severe nausea or a dose above the plan.",
+                         s["muted"]))
+    if data.attention:
+        out.append(grid_table(ATTENTION_HEADER, [attention_cells(a) for a in data.attention], DOSE_WIDTHS, s,
+                              long=True))
+    else:
+        out.append(Paragraph("None in this period.", s["muted"]))
+    return out
+
+
 def summary_story(data: SummaryData, styles) -> list:
     s = styles
     story: list = []
@@ -209,17 +271,8 @@ def summary_story(data: SummaryData, styles) -> list:
                                 [score_cells(x) for x in sorted(data.scores, key=lambda x: (x.administered_on, x.id))],
                                 [80, 60, 50, CONTENT_WIDTH - 190], s, long=True))
 
-    # dose log
-    story.append(Paragraph("Dose log", s["h2"]))
-    if data.doses:
-        total_mg = sum(d.dose_mg for d in data.doses)
-        story.append(Paragraph(f"{len(data.doses)} doses taken in the period, "
-                               f"{fmt_number(round(total_mg / len(data.doses), 1))} mg on average. "
-                               "Times in the clinic's time zone.", s["muted"]))
-        story.append(Spacer(1, 3))
-        story.append(grid_table(DOSE_HEADER, [dose_cells(d) for d in data.doses], DOSE_WIDTHS, s, long=True))
-    else:
-        story.append(Paragraph("No doses logged in this period.", s["muted"]))
+    # dose log: by week (default) or every dose, then the doses that need attention
+    story.extend(dose_log_story(data, s))
 
     # adverse events
     story.append(Paragraph("Adverse events", s["h2"]))
@@ -298,4 +351,5 @@ def build_summary_pdf(data: SummaryData, invariant: bool = False) -> bytes:
         return buf.getvalue()
 
 
-__all__ = ["ICD10", "Outcome", "build_summary_pdf", "diagnosis_text", "outcomes", "safety_story", "summary_story"]
+__all__ = ["ICD10", "Outcome", "attention_cells", "build_summary_pdf", "diagnosis_text", "dose_log_story", "outcomes",
+           "safety_story", "summary_story", "week_cells"]

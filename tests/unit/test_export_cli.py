@@ -61,6 +61,27 @@ def test_date_range(cli_db, engine, tmp_path):
     assert f"from={d_from.isoformat()};to={d_to.isoformat()}" in ev.detail
 
 
+def test_full_dose_log_flag(cli_db, engine, clinic, tmp_path):
+    """By default home doses print by week; --full-dose-log prints every dose (one patient and --all)."""
+    weekly, full = tmp_path / "weekly.pdf", tmp_path / "full.pdf"
+    assert main(["export-pdf", "--patient", "A-001", "--out", str(weekly)]) == 0
+    assert main(["export-pdf", "--patient", "A-001", "--full-dose-log", "--out", str(full)]) == 0
+    text = {p: flat("\n".join(pg.extract_text() for pg in PdfReader(io.BytesIO(p.read_bytes())).pages))
+            for p in (weekly, full)}
+    with session_scope(engine) as s:
+        taken = [t for t in s.exec(select(DoseEntry.taken_at).where(DoseEntry.patient_id == clinic.a1,
+                                                                    DoseEntry.voided_at.is_(None))).all()]
+    assert "Home doses by week" in text[weekly] and "--full-dose-log" in text[weekly]
+    assert "Every dose is listed (the full log)." in text[full] and "Home doses by week" not in text[full]
+    # the full log adds exactly one row per dose; the rest (attention table, notes) is the same
+    assert text[full].count("ODT, spit") - text[weekly].count("ODT, spit") == len(taken) > 0
+    out_dir = tmp_path / "bulk"
+    assert main(["export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "1", "--full-dose-log"]) == 0
+    bulk = (out_dir / f"{file_stem('A-001')}.pdf").read_bytes()
+    assert "Every dose is listed (the full log)." in flat("\n".join(
+        pg.extract_text() for pg in PdfReader(io.BytesIO(bulk)).pages))
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--patient", "NOPE", "--out", "x.pdf"], "No patient with MRN 'NOPE'"),
     (["--patient", "A-001", "--from", "2026-13-01", "--out", "x.pdf"], "'2026-13-01' is not a valid date"),
@@ -98,10 +119,11 @@ def test_all_patients_in_workers_is_resumable(cli_db, engine, clinic, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in sorted(out_dir.glob("*.pdf"))} == before
     assert len(exports_audited(engine)) == 3  # nothing exported, nothing audited
 
-    # new data for A-001 only: only its PDF is rebuilt
+    # new data for A-001 only: only its PDF is rebuilt (a dose with vomiting: printed on its own line)
     with session_scope(engine) as s:
         s.add(DoseEntry(patient_id=clinic.a1, taken_at=datetime.now(UTC) - timedelta(hours=2), dose_mg=150,
-                        formulation="odt", context="home", entered_by_id=clinic.tina.id, notes="NEW-DOSE-ROW"))
+                        formulation="odt", context="home", vomited=True, entered_by_id=clinic.tina.id,
+                        notes="NEW-DOSE-ROW"))
     third = subprocess.run(cmd[:-2] + ["--jobs", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=300, check=False)
     assert third.returncode == 0, third.stderr

@@ -3,6 +3,7 @@ drafts only when asked, process notes never, vector chart, audit, byte-identical
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import UTC, date, datetime, timedelta
 
@@ -181,12 +182,12 @@ def test_invariant_output_is_byte_identical(engine, clinic, world):
 
 
 def test_one_year_summary_repeats_the_dose_table_header(sqlite_url, tmp_path):
-    """365 daily doses and 52 weekly notes: the dose table spans pages, each with its header row."""
+    """365 daily doses and 52 weekly notes, the full log: the dose table spans pages, each with its header row."""
     engine = make_engine(sqlite_url)
     clinic = make_clinic(engine)
     build_world(engine, clinic, days=365, weekly_notes=True)
     with session_scope(engine) as s:
-        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED, full_dose_log=True)
         pdf = exports.render_summary(data)
     assert len(data.doses) >= 365 and len(data.notes) >= 52
     qpdf_ok(pdf, tmp_path)
@@ -220,8 +221,6 @@ def test_fingerprint_ignores_who_and_when_but_not_data(engine, clinic, world):
 
 def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world):
     """The dose log is one long table split across pages: no row lost, duplicated or reordered."""
-    import dataclasses
-
     from kapnotes.pdf.model import DoseRow
 
     with session_scope(engine) as s:
@@ -231,7 +230,7 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
                      taken_on=start + timedelta(days=i), dose_mg=100.0, formulation="odt", context="home",
                      notes=f"row-{i:04d}-end")
              for i in range(1000)]
-    pdf = exports.render_summary(dataclasses.replace(data, doses=doses, notes=[]))
+    pdf = exports.render_summary(dataclasses.replace(data, doses=doses, notes=[], full_dose_log=True))
     text = flat("\n".join(pdf_text(pdf)[1]))
     positions = [text.find(f"row-{i:04d}-end") for i in range(1000)]
     assert all(p >= 0 for p in positions)
@@ -242,8 +241,6 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
 
 def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, world):
     """In the summary, a note field and a dose's notes each longer than a page print whole, in order."""
-    import dataclasses
-
     from tests.unit.test_pdf_note import _long_text
 
     with session_scope(engine) as s:
@@ -253,7 +250,8 @@ def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, worl
     key = next(iter(note.fields))
     notes = [dataclasses.replace(note, fields={**note.fields, key: _long_text("fld", 300)}), *data.notes[1:]]
     doses = [dataclasses.replace(data.doses[0], notes=_long_text("dnt", 300)), *data.doses[1:]]
-    text = flat("\n".join(pdf_text(exports.render_summary(dataclasses.replace(data, notes=notes, doses=doses)))[1]))
+    text = flat("\n".join(pdf_text(exports.render_summary(dataclasses.replace(data, notes=notes, doses=doses,
+                                                                            full_dose_log=True)))[1]))
     for tag in ("fld", "dnt"):
         positions = [text.find(f"{tag}-{i:04d} ") for i in range(300)]
         assert all(p >= 0 for p in positions), f"{tag}: missing sentence {positions.index(-1)}"
@@ -263,8 +261,6 @@ def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, worl
 def test_summary_notes_leave_out_empty_fields_and_keep_links_and_signature(engine, clinic, world):
     """In the summary a note lists the fields with an answer (the note's own PDF lists all),
     its linked doses on a line, and its signature, with a hash mismatch still printed loudly."""
-    import dataclasses
-
     from kapnotes.note_templates import template
 
     with session_scope(engine) as s:
@@ -380,3 +376,133 @@ def test_plan_history_labels_superseded_versions_and_prints_the_override(engine,
     assert "superseded (was held)" in history
     assert (f"Safety override (Suicidality (PHQ-9 item 9 above 0); Severe hypertension (blood pressure at or above "
             f"the hold threshold)): {OVERRIDE_RATIONALE}") in history
+
+
+# --- shorter summaries: home doses by week, doses that need attention one by one (issue 17 item 4) ----
+
+
+def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, sqlite_template):
+    """The demo's daily patient over 4 months: a few pages, and the weekly counts add up to the
+    doses on record (not voided) in that range."""
+    import shutil
+
+    from sqlmodel import func
+
+    from kapnotes.auth import load_actor
+    from kapnotes.models import DoseEntry, Patient, User
+    from kapnotes.seed import HEAVIEST_MRN, seed_demo
+
+    path = tmp_path / "demo.db"
+    shutil.copy(sqlite_template, path)
+    eng = make_engine(f"sqlite:///{path}")
+    today = date(2026, 11, 1)
+    seed_demo(eng, patients=1, years=0.5, seed=7, today=today)
+    d_from, d_to = today - timedelta(days=121), today
+    with session_scope(eng) as s:
+        pid = s.exec(select(Patient.id).where(Patient.mrn == HEAVIEST_MRN)).one()
+        actor = load_actor(s, s.exec(select(User.id).where(User.username == "tsato")).one())
+        data = exports.gather_summary(s, actor, pid, d_from, d_to, generated_at=FIXED)
+        start, end = exports._bounds(d_from, d_to, exports.get_settings().tz)
+        on_record = s.exec(select(func.count()).select_from(DoseEntry).where(
+            DoseEntry.patient_id == pid, DoseEntry.voided_at.is_(None), DoseEntry.taken_at >= start,
+            DoseEntry.taken_at < end)).one()
+    eng.dispose()
+    assert on_record >= 100  # daily dosing: four months of it
+    assert sum(w.taken for w in data.weeks) == on_record == len(data.doses)
+    assert 17 <= len(data.weeks) <= 19
+    pdf = exports.render_summary(data)
+    qpdf_ok(pdf, tmp_path)
+    reader, pages = pdf_text(pdf)
+    # everything but the signed notes (each note prints its fields in full, about a page each;
+    # they start on a page of their own) fits in a few pages
+    notes_from = next(i for i, p in enumerate(pages) if "Session notes (signed)" in flat(p))
+    assert notes_from <= 6, notes_from
+    no_notes = exports.render_summary(dataclasses.replace(data, notes=[]))
+    assert len(PdfReader(io.BytesIO(no_notes)).pages) <= 6
+    text = flat("\n".join(pages))
+    assert "Home doses by week; the full log is available with" in text
+    assert "--full-dose-log" in text and "Doses that need attention" in text
+    full = exports.render_summary(dataclasses.replace(data, full_dose_log=True, notes=[]))
+    assert len(PdfReader(io.BytesIO(full)).pages) > len(PdfReader(io.BytesIO(no_notes)).pages)
+
+
+def test_weekly_table_counts_doses_and_lists_attention_doses_one_by_one(engine, clinic, world, tmp_path):
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    assert sum(w.taken for w in data.weeks) == len(data.doses)
+    assert sum(w.voided for w in data.weeks) == data.voided == 1
+    pdf = exports.render_summary(data)
+    qpdf_ok(pdf, tmp_path)
+    text = summary_text(pdf)
+    weekly = _section(text, "Home doses by week", "Doses that need attention")
+    assert "Taken / planned" in weekly and "Highest BP" in weekly
+    assert "150 mg ×" in weekly and "severe" in weekly and "nausea; dizziness" in weekly
+    assert "136/86" in weekly  # the highest reading of a week
+    assert "999 mg" not in text and "VOIDED-ENTRY" not in text  # voided: counted, never printed
+    # an ordinary home dose is only summed, never printed on its own line
+    ordinary = [d for d in data.doses if d.context == "home" and d.id not in {a.dose.id for a in data.attention}]
+    assert ordinary and all(d.taken_at.split(" ")[0] + " " + d.taken_at.split(" ")[1] not in text for d in ordinary)
+    attention = _section(text, "Doses that need attention", "Adverse events")
+    ids = {a.dose.id: a.reasons for a in data.attention}
+    in_session = next(d for d in data.doses if d.context == "in_session")
+    assert ids[in_session.id] == ("In session",)
+    vomited = next(d for d in data.doses if d.vomited)
+    assert "Vomited" in ids[vomited.id]
+    for a in data.attention:
+        assert a.dose.taken_at in attention  # each on its own line, with its time
+    assert "In session" in attention and "Vomited" in attention and "Severe nausea (3 of 3)" in attention
+    assert "Adverse event: nausea; dizziness" in attention
+
+
+def test_a_dose_above_the_plan_and_high_bp_need_attention(engine, clinic, world, safety_world):
+    from kapnotes.models import DoseEntry
+
+    with session_scope(engine) as s:
+        when = datetime.now(UTC) - timedelta(hours=2)
+        s.add(DoseEntry(patient_id=clinic.a1, taken_at=when, dose_mg=400, formulation="odt", context="home",
+                        entered_by_id=clinic.tina.id, notes="TOO-MUCH"))
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    reasons = {a.dose.dose_mg: a.reasons for a in data.attention}
+    assert reasons[400.0] == ("Dose above the plan (400 mg; plan 250 mg)",)
+    high = [a for a in data.attention if any("BP 168/104 before the dose" in r for r in a.reasons)]
+    assert len(high) == 1  # untagged, but at or above the decrease threshold
+    text = summary_text(exports.render_summary(data))
+    attention = _section(text, "Doses that need attention", "Adverse events")
+    assert "Dose above the plan (400 mg; plan 250 mg)" in attention and "TOO-MUCH" in attention
+    assert "BP 168/104 before the dose" in attention
+
+
+def test_full_dose_log_prints_every_dose(engine, clinic, world, tmp_path):
+    with session_scope(engine) as s:
+        pdf = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED, full_dose_log=True)
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED, full_dose_log=True)
+    qpdf_ok(pdf, tmp_path)
+    text = summary_text(pdf)
+    assert "Every dose is listed (the full log)." in text and "Home doses by week" not in text
+    log = _section(text, "Every dose is listed", "Doses that need attention")
+    for d in data.doses:
+        assert d.taken_at in log
+    assert log.count("ODT, spit") == len(data.doses)
+
+
+def test_hostile_text_in_attention_doses_prints_literally(engine, clinic, tmp_path):
+    from kapnotes.models import DoseEntry
+    from tests.unit.pdf_data import HOSTILE
+
+    build_world(engine, clinic, days=20)
+    hostile = " | ".join(HOSTILE[:4] + HOSTILE[8:])
+    with session_scope(engine) as s:
+        s.add(DoseEntry(patient_id=clinic.a1, taken_at=datetime.now(UTC) - timedelta(days=3), dose_mg=150,
+                        formulation="odt", context="home", vomited=True, notes=hostile,
+                        adverse_events="<b>bold</b>;AT&T", entered_by_id=clinic.tina.id))
+    with session_scope(engine) as s:
+        pdf = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    qpdf_ok(pdf, tmp_path)
+    text = summary_text(pdf)
+    attention = _section(text, "Doses that need attention", "Adverse events")
+    for piece in ("<b>", '<img src="/etc/passwd">', "AT&T", "a<b", "<font color=red>red</font>", "&amp; &lt;"):
+        assert piece in attention, piece
+    assert "Adverse event: <b>bold</b>; AT&T" in attention
+    weekly = _section(text, "Home doses by week", "Doses that need attention")
+    assert "<b>bold</b>" in weekly and "AT&T" in weekly
