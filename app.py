@@ -34,8 +34,19 @@ def _navigation(role: str) -> list:
     return [st.Page(path, title=title, icon=icon) for path, title, icon, roles, _section in PAGES if role in roles]
 
 
+def _checkin_visitor() -> bool:
+    """A signed-out visitor with ``?t=`` (AppTest), a remembered link, or a check-in cookie
+    (set by GET /checkin; a revoked one still lands on the check-in page, which refuses it)."""
+    if "t" in st.query_params or st.session_state.get("checkin_link_id") is not None:
+        return True
+    try:
+        return bool(st.context.cookies.get("kapnotes_checkin"))
+    except Exception:  # AppTest has no request
+        return False
+
+
 actor = current_actor()
-if actor is None and ("t" in st.query_params or st.session_state.get("checkin_link_id") is not None):
+if actor is None and _checkin_visitor():
     st.navigation([st.Page("pages/checkin.py", title="Check-in")], position="hidden").run()  # patient check-in
 elif actor is None:
     st.navigation([st.Page(sign_in_form, title="Sign in", icon=":material/login:")], position="hidden").run()
