@@ -1,11 +1,15 @@
 """KAPNotes entry point: page config, the sign-in gate, navigation by role and the sidebar notices."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from kapnotes.ui import notices
 from kapnotes.ui.session import current_actor, sign_in_form
 
-st.set_page_config(page_title="KAPNotes", page_icon=":material/clinical_notes:", layout="wide")
+# A local icon file: a ":material/...:" page icon makes the browser fetch it from a font CDN (issue 20).
+st.set_page_config(page_title="KAPNotes", page_icon=str(Path(__file__).parent / "kapnotes" / "assets" / "favicon.png"),
+                   layout="wide")
 
 # (file, title, icon, roles, section). Every page also checks the user itself.
 PAGES = [
