@@ -44,9 +44,10 @@ def _checkin_visitor() -> bool:
     if "t" in st.query_params or st.session_state.get("checkin_link_id") is not None:
         return True
     try:
-        return bool(st.context.cookies.get("kapnotes_checkin"))
+        cookie = st.context.cookies.get("kapnotes_checkin")
     except Exception:  # AppTest has no request
         return False
+    return isinstance(cookie, str) and bool(cookie)  # (AppTest's context is a mock object)
 
 
 actor = current_actor()

@@ -19,7 +19,11 @@ BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 WORD_JOINER = "\u2060"  # invisible, zero width: breaks Streamlit's autolinks and icon codes
 
 # Everything Markdown, Streamlit's directives and emoji codes (:) or HTML (<) could use.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|<>~$:+\-=])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|<>~$])")
+# ":" only before a letter (":red[", ":smile:", ":material/"); "-", "+", "=" only at a line start
+# (lists, setext headings, rules), so "Date: 1985-01-02" stays as typed in the raw text too.
+_COLON = re.compile(r":(?=[A-Za-z])")
+_LINE_START = re.compile(r"(?m)^(\s*)([-+=])")
 # Autolink triggers (checked in Chromium): a scheme, "www.", and the character after "@".
 _SCHEME = re.compile(r"(?i)\b([a-z])([a-z0-9+.\-]*\\?:\s*/)")
 _WWW = re.compile(r"(?i)\b(w)(ww\.)")
@@ -36,7 +40,10 @@ def strip_bidi(text: object) -> str:
 def md_escape(text: object) -> str:
     """Make user text literal inside any Streamlit Markdown: no emphasis, link, image, HTML,
     directive, icon or autolinked URL; bidi controls removed; newlines kept as line breaks."""
-    out = _ORDERED.sub(r"\1\\\2", _MD_SPECIAL.sub(r"\\\1", strip_bidi(text)))
+    out = _MD_SPECIAL.sub(r"\\\1", strip_bidi(text))
+    out = _COLON.sub(r"\\:", out)
+    out = _LINE_START.sub(r"\1\\\2", out)
+    out = _ORDERED.sub(r"\1\\\2", out)
     out = _SCHEME.sub(lambda m: m.group(1) + WORD_JOINER + m.group(2), out)
     out = _WWW.sub(lambda m: m.group(1) + WORD_JOINER + m.group(2), out)
     out = _AT.sub("@" + WORD_JOINER, out)

@@ -16,7 +16,7 @@ try:
     _cookie = st.context.cookies.get(CHECKIN_COOKIE)
 except Exception:  # AppTest has no request
     _cookie = None
-if _cookie and "t" not in st.query_params and st.session_state.get(LINK_KEY) is None:
+if isinstance(_cookie, str) and _cookie and "t" not in st.query_params and st.session_state.get(LINK_KEY) is None:
     with db() as _session:
         _link = checkin.resolve(_session, _cookie)  # None when revoked or expired: the page refuses
         st.session_state[LINK_KEY] = _link.id if _link is not None else None
