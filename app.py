@@ -1,11 +1,15 @@
 """KAPNotes entry point: page config, the sign-in gate, navigation by role and the sidebar notices."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from kapnotes.ui import notices
 from kapnotes.ui.session import current_actor, sign_in_form
 
-st.set_page_config(page_title="KAPNotes", page_icon=":material/clinical_notes:", layout="wide")
+# A local icon file: a ":material/...:" page icon makes the browser fetch it from a font CDN (issue 20).
+st.set_page_config(page_title="KAPNotes", page_icon=str(Path(__file__).parent / "kapnotes" / "assets" / "favicon.png"),
+                   layout="wide")
 
 # (file, title, icon, roles, section). Every page also checks the user itself.
 PAGES = [
@@ -34,8 +38,20 @@ def _navigation(role: str) -> list:
     return [st.Page(path, title=title, icon=icon) for path, title, icon, roles, _section in PAGES if role in roles]
 
 
+def _checkin_visitor() -> bool:
+    """A signed-out visitor with ``?t=`` (AppTest), a remembered link, or a check-in cookie
+    (set by GET /checkin; a revoked one still lands on the check-in page, which refuses it)."""
+    if "t" in st.query_params or st.session_state.get("checkin_link_id") is not None:
+        return True
+    try:
+        cookie = st.context.cookies.get("kapnotes_checkin")
+    except Exception:  # AppTest has no request
+        return False
+    return isinstance(cookie, str) and bool(cookie)  # (AppTest's context is a mock object)
+
+
 actor = current_actor()
-if actor is None and ("t" in st.query_params or st.session_state.get("checkin_link_id") is not None):
+if actor is None and _checkin_visitor():
     st.navigation([st.Page("pages/checkin.py", title="Check-in")], position="hidden").run()  # patient check-in
 elif actor is None:
     st.navigation([st.Page(sign_in_form, title="Sign in", icon=":material/login:")], position="hidden").run()

@@ -19,17 +19,18 @@ import os
 import re
 import secrets
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import streamlit as st
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from kapnotes import auth, oidc
+from kapnotes import auth, checkin_routes, oidc
+from kapnotes.checkin_routes import CHECKIN_PATH
 from kapnotes.config import PROJECT_ROOT, get_settings
 from kapnotes.db import session_scope
 
@@ -42,6 +43,10 @@ SIGN_IN_PATH = "/auth/sign-in"
 SIGN_OUT_PATH = "/auth/sign-out"
 # Paths that are not pages: Streamlit's own endpoints and assets, and our routes.
 NOT_PAGES = ("/_stcore/", "/static/", "/media/", "/component/", "/auth/", "/app/static/")
+# Served only to a signed-in staff session (issue 20): download_button files and uploads.
+STAFF_ONLY = ("/media/", "/_stcore/upload_file")
+# Answered only to a signed-in session or a live check-in (the frontend asks for host-config).
+SIGNED_IN_ONLY = ("/_stcore/metrics", "/_stcore/host-config")
 
 FAILED_BY_IP = auth.SlidingWindow()  # failed sign-ins per client IP, this process only
 
@@ -298,16 +303,42 @@ class EdgeMiddleware:
                     mutable[name] = value
             await send(message)
 
-        if _is_page_request(scope):
+        path = scope.get("path", "/")
+        if path == CHECKIN_PATH:  # the patient's door (kapnotes.checkin_routes): no staff session needed
+            await self.app(scope, receive, send_with_headers)
+            return
+        closed = path.startswith(STAFF_ONLY) or path in SIGNED_IN_ONLY
+        if _is_page_request(scope) or closed:
             token = _cookie(scope, auth.SESSION_COOKIE)
+            patient_token = _cookie(scope, checkin_routes.CHECKIN_COOKIE)
 
             def _valid() -> bool:
                 with session_scope(_engine()) as session:
                     return auth.check_session(session, token).ok
 
-            if not token or not await run_in_threadpool(_valid):
-                path = scope.get("path", "/")
+            staff = bool(token) and await run_in_threadpool(_valid)
+            if not staff and path.startswith(STAFF_ONLY):
+                # export files and uploads belong to a signed-in session, never to whoever has the URL
+                await PlainTextResponse("Forbidden", status_code=403)(scope, receive, send_with_headers)
+                return
+            if not staff and patient_token:
+                key = checkin_routes.request_key(scope)
+                link_id, _ = await run_in_threadpool(checkin_routes.check_token, patient_token, key)
+                if link_id is not None:  # the patient's check-in page and what its frontend needs
+                    await self.app(scope, receive, send_with_headers)
+                    return
+                if not closed:  # revoked or expired: the one generic page, never the staff sign-in
+                    await checkin_routes.refusal_page()(scope, receive, send_with_headers)
+                    return
+            if not staff and closed:  # metrics and host-config: nothing for a signed-out visitor
+                await PlainTextResponse("Not found", status_code=404)(scope, receive, send_with_headers)
+                return
+            if not staff:
                 query = scope.get("query_string", b"").decode("latin-1")
+                if path == "/" and "t" in parse_qs(query):  # an older check-in link: through the door
+                    target = f"{CHECKIN_PATH}?{urlencode({'t': parse_qs(query)['t'][0]})}"
+                    await RedirectResponse(target, status_code=303)(scope, receive, send_with_headers)
+                    return
                 target = safe_next(path + (f"?{query}" if query else ""))
                 notice = "&notice=ended" if token else ""
                 response = RedirectResponse(f"{SIGN_IN_PATH}?next={quote(target, safe='/')}{notice}", status_code=303)
@@ -346,6 +377,7 @@ app = st.App(
         Route(SIGN_IN_PATH, sign_in, methods=["POST"]),
         Route(SIGN_OUT_PATH, sign_out, methods=["POST"]),
         *oidc.routes(),  # single sign-on (404 unless configured)
+        *checkin_routes.routes(),  # GET /checkin?t=: the patient's link (issue 15)
     ],
     middleware=[Middleware(EdgeMiddleware)],
 )

@@ -87,8 +87,9 @@ def hash_token(token: str) -> str:
 
 
 def link_url(base_url: str, token: str) -> str:
-    """The address a patient opens: the app's root with the token as ``t``."""
-    return f"{base_url.rstrip('/')}/?t={token}"
+    """The address a patient opens: ``/checkin?t=`` checks the token, keeps it in an HttpOnly
+    cookie and sends the browser on to the page with no token in the address (issue 15)."""
+    return f"{base_url.rstrip('/')}/checkin?t={token}"
 
 
 # --- links (clinician side) ------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The dose-adjustment protocol: a TOML file a clinic edits (DESIGN.md §3).
 
-``kapnotes/protocols/default.toml`` holds the defaults. A clinic may point at its own
-file: an administrator sets it on the Protocol page (ClinicSetting ``protocol_path``),
-or the deployment sets ``KAPNOTES_PROTOCOL``; the clinic setting wins over the
+``kapnotes/protocols/default.toml`` holds the defaults. A clinic may run its own: an
+administrator pastes or uploads the TOML on the Protocol page and it is kept as text in the
+database (ClinicSetting ``protocol_path``: ``{"text", "sha256"}``; never a server path), or
+the deployment sets ``KAPNOTES_PROTOCOL`` to a file; the clinic's text wins over the
 environment, the environment over the default.
 
 Every key is required and unknown keys are refused, so a typo never falls back to a
@@ -302,46 +303,91 @@ def load_default() -> Protocol:
     return load(None)
 
 
-def configured_path(session=None) -> str | None:
-    """The clinic's protocol file: the admin's setting, else ``KAPNOTES_PROTOCOL``, else None (default)."""
-    if session is not None:
-        from kapnotes.models import ClinicSetting
+CLINIC_SOURCE = "clinic"  # Protocol.source of the text an administrator saved on the Protocol page
+MAX_TEXT_BYTES = 64_000
 
-        row = session.get(ClinicSetting, SETTING_KEY)
-        if row is not None and (row.value or {}).get("path"):
-            return str(row.value["path"])
+
+def _setting(session):
+    from kapnotes.models import ClinicSetting
+
+    row = session.get(ClinicSetting, SETTING_KEY) if session is not None else None
+    return (row.value or {}) if row is not None else {}
+
+
+def clinic_text(session) -> str | None:
+    """The protocol text an administrator saved for the clinic, or None."""
+    text = _setting(session).get("text")
+    return str(text) if text else None
+
+
+def configured_path(session=None) -> str | None:
+    """A protocol *file* set by the deployment (``KAPNOTES_PROTOCOL``), or one a clinic chose
+    before the protocol was kept as text (a legacy ``path`` setting, still honoured until an
+    administrator saves text or goes back to the default). The page never takes a path."""
+    legacy = _setting(session).get("path")
+    if legacy:
+        return str(legacy)
     return os.environ.get(ENV_VAR) or None
 
 
+def parse_text(text: str | bytes) -> Protocol:
+    """Validate protocol text (pasted or uploaded) as the clinic's; cached by content."""
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    if len(data) > MAX_TEXT_BYTES:
+        raise ProtocolError({"file": f"is too large ({len(data)} bytes; a protocol is a few kilobytes)."})
+    key = (CLINIC_SOURCE, hashlib.sha256(data).hexdigest())
+    if key not in _CACHE:
+        _CACHE[key] = parse(data, CLINIC_SOURCE)
+    return _CACHE[key]
+
+
 def in_force(session=None) -> Protocol:
-    """The protocol the clinic runs now."""
+    """The protocol the clinic runs now: the clinic's text, else a configured file, else the default."""
+    text = clinic_text(session) if session is not None else None
+    if text is not None:
+        return parse_text(text)
     return load(configured_path(session))
 
 
-def set_clinic_protocol(session, actor, path: str | None) -> Protocol:
-    """Admin: validate a protocol file and make it the clinic's (None/empty: back to the default)."""
+def text_in_force(session=None) -> str:
+    """The TOML of the protocol in force, to show or to copy as a starting point."""
+    text = clinic_text(session) if session is not None else None
+    if text is not None:
+        return text
+    path = configured_path(session)
+    return (Path(path) if path else DEFAULT_PATH).read_text(encoding="utf-8")
+
+
+def set_clinic_protocol(session, actor, text: str | bytes | None) -> Protocol:
+    """Admin: validate protocol TEXT and make it the clinic's (None/empty: back to the default).
+
+    Stored in the database (ClinicSetting ``protocol_path``), audited with its SHA-256; a bad
+    key is refused by name and nothing is written. No server path is read."""
     from kapnotes import audit
     from kapnotes.access import require_role
     from kapnotes.models import ClinicSetting, Role
     from kapnotes.timeutil import utcnow
 
     require_role(actor, Role.admin.value)
-    path = (path or "").strip() or None
-    if path is not None and not Path(path).is_absolute():
-        raise ProtocolError({"path": "Give the protocol file's full path (starting with /)."})
-    proto = load(path)  # raises ProtocolError naming the bad key: nothing is written
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError({"file": "is not UTF-8 text."}) from None
+    text = text if text and text.strip() else None
+    proto = parse_text(text) if text is not None else load(os.environ.get(ENV_VAR) or None)
     row = session.get(ClinicSetting, SETTING_KEY)
     if row is None:
         row = ClinicSetting(key=SETTING_KEY, value={})
-    row.value = {"path": path} if path else {}
+    row.value = {"text": text, "sha256": proto.sha256} if text is not None else {}
     row.updated_at = utcnow()
     row.updated_by_id = actor.id
     session.add(row)
     session.flush()
     audit.record(session, actor, "protocol.set", "clinic_setting", SETTING_KEY,
-                 detail=f"sha256={proto.sha256[:16]} default={path is None}")
+                 detail=f"sha256={proto.sha256} default={text is None}")
     return proto
 
 
 __all__ = ["Protocol", "ProtocolError", "load", "load_default", "in_force", "configured_path",
-           "set_clinic_protocol", "parse", "normalise_tag"]
+           "set_clinic_protocol", "parse", "parse_text", "clinic_text", "text_in_force", "normalise_tag"]

@@ -14,7 +14,7 @@ from kapnotes.doses import CSV_COLUMNS
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz
@@ -44,7 +44,7 @@ else:
     raw = upload.getvalue()
     problem = csv_import.upload_problem(raw)
     if problem:  # before any widget is built for the file's columns
-        st.error(problem + " Nothing was read.", icon=":material/block:")
+        st.error(md_escape(problem) + " Nothing was read.", icon=":material/block:")
         st.stop()
     mapping: dict[str, str] = {}
     remember = False
@@ -57,7 +57,7 @@ else:
             options = [IGNORE, *CSV_COLUMNS]
             for i, h in enumerate(unknown):
                 default = saved_mapping.get(norm[h], IGNORE)
-                choice = st.selectbox(f"Column “{h}”", options, index=options.index(default)
+                choice = st.selectbox(f"Column “{md_escape(h)}”", options, index=options.index(default)
                                       if default in options else 0, key=f"imp_map_{round_}_{i}")
                 mapping[h] = "" if choice == IGNORE else choice
             remember = st.checkbox("Remember this mapping for the clinic", key=f"imp_remember_{round_}")
@@ -76,7 +76,7 @@ else:
                        icon=":material/help:")
             st.stop()
     if parsed.detected():
-        st.caption("Detected: " + parsed.detected())
+        st.caption("Detected: " + md_escape(parsed.detected()))
 
     c = st.columns(4)
     c[0].metric("Rows in file", parsed.total_rows)
@@ -93,7 +93,7 @@ else:
             show_error(exc)
     c[3].metric("Already in the log", "—" if duplicates is None else duplicates)
     if parsed.extra_columns:
-        st.caption("Ignored columns: " + ", ".join(parsed.extra_columns))
+        st.caption("Ignored columns: " + md_escape(", ".join(parsed.extra_columns)))
 
     if parsed.errors:
         n = len(parsed.invalid_rows)
@@ -135,7 +135,7 @@ else:
             show_error(exc)
         else:  # a fresh uploader: no stale counts or button for the file just imported
             st.session_state["imp_done"] = (
-                f"Imported {result.imported} dose{'s' if result.imported != 1 else ''} from {upload.name}; "
+                f"Imported {result.imported} dose{'s' if result.imported != 1 else ''} from {md_escape(upload.name)}; "
                 f"skipped {result.duplicates} already in the log; {result.invalid} invalid.")
             st.session_state["imp_round"] = round_ + 1
             st.rerun()

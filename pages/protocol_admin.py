@@ -1,8 +1,10 @@
-"""Protocol (admin): the dose-adjustment protocol in force, its name and hash, and choosing the clinic's file.
+"""Protocol (admin): the dose-adjustment protocol in force, its name and hash, and editing the clinic's own.
 
-The protocol holds rules, not clinical content, so administrators manage it. A file is
-validated before it is used; every problem names its key. Suggestions record the name and
-SHA-256 of the protocol that produced them.
+The protocol holds rules, not clinical content, so administrators manage it. It is edited as
+text or taken from an uploaded file and kept in the database, never read from a server path
+(issue 20: the page must not tell anyone which server files exist). Text is validated
+before it is used; every problem names its key. Suggestions record the name and SHA-256 of
+the protocol that produced them.
 """
 
 import streamlit as st
@@ -10,7 +12,7 @@ import streamlit as st
 from kapnotes import protocol
 from kapnotes.errors import KapError
 from kapnotes.ui.session import db, require_user, show_error
-from kapnotes.ui.suggestion_panel import md_escape
+from kapnotes.ui.session import md_escape
 
 actor = require_user("admin")
 
@@ -19,7 +21,7 @@ notice = st.session_state.pop("_protocol_notice", None)
 if notice:
     st.success(notice)
 with db() as session:
-    configured = protocol.configured_path(session)
+    clinic_text = protocol.clinic_text(session)
     try:
         current = protocol.in_force(session)
         problem = None
@@ -27,14 +29,15 @@ with db() as session:
         current, problem = None, exc
 
 if problem is not None:
-    st.error(f"The configured protocol file {configured!r} cannot be used, so suggestions are paused:")
+    st.error("The configured protocol cannot be used, so suggestions are paused:")
     show_error(problem)
 else:
     with st.container(border=True):
         st.markdown(f"**In force:** {md_escape(current.name)}")
         st.markdown(f"**SHA-256:** `{current.sha256}`")
-        st.caption("Source: the bundled default protocol" if current.source == "default"
-                   else f"Source: {current.source}")
+        st.caption({"default": "Source: the bundled default protocol",
+                    protocol.CLINIC_SOURCE: "Source: the clinic's protocol, saved on this page"}
+                   .get(current.source, "Source: the file set by the deployment (KAPNOTES_PROTOCOL)"))
     pct = lambda fr: f"{round(float(fr) * 100)} %"  # noqa: E731
     c = current
     st.markdown(
@@ -62,36 +65,46 @@ else:
         f"{c.gate_nausea}, dissociation ≥ {c.gate_dissociation}, a BP ≥ {c.gate_systolic}/{c.gate_diastolic} mmHg"
         + (" or any adverse event" if c.gate_any_adverse_event else "")
     )
-    with st.expander("The protocol file"):
-        path = current.source if current.source != "default" else protocol.DEFAULT_PATH
-        try:
-            st.code(open(path, encoding="utf-8").read(), language="toml")
-        except OSError:
-            st.caption("The file can no longer be read.")
 
-st.subheader("Use the clinic's own protocol file")
-st.caption("Copy the default protocol, edit it, save it on the server and enter its full path. "
-           f"Without a clinic file, the {protocol.ENV_VAR} environment setting or the default applies.")
-path = st.text_input("Protocol file path (on the server)", value=configured or "", placeholder="/etc/kapnotes/protocol.toml")
+st.subheader("The clinic's protocol")
+st.caption("Edit the protocol below, or upload a protocol file (TOML) from your computer, then validate "
+           f"and save it. Without a clinic protocol, the {protocol.ENV_VAR} setting or the default applies.")
+with db() as session:
+    try:
+        starting = protocol.text_in_force(session)
+    except OSError:
+        starting = protocol.DEFAULT_PATH.read_text(encoding="utf-8")
+uploaded = st.file_uploader("Or upload a protocol file", type=["toml", "txt"], key="protocol_upload")
+if uploaded is not None:
+    try:
+        starting = uploaded.getvalue().decode("utf-8")
+    except UnicodeDecodeError:
+        st.error("The uploaded file is not UTF-8 text.")
+text = st.text_area("Protocol (TOML)", value=starting, height=400,
+                    key=f"protocol_text_{uploaded.file_id if uploaded is not None else 'current'}")
 c_check, c_use, c_default = st.columns(3)
 if c_check.button("Validate", key="validate_protocol"):
     try:
-        p = protocol.load(path.strip() or None)
-        st.success(f"Valid: {p.name} (sha256 {p.sha256})")
+        p = protocol.parse_text(text)
+        st.success(f"Valid: {md_escape(p.name)} (sha256 {p.sha256})")
     except KapError as exc:
-        st.error("This file cannot be used:")
+        st.error("This protocol cannot be used:")
         show_error(exc)
 if c_use.button("Use this protocol", type="primary", key="use_protocol"):
     try:
         with db() as session:
-            p = protocol.set_clinic_protocol(session, actor, path)
-        st.session_state["_protocol_notice"] = f"Now in force: {p.name} (sha256 {p.sha256})"
+            p = protocol.set_clinic_protocol(session, actor, text)
+        st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
         st.rerun()
     except KapError as exc:
         st.error("Nothing was changed:")
         show_error(exc)
-if c_default.button("Back to the default", key="default_protocol", disabled=not configured):
-    with db() as session:
-        p = protocol.set_clinic_protocol(session, actor, None)
-    st.session_state["_protocol_notice"] = f"Now in force: {p.name} (sha256 {p.sha256})"
-    st.rerun()
+if c_default.button("Back to the default", key="default_protocol", disabled=clinic_text is None):
+    try:
+        with db() as session:
+            p = protocol.set_clinic_protocol(session, actor, None)
+        st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
+        st.rerun()
+    except KapError as exc:
+        st.error("Nothing was changed:")
+        show_error(exc)

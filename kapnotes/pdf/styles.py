@@ -21,6 +21,8 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase import pdfmetrics, ttfonts
 from reportlab.pdfbase.ttfonts import TTFont
 
+from kapnotes.textsafe import strip_bidi
+
 try:  # right-to-left scripts: visual order (python-bidi) and Arabic joining forms (arabic-reshaper)
     import arabic_reshaper
     from bidi import get_display
@@ -139,7 +141,7 @@ def clean(value: object) -> str:
     """A user value as plain text: str(), control characters removed, never None."""
     if value is None:
         return ""
-    return _CONTROL.sub(" ", str(value))
+    return _CONTROL.sub(" ", strip_bidi(value))  # bidi controls removed: text reads as typed
 
 
 def plain_text(value: object) -> str:

@@ -18,7 +18,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from kapnotes import auth
+from kapnotes import auth, textsafe
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.db import session_scope
@@ -242,14 +242,11 @@ def sidebar_account(actor: Actor) -> None:
         st.fragment(_idle_check, run_every=idle_check_seconds())()
 
 
-# Enough to stop emphasis, links and images, colour directives (:red[...]), HTML, LaTeX,
-# tables and headings; ordinary punctuation (. , : - ') stays as typed.
-_MD_SPECIAL = set("\\`*_[]<>$~|#")
-
-
 def md_escape(text: object) -> str:
-    """Make user text literal inside Streamlit markdown (names, typed values in messages)."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", "  \n")
+    """Make user text literal inside Streamlit markdown (names, typed values in messages).
+
+    The one escaping path (issue 20): see ``kapnotes.textsafe.md_escape``."""
+    return textsafe.md_escape(text)
 
 
 def show_outcome(key: str) -> None:

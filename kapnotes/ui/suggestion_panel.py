@@ -8,7 +8,6 @@ literally (``st.text`` or escaped Markdown), never interpreted as Markdown.
 
 from __future__ import annotations
 
-import re
 
 import pandas as pd
 import streamlit as st
@@ -20,6 +19,7 @@ from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.engine import HOLD_FLAGS
 from kapnotes.models import DoseAdjustment
+from kapnotes.textsafe import md_escape  # the one escaping path (issue 20)
 from kapnotes.timeutil import fmt_local
 
 ACTION_LABELS = {
@@ -62,14 +62,6 @@ FLAG_LABELS = {
     "at_ceiling": "at the ceiling",
     "low_baseline": "low baseline",
 }
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|<>~$:])")
-
-
-def md_escape(text: str | None) -> str:
-    """Escape Markdown so user text renders literally inside ``st.markdown``."""
-    return _MD_SPECIAL.sub(r"\\\1", text or "")
-
-
 def action_label(action: str) -> str:
     return ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
 

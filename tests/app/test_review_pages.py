@@ -224,33 +224,47 @@ def test_dashboard_panel_shows_suggestion_reasons_and_latest_decision(ui):
     assert "Rejected" in text and "Keep weekly <i>for now</i>." in text
 
 
-def test_protocol_admin_shows_protocol_and_validates_a_clinic_file(ui, tmp_path):
+def test_protocol_admin_edits_the_protocol_as_text_never_a_server_path(ui, tmp_path):
+    """Issue 20: pasted text is validated (a bad key refused by name, nothing written), good text
+    is kept in the database and audited with its hash; no path input, no server file named."""
     engine, clinic = ui
     default = protocol.load_default()
     at = page("protocol_admin.py", clinic.ada)
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert default.name in text and default.sha256 in text
-    bad = tmp_path / "bad.toml"
-    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("plan_window_days = 28", "plan_window_days = 0"))
-    at.text_input[0].input(str(bad))
+    assert len(at.text_input) == 0 and not any("path" in t.label.lower() for t in at.text_area)
+    assert str(protocol.DEFAULT_PATH) not in text and "/etc/" not in text
+    (area,) = at.text_area
+    assert area.value == protocol.DEFAULT_PATH.read_text()  # a starting point to edit
+    area.input(area.value.replace("plan_window_days = 28", "plan_windw_days = 28"))
     button(at, "Use this protocol").click()
     at.run()
-    text = rendered_text(at)
-    assert "Nothing was changed" in text and "Windows.plan window days" in text.replace("**", "")
+    assert not at.exception, at.exception
+    text = rendered_text(at).replace("**", "").replace("\\", "")
+    assert "Nothing was changed" in text and "Windows.plan windw days" in text
     with Session(engine) as s:
-        assert protocol.in_force(s).sha256 == default.sha256
-    good = tmp_path / "clinic.toml"
-    good.write_text(protocol.DEFAULT_PATH.read_text().replace('name = "KAPNotes default protocol, version 2"',
-                                                             'name = "Clinic protocol v2"'))
-    at.text_input[0].input(str(good))
+        assert protocol.in_force(s).sha256 == default.sha256 and protocol.clinic_text(s) is None
+    good = protocol.DEFAULT_PATH.read_text().replace('name = "KAPNotes default protocol, version 2"',
+                                                     'name = "Clinic protocol v2"')
+    at.text_area[0].input(good)
     button(at, "Use this protocol").click()
     at.run()
     assert not at.exception, at.exception
     assert "Now in force: Clinic protocol v2" in rendered_text(at)
     with Session(engine) as s:
-        assert protocol.in_force(s).name == "Clinic protocol v2"
-        assert s.exec(select(AuditEvent).where(AuditEvent.action == "protocol.set")).first() is not None
+        proto = protocol.in_force(s)
+        assert proto.name == "Clinic protocol v2" and protocol.clinic_text(s) == good
+        event = s.exec(select(AuditEvent).where(AuditEvent.action == "protocol.set")).first()
+        assert event is not None and proto.sha256 in event.detail
+    # a server path typed as "text" is just invalid TOML: nothing is read from the disk
+    secret = tmp_path / "secret.toml"
+    secret.write_text('token = "x"\n')
+    at.text_area[0].input(str(secret))
+    button(at, "Validate").click()
+    at.run()
+    text = rendered_text(at)
+    assert "cannot be used" in text and "token" not in text
 
 
 def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(ui):

@@ -106,10 +106,10 @@ def test_patient_checks_in_from_the_phone(browser, server):
     handout = server["dir"] / "handout.pdf"
     printed = _cli(server, "--patient", MRN, "--ask-scales", "--handout", str(handout), "--base-url", server["url"])
     url = _qr_url(handout)
-    assert url == printed.splitlines()[0] and "?t=" in url
+    assert url == printed.splitlines()[0] and url.startswith(server["url"] + "/checkin?t=")
 
     # --- the patient, on a phone -------------------------------------------------------------------
-    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True)  # axe is injected
     p = ctx.new_page()
     p.goto(url)
     expect(p.get_by_role("heading", name=re.compile(r"^Hello "))).to_be_visible(timeout=30000)
@@ -132,10 +132,19 @@ def test_patient_checks_in_from_the_phone(browser, server):
     expect(p.get_by_text("Thank you. Your check-in was sent")).to_be_visible(timeout=30000)
     expect(p.get_by_text("988", exact=False).first).to_be_visible()
     assert violations(p, str(AXE)) == []
-    # (A browser reload opens a new Streamlit session, which today forgets the link: the URL no longer
-    # carries it. Reruns within the session keep working; the AppTest checks that.)
     assert len(_patient_doses(server)) == 1
     hold = _pending_hold(server)
+    # a reload (a new Streamlit session, no token in the URL) keeps the check-in: the HttpOnly cookie
+    (cookie,) = [c for c in ctx.cookies() if c["name"] == "kapnotes_checkin"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["expires"] > 0
+    p.reload()
+    expect(p.get_by_role("button", name="Send my check-in")).to_be_visible(timeout=30000)
+    assert "t=" not in p.url
+    # revoking ends it: the next reload shows the one generic page
+    _cli(server, "--patient", MRN, "--revoke")
+    p.reload()
+    expect(p.get_by_text(REFUSAL)).to_be_visible(timeout=30000)
+    expect(p.get_by_role("button", name="Send my check-in")).to_have_count(0)
     ctx.close()
 
     # --- the therapist's dashboard -------------------------------------------------------------------
@@ -183,7 +192,7 @@ def test_expired_and_revoked_links_are_refused(browser, server):
         engine.dispose()
     revoked_url = _cli(server, "--patient", MRN, "--base-url", server["url"]).splitlines()[0]
     _cli(server, "--patient", MRN, "--revoke")
-    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True)  # axe is injected
     for url in (expired_url, revoked_url):
         p = ctx.new_page()
         p.goto(url)

@@ -231,3 +231,78 @@ def _rows(db_url):
         rows = s.exec(select(UserSession)).all()
     engine.dispose()
     return rows
+
+
+# --- issue 20: exposure; issue 15: the check-in door --------------------------------------------
+
+
+def test_media_and_uploads_are_refused_without_a_staff_session(server):
+    """Export files handed over by st.download_button live at /media/<hash>: only for the signed in."""
+    for method, path in (("GET", "/media/0123456789abcdef0123456789abcdef.pdf"),
+                         ("PUT", "/_stcore/upload_file/session/file")):
+        r = server.request(method, path)
+        assert r.status_code == 403, (path, r.status_code)
+    server.cookies["kapnotes_session"] = "forged"
+    assert server.get("/media/0123456789abcdef0123456789abcdef.pdf").status_code == 403
+    server.cookies.clear()
+    assert _sign_in(server).status_code == 303
+    r = server.get("/media/0123456789abcdef0123456789abcdef.pdf")
+    assert r.status_code == 404  # through to Streamlit, which knows no such file
+
+
+@pytest.mark.parametrize("path", ["/_stcore/metrics", "/_stcore/host-config"])
+def test_metrics_and_host_config_answer_only_the_signed_in(server, path):
+    assert server.get(path).status_code == 404
+    assert _sign_in(server).status_code == 303
+    assert server.get(path).status_code == 200  # the app's own frontend still gets what it needs
+
+
+def _checkin_cli(db_url, *args) -> str:
+    import os
+    import sys
+
+    from tests.e2e.conftest import ROOT
+
+    env = dict(os.environ, KAPNOTES_DATABASE_URL=db_url, KAPNOTES_FAST_HASH="1")
+    out = subprocess.run([sys.executable, "-m", "kapnotes", "checkin-link", *args], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+
+
+def test_checkin_link_sets_an_http_only_cookie_and_leaves_the_url(server):
+    url = _checkin_cli(server.db_url, "--patient", "KAP-1002", "--base-url", "https://clinic.example")
+    assert url.startswith("https://clinic.example/checkin?t=")
+    token = url.split("t=", 1)[1]
+    r = server.get(f"/checkin?t={token}", headers={"X-Forwarded-Proto": "https"})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    (cookie,) = [c for c in r.set_cookies if c.startswith("kapnotes_checkin=")]
+    low = cookie.lower()
+    assert f"kapnotes_checkin={token}" in cookie and "httponly" in low and "samesite=lax" in low
+    assert "secure" in low and 29 * 86400 < int(re.search(r"max-age=(\d+)", low).group(1)) <= 30 * 86400
+    # the page loads on the cookie alone (a reload), and its frontend gets host-config
+    assert server.get("/").status_code == 200
+    assert server.get("/_stcore/host-config").status_code == 200
+    assert server.get("/media/0123456789abcdef0123456789abcdef.pdf").status_code == 403  # not staff
+    # an older link (/?t=) goes through the door
+    server.cookies.clear()
+    r = server.get(f"/?t={token}")
+    assert r.status_code == 303 and r.headers["location"] == f"/checkin?t={token}"
+    assert server.get(f"/checkin?t={token}").status_code == 303
+    # revoked: the next page load shows the one generic page, never the staff sign-in form
+    _checkin_cli(server.db_url, "--patient", "KAP-1002", "--revoke")
+    r = server.get("/")
+    assert r.status_code == 404 and "This check-in link does not work." in r.text and "Password" not in r.text
+    assert server.get("/_stcore/host-config").status_code == 404
+
+
+def test_bad_checkin_tokens_get_the_generic_page_and_are_rate_limited(server):
+    url = _checkin_cli(server.db_url, "--patient", "KAP-1002", "--base-url", "http://x")
+    token = url.split("t=", 1)[1]
+    for i in range(10):
+        r = server.get("/checkin", params={"t": f"guess{i}"})
+        assert r.status_code == 404 and "This check-in link does not work." in r.text
+        assert not any(c.startswith("kapnotes_checkin=guess") for c in r.set_cookies)
+    r = server.get(f"/checkin?t={token}")  # blocked now, even with the right token
+    assert r.status_code == 404 and "kapnotes_checkin" not in server.cookies
+    other = Client(f"http://{server.netloc}", ip=next(_ips))
+    assert other.get(f"/checkin?t={token}").status_code == 303  # another address is not blocked

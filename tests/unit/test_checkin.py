@@ -213,7 +213,7 @@ def test_cli_makes_link_with_handout_and_revokes(engine, clinic, db_url, monkeyp
     assert main(["checkin-link", "--patient", "A-001", "--days", "5", "--handout", str(out_pdf),
                  "--base-url", "https://clinic.example"]) == 0
     url = capsys.readouterr().out.splitlines()[0]
-    assert url.startswith("https://clinic.example/?t=")
+    assert url.startswith("https://clinic.example/checkin?t=")
     assert out_pdf.read_bytes().startswith(b"%PDF")
     token = url.split("t=", 1)[1]
     with session_scope(engine) as s:

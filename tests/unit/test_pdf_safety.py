@@ -167,3 +167,53 @@ def test_concurrent_builds_are_serialised_and_identical(hostile_pdfs, sqlite_url
     assert not errors
     assert len(results) == 6 and len(set(results)) == 1
     engine.dispose()
+
+
+# --- issue 20: links, directives and bidi controls in names and notes print literally ------------
+
+MD_LINKS = "[Verify your account](http://evil.example) ![u](http://evil.example/t.png) :red[x] <b>b</b> http://evil.example"
+RLO_NAME = "evil\u202eexe.txt"
+
+
+@pytest.fixture(scope="module")
+def markdown_hostile_pdfs(tmp_path_factory, sqlite_template):
+    import shutil
+
+    import tests.unit.pdf_data as pdf_data
+    from kapnotes.models import Patient, User
+
+    path = tmp_path_factory.mktemp("mdhostile") / "h.db"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    clinic = make_clinic(engine)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pdf_data, "HOSTILE", (MD_LINKS, RLO_NAME))
+        world = build_world(engine, clinic, days=30, hostile=True)
+    with session_scope(engine) as s:
+        for uid in (clinic.tina.id, clinic.paul.id):
+            user = s.get(User, uid)
+            user.full_name = f"{user.full_name} {RLO_NAME}"
+            s.add(user)
+        patient = s.get(Patient, clinic.a1)
+        patient.full_name = f"Ann {RLO_NAME}"
+        s.add(patient)
+    with session_scope(engine) as s:
+        note = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
+        summary = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    engine.dispose()
+    return {"note": note, "summary": summary}
+
+
+@pytest.mark.parametrize("kind", ["note", "summary"])
+def test_markdown_and_bidi_print_literally_with_controls_removed(markdown_hostile_pdfs, kind, tmp_path):
+    """Bidi controls are removed (not replaced): "evil\\u202eexe.txt" prints as typed, "evilexe.txt",
+    never reordered to pose as "evil.txt"-like text; link and directive syntax prints as typed."""
+    pdf = markdown_hostile_pdfs[kind]
+    qpdf_ok(pdf, tmp_path)
+    raw = "\n".join(pdf_text(pdf)[1])
+    assert not any(ch in raw for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+    text = flat(raw)
+    assert "evilexe.txt" in text
+    assert flat(MD_LINKS) in text, f"the link text is not printed literally in the {kind} PDF"
+    no_links_or_images(pdf)
+    assert b"/URI" not in pdf
