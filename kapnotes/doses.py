@@ -18,7 +18,7 @@ from sqlalchemy import case, func
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes import audit, events, protocol, vitals
+from kapnotes import audit, events, protocol, vitals, vocab
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.errors import ConflictError, NotFound, ValidationError
@@ -470,7 +470,7 @@ class Adherence:
             return f"Too early to tell: the plan started {self.window_days} day(s) ago."
         text = (f"{self.taken} of {self.planned} planned doses taken ({self.ratio:.0%}) "
                 f"over {self.window_days} days at {self.dose_mg:g} mg "
-                + ("every day" if self.interval_days == 1 else f"every {self.interval_days} days"))
+                + vocab.every(self.interval_days))
         return text + (" — more doses than planned" if self.taken > self.planned else "")
 
 

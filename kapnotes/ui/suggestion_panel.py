@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 from sqlmodel import Session
 
-from kapnotes import suggestions
+from kapnotes import suggestions, vocab
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.engine import HOLD_FLAGS
@@ -33,15 +33,7 @@ ACTION_LABELS = {
     "shorten_interval": "Shorten interval",
     "change": "Change dose and interval",
 }
-STATUS_LABELS = {
-    "open": "not sent",
-    "pending": "waiting for the prescriber",
-    "approved": "approved",
-    "modified": "modified",
-    "rejected": "rejected",
-    "superseded": "superseded",
-    "withdrawn": "withdrawn",
-}
+STATUS_LABELS = vocab.ADJUSTMENT_STATUS_WORDS
 FLAG_LABELS = {
     **suggestions.RULE_LABELS,
     "suicidality": "PHQ-9 item 9 > 0",
@@ -74,8 +66,7 @@ def action_label(action: str) -> str:
     return ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
 
 
-def every(days: int | None) -> str:
-    return "every day" if days == 1 else f"every {days} days"
+every = vocab.every  # "every day", "every 7 days"
 
 
 KEEP_ACTIONS = ("hold", "review", "insufficient_data", "continue")
