@@ -414,14 +414,28 @@ class DoseFilter:
     contexts: tuple[str, ...] = ()
     adverse_only: bool = False
     include_voided: bool = False
-    limit: int | None = None  # the newest N only (pickers), read in SQL rather than sliced after
+    limit: int | None = None  # the newest N only (pickers, a page of the log), read in SQL rather than sliced after
+    offset: int = 0  # rows skipped before the page (the log's paging), in SQL too
 
 
 def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None,
                columns: tuple[str, ...] = LIST_COLUMNS) -> pd.DataFrame:
     """The patient's doses as a DataFrame (one query, no access check: callers check)."""
-    cols = [getattr(DoseEntry, c) for c in columns]
-    q = select(*cols).where(DoseEntry.patient_id == patient_id)
+    q = _filtered(select(*[getattr(DoseEntry, c) for c in columns]), patient_id, flt, tz)
+    q = q.order_by(col(DoseEntry.taken_at).desc(), col(DoseEntry.id).desc())
+    if flt.offset:
+        q = q.offset(flt.offset)
+    if flt.limit is not None:
+        q = q.limit(flt.limit)
+    rows = session.exec(q).all()
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
+    if "taken_at" in frame:
+        frame["taken_at"] = pd.to_datetime(frame["taken_at"], utc=True)
+    return frame
+
+
+def _filtered(q, patient_id: int, flt: DoseFilter, tz):
+    q = q.where(DoseEntry.patient_id == patient_id)
     if not flt.include_voided:
         q = q.where(col(DoseEntry.voided_at).is_(None))
     tz = tz or timezone.utc
@@ -433,14 +447,14 @@ def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter()
         q = q.where(col(DoseEntry.context).in_(flt.contexts))
     if flt.adverse_only:
         q = q.where(DoseEntry.adverse_events != "")
-    q = q.order_by(col(DoseEntry.taken_at).desc(), col(DoseEntry.id).desc())
-    if flt.limit is not None:
-        q = q.limit(flt.limit)
-    rows = session.exec(q).all()
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
-    if "taken_at" in frame:
-        frame["taken_at"] = pd.to_datetime(frame["taken_at"], utc=True)
-    return frame
+    return q
+
+
+def count_doses(session: Session, actor: Actor, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None) -> int:
+    """How many doses the filter matches, counted in SQL (the log pages; its cost stays flat)."""
+    require_patient(session, actor, patient_id)
+    return int(session.exec(_filtered(select(func.count()).select_from(DoseEntry), patient_id, flt,
+                                      tz or timezone.utc)).one())
 
 
 def list_doses(session: Session, actor: Actor, patient_id: int, flt: DoseFilter = DoseFilter(),

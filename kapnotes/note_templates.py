@@ -285,8 +285,7 @@ def _message(spec: FieldSpec, err: dict) -> str:
     if kind.startswith("date_"):
         return f"{spec.label} must be a date (YYYY-MM-DD), got {got!r}."
     if kind == "literal_error":
-        words = ", ".join(option_word(spec, o) for o in spec.options)
-        return f"{spec.label} must be one of: {words}; got {got!r}."
+        return f"{spec.label} must be one of: {', '.join(map(str, spec.options))}; got {got!r}."
     if kind in ("string_type", "list_type"):
         return f"{spec.label}: unexpected value {got!r}."
     return f"{spec.label}: {err.get('msg', 'invalid value')}."
