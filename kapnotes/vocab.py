@@ -106,6 +106,12 @@ DOSE_SOURCE_WORDS = {
 }
 
 
+# Short forms for narrow table columns (the PDFs' dose tables).
+FORMULATION_SHORT = {"odt": "ODT", "sublingual": "SL tab", "troche": "Troche", "other": "Other"}
+CONTEXT_SHORT = {"home": "Home", "home_with_sitter": "Home + sitter", "in_session": "In session"}
+MODALITY_WORDS = {"in_person": "In person", "telehealth": "Telehealth"}
+
+
 def formulation_word(code: str | None) -> str:
     return "" if code is None else FORMULATION_WORDS.get(str(code), _spaced(code))
 
@@ -165,6 +171,25 @@ def decision_past(verb: str) -> str:
 
 def urgency_word(urgent: bool) -> str:
     return URGENCY_WORDS[bool(urgent)]
+
+
+# What the engine or a therapist suggests.
+ACTION_WORDS = {
+    "hold": "Hold",
+    "decrease": "Decrease",
+    "review": "Prescriber review",
+    "insufficient_data": "Insufficient data",
+    "continue": "Continue",
+    "space_out": "Space out",
+    "increase": "Increase",
+    "shorten_interval": "Shorten interval",
+    "change": "Change dose and interval",
+}
+ADJUSTMENT_KIND_WORDS = {"suggestion": "Suggestion", "proposal": "Proposal"}
+
+
+def action_word(code: str | None) -> str:
+    return "" if code is None else ACTION_WORDS.get(str(code), _spaced(code).capitalize())
 
 
 # --- rules and flags -------------------------------------------------------------------------------

@@ -22,17 +22,7 @@ from kapnotes.engine import HOLD_FLAGS
 from kapnotes.models import DoseAdjustment
 from kapnotes.timeutil import fmt_local
 
-ACTION_LABELS = {
-    "hold": "Hold",
-    "decrease": "Decrease",
-    "review": "Prescriber review",
-    "insufficient_data": "Insufficient data",
-    "continue": "Continue",
-    "space_out": "Space out",
-    "increase": "Increase",
-    "shorten_interval": "Shorten interval",
-    "change": "Change dose and interval",
-}
+ACTION_LABELS = vocab.ACTION_WORDS
 STATUS_LABELS = vocab.ADJUSTMENT_STATUS_WORDS
 FLAG_LABELS = {
     **suggestions.RULE_LABELS,
