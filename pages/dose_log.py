@@ -35,7 +35,7 @@ tab_log, tab_add, tab_edit = st.tabs(TABS, key="dose_tab", on_change="rerun", bi
 WIDGET_MIN_DATE, WIDGET_MAX_DATE = date(1000, 1, 1), date(9999, 12, 31)
 # Field → the words of its label, for messages that do not already name the field.
 FIELD_LABELS = {"taken_at": "Date and time taken", "dose_mg": "Dose (mg)", "formulation": "Formulation",
-                "administration": "Spit or swallow", "context": "Context", "vomited": "Vomited",
+                "administration": "Spat or swallowed", "context": "Context", "vomited": "Vomited",
                 "adverse_events": "Adverse events", "notes": "Notes", "_": None}
 NUMBERS = (("anxiety_before", "Anxiety before (0–10)"), ("anxiety_after", "Anxiety after (0–10)"),
            ("dissociation", "Dissociation (0–10)"), ("nausea", "Nausea (0 none – 3 severe)"),
@@ -106,7 +106,7 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> tuple[doses.DoseI
                                  key=f"{prefix}_form")
     adm_options = [None, *doses.ADMINISTRATIONS]
     adm_default = initial.administration if initial else (plan.administration if plan else None)
-    administration = c[1].selectbox("Spit or swallow", adm_options,
+    administration = c[1].selectbox("Spat or swallowed", adm_options,
                                     index=adm_options.index(adm_default) if adm_default in adm_options else 0,
                                     format_func=lambda v: "(not recorded)" if v is None else vocab.administration_word(v),
                                     key=f"{prefix}_adm")
@@ -226,7 +226,7 @@ def log_tab() -> None:
         "Taken at": frame["taken_at"].dt.tz_convert(tz).dt.tz_localize(None),
         "Dose (mg)": frame["dose_mg"],
         "Formulation": frame["formulation"].map(vocab.formulation_word),
-        "Spit or swallow": frame["administration"].map(lambda v: vocab.administration_word(v) if v else ""),
+        "Spat or swallowed": frame["administration"].map(lambda v: vocab.administration_word(v) if v else ""),
         "Context": frame["context"].map(vocab.context_word),
         "Anxiety before": frame["anxiety_before"], "Anxiety after": frame["anxiety_after"],
         "Dissociation": frame["dissociation"], "Nausea": frame["nausea"], "Vomited": frame["vomited"],

@@ -108,7 +108,7 @@ def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None, st
     names = names or {}
     kind = "Engine suggestion" if adj.kind == "suggestion" else "Therapist's proposal"
     urgent = ":red[**Urgent**] · " if adj.urgent and adj.status in ("open", "pending") else ""
-    st.markdown(f"{urgent}**{kind} #{adj.id}: {md_escape(proposal_text(adj))}** · "
+    st.markdown(f"{urgent}**{kind}: {md_escape(proposal_text(adj))}** · "
                 f"{STATUS_LABELS.get(adj.status, adj.status)}")
     stale_banner(stale)
     if adj.flags:
@@ -141,7 +141,7 @@ def decision_block(adj: DoseAdjustment, names: dict[int, str]) -> None:
         line += f" → {adj.decided_dose_mg:g} mg {every(adj.decided_interval_days)}"
     if adj.resulting_plan_id:
         line += " (new plan version)"
-    st.markdown(line + f" · {'suggestion' if adj.kind == 'suggestion' else 'proposal'} #{adj.id}")
+    st.markdown(line + f" · {'suggestion' if adj.kind == 'suggestion' else 'proposal'}")
     if adj.decision_rationale:
         st.text(adj.decision_rationale)
     if adj.override_rules:
