@@ -48,9 +48,9 @@ def _decide(adjustment_id: int, version: int) -> None:
     except ValidationError as exc:
         st.session_state[f"{k}_errors"] = dict(exc.errors)  # shown at their fields
         st.session_state[RESULT_KEY] = ("error", KapError("See the messages at the fields below."),
-                                        "Your decision was not saved.")
+                                        "For this item, your decision was not saved.")
     except KapError as exc:
-        st.session_state[RESULT_KEY] = ("error", exc, "Your decision was not saved.")
+        st.session_state[RESULT_KEY] = ("error", exc, "For this item, your decision was not saved.")
 
 
 def _open_patient(patient_id: int) -> None:
