@@ -238,7 +238,8 @@ def log_tab() -> None:
         "Status": frame["voided_at"].map(lambda v: "voided" if pd.notna(v) else ""),
     })
     first, last = page_no * PAGE_ROWS + 1, page_no * PAGE_ROWS + len(view)
-    st.caption(f"Rows {first:,}–{last:,} of {total:,} · newest first · times in {tz.key}")
+    st.caption(f"{total:,} dose{'s' if total != 1 else ''} shown · rows {first:,}–{last:,} of {total:,} · newest first "
+               f"· times in {tz.key}")
     st.dataframe(view, hide_index=True, width="stretch", height=min(36 + 35 * len(view), 36 + 35 * 20),
                  column_config={"Taken at": st.column_config.DatetimeColumn("Taken at", format="YYYY-MM-DD HH:mm"),
                                 "Dose (mg)": st.column_config.NumberColumn("Dose (mg)", format="%g")})

@@ -99,7 +99,8 @@ def _queue_table(items) -> pd.DataFrame:
 
 def _item_label(item) -> str:
     urgency = f"{item.urgency_label} · " if item.urgent or item.urgency == 1 else ""
-    return f"{urgency}{item.patient_name} ({item.mrn}) · {proposal_text(item.adjustment)}"
+    return (f"{urgency}{item.patient_name} ({item.mrn}) · {proposal_text(item.adjustment)}"
+            f" · waiting since {fmt_local(item.waiting_since, tz)}")
 
 
 def _field_error(errors: dict, field: str) -> None:

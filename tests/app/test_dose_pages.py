@@ -174,7 +174,7 @@ def test_dose_log_runs_only_the_open_tab(env):
     at = page("dose_log", clinic.tina, clinic.a1)
     keys = {w.key for w in at.number_input}
     assert len(at.dataframe) == 1 and "7 doses shown" in texts(at)
-    assert "home with sitter" in list(at.dataframe[0].value["context"])  # labels, not codes
+    assert "At home with a sitter" in list(at.dataframe[0].value["Context"])  # words, not codes
     assert not any(k.startswith(("add_", "edit")) for k in keys)
     assert "de_entry" not in {w.key for w in at.selectbox}
     at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
@@ -307,7 +307,7 @@ def test_hostile_text_renders_literally(env):
     at = page("dose_log", clinic.tina, clinic.a1)
     assert not at.exception
     table = at.dataframe[0].value
-    assert hostile in list(table["notes"])
+    assert hostile in list(table["Notes"])
 
 
 def test_banner_prints_a_markdown_name_literally(env):
@@ -532,8 +532,8 @@ def test_dose_log_pages_fifty_rows_at_a_time(env):
     at.session_state["dl_period"] = ((now - timedelta(days=200)).date(), now.date())
     at.run()
     assert not at.exception, at.exception
-    assert len(at.dataframe[0].value) == 50 and "Rows 1–50 of 1,100" in texts(at)
+    assert len(at.dataframe[0].value) == 50 and "rows 1–50 of 1,100" in texts(at)
     next(b for b in at.button if b.label == "Next").click().run()
-    assert len(at.dataframe[0].value) == 50 and "Rows 51–100 of 1,100" in texts(at)
+    assert len(at.dataframe[0].value) == 50 and "rows 51–100 of 1,100" in texts(at)
     assert next(b for b in at.button if b.label == "Previous").disabled is False
     assert any(b.label.startswith("Prepare dose log (CSV)") for b in at.button)

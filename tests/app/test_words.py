@@ -185,7 +185,7 @@ def test_scan_sees_the_records(world, monkeypatch):
     monkeypatch.setenv("KAPNOTES_DATABASE_URL", url)
     text = screen_text(run_page(url, "pages/dose_log.py", clinic.tina, clinic.a1, {"dl_voided": True}))
     for words in ("chest pain, fall", "At home with a sitter", "In session", "Swallowed", "patient-reported",
-                  "voided", "Rows 1–"):
+                  "voided", "rows 1–"):
         assert words in text, words
 
 
