@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from kapnotes import assessments, audit, auth, doses, note_templates
+from kapnotes import assessments, audit, auth, doses, vocab
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
@@ -53,25 +53,8 @@ PATIENT_USERNAME = "checkin-link"  # the audit trail's name for events a patient
 MAX_DAYS = 365
 NOTE_MAX = 1000
 
-# Side effects in the patient's words → the adverse-event tags of the clinical record.
-SIDE_EFFECTS: dict[str, str] = {
-    "Felt sick to my stomach": "nausea",
-    "Dizzy or unsteady": "dizziness",
-    "Headache": "headache",
-    "Very sleepy or hard to wake": "sedation",
-    "Anxious or panicky": "anxiety",
-    "High blood pressure reading": "hypertension",
-    "Fell down": "fall",
-    "Fainted or passed out": "fainting",
-    "Chest pain": "chest_pain",
-    "Trouble breathing": "breathing_difficulty",
-    "Seizure": "seizure",
-    "Saw or heard things that were not there": "psychotic_symptoms",
-    "Hurt myself": "self_harm",
-    "Went to the emergency room": "emergency_visit",
-    "Something else": "other",
-}
-assert set(SIDE_EFFECTS.values()) - {"fall"} <= set(note_templates.ADVERSE_EVENT_TAGS)
+# Side effects in the patient's words → the adverse-event tags of the clinical record (one home: vocab).
+SIDE_EFFECTS: dict[str, str] = vocab.PATIENT_SIDE_EFFECTS
 
 NAUSEA_WORDS = ("None", "Mild", "Moderate", "Severe")  # 0–3, as the dose log stores it
 FORMULATION_WORDS = {

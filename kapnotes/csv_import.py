@@ -527,7 +527,17 @@ def _record_lines(text: str, sep: str) -> list[int]:
 
 
 def _parse_columns(frame: pd.DataFrame, tz: ZoneInfo, date_order: str | None = None) -> tuple[list[DoseInput | None], dict[int, dict[str, str]]]:
-    """Type conversion, column by column with pandas; returns per-row inputs and type errors."""
+    """Type conversion, column by column with pandas; returns per-row inputs and type errors.
+
+    Text cells our own export neutralised against formula injection (``'=…``, ``'-…``) are
+    restored first, so an exported file re-imports to the character.
+    """
+    from kapnotes.dose_csv import TEXT_COLUMNS, restore_cell
+
+    frame = frame.copy()
+    for name in TEXT_COLUMNS:
+        if name in frame:
+            frame[name] = frame[name].map(lambda v: restore_cell(v) if isinstance(v, str) else v)
     errors: dict[int, dict[str, str]] = {}
 
     def fail(mask: pd.Series, name: str, message: str) -> None:

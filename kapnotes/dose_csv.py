@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -109,16 +108,10 @@ def dose_log_csv(session: Session, actor: Actor | None, patient_id: int, date_fr
 
 
 def read_dose_csv(data: bytes | str, tz: ZoneInfo, mapping: dict[str, str] | None = None):
-    """The importer's ``read_csv``, then ``restore_cell`` on every text value it parsed.
-
-    Until ``csv_import`` applies ``restore_cell`` itself, an import of an exported file
-    that should be exact to the character goes through here.
-    """
+    """The importer's ``read_csv`` (which applies ``restore_cell`` to the text columns itself)."""
     from kapnotes.csv_import import read_csv
 
-    parsed = read_csv(data, tz, mapping)
-    parsed.rows = [(n, replace(d, notes=restore_cell(d.notes))) for n, d in parsed.rows]
-    return parsed
+    return read_csv(data, tz, mapping)
 
 
 __all__ = ["CSV_MIME", "TEXT_COLUMNS", "dose_log_csv", "neutralise_cell", "read_dose_csv", "restore_cell",

@@ -18,7 +18,7 @@ from sqlalchemy import case, func, or_
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes import audit, events, protocol, vitals
+from kapnotes import audit, events, protocol, vitals, vocab
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.errors import ConflictError, NotFound, ValidationError
@@ -431,7 +431,8 @@ class DoseFilter:
     contexts: tuple[str, ...] = ()
     adverse_only: bool = False
     include_voided: bool = False
-    limit: int | None = None  # the newest N only (pickers), read in SQL rather than sliced after
+    limit: int | None = None  # the newest N only (pickers, a page of the log), read in SQL rather than sliced after
+    offset: int = 0  # rows skipped before the page (the log's paging), in SQL too
 
 
 STAGING_REASON = "import in progress"  # csv_import: staged rows wait, voided, until their batch is published
@@ -453,9 +454,22 @@ def visible_filter():
 def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None,
                columns: tuple[str, ...] = LIST_COLUMNS) -> pd.DataFrame:
     """The patient's doses as a DataFrame (one query, no access check: callers check)."""
-    cols = [getattr(DoseEntry, c) for c in columns]
-    q = select(*cols).where(DoseEntry.patient_id == patient_id)
-    q = q.where(active_filter() if not flt.include_voided else visible_filter())
+    q = _filtered(select(*[getattr(DoseEntry, c) for c in columns]), patient_id, flt, tz)
+    q = q.order_by(col(DoseEntry.taken_at).desc(), col(DoseEntry.id).desc())
+    if flt.offset:
+        q = q.offset(flt.offset)
+    if flt.limit is not None:
+        q = q.limit(flt.limit)
+    rows = session.exec(q).all()
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
+    if "taken_at" in frame:
+        frame["taken_at"] = pd.to_datetime(frame["taken_at"], utc=True)
+    return frame
+
+
+def _filtered(q, patient_id: int, flt: DoseFilter, tz):
+    q = q.where(DoseEntry.patient_id == patient_id)
+    q = q.where(active_filter() if not flt.include_voided else visible_filter())  # never an import's staged rows
     tz = tz or timezone.utc
     if flt.date_from:
         q = q.where(DoseEntry.taken_at >= datetime.combine(flt.date_from, time(), tz))
@@ -465,14 +479,14 @@ def dose_frame(session: Session, patient_id: int, flt: DoseFilter = DoseFilter()
         q = q.where(col(DoseEntry.context).in_(flt.contexts))
     if flt.adverse_only:
         q = q.where(DoseEntry.adverse_events != "")
-    q = q.order_by(col(DoseEntry.taken_at).desc(), col(DoseEntry.id).desc())
-    if flt.limit is not None:
-        q = q.limit(flt.limit)
-    rows = session.exec(q).all()
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
-    if "taken_at" in frame:
-        frame["taken_at"] = pd.to_datetime(frame["taken_at"], utc=True)
-    return frame
+    return q
+
+
+def count_doses(session: Session, actor: Actor, patient_id: int, flt: DoseFilter = DoseFilter(), tz=None) -> int:
+    """How many doses the filter matches, counted in SQL (the log pages; its cost stays flat)."""
+    require_patient(session, actor, patient_id)
+    return int(session.exec(_filtered(select(func.count()).select_from(DoseEntry), patient_id, flt,
+                                      tz or timezone.utc)).one())
 
 
 def list_doses(session: Session, actor: Actor, patient_id: int, flt: DoseFilter = DoseFilter(),
@@ -502,7 +516,7 @@ class Adherence:
             return f"Too early to tell: the plan started {self.window_days} day(s) ago."
         text = (f"{self.taken} of {self.planned} planned doses taken ({self.ratio:.0%}) "
                 f"over {self.window_days} days at {self.dose_mg:g} mg "
-                + ("every day" if self.interval_days == 1 else f"every {self.interval_days} days"))
+                + vocab.every(self.interval_days))
         return text + (" — more doses than planned" if self.taken > self.planned else "")
 
 

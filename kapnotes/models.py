@@ -21,6 +21,7 @@ from sqlalchemy.orm import declared_attr
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from kapnotes import vocab as _vocab
 from kapnotes.timeutil import utcnow
 
 # No plan, approval, override or proposal may exceed this (DESIGN.md §3), whatever the protocol says;
@@ -113,13 +114,9 @@ class DoseSource(StrEnum):
     patient = "patient"  # the patient's own check-in (kapnotes.checkin)
 
 
-# How a source reads wherever a clinician sees it (dose log, PDFs): never the bare code.
-DOSE_SOURCE_WORDS = {
-    DoseSource.manual.value: "entered by staff",
-    DoseSource.import_.value: "imported",
-    DoseSource.session.value: "session note",
-    DoseSource.patient.value: "patient-reported",
-}
+# How a source reads wherever a clinician sees it (dose log, PDFs): defined in kapnotes.vocab.
+DOSE_SOURCE_WORDS = _vocab.DOSE_SOURCE_WORDS
+assert set(DOSE_SOURCE_WORDS) == {s.value for s in DoseSource}
 
 
 class PlanStatus(StrEnum):

@@ -20,21 +20,16 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 
-from kapnotes import vitals
+from kapnotes import vitals, vocab
 from kapnotes.errors import ValidationError
 from kapnotes.models import Administration, Formulation, NoteType
 
 KINDS = ("text", "textarea", "int", "float", "bool", "time", "date", "select", "multiselect")
 TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
-# Adverse-event tags; the serious ones (DESIGN.md §3 hold rule) first.
-SERIOUS_ADVERSE_EVENTS = (
-    "fainting", "chest_pain", "breathing_difficulty", "seizure", "psychotic_symptoms", "self_harm",
-    "emergency_visit",
-)
-ADVERSE_EVENT_TAGS = SERIOUS_ADVERSE_EVENTS + (
-    "nausea", "vomiting", "dizziness", "headache", "sedation", "anxiety", "hypertension", "other",
-)
+# Adverse-event tags (kapnotes.vocab is their home); the serious ones (DESIGN.md §3 hold rule) first.
+ADVERSE_EVENT_TAGS = vocab.NOTE_ADVERSE_EVENT_TAGS
+SERIOUS_ADVERSE_EVENTS = tuple(t for t in vocab.SERIOUS_ADVERSE_EVENTS if t in ADVERSE_EVENT_TAGS)
 
 # Keys the service writes into ``fields`` itself (never typed on a form).
 SYSTEM_KEYS = ("dose_differs_from_plan", "plan_dose_mg", "plan_formulation")
@@ -89,7 +84,7 @@ _ADMIN = tuple(a.value for a in Administration)
 
 DOSING = Template(
     NoteType.dosing.value,
-    "KAP dosing session",
+    vocab.NOTE_TYPE_WORDS[NoteType.dosing.value],
     (
         F("session_number", "Session number", "int", True, "Which dosing session of this course.", min=1, max=500,
           section="Session"),
@@ -144,7 +139,7 @@ DOSING = Template(
 
 INTEGRATION = Template(
     NoteType.integration.value,
-    "Integration session",
+    vocab.NOTE_TYPE_WORDS[NoteType.integration.value],
     (
         F("days_since_dose", "Days since the dose integrated", "int", help="Filled from the linked dose.",
           unit="days", min=0, max=365, section="Context"),
@@ -171,7 +166,7 @@ INTEGRATION = Template(
 
 PREPARATION = Template(
     NoteType.preparation.value,
-    "Preparation session",
+    vocab.NOTE_TYPE_WORDS[NoteType.preparation.value],
     (
         F("data", "Data", "textarea", True, "What the client said and what you observed.", section="DAP"),
         F("assessment", "Assessment", "textarea", True, "Your clinical impression; readiness for dosing.",
@@ -184,7 +179,7 @@ PREPARATION = Template(
 
 CHECK_IN = Template(
     NoteType.check_in.value,
-    "Check-in",
+    vocab.NOTE_TYPE_WORDS[NoteType.check_in.value],
     (
         F("data", "Data", "textarea", True, "What the client reported.", section="DAP"),
         F("assessment", "Assessment", "textarea", True, section="DAP"),
@@ -355,8 +350,21 @@ def display_value(spec: FieldSpec, value: Any) -> str:
     if is_empty(value):
         return "—"
     if spec.kind == "multiselect":
-        return ", ".join(str(v).replace("_", " ") for v in value)
+        return ", ".join(option_word(spec, v) for v in value)
+    if spec.kind == "select":
+        return option_word(spec, value)
     if spec.kind in ("int", "float"):
         text = f"{value:g}" if isinstance(value, float) else str(value)
         return f"{text} {spec.unit}" if spec.unit and not spec.unit[0].isdigit() else text
     return str(value)
+
+
+def option_word(spec: FieldSpec, code: Any) -> str:
+    """A select or multiselect option in words (``chest_pain`` → "chest pain", ``odt`` → "ODT")."""
+    if spec.name in ("adverse_events",):
+        return vocab.adverse_event_word(code)
+    if spec.name == "formulation":
+        return vocab.formulation_word(code)
+    if spec.name == "administration":
+        return vocab.administration_word(code)
+    return str(code).replace("_", " ")

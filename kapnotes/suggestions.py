@@ -36,7 +36,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, func, select
 
-from kapnotes import audit, plans
+from kapnotes import audit, plans, vocab
 from kapnotes.doses import visible_filter
 from kapnotes import protocol as protocol_mod
 from kapnotes.access import require_patient, require_role, visible_patient_ids
@@ -722,34 +722,10 @@ def _plan_input(plan: TreatmentPlan, dose: float, interval: int) -> PlanInput:
                      fasting_instructions=plan.fasting_instructions, instructions=plan.instructions)
 
 
-# Labels in words for every rule the engine checks and every override condition: nothing a
-# clinician reads shows a code.
-RULE_LABELS = {
-    "suicidality": "PHQ-9 item 9 above 0",
-    "hypertension_severe": "blood pressure at or above the hold threshold",
-    "serious_adverse_event": "serious adverse event",
-    "overuse": "more doses than planned",
-    "dose_above_plan": "a dose above the plan's dose",
-    "vomiting": "vomiting",
-    "severe_nausea": "severe nausea",
-    "hypertension": "high blood pressure on recent doses",
-    "depression_worsening": "depression worsening (PHQ-9)",
-    "too_soon": "too soon after the plan changed",
-    "too_few_doses": "too few doses of the current dose",
-    "stale_assessment": "no recent GAD-7",
-    "stale_phq9": "no recent PHQ-9",
-    "adherence": "adherence",
-    "no_recent_vitals": "no blood pressure on recent doses",
-    "tolerability": "tolerability of recent doses",
-    "off_steps": "dose off the protocol's steps",
-    "off_intervals": "interval off the protocol's intervals",
-    "above_ceiling": "dose above the protocol's ceiling",
-}
-CHECK_STATUS_LABELS = {"fired": "fired", "passed": "passed", "not_evaluable": "not known"}
-
-
-def rule_label(code: str) -> str:
-    return RULE_LABELS.get(code, code.replace("_", " "))
+# Rule labels live in kapnotes.vocab; re-exported here so callers keep working.
+RULE_LABELS = vocab.RULE_LABELS
+CHECK_STATUS_LABELS = vocab.CHECK_STATUS_LABELS
+rule_label = vocab.rule_label
 
 
 @dataclass(frozen=True)

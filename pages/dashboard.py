@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from kapnotes import charts, dashboard, patients
+from kapnotes import charts, dashboard, patients, vocab
 from kapnotes.config import get_settings
 from kapnotes.models import Patient
 from kapnotes.timeutil import fmt_local
@@ -120,8 +120,10 @@ if plan is None:
     st.info("No treatment plan yet. The prescriber sets the first plan.")
 else:
     st.markdown(
-        f"**{plan.dose_mg:g} mg** {plan.formulation.upper()} every **{plan.interval_days} days** "
-        f"· {plan.minutes_in_mouth} min in mouth, then {plan.administration} · status **{plan.status}**"
+        f"**{plan.dose_mg:g} mg** {vocab.formulation_word(plan.formulation)} **{vocab.every(plan.interval_days)}** "
+        f"· {plan.minutes_in_mouth} min in mouth, then "
+        f"{'spat out' if plan.administration == 'spit' else 'swallowed' if plan.administration else '—'}"
+        f" · status **{vocab.plan_status_word(plan.status).lower()}**"
     )
     st.caption(f"Version {plan.version_number} · effective {fmt_local(plan.effective_from, tz, False)}")
     st.text(f"Fasting: {plan.fasting_instructions}")
@@ -130,8 +132,9 @@ else:
     with st.expander(f"Plan history ({len(data.history)} version{'s' if len(data.history) != 1 else ''})"):
         st.dataframe(
             pd.DataFrame([{"Version": p.version_number, "Effective": fmt_local(p.effective_from, tz, False),
-                           "Dose (mg)": p.dose_mg, "Every (days)": p.interval_days, "Formulation": p.formulation,
-                           "Status": p.status, "Why": p.rationale or ""} for p in data.history]),
+                           "Dose (mg)": f"{p.dose_mg:g}", "Interval": vocab.every(p.interval_days),
+                           "Formulation": vocab.formulation_word(p.formulation),
+                           "Status": vocab.plan_status_word(p.status), "Why": p.rationale or ""} for p in data.history]),
             hide_index=True, width="stretch")
 st.caption("Care team: " + ", ".join(f"{md_escape(name)} ({role})" for name, role in team))
 

@@ -1,24 +1,24 @@
 """Dose log: the patient's doses as a filterable table, adherence, add, edit and void."""
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
 
-from kapnotes import doses
+from kapnotes import doses, vocab
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
-from kapnotes.models import DOSE_SOURCE_WORDS
 from kapnotes.plans import active_plan
 from kapnotes.timeutil import fmt_local, utcnow
+from kapnotes.ui.export_buttons import dose_csv_button
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz
 TABS = ["Log", "Add a dose", "Edit or void"]
-COMMON_TAGS = ["dizziness", "nausea", "headache", "vomiting", "anxiety", "fainting", "chest_pain",
-               "breathing_difficulty", "seizure", "psychotic_symptoms", "self_harm", "emergency_visit"]
+PAGE_ROWS = 50  # the log's page: readable, and the query reads only these rows
 
 with db() as session:
     pid = require_patient_banner(session, actor, "dose_log")
@@ -35,7 +35,7 @@ tab_log, tab_add, tab_edit = st.tabs(TABS, key="dose_tab", on_change="rerun", bi
 WIDGET_MIN_DATE, WIDGET_MAX_DATE = date(1000, 1, 1), date(9999, 12, 31)
 # Field → the words of its label, for messages that do not already name the field.
 FIELD_LABELS = {"taken_at": "Date and time taken", "dose_mg": "Dose (mg)", "formulation": "Formulation",
-                "administration": "Spit or swallow", "context": "Context", "vomited": "Vomited",
+                "administration": "Spat or swallowed", "context": "Context", "vomited": "Vomited",
                 "adverse_events": "Adverse events", "notes": "Notes", "_": None}
 NUMBERS = (("anxiety_before", "Anxiety before (0–10)"), ("anxiety_after", "Anxiety after (0–10)"),
            ("dissociation", "Dissociation (0–10)"), ("nausea", "Nausea (0 none – 3 severe)"),
@@ -102,14 +102,17 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> tuple[doses.DoseI
     c = st.columns(3)
     form_default = initial.formulation if initial else (plan.formulation if plan else "odt")
     formulation = c[0].selectbox("Formulation", doses.FORMULATIONS, index=doses.FORMULATIONS.index(form_default)
-                                 if form_default in doses.FORMULATIONS else 0, key=f"{prefix}_form")
-    adm_options = ["(not recorded)", *doses.ADMINISTRATIONS]
-    adm_default = (initial.administration if initial else (plan.administration if plan else None)) or adm_options[0]
-    administration = c[1].selectbox("Spit or swallow", adm_options, index=adm_options.index(adm_default),
+                                 if form_default in doses.FORMULATIONS else 0, format_func=vocab.formulation_word,
+                                 key=f"{prefix}_form")
+    adm_options = [None, *doses.ADMINISTRATIONS]
+    adm_default = initial.administration if initial else (plan.administration if plan else None)
+    administration = c[1].selectbox("Spat or swallowed", adm_options,
+                                    index=adm_options.index(adm_default) if adm_default in adm_options else 0,
+                                    format_func=lambda v: "(not recorded)" if v is None else vocab.administration_word(v),
                                     key=f"{prefix}_adm")
     context = c[2].selectbox("Context", doses.CONTEXTS,
                              index=doses.CONTEXTS.index(initial.context) if initial else 0,
-                             format_func=lambda v: v.replace("_", " "), key=f"{prefix}_ctx")
+                             format_func=vocab.context_word, key=f"{prefix}_ctx")
     with c[0]:
         _errors_at(prefix, "formulation", "administration", "context")
     st.caption("Leave a value empty when it was not reported.")
@@ -122,9 +125,12 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> tuple[doses.DoseI
                 _errors_at(prefix, name)
     vomited = st.checkbox("Vomited", value=bool(initial.vomited) if initial else False, key=f"{prefix}_vomited")
     tags_now = [t for t in (initial.adverse_events.split(";") if initial and initial.adverse_events else [])]
-    tags = st.multiselect("Adverse events", sorted(set(COMMON_TAGS) | set(tags_now)), default=tags_now,
-                          accept_new_options=True, key=f"{prefix}_tags",
-                          help="Choose or type short tags, e.g. dizziness, chest_pain.")
+    options = list(vocab.ADVERSE_EVENT_TAGS) + [t for t in tags_now if t not in vocab.ADVERSE_EVENT_TAGS]
+    # no "Select all": one click must never record a seizure and chest pain together
+    picked = st.multiselect("Adverse events", options, default=tags_now, format_func=vocab.adverse_event_word,
+                            accept_new_options=True, select_all=False, key=f"{prefix}_tags",
+                            help="Choose each event that happened, or type another in a few words.")
+    tags = [vocab.adverse_event_tag(t) for t in picked]
     _errors_at(prefix, "vomited", "adverse_events")
     notes = st.text_area("Notes", value=(initial.notes or "") if initial else "", key=f"{prefix}_notes")
     shown = {"taken_date", "taken_at", "taken_time", "dose_mg", "formulation", "administration", "context",
@@ -141,7 +147,7 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> tuple[doses.DoseI
     data = doses.DoseInput(
         taken_at=datetime.combine(day, clock, tz) if day is not None and clock is not None else None,
         dose_mg=dose_mg, formulation=formulation,
-        administration=None if administration == adm_options[0] else administration, context=context,
+        administration=administration, context=context,
         vomited=vomited, adverse_events=";".join(tags), notes=notes, **values,
     )
     return data, here, bool(confirmed and pending is not None and dose_mg == pending)
@@ -184,7 +190,7 @@ def log_tab() -> None:
     today = utcnow().astimezone(tz).date()
     f = st.columns([2, 2, 1, 1])
     period = f[0].date_input("Dates", value=(today - timedelta(days=90), today), key="dl_period")
-    contexts = f[1].multiselect("Context", doses.CONTEXTS, format_func=lambda v: v.replace("_", " "),
+    contexts = f[1].multiselect("Context", doses.CONTEXTS, format_func=vocab.context_word, select_all=False,
                                 key="dl_contexts")
     adverse_only = f[2].checkbox("Adverse events only", key="dl_adverse")
     include_voided = f[3].checkbox("Show voided", key="dl_voided")
@@ -192,8 +198,14 @@ def log_tab() -> None:
                   else (period[0] if isinstance(period, (tuple, list)) and period else today, today))
     flt = doses.DoseFilter(date_from=start, date_to=end, contexts=tuple(contexts), adverse_only=adverse_only,
                            include_voided=include_voided)
+    if st.session_state.get("dl_filter") != flt:  # other filters: back to the newest page
+        st.session_state["dl_filter"], st.session_state["dl_page"] = flt, 0
+    page_no = st.session_state.get("dl_page", 0)
     with db() as session:
-        frame = doses.list_doses(session, actor, pid, flt, tz)
+        total = doses.count_doses(session, actor, pid, flt, tz)
+        last_page = max(0, (total - 1) // PAGE_ROWS)
+        page_no = min(max(0, page_no), last_page)
+        frame = doses.list_doses(session, actor, pid, replace(flt, limit=PAGE_ROWS, offset=page_no * PAGE_ROWS), tz)
         adh_all, adh_28 = doses.adherences(session, actor, pid, (None, 28))
     a = st.columns(2)
     if adh_all is None:
@@ -205,39 +217,47 @@ def log_tab() -> None:
         a[1].metric("Adherence, last 28 days", "—" if adh_28.ratio is None else f"{adh_28.ratio:.0%}",
                     help=adh_28.describe())
         a[1].caption(adh_28.describe())
+    dose_csv_button(actor, pid, start, end, key="dl_csv")
     if frame.empty:
         st.info("No doses logged yet — add one or import a CSV." if not (contexts or adverse_only)
                 else "No doses match these filters.")
-    else:
-        view = frame.copy()
-        view["taken_at"] = view["taken_at"].dt.tz_convert(tz).dt.tz_localize(None)
-        view["status"] = view["voided_at"].map(lambda v: "voided" if pd.notna(v) else "")
-        view["context"] = view["context"].str.replace("_", " ", regex=False)  # as in the filter above
-        view["source"] = view["source"].map(lambda v: DOSE_SOURCE_WORDS.get(v, v))  # "patient-reported", …
-        view = view[["taken_at", "dose_mg", "formulation", "administration", "context", "anxiety_before",
-                     "anxiety_after", "dissociation", "nausea", "vomited", "bp_systolic_pre", "bp_diastolic_pre",
-                     "bp_systolic_post", "bp_diastolic_post", "heart_rate", "adverse_events", "notes", "source",
-                     "status", "id"]]
-        st.caption(f"{len(view)} dose{'s' if len(view) != 1 else ''} shown · times in {tz.key} · click a header to sort")
-        st.dataframe(
-            view, hide_index=True, width="stretch",
-            column_config={
-                "taken_at": st.column_config.DatetimeColumn("Taken at", format="YYYY-MM-DD HH:mm"),
-                "dose_mg": st.column_config.NumberColumn("Dose (mg)", format="%g"),
-                "bp_systolic_pre": "Sys before", "bp_diastolic_pre": "Dia before",
-                "bp_systolic_post": "Sys after", "bp_diastolic_post": "Dia after",
-                "heart_rate": "HR (bpm)", "anxiety_before": "Anxiety before", "anxiety_after": "Anxiety after",
-                "id": st.column_config.NumberColumn("Entry", format="%d"),
-                "formulation": "Formulation", "administration": "Spit/swallow", "context": "Context",
-                "dissociation": "Dissociation", "nausea": "Nausea", "vomited": "Vomited",
-                "adverse_events": "Adverse events", "notes": "Notes", "source": "Source", "status": "Status",
-            },
-        )
+        return
+    view = pd.DataFrame({
+        "Taken at": frame["taken_at"].dt.tz_convert(tz).dt.tz_localize(None),
+        "Dose (mg)": frame["dose_mg"],
+        "Formulation": frame["formulation"].map(vocab.formulation_word),
+        "Spat or swallowed": frame["administration"].map(lambda v: vocab.administration_word(v) if v else ""),
+        "Context": frame["context"].map(vocab.context_word),
+        "Anxiety before": frame["anxiety_before"], "Anxiety after": frame["anxiety_after"],
+        "Dissociation": frame["dissociation"], "Nausea": frame["nausea"], "Vomited": frame["vomited"],
+        "Sys before": frame["bp_systolic_pre"], "Dia before": frame["bp_diastolic_pre"],
+        "Sys after": frame["bp_systolic_post"], "Dia after": frame["bp_diastolic_post"],
+        "HR (bpm)": frame["heart_rate"],
+        "Adverse events": frame["adverse_events"].map(lambda v: vocab.adverse_events_text(v) if v else ""),
+        "Notes": frame["notes"], "Source": frame["source"].map(vocab.source_word),
+        "Status": frame["voided_at"].map(lambda v: "voided" if pd.notna(v) else ""),
+    })
+    first, last = page_no * PAGE_ROWS + 1, page_no * PAGE_ROWS + len(view)
+    st.caption(f"{total:,} dose{'s' if total != 1 else ''} shown · rows {first:,}–{last:,} of {total:,} · newest first "
+               f"· times in {tz.key}")
+    st.dataframe(view, hide_index=True, width="stretch", height=min(36 + 35 * len(view), 36 + 35 * 20),
+                 column_config={"Taken at": st.column_config.DatetimeColumn("Taken at", format="YYYY-MM-DD HH:mm"),
+                                "Dose (mg)": st.column_config.NumberColumn("Dose (mg)", format="%g")})
+    if total > PAGE_ROWS:
+        p = st.columns([1, 1, 4])
+        if p[0].button("Previous", key="dl_prev", disabled=page_no == 0, icon=":material/chevron_left:"):
+            st.session_state["dl_page"] = page_no - 1
+            st.rerun()
+        if p[1].button("Next", key="dl_next", disabled=page_no >= last_page, icon=":material/chevron_right:"):
+            st.session_state["dl_page"] = page_no + 1
+            st.rerun()
+        p[2].caption(f"Page {page_no + 1:,} of {last_page + 1:,}")
+
 
 # --- add -------------------------------------------------------------------------------------------
 def add_tab() -> None:
     if plan is not None:
-        st.caption(f"Defaults from the active plan: {plan.dose_mg:g} mg {plan.formulation.upper()}.")
+        st.caption(f"Defaults from the active plan: {plan.dose_mg:g} mg {vocab.formulation_word(plan.formulation)}.")
     notice = st.session_state.pop("dose_saved_notice", None)
     if notice:
         st.success(notice)
@@ -260,7 +280,7 @@ def edit_tab() -> None:
     if recent.empty:
         st.info("No doses logged yet — add one or import a CSV.")
     else:
-        labels = {int(r.id): f"{r.taken_at.tz_convert(tz):%Y-%m-%d %H:%M} · {r.dose_mg:g} mg · {DOSE_SOURCE_WORDS.get(r.source, r.source)}"
+        labels = {int(r.id): f"{r.taken_at.tz_convert(tz):%Y-%m-%d %H:%M} · {r.dose_mg:g} mg · {vocab.source_word(r.source)}"
                   for r in recent.itertuples()}
         chosen = st.selectbox("Entry", list(labels), format_func=lambda i: labels.get(i, str(i)), key="de_entry")
         with db() as session:

@@ -8,7 +8,7 @@ changes), so no stale "Import N doses" stays on the page.
 import pandas as pd
 import streamlit as st
 
-from kapnotes import csv_import
+from kapnotes import csv_import, doses, vocab
 from kapnotes.config import get_settings
 from kapnotes.doses import CSV_COLUMNS
 from kapnotes.errors import KapError
@@ -94,6 +94,15 @@ else:
     c[3].metric("Already in the log", "—" if duplicates is None else duplicates)
     if parsed.extra_columns:
         st.caption("Ignored columns: " + md_escape(", ".join(parsed.extra_columns)))
+    if parsed.rows and not parsed.file_error:
+        with db() as session:
+            unusual = doses.unusual_rows(session, pid, parsed.rows)
+        if unusual:  # recorded as the file says (the file is the record); the rules hold the plan
+            n = len(unusual)
+            st.warning(f"{n} row{'s have' if n != 1 else ' has'} a dose above the plan or the protocol's ceiling. "
+                       "They will be recorded as the file says; the dose rules will then hold the plan for the "
+                       "prescriber's review. Check the numbers before importing.", icon=":material/warning:")
+            st.dataframe(pd.DataFrame(unusual[:200], columns=["Row", "Warning"]), hide_index=True, width="stretch")
 
     if parsed.errors:
         n = len(parsed.invalid_rows)
@@ -111,7 +120,10 @@ else:
         with st.expander(f"Preview of the valid rows ({len(parsed.rows)})", expanded=not parsed.errors):
             preview = parsed.preview_frame(tz, limit=200)
             preview["taken_at"] = preview["taken_at"].dt.tz_localize(None)
-            st.dataframe(preview, hide_index=True, width="stretch")
+            for name, word in (("formulation", vocab.formulation_word), ("administration", vocab.administration_word),
+                               ("context", vocab.context_word), ("adverse_events", vocab.adverse_events_text)):
+                preview[name] = preview[name].map(lambda v, w=word: w(v) if isinstance(v, str) and v else "")
+            st.dataframe(preview.rename(columns=doses.LABELS), hide_index=True, width="stretch")
 
     skip = False
     if parsed.errors and not parsed.file_error:

@@ -5,7 +5,7 @@ One row per patient with an "Open" button: one click to the dashboard.
 
 import streamlit as st
 
-from kapnotes import patients
+from kapnotes import patients, vocab
 from kapnotes.ui.patient import select_patient
 from kapnotes.ui.session import db, require_user
 
@@ -31,7 +31,7 @@ for row in rows:
     c[2].text(row.date_of_birth.isoformat())
     c[3].text(row.status)
     if row.flags:
-        c[4].markdown(":red[**⚠ " + ", ".join(row.flags) + "**]")
+        c[4].markdown(":red[**⚠ " + ", ".join(vocab.rule_label(f) for f in row.flags) + "**]")
     if c[5].button("Open", key=f"open_{row.id}", help=f"Open the dashboard of {row.mrn}"):
         select_patient(row.id)
         st.switch_page("pages/dashboard.py")

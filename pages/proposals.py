@@ -135,7 +135,7 @@ if not history:
 for adj in history:
     with st.container(border=True):
         if adj.status in ("approved", "modified", "rejected"):
-            st.markdown(f"**#{adj.id} {proposal_text(adj)}** ({'suggestion' if adj.kind == 'suggestion' else 'proposal'}"
+            st.markdown(f"**{proposal_text(adj)}** ({'suggestion' if adj.kind == 'suggestion' else 'proposal'}"
                         f", sent {fmt_local(adj.sent_at or adj.created_at, tz)})")
             decision_block(adj, names)
         else:

@@ -9,7 +9,7 @@ the protocol that produced them.
 
 import streamlit as st
 
-from kapnotes import protocol
+from kapnotes import protocol, vocab
 from kapnotes.errors import KapError
 from kapnotes.ui.session import db, require_user, show_error
 from kapnotes.ui.session import md_escape
@@ -48,7 +48,7 @@ else:
         f"{c.plan_window_days} days since the plan took effect\n"
         f"- **1 Hold:** PHQ-9 item 9 > 0; in the safety window a pre- or post-dose BP ≥ "
         f"{c.hold_systolic}/{c.hold_diastolic} mmHg or a serious adverse event "
-        f"({md_escape(', '.join(c.serious_adverse_events))}); more doses taken than planned + {c.overuse_margin} "
+        f"({md_escape(', '.join(vocab.adverse_event_word(t) for t in c.serious_adverse_events))}); more doses taken than planned + {c.overuse_margin} "
         f"in the plan window; a dose above the plan's dose in it\n"
         f"- **2 Decrease:** among the recent doses any vomiting, or ≥ {c.decrease_min_count} with nausea "
         f"{c.severe_nausea}, or ≥ {c.decrease_min_count} with a BP ≥ {c.decrease_systolic}/{c.decrease_diastolic} mmHg\n"

@@ -16,7 +16,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kapnotes import suggestions
+from kapnotes import suggestions, vocab
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG
@@ -44,13 +44,13 @@ def _decide(adjustment_id: int, version: int) -> None:
             suggestions.decide(session, actor, adjustment_id, decision, st.session_state.get(f"{k}_rationale", ""),
                                expected_version=version, override=bool(st.session_state.get(f"{k}_override")),
                                override_rationale=st.session_state.get(f"{k}_override_rationale", ""), **kwargs)
-        st.session_state[RESULT_KEY] = ("ok", f"Item #{adjustment_id} {decision.rstrip('e')}ed.")
+        st.session_state[RESULT_KEY] = ("ok", f"Decision recorded: {vocab.decision_past(decision)}.")
     except ValidationError as exc:
         st.session_state[f"{k}_errors"] = dict(exc.errors)  # shown at their fields
         st.session_state[RESULT_KEY] = ("error", KapError("See the messages at the fields below."),
-                                        f"Item #{adjustment_id}: your decision was not saved.")
+                                        "For this item, your decision was not saved.")
     except KapError as exc:
-        st.session_state[RESULT_KEY] = ("error", exc, f"Item #{adjustment_id}: your decision was not saved.")
+        st.session_state[RESULT_KEY] = ("error", exc, "For this item, your decision was not saved.")
 
 
 def _open_patient(patient_id: int) -> None:
@@ -78,14 +78,15 @@ def _dose_table(doses) -> pd.DataFrame:
         {"Taken": fmt_local(d.taken_at, tz), "Dose (mg)": d.dose_mg,
          "BP pre": f"{d.bp_systolic_pre}/{d.bp_diastolic_pre}" if d.bp_systolic_pre else "",
          "BP post": f"{d.bp_systolic_post}/{d.bp_diastolic_post}" if d.bp_systolic_post else "",
-         "Nausea": d.nausea, "Vomited": "yes" if d.vomited else "", "Adverse events": d.adverse_events or ""}
+         "Nausea": d.nausea, "Vomited": "yes" if d.vomited else "",
+         "Adverse events": vocab.adverse_events_text(d.adverse_events)}
         for d in doses
     ])
 
 
 def _queue_table(items) -> pd.DataFrame:
     return pd.DataFrame([{
-        "Item": f"#{i.adjustment.id}",
+        "Item": n,
         "Urgency": i.urgency_label if i.urgent or i.urgency == 1 else "",
         "Patient": f"{i.patient_name} ({i.mrn})",
         "Proposed": proposal_text(i.adjustment),
@@ -93,12 +94,13 @@ def _queue_table(items) -> pd.DataFrame:
         "Up to date": "no: the record changed" if i.stale else "yes",
         "Waiting since": fmt_local(i.waiting_since, tz),
         "Sent by": i.sent_by_text,
-    } for i in items])
+    } for n, i in enumerate(items, 1)])
 
 
 def _item_label(item) -> str:
     urgency = f"{item.urgency_label} · " if item.urgent or item.urgency == 1 else ""
-    return f"#{item.adjustment.id} · {urgency}{item.patient_name} ({item.mrn}) · {proposal_text(item.adjustment)}"
+    return (f"{urgency}{item.patient_name} ({item.mrn}) · {proposal_text(item.adjustment)}"
+            f" · waiting since {fmt_local(item.waiting_since, tz)}")
 
 
 def _field_error(errors: dict, field: str) -> None:

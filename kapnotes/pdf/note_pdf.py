@@ -25,21 +25,17 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from kapnotes import vocab
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.model import DocMeta, DoseRow, NoteData, PatientInfo, ScoreRow
 from kapnotes.pdf.tables import LongTextTable, TextTable
 from kapnotes.pdf.styles import ACCENT, BAND, FONT, RULE, WARN, drawable_in_main_font, esc, make_styles, plain_text
 
-NOTE_TYPE_LABELS = {
-    "preparation": "Preparation session",
-    "dosing": "KAP dosing session",
-    "integration": "Integration session",
-    "check_in": "Check-in session",
-}
-MODALITY_LABELS = {"in_person": "In person", "telehealth": "Telehealth"}
-CONTEXT_LABELS = {"home": "Home", "home_with_sitter": "Home + sitter", "in_session": "In session"}
-FORMULATION_SHORT = {"odt": "ODT", "sublingual": "SL tab", "troche": "Troche", "other": "Other"}
+NOTE_TYPE_LABELS = vocab.NOTE_TYPE_WORDS
+MODALITY_LABELS = vocab.MODALITY_WORDS
+CONTEXT_LABELS = vocab.CONTEXT_SHORT
+FORMULATION_SHORT = vocab.FORMULATION_SHORT
 
 PAGE_SIZE = LETTER
 MARGIN_X = 42
@@ -287,10 +283,9 @@ def dose_cells(d: DoseRow) -> list[str]:
         if d.anxiety_before is not None or d.anxiety_after is not None else "—"
     form = FORMULATION_SHORT.get(d.formulation, d.formulation)
     if d.administration:
-        form = f"{form}, {d.administration}"
+        form = f"{form}, {vocab.administration_word(d.administration)}"
     bp = f"{d.bp_pre or '—'} →\n{d.bp_post or '—'}"
-    events = "; ".join(t.strip().replace("_", " ") for t in d.adverse_events.split(";") if t.strip()) \
-        if d.adverse_events else ""
+    events = vocab.adverse_events_text(d.adverse_events, "; ") if d.adverse_events else ""
     if d.vomited:
         events = f"vomited; {events}" if events else "vomited"
     return [

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
+from kapnotes import vocab
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.chart import score_chart
@@ -128,7 +129,7 @@ def _adverse_rows(data: SummaryData) -> list[list[str]]:
         alert = data.bp_alerts.get(d.id, "")
         if not (d.adverse_events.strip() or d.vomited or alert):
             continue
-        tags = [t.strip().replace("_", " ") for t in d.adverse_events.split(";") if t.strip()]
+        tags = [vocab.adverse_event_word(t.strip()) for t in d.adverse_events.split(";") if t.strip()]
         if d.vomited:
             tags.insert(0, "vomited")
         events = "; ".join(tags)
@@ -249,9 +250,9 @@ def summary_story(data: SummaryData, styles) -> list:
         for p in data.plans:
             rows.append([
                 str(p.version), p.effective, f"{fmt_number(p.dose_mg)} mg",
-                (f"{p.formulation.upper() if p.formulation == 'odt' else p.formulation}, {p.minutes_in_mouth} min, "
-                 f"{p.administration}"),
-                f"every {p.interval_days} d", _plan_status(p), f"{p.approved_by}\n{p.approved_at}",
+                (f"{vocab.formulation_word(p.formulation)}, {p.minutes_in_mouth} min, "
+                 f"{vocab.administration_word(p.administration)}"),
+                vocab.every(p.interval_days), _plan_status(p), f"{p.approved_by}\n{p.approved_at}",
                 (p.rationale or "—") + (f"\n{p.override}" if p.override else ""),
             ])
         story.append(grid_table(["Ver.", "Effective", "Dose", "Formulation", "Interval", "Status", "Approved by",
@@ -291,10 +292,10 @@ def summary_story(data: SummaryData, styles) -> list:
     if data.adjustments:
         rows = []
         for a in data.adjustments:
-            what = f"{a.kind}: {a.action}" + (f"\n{a.proposed}" if a.proposed and a.proposed != "—" else "")
+            what = f"{vocab.ADJUSTMENT_KIND_WORDS.get(a.kind, a.kind)}: {vocab.action_word(a.action)}" + (f"\n{a.proposed}" if a.proposed and a.proposed != "—" else "")
             why = "\n".join(f"• {r}" for r in a.reasons) or "—"
             if a.flags:
-                why += "\nFlags: " + ", ".join(a.flags)
+                why += "\nFlags: " + ", ".join(vocab.rule_label(f) for f in a.flags)
             if a.therapist_note:
                 why += f"\nTherapist: {a.therapist_note}"
             if a.protocol:

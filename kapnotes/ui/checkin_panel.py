@@ -30,7 +30,7 @@ GENERIC_REFUSAL = ("This check-in link does not work. It may have expired, or yo
 
 FIELD_WORDS = {
     "taken_at": "When you took it", "dose_mg": "Dose", "minutes_held": "Minutes in the mouth",
-    "administration": "Spit or swallow", "anxiety_before": "Anxiety before", "anxiety_after": "Anxiety after",
+    "administration": "Spat or swallowed", "anxiety_before": "Anxiety before", "anxiety_after": "Anxiety after",
     "dissociation": "Spaced-out", "nausea": "Nausea", "vomited": "Vomited", "bp": "Blood pressure",
     "bp_systolic": "Blood pressure", "bp_diastolic": "Blood pressure", "heart_rate": "Pulse",
     "side_effects": "Side effects", "note": "Your note", "gad7": "First questionnaire",

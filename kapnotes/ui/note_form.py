@@ -14,7 +14,8 @@ from typing import Any
 import streamlit as st
 
 from kapnotes.models import Modality
-from kapnotes.note_templates import FieldSpec, Template, display_value, is_empty
+from kapnotes import vocab
+from kapnotes.note_templates import FieldSpec, Template, display_value, is_empty, option_word
 
 HEADER = ("session_date", "start_time", "end_time", "modality", "free_text", "integrates_dose_id")
 # Wide on purpose: Streamlit's default bounds (ten years either side) make the browser drop a date
@@ -208,10 +209,10 @@ def _widget(note_id: int, spec: FieldSpec, disabled: bool) -> None:
         st.date_input(label, value=None, key=key, help=help_, disabled=disabled, format="YYYY-MM-DD", **DATE_BOUNDS)
     elif spec.kind == "select":
         st.selectbox(label, list(spec.options), index=None, key=key, help=help_, disabled=disabled,
-                     placeholder="Choose…")
-    elif spec.kind == "multiselect":
-        st.multiselect(label, list(spec.options), key=key, help=help_, disabled=disabled,
-                       format_func=lambda o: str(o).replace("_", " "))
+                     placeholder="Choose…", format_func=lambda o: option_word(spec, o))
+    elif spec.kind == "multiselect":  # no "Select all": each adverse event is a decision of its own
+        st.multiselect(label, list(spec.options), key=key, help=help_, disabled=disabled, select_all=False,
+                       format_func=lambda o: option_word(spec, o))
     else:  # pragma: no cover - templates are validated by tests
         raise ValueError(spec.kind)
 
@@ -334,8 +335,8 @@ def render_note(actor, note_id: int, tz, patient_id: int, notice: str | None = N
     if v.linked_dose is not None:
         d = v.linked_dose
         label = "Dose-log entry" if note.note_type == "dosing" else "Integrates the dose of"
-        st.caption(f"{label}: {fmt_local(d.taken_at, tz)} · {d.dose_mg:g} mg {d.formulation} · "
-                   f"{d.context.replace('_', ' ')}")
+        st.caption(f"{label}: {fmt_local(d.taken_at, tz)} · {d.dose_mg:g} mg {vocab.formulation_word(d.formulation)} · "
+                   f"{vocab.context_word(d.context)}")
     render_readonly(tpl, note.fields or {}, note.free_text)
     if note.status != NoteStatus.signed:
         if note.author_id == actor.id and st.button("Continue editing", key="continue_editing", type="primary"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from kapnotes import notify
+from kapnotes import notify, vocab
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
@@ -21,7 +21,7 @@ from kapnotes.ui.session import db, md_escape, show_error
 from kapnotes.ui.suggestion_panel import action_label, every
 
 REVIEW_QUEUE_PAGE = "pages/review_queue.py"
-DECISION_WORDS = {"approved": "Approved", "modified": "Modified", "rejected": "Rejected"}
+DECISION_WORDS = vocab.DECISION_WORDS
 SEEN_OUTCOME_KEY = "_decisions_seen_outcome"
 
 

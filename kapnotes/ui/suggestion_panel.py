@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 from sqlmodel import Session
 
-from kapnotes import suggestions
+from kapnotes import suggestions, vocab
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.engine import HOLD_FLAGS
@@ -22,26 +22,8 @@ from kapnotes.models import DoseAdjustment
 from kapnotes.textsafe import md_escape  # the one escaping path (issue 20)
 from kapnotes.timeutil import fmt_local
 
-ACTION_LABELS = {
-    "hold": "Hold",
-    "decrease": "Decrease",
-    "review": "Prescriber review",
-    "insufficient_data": "Insufficient data",
-    "continue": "Continue",
-    "space_out": "Space out",
-    "increase": "Increase",
-    "shorten_interval": "Shorten interval",
-    "change": "Change dose and interval",
-}
-STATUS_LABELS = {
-    "open": "not sent",
-    "pending": "waiting for the prescriber",
-    "approved": "approved",
-    "modified": "modified",
-    "rejected": "rejected",
-    "superseded": "superseded",
-    "withdrawn": "withdrawn",
-}
+ACTION_LABELS = vocab.ACTION_WORDS
+STATUS_LABELS = vocab.ADJUSTMENT_STATUS_WORDS
 FLAG_LABELS = {
     **suggestions.RULE_LABELS,
     "suicidality": "PHQ-9 item 9 > 0",
@@ -66,8 +48,7 @@ def action_label(action: str) -> str:
     return ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
 
 
-def every(days: int | None) -> str:
-    return "every day" if days == 1 else f"every {days} days"
+every = vocab.every  # "every day", "every 7 days"
 
 
 KEEP_ACTIONS = ("hold", "review", "insufficient_data", "continue")
@@ -119,7 +100,7 @@ def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None, st
     names = names or {}
     kind = "Engine suggestion" if adj.kind == "suggestion" else "Therapist's proposal"
     urgent = ":red[**Urgent**] · " if adj.urgent and adj.status in ("open", "pending") else ""
-    st.markdown(f"{urgent}**{kind} #{adj.id}: {md_escape(proposal_text(adj))}** · "
+    st.markdown(f"{urgent}**{kind}: {md_escape(proposal_text(adj))}** · "
                 f"{STATUS_LABELS.get(adj.status, adj.status)}")
     stale_banner(stale)
     if adj.flags:
@@ -152,7 +133,7 @@ def decision_block(adj: DoseAdjustment, names: dict[int, str]) -> None:
         line += f" → {adj.decided_dose_mg:g} mg {every(adj.decided_interval_days)}"
     if adj.resulting_plan_id:
         line += " (new plan version)"
-    st.markdown(line + f" · {'suggestion' if adj.kind == 'suggestion' else 'proposal'} #{adj.id}")
+    st.markdown(line + f" · {'suggestion' if adj.kind == 'suggestion' else 'proposal'}")
     if adj.decision_rationale:
         st.text(adj.decision_rationale)
     if adj.override_rules:

@@ -225,4 +225,4 @@ def test_patient_reported_dose_shows_on_dashboard_and_dose_log(env):
     log.run()
     assert not log.exception
     table = log.dataframe[0].value
-    assert list(table["source"]) == ["patient-reported"]
+    assert list(table["Source"]) == ["patient-reported"]

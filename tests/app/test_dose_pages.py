@@ -174,7 +174,7 @@ def test_dose_log_runs_only_the_open_tab(env):
     at = page("dose_log", clinic.tina, clinic.a1)
     keys = {w.key for w in at.number_input}
     assert len(at.dataframe) == 1 and "7 doses shown" in texts(at)
-    assert "home with sitter" in list(at.dataframe[0].value["context"])  # labels, not codes
+    assert "At home with a sitter" in list(at.dataframe[0].value["Context"])  # words, not codes
     assert not any(k.startswith(("add_", "edit")) for k in keys)
     assert "de_entry" not in {w.key for w in at.selectbox}
     at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
@@ -307,7 +307,7 @@ def test_hostile_text_renders_literally(env):
     at = page("dose_log", clinic.tina, clinic.a1)
     assert not at.exception
     table = at.dataframe[0].value
-    assert hostile in list(table["notes"])
+    assert hostile in list(table["Notes"])
 
 
 def test_banner_prints_a_markdown_name_literally(env):
@@ -498,3 +498,42 @@ def test_audit_log_pages_50_at_a_time(env):
     next(b for b in at.button if b.label == "Next").click().run()
     assert 20 <= len(at.dataframe[0].value) < 50
     assert any("events 51–" in c.value for c in at.caption)
+
+
+def test_import_preview_warns_of_doses_above_the_plan(env):
+    """A 400 mg row (the plan is 150 mg) is recorded as the file says; the preview warns by row
+    that the dose rules will hold the plan. Nothing is written by the preview."""
+    engine, clinic = env
+    day = (utcnow() - timedelta(days=3)).date().isoformat()
+    data = (f"taken_at,dose_mg,formulation,context,adverse_events,notes\n"
+            f"{day} 10:00,150,odt,home,,\n{day} 19:00,400,odt,home_with_sitter,chest_pain,second\n").encode()
+    at = page("import_doses", clinic.tina, clinic.a1)
+    at.file_uploader[0].upload("doses.csv", data, "text/csv").run()
+    assert not at.exception, at.exception
+    warning = "\n".join(w.value for w in at.warning)
+    assert "1 row has a dose above the plan or the protocol's ceiling" in warning
+    assert "the dose rules will then hold the plan" in warning
+    rows = next(d.value for d in at.dataframe if "Warning" in d.value.columns)
+    assert list(rows["Row"]) == [3] and "400" in rows["Warning"][0]
+    preview = next(d.value for d in at.dataframe if "Dose (mg)" in d.value.columns)
+    assert "At home with a sitter" in list(preview["Context"]) and "chest pain" in list(preview["Adverse events"])
+    with session_scope(engine) as s:
+        assert not s.exec(select(DoseEntry).where(DoseEntry.patient_id == clinic.a1)).all()
+
+
+def test_dose_log_pages_fifty_rows_at_a_time(env):
+    """1,100 doses: the page shows 50 of them with "Rows 1–50 of 1,100"; Next moves on."""
+    engine, clinic = env
+    now = utcnow()
+    with session_scope(engine) as s:
+        s.add_all([DoseEntry(patient_id=clinic.a1, taken_at=now - timedelta(hours=2 + 2 * i), dose_mg=150,
+                             formulation="odt", context="home", entered_by_id=clinic.tina.id) for i in range(1100)])
+    at = page("dose_log", clinic.tina, clinic.a1)
+    at.session_state["dl_period"] = ((now - timedelta(days=200)).date(), now.date())
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe[0].value) == 50 and "rows 1–50 of 1,100" in texts(at)
+    next(b for b in at.button if b.label == "Next").click().run()
+    assert len(at.dataframe[0].value) == 50 and "rows 51–100 of 1,100" in texts(at)
+    assert next(b for b in at.button if b.label == "Previous").disabled is False
+    assert any(b.label.startswith("Prepare dose log (CSV)") for b in at.button)

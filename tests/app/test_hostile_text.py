@@ -109,11 +109,17 @@ def _run(page: str, user, patient_id: int) -> AppTest:
 
 def test_every_page_as_every_role_renders_hostile_text_literally(hostile_clinic):
     engine, clinic = hostile_clinic
+    from kapnotes import auth
+    from kapnotes.db import session_scope
+
+    with session_scope(engine) as s:  # the auditor reads the audit log in full: hostile names there too
+        auditor = auth.create_user(s, None, "auditor1", "auditor", LINKS[:150], "a-long-passphrase-9q")
+    users = {role: getattr(clinic, name) for role, name in ROLE_USER.items()} | {"auditor": auditor}
     seen_hostile = 0
     failures = []
     for path, _title, _icon, roles, _section in PAGES:
         for role in roles:
-            at = _run(path, getattr(clinic, ROLE_USER[role]), clinic.a1)
+            at = _run(path, users[role], clinic.a1)
             assert not at.exception, (path, role, at.exception)
             bodies = markdown_bodies(at)
             seen_hostile += sum("Verify your account" in b for b in bodies)

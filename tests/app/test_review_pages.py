@@ -293,7 +293,7 @@ def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(ui):
     assert not at.exception
     assert "13 items waiting · 1 urgent" in rendered_text(at)
     table = at.dataframe[0].value
-    assert list(table["Item"]) == [f"#{ids[12]}"] + [f"#{i}" for i in ids[:12]]
+    assert list(table["Item"]) == list(range(1, 14))  # positions in the queue, never record ids
     assert table["Urgency"][0] == "Urgent · HOLD" and table["Safety flags"][0] == "PHQ-9 item 9 > 0"
     assert len([b for b in at.button if b.label == "Record decision"]) == 1
     text = rendered_text(at)
@@ -416,3 +416,23 @@ def test_therapist_sees_an_auto_sent_hold_and_a_prescriber_takes_an_increase_to_
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "sent automatically by the rules engine" in text and "Send to prescriber" not in [b.label for b in at.button]
+
+
+def test_open_patient_opens_the_patients_dashboard(ui):
+    """The queue's "Open patient" selects the item's patient and opens the dashboard (the app with
+    its navigation, as a browser runs it)."""
+    engine, clinic = ui
+    with session_scope(engine) as s:
+        suggestions.propose(s, clinic.tina, clinic.a2, dose_mg=200, reason="Asks for more effect.")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["user_id"] = clinic.paul.id
+    at.session_state["last_activity"] = utcnow()
+    at.run()
+    at.switch_page("pages/review_queue.py").run()
+    assert not at.exception, at.exception
+    assert "Treatment plan" not in rendered_text(at)
+    button(at, "Open patient").click().run()
+    assert not at.exception, at.exception
+    text = rendered_text(at)
+    assert at.session_state["patient_id"] == clinic.a2
+    assert "Aaron Ames" in text and "Treatment plan" in text and "Record decision" not in text

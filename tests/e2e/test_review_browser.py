@@ -112,7 +112,7 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
             f"Reviewed in clinic ({TOKEN}).")
     item.get_by_role("button", name="Record decision").click()
     wait_idle(p)
-    expect(p.get_by_text(f"Item #{number} approved.").first).to_be_visible(timeout=20000)
+    expect(p.get_by_text("Decision recorded: approved.").first).to_be_visible(timeout=20000)
     expect(p.get_by_text(REASON)).to_have_count(0)
 
     # the prescriber's dashboard: the new plan version and the decision
@@ -186,7 +186,7 @@ def test_a_hold_from_a_new_dose_reaches_the_queue_and_needs_a_decision_and_ratio
     item.get_by_role("textbox", name="Rationale (required for every decision)").fill(HOLD_RATIONALE)
     item.get_by_role("button", name="Record decision").click()
     wait_idle(p)
-    expect(p.get_by_text(f"Item #{number} approved.").first).to_be_visible(timeout=20000)
+    expect(p.get_by_text("Decision recorded: approved.").first).to_be_visible(timeout=20000)
     expect(_item(p, number)).to_have_count(0)
     ctx.close()
 
@@ -245,7 +245,7 @@ def test_approving_an_increase_for_a_flagged_patient_needs_an_override_and_its_r
     item.get_by_role("textbox", name="Override rationale (required for an override)").fill(override_why)
     item.get_by_role("button", name="Record decision").click()
     wait_idle(p)
-    expect(p.get_by_text(f"Item #{number} approved.").first).to_be_visible(timeout=20000)
+    expect(p.get_by_text("Decision recorded: approved.").first).to_be_visible(timeout=20000)
     engine = make_engine(app_server["db_url"])
     try:
         with session_scope(engine) as s:

@@ -121,8 +121,6 @@ def test_neutralised_notes_round_trip_exactly_with_restore(engine, clinic):
     assert [d.notes for d in live_doses(engine, clinic.a2)] == list(RISKY_NOTES)
 
 
-@pytest.mark.xfail(strict=True, reason="csv_import.read_csv does not yet apply dose_csv.restore_cell to notes "
-                                       "(reported to the lead; remove this mark once it does)")
 def test_the_importer_itself_restores_neutralised_cells(engine, clinic):
     add_notes(engine, clinic.tina, clinic.a1, RISKY_NOTES)
     _, data = export(engine, clinic.tina, clinic.a1)

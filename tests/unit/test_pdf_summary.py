@@ -192,7 +192,7 @@ def test_one_year_summary_repeats_the_dose_table_header(sqlite_url, tmp_path):
     assert len(data.doses) >= 365 and len(data.notes) >= 52
     qpdf_ok(pdf, tmp_path)
     pages = pdf_text(pdf)[1]
-    dose_pages = [flat(p) for p in pages if "ODT, spit Home" in flat(p)]
+    dose_pages = [flat(p) for p in pages if "ODT, Spit Home" in flat(p)]
     assert len(dose_pages) >= 5
     for page in dose_pages:
         assert "Anxiety before → after" in page and "BP pre → post (mmHg)" in page

@@ -1,0 +1,35 @@
+"""kapnotes.vocab: one home for the words; the old names still answer."""
+
+from kapnotes import models, note_templates, suggestions, vocab
+
+
+def test_every_interval_reads_as_words():
+    assert vocab.every(1) == "every day" and vocab.every(7) == "every 7 days" and vocab.every(None) == ""
+
+
+def test_decision_verbs_past_tense():
+    assert [vocab.decision_past(v) for v in ("approve", "modify", "reject")] == ["approved", "modified", "rejected"]
+    assert vocab.decision_past("modified") == "modified"
+
+
+def test_tags_words_round_trip_and_cover_every_source():
+    for tag in vocab.ADVERSE_EVENT_TAGS:
+        word = vocab.adverse_event_word(tag)
+        assert "_" not in word and vocab.adverse_event_tag(word) == tag
+    assert set(vocab.PATIENT_SIDE_EFFECTS.values()) <= set(vocab.ADVERSE_EVENT_TAGS)
+    assert "fall" in vocab.SERIOUS_ADVERSE_EVENTS and set(note_templates.ADVERSE_EVENT_TAGS) <= set(
+        vocab.ADVERSE_EVENT_TAGS)
+    assert vocab.adverse_events_text("chest_pain;fall") == "chest pain, fall"
+
+
+def test_code_words_are_never_snake_case():
+    for table in (vocab.CONTEXT_WORDS, vocab.FORMULATION_WORDS, vocab.ADMINISTRATION_WORDS, vocab.NOTE_TYPE_WORDS,
+                  vocab.ACTION_WORDS, vocab.RULE_LABELS, vocab.DOSE_SOURCE_WORDS, vocab.ADJUSTMENT_STATUS_WORDS):
+        assert all("_" not in w for w in table.values())
+    assert vocab.NOTE_TYPE_WORDS["dosing"] == "KAP dosing session"
+
+
+def test_old_names_are_re_exports():
+    assert suggestions.RULE_LABELS is vocab.RULE_LABELS and suggestions.rule_label is vocab.rule_label
+    assert models.DOSE_SOURCE_WORDS is vocab.DOSE_SOURCE_WORDS
+    assert note_templates.DOSING.title == "KAP dosing session"
