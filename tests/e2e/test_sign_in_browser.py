@@ -45,7 +45,7 @@ def test_every_page_url_signed_out_shows_sign_in_only(browser, app_server):
         page.goto(f"{app_server['url']}/{path}")
         expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20000)
         assert page.url == f"{app_server['url']}/auth/sign-in?next=/{path}"  # the form, keeping the page
-        wait_idle(page)  # the whole run, not just its first element
+        page.wait_for_load_state("load")  # the server-rendered form: no Streamlit run to wait for
         body = page.locator("body").inner_text()
         assert "KAP-10" not in body, f"/{path} leaked patient data signed out"
         for name, _dob in DEMO_PATIENTS:
