@@ -149,3 +149,16 @@ def _npi_env(name: str) -> str:
     if value and not (len(value) == 10 and value.isdigit()):
         raise ConfigError(f"{name} must be a 10-digit NPI, got {value!r}")
     return value
+
+
+# --- accounts (issue 14 items 3–4, issue 20 passwords) -------------------------------------------
+
+
+def require_mfa() -> bool:
+    """KAPNOTES_REQUIRE_MFA=1: prescribers and admins must enrol a second factor (TOTP) to sign in."""
+    return os.environ.get("KAPNOTES_REQUIRE_MFA") == "1"
+
+
+def signin_delay_max_seconds() -> int:
+    """The longest wait the growing sign-in delay reaches (KAPNOTES_LOCKOUT_MINUTES, default 15)."""
+    return 60 * get_settings().lockout_minutes

@@ -191,12 +191,13 @@ def test_sign_in_without_the_form_token_or_from_another_origin_is_refused(server
     assert r.status_code == 400
 
 
-def test_failures_are_generic_then_explain_the_lock(server):
+def test_failures_are_generic_then_explain_the_delay(server):
     first = _sign_in(server, password="wrong-password-1")
     assert first.status_code == 401 and "Sign-in failed" in first.text and "locked" not in first.text
     second = _sign_in(server, username="nobody", password="wrong-password-2")
     assert second.status_code == 401
-    assert "After 5 failed sign-ins in a row an account is locked for 15 minutes" in second.text
+    assert "After 5 failed sign-ins in a row, each further failure makes the next attempt wait" in second.text
+    assert "up to 15 minutes" in second.text and "locked" not in second.text
 
 
 def test_sign_in_is_rate_limited_per_ip(server, proxied):
