@@ -249,8 +249,9 @@ async def sign_in(request: Request) -> Response:
 
     result, token = await run_in_threadpool(_check)
     if not result.ok:
-        failures = FAILED_BY_IP.add(ip)
-        ip_wait = DELAY_BY_IP.fail(ip, threshold_scale=2)
+        # a refusal during a wait looked at nothing: it does not count against the address
+        failures = FAILED_BY_IP.add(ip) if result.checked else FAILED_BY_IP.count(ip)
+        ip_wait = DELAY_BY_IP.fail(ip, threshold_scale=2) if result.checked else 0
         message = _failure_message(result.message, max(result.wait_seconds, ip_wait), failures)
         return _with_csrf(request, next_path, error=message, status=429 if result.wait_seconds else 401)
     if result.steps:  # a right password, but not signed in yet: the next step, held on the server

@@ -184,6 +184,7 @@ class SignInResult:
     message: str = ""
     wait_seconds: int = 0
     steps: tuple[str, ...] = ()
+    checked: bool = True  # False: refused during a wait without looking at the password
 
     @property
     def ok(self) -> bool:
@@ -314,7 +315,7 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
         _verify_quietly(_dummy_hash(settings.fast_password_hashing), password)  # same cost either way
         wait = UNKNOWN_NAMES.wait(name, now)
         if wait:
-            return SignInResult(None, GENERIC_FAILURE, wait_seconds=wait)
+            return SignInResult(None, GENERIC_FAILURE, wait_seconds=wait, checked=False)
         UNKNOWN_NAMES.fail(name, now)
         audit.record(session, None, "auth.sign_in_failed", "user", detail="unknown or inactive account",
                      actor_username=name or "(blank)")
@@ -334,7 +335,7 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
     if wait:  # refused unchecked: guesses during the wait neither count nor tell anything
         audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail=f"during a {wait} s wait",
                      actor_username=user.username)
-        return SignInResult(None, GENERIC_FAILURE, wait_seconds=wait)
+        return SignInResult(None, GENERIC_FAILURE, wait_seconds=wait, checked=False)
 
     if not password_ok:
         return SignInResult(None, GENERIC_FAILURE, wait_seconds=record_failure(session, user, "bad password", now))
