@@ -29,6 +29,7 @@ PAGES = [
     ("pages/admin_teams.py", "Care teams", ":material/diversity_3:", ("admin",), "Administration"),
     ("pages/audit_log.py", "Audit log", ":material/policy:", ("admin", "auditor"), "Administration"),
     ("pages/protocol_admin.py", "Protocol", ":material/tune:", ("admin",), "Administration"),
+    ("pages/account.py", "My account", ":material/account_circle:", ("therapist", "prescriber", "admin"), "Account"),
 ]
 
 

@@ -25,6 +25,8 @@ class UserRow:
     locked: bool
     last_login_at: object
     email: str | None = None
+    mfa: bool = False  # a second factor is on
+    must_change_password: bool = False
 
 
 PAGE_SIZE = 50  # rows an admin list shows at once; a search narrows it (keeps the pages flat in size)
@@ -51,7 +53,8 @@ def list_users(session: Session, actor: Actor, search: str = "", limit: int | No
     users = session.exec(q.limit(limit) if limit else q).all()
     return [
         UserRow(u.id, u.username, u.full_name, u.credentials, u.role, u.is_active,
-                bool(u.locked_until and u.locked_until > now), u.last_login_at, u.email)
+                bool(u.locked_until and u.locked_until > now), u.last_login_at, u.email,
+                u.totp_enabled_at is not None, u.must_change_password)
         for u in users
     ]
 
@@ -62,6 +65,14 @@ def count_users(session: Session, actor: Actor, search: str = "") -> int:
                                      User.full_name)).one()
 
 
+def _is_last_active_admin(session: Session, user: User) -> bool:
+    if user.role != Role.admin or not user.is_active:
+        return False
+    others = session.exec(select(func.count()).select_from(User).where(
+        User.role == Role.admin, col(User.is_active).is_(True), User.id != user.id)).one()
+    return others == 0
+
+
 def set_active(session: Session, actor: Actor, user_id: int, active: bool) -> None:
     require_role(actor, Role.admin)
     if user_id == actor.id and not active:
@@ -69,6 +80,8 @@ def set_active(session: Session, actor: Actor, user_id: int, active: bool) -> No
     user = session.get(User, user_id)
     if user is None:
         raise ValidationError({"user": "No such user."})
+    if not active and _is_last_active_admin(session, user):
+        raise ValidationError({"user": "This is the last active administrator; make someone else an administrator first."})
     user.is_active = active
     session.add(user)
     if not active:
@@ -119,6 +132,88 @@ def unlock(session: Session, actor: Actor, user_id: int) -> None:
     user.failed_logins = 0
     session.add(user)
     audit.record(session, actor, "user.unlock", "user", user_id)
+
+
+def reset_password(session: Session, actor: Actor, user_id: int) -> str:
+    """A one-time temporary password, returned to show the admin once: the user must choose a
+    new one at their next sign-in, and every session they have ends now."""
+    require_role(actor, Role.admin)
+    user = session.get(User, user_id)
+    if user is None:
+        raise ValidationError({"user": "No such user."})
+    temporary = auth.temporary_password()
+    user.password_hash = auth.hash_password(temporary)
+    user.must_change_password = True
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(user)
+    auth.revoke_sessions(session, user_id, "password_reset")
+    audit.record(session, actor, "user.password_reset", "user", user_id)
+    return temporary
+
+
+def update_user(session: Session, actor: Actor, user_id: int, full_name: str, credentials: str, role: str) -> None:
+    """Edit a user's name, credentials and role. A role change is audited (from/to); the last
+    active administrator keeps the role, and a care-team member cannot become an administrator."""
+    require_role(actor, Role.admin)
+    user = session.get(User, user_id)
+    if user is None:
+        raise ValidationError({"user": "No such user."})
+    errors: dict[str, str] = {}
+    full_name, credentials = full_name.strip(), credentials.strip()
+    if role not in {r.value for r in Role}:
+        errors["role"] = "Choose therapist, prescriber or admin."
+    if not full_name:
+        errors["full_name"] = "Enter the person's full name."
+    elif len(full_name) > 200:
+        errors["full_name"] = "A full name can be at most 200 characters."
+    if len(credentials) > 64:
+        errors["credentials"] = "Credentials can be at most 64 characters (e.g. LMFT, MD)."
+    if errors:
+        raise ValidationError(errors)
+    old_role = user.role
+    if role != old_role:
+        if old_role == Role.admin and _is_last_active_admin(session, user):
+            raise ValidationError({"role": "This is the last active administrator; make someone else an administrator first."})
+        teams = session.exec(select(CareTeamMember.team_id).where(CareTeamMember.user_id == user_id)).all()
+        if teams and role == Role.admin:
+            raise ValidationError({"role": "Administrators cannot be on care teams: remove this person from their teams first."})
+        for team_id in teams:
+            has_patients = session.exec(select(Patient.id).where(Patient.care_team_id == team_id).limit(1)).first()
+            if has_patients and _team_roles(session, team_id).count(old_role) <= 1:
+                team = session.get(CareTeam, team_id)
+                raise ValidationError({"role": f"{team.name} has patients and needs at least one {old_role}."})
+    changed = []
+    if full_name != user.full_name:
+        changed.append("name")
+    if credentials != user.credentials:
+        changed.append("credentials")
+    user.full_name, user.credentials, user.role = full_name, credentials, role
+    session.add(user)
+    session.flush()
+    if changed:
+        audit.record(session, actor, "user.edit", "user", user_id, detail=",".join(changed))
+    if role != old_role:
+        audit.record(session, actor, "user.role_change", "user", user_id, detail=f"from={old_role} to={role}")
+        auth.revoke_sessions(session, user_id, "role_change")  # pages and menus follow the new role at once
+
+
+def user_sessions(session: Session, actor: Actor, user_id: int) -> list[auth.SessionRow]:
+    """A user's active sessions: created, last seen, IP, browser (no cookie, no hash)."""
+    require_role(actor, Role.admin)
+    return auth.active_sessions(session, user_id)
+
+
+def revoke_user_sessions(session: Session, actor: Actor, user_id: int, session_id: int | None = None) -> int:
+    """End one session of a user (``session_id``) or all of them; audited."""
+    require_role(actor, Role.admin)
+    if session_id is not None:
+        ended = int(auth.revoke_session_row(session, user_id, session_id, "admin"))
+    else:
+        ended = auth.revoke_sessions(session, user_id, "admin")
+    if ended:
+        audit.record(session, actor, "user.sessions_revoke", "user", user_id, detail=f"count={ended}")
+    return ended
 
 
 @dataclass(frozen=True)

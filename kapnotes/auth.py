@@ -1,7 +1,11 @@
-"""Accounts: Argon2id password hashes, generic sign-in failures, lockout, server-side sessions.
+"""Accounts: Argon2id password hashes, generic sign-in failures, growing delays, server-side sessions.
 
-A failed sign-in never says whether the user exists; after ``max_failed_logins``
-failures in a row the account is locked for ``lockout_minutes``.
+A failed sign-in never says whether the user exists. After ``max_failed_logins`` failures in a
+row, each further failure makes the account wait before the next attempt is even checked: 1 s,
+then doubling up to ``lockout_minutes`` (NIST SP 800-63B §5.2.2 throttling). A colleague's wrong
+guesses therefore cost them a short wait, never a lock that only an administrator can lift.
+The same growing delay applies per source address (in this process) and to unknown usernames,
+so the wait itself says nothing about which accounts exist.
 
 A signed-in browser holds a random 256-bit session id in an HttpOnly cookie; the database
 keeps only its SHA-256 (``UserSession``), so the row, not the browser, decides who is
@@ -11,6 +15,7 @@ signed in, and revoking it (sign-out, deactivation, timeouts) ends the session e
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import threading
@@ -23,8 +28,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session, select
 
-from kapnotes import audit
-from kapnotes.config import get_settings
+from kapnotes import audit, passwords
+from kapnotes.config import get_settings, require_mfa, signin_delay_max_seconds
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import Role, User, UserSession
 from kapnotes.timeutil import utcnow
@@ -72,12 +77,9 @@ def hash_password(password: str) -> str:
     return hasher().hash(password)
 
 
-def validate_password(password: str) -> None:
-    minimum = get_settings().min_password_length
-    if len(password) < minimum:
-        raise ValidationError({"password": f"Passwords need at least {minimum} characters."})
-    if password.strip() != password or not password.strip():
-        raise ValidationError({"password": "Passwords cannot start or end with spaces."})
+def validate_password(password: str, username: str = "", full_name: str = "") -> None:
+    """Length, the common/breached list, the person's and clinic's names, variety (kapnotes.passwords)."""
+    passwords.check(password, username, full_name)
 
 
 def validate_username(username: str) -> str:
@@ -113,7 +115,7 @@ def create_user(
         errors["credentials"] = "Credentials can be at most 64 characters (e.g. LMFT, MD)."
     if errors:
         raise ValidationError(errors)
-    validate_password(password)
+    validate_password(password, username, full_name)
     if session.exec(select(User).where(User.username == username)).first():
         raise ValidationError({"username": f"The username {username!r} is already taken."})
     user = User(
@@ -132,27 +134,174 @@ def create_user(
 def set_password(session: Session, actor: Actor | None, user_id: int, password: str) -> None:
     if actor is not None and actor.role != Role.admin and actor.id != user_id:
         raise PermissionDenied("You can only change your own password.")
-    validate_password(password)
     user = session.get(User, user_id)
     if user is None:
         raise ValidationError({"user": "No such user."})
+    validate_password(password, user.username, user.full_name)
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     user.locked_until = None
+    user.must_change_password = False
     session.add(user)
     if actor is None or actor.id != user_id:  # a reset by someone else ends every sign-in with the old one
         revoke_sessions(session, user_id, "password_reset")
     audit.record(session, actor, "user.password_set", "user", user_id)
 
 
+def change_own_password(session: Session, actor: Actor, current: str, new: str, repeat: str | None = None,
+                        keep_token: str | None = None) -> int:
+    """"Change my password": the current one is required; every other signed-in browser of mine
+    is signed out (a thief's copy of an old session stops). Returns how many were ended."""
+    user = session.get(User, actor.id)
+    if user is None or not user.is_active:
+        raise PermissionDenied("Your account is not active.")
+    if not _verify_quietly(user.password_hash, current):
+        audit.record(session, actor, "user.password_change_failed", "user", actor.id, detail="wrong current password")
+        raise ValidationError({"current": "Your current password was not right."})
+    if repeat is not None and repeat != new:
+        raise ValidationError({"repeat": "The two new passwords differ."})
+    if new == current:
+        raise ValidationError({"password": "Choose a password different from your current one."})
+    set_password(session, actor, actor.id, new)
+    return revoke_other_sessions(session, actor.id, keep_token, "password_change")
+
+
+def temporary_password() -> str:
+    """A one-time password an admin reads out: 4 groups of 4 from an unambiguous alphabet (~80 bits)."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    while True:
+        candidate = "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+        if not passwords.problems(candidate, clinic_name=""):
+            return candidate
+
+
 @dataclass(frozen=True)
 class SignInResult:
+    """``steps``: what the sign-in still needs before a session may start (in this order):
+    "code" (second factor), "change_password" (after an admin's reset), "enrol" (MFA required)."""
+
     actor: Actor | None
     message: str = ""
+    wait_seconds: int = 0
+    steps: tuple[str, ...] = ()
+    checked: bool = True  # False: refused during a wait without looking at the password
 
     @property
     def ok(self) -> bool:
         return self.actor is not None
+
+    @property
+    def complete(self) -> bool:
+        return self.actor is not None and not self.steps
+
+
+# --- growing delays instead of a lockout ----------------------------------------------------
+
+
+def delay_for(failures: int) -> int:
+    """Seconds to wait after ``failures`` in a row: none below the threshold, then 1 s doubling."""
+    threshold = get_settings().max_failed_logins
+    if failures < threshold:
+        return 0
+    return min(2 ** min(failures - threshold, 30), signin_delay_max_seconds())
+
+
+def wait_message(seconds: int) -> str:
+    """Said while a wait runs; the same for any account or address, so it reveals nothing."""
+    if seconds >= 90:
+        amount = f"{math.ceil(seconds / 60)} minutes"
+    else:
+        amount = f"{seconds} second{'' if seconds == 1 else 's'}"
+    return (f"Too many failed sign-ins. Wait {amount} before trying again; each further failure "
+            "makes the wait longer.")
+
+
+class DelayTracker:
+    """Failures in a row per key (a source address, an unknown username) and the time until the
+    next attempt is checked, in this process's memory; a quiet ``window`` forgets a key."""
+
+    def __init__(self, window: timedelta = timedelta(minutes=15)):
+        self.window = window
+        self._state: dict[str, tuple[int, datetime, datetime]] = {}  # key -> (failures, last, until)
+        self._lock = threading.Lock()
+
+    def wait(self, key: str, now: datetime | None = None) -> int:
+        now = now or utcnow()
+        with self._lock:
+            state = self._state.get(key)
+            if state is None:
+                return 0
+            if now - state[1] > max(self.window, timedelta(seconds=signin_delay_max_seconds())):
+                del self._state[key]
+                return 0
+            return max(0, math.ceil((state[2] - now).total_seconds()))
+
+    def fail(self, key: str, now: datetime | None = None, threshold_scale: int = 1) -> int:
+        """Count a failure; returns the wait it starts (seconds)."""
+        now = now or utcnow()
+        self.wait(key, now)  # forget a stale key first
+        with self._lock:
+            failures = self._state.get(key, (0, now, now))[0] + 1
+            delay = delay_for(max(0, failures - (threshold_scale - 1) * get_settings().max_failed_logins))
+            self._state[key] = (failures, now, now + timedelta(seconds=delay))
+            return delay
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._state.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._state.clear()
+
+
+UNKNOWN_NAMES = DelayTracker()  # unknown usernames wait like real ones: the wait reveals no account
+
+
+def account_wait(user: User, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    if user.locked_until is None or user.locked_until <= now:
+        return 0
+    return max(1, math.ceil((user.locked_until - now).total_seconds()))
+
+
+def record_failure(session: Session, user: User, detail: str, now: datetime | None = None) -> int:
+    """One more failure in a row for this account (a wrong password or code); returns the wait it starts."""
+    now = now or utcnow()
+    user.failed_logins += 1
+    delay = delay_for(user.failed_logins)
+    user.locked_until = now + timedelta(seconds=delay) if delay else None
+    session.add(user)
+    detail = f"{detail} ({user.failed_logins} in a row)" + (f"; next attempt in {delay} s" if delay else "")
+    audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail=detail, actor_username=user.username)
+    return delay
+
+
+def sign_in_steps(user: User) -> tuple[str, ...]:
+    steps = []
+    if user.totp_enabled_at is not None:
+        steps.append("code")
+    if user.must_change_password:
+        steps.append("change_password")
+    if user.totp_enabled_at is None and require_mfa() and user.role in (Role.prescriber, Role.admin):
+        steps.append("enrol")
+    return tuple(steps)
+
+
+def finish_sign_in(session: Session, user_id: int, now: datetime | None = None) -> Actor | None:
+    """Every step done: the failures in a row end, and the sign-in is audited. The caller then
+    starts the session. None if the account was deactivated meanwhile."""
+    now = now or utcnow()
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    session.add(user)
+    actor = actor_of(user)
+    audit.record(session, actor, "auth.sign_in", "user", user.id)
+    return actor
 
 
 def authenticate(session: Session, username: str, password: str, now: datetime | None = None) -> SignInResult:
@@ -164,6 +313,10 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
 
     if user is None or not user.is_active:
         _verify_quietly(_dummy_hash(settings.fast_password_hashing), password)  # same cost either way
+        wait = UNKNOWN_NAMES.wait(name, now)
+        if wait:
+            return SignInResult(None, GENERIC_FAILURE, wait_seconds=wait, checked=False)
+        UNKNOWN_NAMES.fail(name, now)
         audit.record(session, None, "auth.sign_in_failed", "user", detail="unknown or inactive account",
                      actor_username=name or "(blank)")
         return SignInResult(None, GENERIC_FAILURE)
@@ -178,32 +331,24 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
                      actor_username=user.username)
         return SignInResult(None, GENERIC_FAILURE)
 
-    if user.locked_until is not None and user.locked_until > now:
-        audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail="account locked",
+    wait = account_wait(user, now)
+    if wait:  # refused unchecked: guesses during the wait neither count nor tell anything
+        audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail=f"during a {wait} s wait",
                      actor_username=user.username)
-        return SignInResult(None, GENERIC_FAILURE)
+        return SignInResult(None, GENERIC_FAILURE, wait_seconds=wait, checked=False)
 
     if not password_ok:
-        user.failed_logins += 1
-        detail = f"bad password ({user.failed_logins} in a row)"
-        if user.failed_logins >= settings.max_failed_logins:
-            user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
-            user.failed_logins = 0
-            detail += "; account locked"
-        session.add(user)
-        audit.record(session, None, "auth.sign_in_failed", "user", user.id, detail=detail,
-                     actor_username=user.username)
-        return SignInResult(None, GENERIC_FAILURE)
+        return SignInResult(None, GENERIC_FAILURE, wait_seconds=record_failure(session, user, "bad password", now))
 
     if hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    session.add(user)
-    actor = actor_of(user)
-    audit.record(session, actor, "auth.sign_in", "user", user.id)
-    return SignInResult(actor)
+        session.add(user)
+    steps = sign_in_steps(user)
+    if steps:  # the failures in a row end only when every step is done (codes count too)
+        audit.record(session, None, "auth.password_ok", "user", user.id, detail="next: " + ", ".join(steps),
+                     actor_username=user.username)
+        return SignInResult(actor_of(user), steps=steps)
+    return SignInResult(finish_sign_in(session, user.id, now))
 
 
 def _verify_quietly(password_hash: str, password: str) -> bool:
@@ -247,9 +392,9 @@ def token_hash(token: str) -> str:
 def repeated_failure_notice() -> str:
     """Said after repeated failures, to anyone: what they lead to, never which part was wrong."""
     s = get_settings()
-    return (f"After {s.max_failed_logins} failed sign-ins in a row an account is locked for "
-            f"{s.lockout_minutes} minute{'' if s.lockout_minutes == 1 else 's'}; "
-            "your administrator can unlock it sooner.")
+    return (f"After {s.max_failed_logins} failed sign-ins in a row, each further failure makes the next "
+            f"attempt wait: 1 second, then twice as long each time, up to {s.lockout_minutes} "
+            f"minute{'' if s.lockout_minutes == 1 else 's'}. Your administrator can clear the wait.")
 
 
 def start_session(session: Session, actor: Actor, ip: str = "", user_agent: str = "",
@@ -342,6 +487,54 @@ def revoke_sessions(session: Session, user_id: int, reason: str, now: datetime |
     for row in rows:
         _revoke(session, row, reason, now)
     return len(rows)
+
+
+def revoke_other_sessions(session: Session, user_id: int, keep_token: str | None, reason: str,
+                          now: datetime | None = None) -> int:
+    """"Sign out elsewhere": end every open session of the user except this browser's."""
+    now = now or utcnow()
+    keep = token_hash(keep_token) if keep_token else None
+    rows = session.exec(select(UserSession).where(UserSession.user_id == user_id,
+                                                  UserSession.revoked_at.is_(None))).all()  # type: ignore[union-attr]
+    ended = 0
+    for row in rows:
+        if row.token_hash != keep:
+            _revoke(session, row, reason, now)
+            ended += 1
+    return ended
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str
+    user_agent: str
+    current: bool = False
+
+
+def active_sessions(session: Session, user_id: int, current_token: str | None = None,
+                    now: datetime | None = None) -> list[SessionRow]:
+    """Open sessions still inside their idle and absolute limits, newest first."""
+    settings = get_settings()
+    now = now or utcnow()
+    current = token_hash(current_token) if current_token else None
+    rows = session.exec(select(UserSession).where(UserSession.user_id == user_id,
+                                                  UserSession.revoked_at.is_(None))  # type: ignore[union-attr]
+                        .order_by(UserSession.last_seen_at.desc())).all()  # type: ignore[attr-defined]
+    return [SessionRow(r.id, r.created_at, r.last_seen_at, r.ip, r.user_agent, r.token_hash == current)
+            for r in rows
+            if now - r.created_at <= timedelta(hours=settings.session_hours)
+            and now - r.last_seen_at <= timedelta(minutes=settings.idle_timeout_minutes)]
+
+
+def revoke_session_row(session: Session, user_id: int, session_id: int, reason: str) -> bool:
+    row = session.get(UserSession, session_id)
+    if row is None or row.user_id != user_id or row.revoked_at is not None:
+        return False
+    _revoke(session, row, reason, utcnow())
+    return True
 
 
 class SlidingWindow:

@@ -193,3 +193,16 @@ def get_oidc_settings() -> OidcSettings | None:
     if len(label) > 80:
         raise ConfigError("KAPNOTES_OIDC_BUTTON can be at most 80 characters.")
     return OidcSettings(discovery_url=url, client_id=client_id, client_secret=secret, button_label=label)
+
+
+# --- accounts (issue 14 items 3–4, issue 20 passwords) -------------------------------------------
+
+
+def require_mfa() -> bool:
+    """KAPNOTES_REQUIRE_MFA=1: prescribers and admins must enrol a second factor (TOTP) to sign in."""
+    return os.environ.get("KAPNOTES_REQUIRE_MFA") == "1"
+
+
+def signin_delay_max_seconds() -> int:
+    """The longest wait the growing sign-in delay reaches (KAPNOTES_LOCKOUT_MINUTES, default 15)."""
+    return 60 * get_settings().lockout_minutes

@@ -183,6 +183,13 @@ class User(SQLModel, table=True):
     email: Optional[str] = Field(default=None, max_length=254)
     # when the user last looked at the decisions on items they sent (therapist's "since your last visit")
     decisions_seen_at: Optional[datetime] = utc_field()
+    # second factor (TOTP, RFC 6238): the base32 secret is set at enrolment and is never shown
+    # again once confirmed; ``totp_enabled_at`` None with a secret means "enrolment not confirmed"
+    totp_secret: Optional[str] = Field(default=None, max_length=64)
+    totp_enabled_at: Optional[datetime] = utc_field()
+    totp_last_step: Optional[int] = Field(default=None)  # the last accepted 30-s step: no code is used twice
+    # an admin reset the password to a temporary one: sign-in asks for a new one before anything else
+    must_change_password: bool = Field(default=False)
 
 
 class UserSession(SQLModel, table=True):
@@ -200,6 +207,18 @@ class UserSession(SQLModel, table=True):
     user_agent: str = Field(default="", max_length=255)
     revoked_at: Optional[datetime] = utc_field()
     revoked_reason: Optional[str] = Field(default=None, max_length=32)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use second-factor code for a lost phone. Only ``salt$sha256(salt+code)`` is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    code_hash: str = Field(max_length=128)
+    created_at: datetime = utc_field(nullable=False, default_now=True)
+    used_at: Optional[datetime] = utc_field()
 
 
 class CareTeam(SQLModel, table=True):

@@ -1,13 +1,14 @@
-"""Administration: user accounts (create, deactivate, unlock, the e-mail address for urgent-item notices)."""
+"""Administration: user accounts (create, edit, reset a password, deactivate, clear a sign-in wait, sessions,
+the e-mail address for urgent-item notices)."""
 
 import pandas as pd
 import streamlit as st
 
-from kapnotes import admin, auth
+from kapnotes import admin, auth, mfa
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("admin")
 tz = get_settings().tz
@@ -22,7 +23,8 @@ st.dataframe(
         [
             {"Username": u.username, "Name": u.full_name, "Credentials": u.credentials, "Role": u.role,
              "E-mail": u.email or "",
-             "Active": u.is_active, "Locked": u.locked, "Last sign-in": fmt_local(u.last_login_at, tz)}
+             "Active": u.is_active, "Waiting": u.locked, "Second factor": u.mfa,
+             "Must change password": u.must_change_password, "Last sign-in": fmt_local(u.last_login_at, tz)}
             for u in users
         ]
     ),
@@ -41,7 +43,8 @@ with st.expander("Create a user"):
         email = st.text_input("E-mail (optional)", key="create_email",
                               help="Prescribers get a notice here when urgent items wait (never patient details).")
         password = st.text_input("Initial password", type="password",
-                                 help=f"At least {get_settings().min_password_length} characters.")
+                                 help=f"At least {get_settings().min_password_length} characters; not a common "
+                                      "password and not built from the person's name or username.")
         if st.form_submit_button("Create user", type="primary"):
             try:
                 with db() as session:
@@ -56,19 +59,70 @@ with st.expander("Create a user"):
 st.subheader("Change an account")
 choice = st.selectbox("Account", users, format_func=lambda u: f"{u.username} ({u.role})", index=None,
                       placeholder="Choose an account")
+temporary = st.session_state.pop("admin_temporary_password", None)
+if temporary:
+    st.success(f"Temporary password for {md_escape(temporary[0])}. Give it to them in person or by phone; it is "
+               "shown only now, and they must choose a new password when they next sign in.")
+    st.code(temporary[1], language=None)
 if choice is not None:
-    c1, c2 = st.columns(2)
+    c1, c2, c3, c4 = st.columns(4)
     try:
         if c1.button("Deactivate" if choice.is_active else "Reactivate"):
             with db() as session:
                 admin.set_active(session, actor, choice.id, not choice.is_active)
             st.rerun()
-        if c2.button("Unlock", disabled=not choice.locked):
+        if c2.button("Clear sign-in wait", disabled=not choice.locked,
+                     help="After repeated failed sign-ins an account waits before the next try; this ends the wait."):
             with db() as session:
                 admin.unlock(session, actor, choice.id)
             st.rerun()
+        if c3.button("Reset password", help="A one-time temporary password; every sign-in of theirs ends now."):
+            with db() as session:
+                temp = admin.reset_password(session, actor, choice.id)
+            st.session_state["admin_temporary_password"] = (choice.username, temp)
+            st.rerun()
+        if c4.button("Reset second factor", disabled=not choice.mfa,
+                     help="For a lost phone and lost recovery codes: they set it up again."):
+            with db() as session:
+                mfa.admin_reset(session, actor, choice.id)
+            st.toast("Second factor reset")
+            st.rerun()
     except KapError as exc:
         show_error(exc)
+    with st.form(f"edit_{choice.id}"):
+        roles = ["therapist", "prescriber", "admin"]
+        new_name = st.text_input("Full name", value=choice.full_name, key=f"edit_name_{choice.id}")
+        new_credentials = st.text_input("Credentials", value=choice.credentials, key=f"edit_cred_{choice.id}")
+        new_role = st.selectbox("Role", roles, index=roles.index(choice.role), key=f"edit_role_{choice.id}")
+        if st.form_submit_button("Save changes"):
+            try:
+                with db() as session:
+                    admin.update_user(session, actor, choice.id, new_name, new_credentials, new_role)
+                st.toast("Saved")
+                st.rerun()
+            except KapError as exc:
+                show_error(exc)
+    st.markdown("**Active sessions**")
+    with db() as session:
+        sessions = admin.user_sessions(session, actor, choice.id)
+    if sessions:
+        st.dataframe(pd.DataFrame([
+            {"Signed in": fmt_local(r.created_at, tz), "Last active": fmt_local(r.last_seen_at, tz),
+             "Address": r.ip, "Browser": r.user_agent} for r in sessions]), hide_index=True, width="stretch")
+        which = st.selectbox("Session", sessions, index=None, placeholder="Choose a session to end",
+                             format_func=lambda r: f"signed in {fmt_local(r.created_at, tz)} from {r.ip or 'unknown'}",
+                             key=f"session_{choice.id}")
+        s1, s2 = st.columns(2)
+        if s1.button("End this session", disabled=which is None):
+            with db() as session:
+                admin.revoke_user_sessions(session, actor, choice.id, which.id)
+            st.rerun()
+        if s2.button("End all their sessions"):
+            with db() as session:
+                admin.revoke_user_sessions(session, actor, choice.id)
+            st.rerun()
+    else:
+        st.caption("Not signed in anywhere.")
     with st.form(f"email_{choice.id}"):
         new_email = st.text_input("E-mail for urgent-item notices", value=choice.email or "", key=f"email_{choice.id}_in",
                                   help="Leave empty for none. Notices carry a count only, never patient details.")

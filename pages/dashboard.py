@@ -48,7 +48,7 @@ m = st.columns(5)
 if plan is None:
     m[0].metric("Plan", "none")
 else:
-    m[0].metric("Plan", f"{plan.dose_mg:g} mg", help=f"{plan.formulation.upper()} every {plan.interval_days} days",
+    m[0].metric("Plan", f"{plan.dose_mg:g} mg", help=f"{vocab.formulation_word(plan.formulation)} {vocab.every(plan.interval_days)}",
                 delta=None if plan.status == "active" else plan.status.upper(), delta_color="inverse")
 m[1].metric("Doses logged", data.dose_count)
 adh = data.adherence_28

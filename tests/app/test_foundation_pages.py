@@ -162,7 +162,7 @@ def test_dashboard_shows_own_patient_and_audits_the_open_once(ui):
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "Alice Able" in text and "MRN A-001" in text
-    assert "150 mg" in text and "every **7 days**" in text
+    assert "150 mg" in text and "**every 7 days**" in text
     assert "Paul Park" in text
     at.run()  # a rerun of the same view is not a second "open"
     opens = actions(engine, "patient.open")
@@ -591,3 +591,47 @@ def test_app_csv_neutralises_formulas():
     lines = text.splitlines()
     assert lines[1].startswith('"\'=HYPERLINK(') and lines[2].startswith("'+1,-1.5")
     assert lines[3].startswith("'@SUM") and lines[4].startswith("'-2+3") and lines[5] == "tina,3.0"
+
+
+def test_admin_users_page_resets_a_password_and_changes_a_role(ui):
+    clinic, engine = ui
+    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    account = next(s for s in at.selectbox if s.label == "Account")
+    account.select(next(o for o in account.options if o.startswith("theo"))).run()
+    at.button[[b.label for b in at.button].index("Reset password")].click().run()
+    assert not at.exception, at.exception
+    temporary = at.code[0].value
+    assert len(temporary) == 19 and any("shown only now" in s.value for s in at.success)
+    assert [e.record_id for e in actions(engine, "user.password_reset")] == [str(clinic.theo.id)]
+    from kapnotes import auth
+    with Session(engine) as s:
+        result = auth.authenticate(s, "theo", temporary)
+        assert result.steps == ("change_password",)
+    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    account = next(s for s in at.selectbox if s.label == "Account")
+    account.select(next(o for o in account.options if o.startswith("ada"))).run()
+    at.selectbox(key=f"edit_role_{clinic.ada.id}").select("therapist")  # sent with the form's submit
+    at.button[[b.label for b in at.button].index("Save changes")].click().run()
+    assert any("last active administrator" in e.value for e in at.error), ([e.value for e in at.error], [s.label + "=" + str(s.value) for s in at.selectbox])
+    assert actions(engine, "user.role_change") == []
+
+
+def test_my_account_changes_the_password(ui):
+    clinic, engine = ui
+    at = run_page("pages/account.py", user_id=clinic.tina.id)
+    assert not at.exception, at.exception
+    inputs = {t.label: t for t in at.text_input}
+    inputs["Current password"].input(PASSWORD)
+    inputs["New password"].input("password1234")
+    inputs["New password again"].input("password1234")
+    at.button[[b.label for b in at.button].index("Change password")].click().run()
+    assert any("common or breached" in e.value for e in at.error)
+    inputs = {t.label: t for t in at.text_input}
+    inputs["Current password"].input(PASSWORD)
+    inputs["New password"].input("granite lantern orbit")
+    inputs["New password again"].input("granite lantern orbit")
+    at.button[[b.label for b in at.button].index("Change password")].click().run()
+    assert any("password is changed" in s.value for s in at.success)
+    from kapnotes import auth
+    with Session(engine) as s:
+        assert auth.authenticate(s, "tina", "granite lantern orbit").complete

@@ -210,3 +210,86 @@ def test_set_email_validates_audits_and_clears(session, clinic):
     assert _last(session, "user.email").detail == "cleared"
     with pytest.raises(ValidationError, match="No such user"):
         admin.set_email(session, clinic.ada, 987654, "x@clinic.example")
+
+
+# --- accounts people run themselves (issue 14 item 4) ---------------------------------------------
+
+
+def test_change_my_password_needs_the_current_one_and_ends_my_other_sessions(session, clinic):
+    here = auth.start_session(session, clinic.tina)
+    there = auth.start_session(session, clinic.tina)
+    with pytest.raises(ValidationError, match="current password"):
+        auth.change_own_password(session, clinic.tina, "not-my-password", "granite lantern orbit", keep_token=here)
+    with pytest.raises(ValidationError, match="differ"):
+        auth.change_own_password(session, clinic.tina, PASSWORD, "granite lantern orbit", "granite lantern", keep_token=here)
+    with pytest.raises(ValidationError, match="common or breached"):
+        auth.change_own_password(session, clinic.tina, PASSWORD, "password1234", keep_token=here)
+    assert auth.change_own_password(session, clinic.tina, PASSWORD, "granite lantern orbit", keep_token=here) == 1
+    assert auth.check_session(session, here).ok and not auth.check_session(session, there).ok
+    assert auth.authenticate(session, "tina", "granite lantern orbit").ok
+    assert not auth.authenticate(session, "tina", PASSWORD).ok
+
+
+def test_admin_reset_gives_a_temporary_password_that_must_be_changed(session, clinic):
+    token = auth.start_session(session, clinic.tina)
+    with pytest.raises(PermissionDenied):
+        admin.reset_password(session, clinic.paul, clinic.tina.id)
+    temporary = admin.reset_password(session, clinic.ada, clinic.tina.id)
+    assert not auth.check_session(session, token).ok  # every session of theirs ended
+    assert not auth.authenticate(session, "tina", PASSWORD).ok
+    r = auth.authenticate(session, "tina", temporary)
+    assert r.ok and r.steps == ("change_password",) and not r.complete
+    auth.set_password(session, r.actor, clinic.tina.id, "granite lantern orbit")
+    assert auth.authenticate(session, "tina", "granite lantern orbit").complete
+    assert _last(session, "user.password_reset").actor_id == clinic.ada.id
+    assert temporary not in (_last(session, "user.password_reset").detail or "")
+
+
+def test_admin_edits_name_credentials_and_role_with_an_audited_role_change(session, clinic):
+    admin.update_user(session, clinic.ada, clinic.theo.id, "Theo Thorne", "LCSW", "therapist")
+    assert _last(session, "user.edit").detail == "name,credentials"
+    assert _last(session, "user.role_change") is None
+    token = auth.start_session(session, clinic.tina)
+    # tina is team A's only therapist and team A has patients: her role cannot change
+    with pytest.raises(ValidationError, match="needs at least one therapist"):
+        admin.update_user(session, clinic.ada, clinic.tina.id, "Tina Torres", "LMFT", "prescriber")
+    user = auth.create_user(session, clinic.ada, "newdoc", "therapist", "New Doc", "granite lantern orbit")
+    admin.update_user(session, clinic.ada, user.id, "New Doc", "MD", "prescriber")
+    ev = _last(session, "user.role_change")
+    assert ev.actor_id == clinic.ada.id and ev.record_id == str(user.id) and ev.detail == "from=therapist to=prescriber"
+    assert auth.check_session(session, token).ok
+    with pytest.raises(ValidationError, match="care teams"):
+        admin.update_user(session, clinic.ada, clinic.theo.id, "Theo Thorne", "", "admin")
+
+
+def test_the_last_active_admin_cannot_be_removed_or_deactivated(session, clinic):
+    with pytest.raises(ValidationError, match="last active administrator"):
+        admin.update_user(session, clinic.ada, clinic.ada.id, "Ada Admin", "", "therapist")
+    other = auth.create_user(session, clinic.ada, "adam", "admin", "Adam Second", "granite lantern orbit")
+    adam = auth.actor_of(other)
+    admin.set_active(session, clinic.ada, other.id, False)  # ada stays: allowed
+    with pytest.raises(ValidationError, match="last active administrator"):  # adam is inactive
+        admin.update_user(session, clinic.ada, clinic.ada.id, "Ada Admin", "", "therapist")
+    with pytest.raises(ValidationError, match="last active administrator"):
+        admin.set_active(session, adam, clinic.ada.id, False)
+    admin.set_active(session, clinic.ada, other.id, True)
+    admin.update_user(session, adam, clinic.ada.id, "Ada Admin", "", "therapist")  # now allowed
+    with pytest.raises(ValidationError, match="last active administrator"):
+        admin.update_user(session, adam, other.id, "Adam Second", "", "prescriber")
+
+
+def test_admin_lists_and_revokes_a_users_sessions(session, clinic):
+    one = auth.start_session(session, clinic.tina, ip="10.0.0.5", user_agent="Firefox")
+    two = auth.start_session(session, clinic.tina, ip="10.0.0.6", user_agent="Chromium")
+    rows = admin.user_sessions(session, clinic.ada, clinic.tina.id)
+    assert {(r.ip, r.user_agent) for r in rows} == {("10.0.0.5", "Firefox"), ("10.0.0.6", "Chromium")}
+    assert all(r.created_at and r.last_seen_at for r in rows)
+    with pytest.raises(PermissionDenied):
+        admin.user_sessions(session, clinic.paul, clinic.tina.id)
+    first = next(r for r in rows if r.ip == "10.0.0.5")
+    assert admin.revoke_user_sessions(session, clinic.ada, clinic.tina.id, first.id) == 1
+    assert not auth.check_session(session, one).ok and auth.check_session(session, two).ok
+    assert admin.revoke_user_sessions(session, clinic.ada, clinic.tina.id) == 1
+    assert not auth.check_session(session, two).ok
+    assert _last(session, "user.sessions_revoke").detail == "count=1"
+    assert admin.user_sessions(session, clinic.ada, clinic.tina.id) == []

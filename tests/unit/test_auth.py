@@ -1,4 +1,4 @@
-"""Accounts: Argon2id hashes, password rules, generic sign-in failures, lockout, idle time-out.
+"""Accounts: Argon2id hashes, password rules, generic sign-in failures, growing delays, idle time-out.
 
 Service tests run on SQLite and PostgreSQL.
 """
@@ -18,6 +18,13 @@ from kapnotes.models import AuditEvent, User
 from tests.factories import PASSWORD
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_unknown_name_delays():
+    auth.UNKNOWN_NAMES.clear()
+    yield
+    auth.UNKNOWN_NAMES.clear()
 
 
 def _user(session, username) -> User:
@@ -56,7 +63,7 @@ def test_short_password_refused(session, password):
 
 
 def test_twelve_characters_is_enough(session):
-    assert auth.create_user(session, None, "newbie", "therapist", "New Bie", "x" * 12).id
+    assert auth.create_user(session, None, "newbie", "therapist", "New Bie", "plum-river-7").id
 
 
 def test_min_password_length_is_configurable(session, monkeypatch):
@@ -156,23 +163,41 @@ def test_failures_are_audited_without_the_password(session, clinic):
         assert "wrong-password" not in e.detail
 
 
-def test_five_failures_lock_for_fifteen_minutes(session, clinic):
+def test_five_failures_start_a_short_wait_not_a_lock(session, clinic):
     for i in range(4):
         assert not auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0).ok
         assert _user(session, "tina").locked_until is None
-    assert not auth.authenticate(session, "tina", "wrong-password-5", now=T0).ok
-    assert _user(session, "tina").locked_until == T0 + timedelta(minutes=15)
-    assert "account locked" in _events(session, "auth.sign_in_failed")[-1].detail
-
-    # the correct password is refused while locked, with the same message
-    for minutes in (0, 1, 14, 14.99):
-        r = auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=minutes))
-        assert not r.ok and r.message == auth.GENERIC_FAILURE
-    # ... and accepted once the lock has expired
-    r = auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=15, seconds=1))
+    r = auth.authenticate(session, "tina", "wrong-password-5", now=T0)
+    assert not r.ok and r.wait_seconds == 1 and r.message == auth.GENERIC_FAILURE
+    assert _user(session, "tina").locked_until == T0 + timedelta(seconds=1)
+    assert "next attempt in 1 s" in _events(session, "auth.sign_in_failed")[-1].detail
+    # during the wait even the right password is refused, unchecked and uncounted
+    r = auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(milliseconds=500))
+    assert not r.ok and r.wait_seconds == 1
+    assert _user(session, "tina").failed_logins == 5
+    # ... and a second later the colleague's guesses are forgotten: the owner signs in
+    r = auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(seconds=1, milliseconds=1))
     assert r.ok
     user = _user(session, "tina")
     assert user.locked_until is None and user.failed_logins == 0
+
+
+def test_each_further_failure_doubles_the_wait_up_to_fifteen_minutes(session, clinic):
+    now = T0
+    waits = []
+    for i in range(16):
+        r = auth.authenticate(session, "tina", f"wrong-password-{i}", now=now)
+        waits.append(r.wait_seconds)
+        now += timedelta(seconds=r.wait_seconds or 0, milliseconds=1)  # try again right after each wait
+    assert waits == [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert "15 minutes" in auth.wait_message(900) and "1 second " in auth.wait_message(1)
+    assert auth.authenticate(session, "tina", PASSWORD, now=now).ok  # still no lock after the wait
+
+
+def test_unknown_usernames_wait_the_same_way(session, clinic):
+    results = [auth.authenticate(session, "nobody", f"wrong-password-{i}", now=T0) for i in range(6)]
+    assert [r.wait_seconds for r in results[:5]] == [0, 0, 0, 0, 0]
+    assert results[5].wait_seconds == 1  # the fifth failure started a 1-s wait, as for a real account
 
 
 def test_success_resets_the_failure_counter(session, clinic):
@@ -181,26 +206,28 @@ def test_success_resets_the_failure_counter(session, clinic):
     assert _user(session, "tina").failed_logins == 4
     assert auth.authenticate(session, "tina", PASSWORD, now=T0).ok
     assert _user(session, "tina").failed_logins == 0
-    for i in range(4):  # four more failures after a success do not lock
+    for i in range(4):  # four more failures after a success start no wait
         auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
     assert _user(session, "tina").locked_until is None
     assert auth.authenticate(session, "tina", PASSWORD, now=T0).ok
 
 
-def test_lockout_is_per_account(session, clinic):
-    for i in range(5):
+def test_waits_are_per_account(session, clinic):
+    for i in range(8):
         auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
     assert auth.authenticate(session, "theo", PASSWORD, now=T0).ok
 
 
-def test_lockout_thresholds_are_configurable(session, clinic, monkeypatch):
+def test_wait_thresholds_are_configurable(session, clinic, monkeypatch):
     monkeypatch.setenv("KAPNOTES_MAX_FAILED_LOGINS", "3")
     monkeypatch.setenv("KAPNOTES_LOCKOUT_MINUTES", "2")
-    for i in range(3):
-        auth.authenticate(session, "tina", f"wrong-password-{i}", now=T0)
-    assert _user(session, "tina").locked_until == T0 + timedelta(minutes=2)
-    assert not auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=1)).ok
-    assert auth.authenticate(session, "tina", PASSWORD, now=T0 + timedelta(minutes=2, seconds=1)).ok
+    now = T0
+    for i in range(12):
+        r = auth.authenticate(session, "tina", f"wrong-password-{i}", now=now)
+        now += timedelta(seconds=r.wait_seconds, milliseconds=1)
+    assert r.wait_seconds == 120  # capped at 2 minutes
+    assert "After 3 failed sign-ins" in auth.repeated_failure_notice()
+    assert "up to 2 minutes" in auth.repeated_failure_notice()
 
 
 def test_admin_unlock(session, clinic):
@@ -234,8 +261,8 @@ def test_concurrent_wrong_passwords_all_count(engine, clinic):
     assert not errors
     with Session(engine) as s:
         user = s.exec(select(User).where(User.username == "tina")).one()
-        # 6 failures: locked at the 5th, then 1 counted after the lock reset... or refused as locked
-        assert user.locked_until == T0 + timedelta(minutes=15)
+        # 6 failures: the 5th starts a 1-s wait; the 6th is refused during it (counted in the audit)
+        assert user.locked_until == T0 + timedelta(seconds=1)
         fails = s.exec(select(AuditEvent).where(AuditEvent.action == "auth.sign_in_failed")).all()
         assert len(fails) == 6
 
