@@ -212,8 +212,8 @@ def dose_log_story(data: SummaryData, s) -> list:
 
 FULL_NOTES_HINT = ('the full notes are available with "Full session notes" on the Exports page or --full-notes on '
                    "python -m kapnotes export-pdf, and each note's own PDF")
-NOTE_HEADER = ["Date", "Type", "Modality", "Author", "Signed by, at", "Intention / theme", "Addenda, signature"]
-NOTE_WIDTHS = [50, 58, 50, 78, 92, CONTENT_WIDTH - 390, 62]
+NOTE_HEADER = ["Date", "Type", "Modality", "Author", "Signed by, at", "Intention / theme", "Addenda", "Signature"]
+NOTE_WIDTHS = [50, 56, 48, 74, 88, CONTENT_WIDTH - 408, 38, 54]
 THEME_CHARS = 120
 # the field that says what a session was about, first found wins (a check-in has none)
 THEME_FIELDS = (("intention", "Intention"), ("themes_insights", "Themes"), ("themes", "Themes"),
@@ -241,7 +241,7 @@ def note_row(note: NoteData) -> list[str]:
         signed, check = "DRAFT, not signed", "draft"
     return [note.session_date.isoformat(), note_type_label(note.note_type),
             MODALITY_LABELS.get(note.modality, note.modality), note.author, signed, note_theme(note),
-            f"addenda: {len(note.addenda)}\n{check}"]
+            str(len(note.addenda)), check]
 
 
 def notes_story(data: SummaryData, s) -> list:
