@@ -213,7 +213,7 @@ def dose_log_story(data: SummaryData, s) -> list:
 FULL_NOTES_HINT = ('the full notes are available with "Full session notes" on the Exports page or --full-notes on '
                    "python -m kapnotes export-pdf, and each note's own PDF")
 NOTE_HEADER = ["Date", "Type", "Modality", "Author", "Signed by, at", "Intention / theme", "Addenda", "Signature"]
-NOTE_WIDTHS = [50, 56, 48, 74, 88, CONTENT_WIDTH - 408, 38, 54]
+NOTE_WIDTHS = [50, 56, 48, 74, 88, CONTENT_WIDTH - 412, 42, 54]
 THEME_CHARS = 120
 # the field that says what a session was about, first found wins (a check-in has none)
 THEME_FIELDS = (("intention", "Intention"), ("themes_insights", "Themes"), ("themes", "Themes"),

@@ -61,7 +61,7 @@ def test_summary_has_every_section(engine, clinic, world, tmp_path):
     # the signed notes in the range: in brief by default, in full with their addenda when asked
     notes = text[text.index("Session notes in brief"):]
     assert "KAP dosing session" in notes and "Integration session" in notes
-    assert notes.count("verified") == 2 and "Addenda" in text and "Signature" in text
+    assert notes.count("verified") == 2
     assert "KAP dosing session note" not in text
     with session_scope(engine) as s:
         full = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED, full_notes=True))
