@@ -521,11 +521,12 @@ def attention_reasons(d, alerts: dict[int, str], plans, proto) -> tuple[str, ...
 
 def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
                    date_to: date | None = None, *, include_drafts: bool = False, generated_at: datetime | None = None,
-                   as_operator: bool = False, full_dose_log: bool = False) -> SummaryData:
+                   as_operator: bool = False, full_dose_log: bool = False, full_notes: bool = False) -> SummaryData:
     """Everything the summary prints. Reads only: no audit (see ``prepare_summary``).
 
     Home doses are summed by week unless ``full_dose_log``; in-session doses and doses with a
-    safety-relevant finding are always listed one by one (``attention``)."""
+    safety-relevant finding are always listed one by one (``attention``). Notes print as one
+    table row each unless ``full_notes`` (the data gathered is the same either way)."""
     patient = _patient(session, actor, patient_id, as_operator)
     tz = get_settings().tz
     date_from, date_to = resolve_range(session, patient_id, date_from, date_to)
@@ -623,7 +624,7 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
         bp_alerts=alerts,
         bp_thresholds=(f"{proto.decrease_systolic}/{proto.decrease_diastolic} (decrease) and "
                        f"{proto.hold_systolic}/{proto.hold_diastolic} (hold)"),
-        full_dose_log=full_dose_log, attention=attention, voided=len(voided_times),
+        full_dose_log=full_dose_log, full_notes=full_notes, attention=attention, voided=len(voided_times),
         weeks=dose_week_rows(doses, voided_times, plans, date_from, date_to, tz) if doses or voided_times else [],
     )
 
@@ -640,10 +641,11 @@ def record_summary_export(session: Session, actor: Actor | None, patient_id: int
 def prepare_summary(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
                     date_to: date | None = None, *, include_drafts: bool = False,
                     generated_at: datetime | None = None, as_operator: bool = False,
-                    full_dose_log: bool = False) -> SummaryData:
+                    full_dose_log: bool = False, full_notes: bool = False) -> SummaryData:
     """Gather the summary and audit the export, in the caller's transaction."""
     data = gather_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts,
-                          generated_at=generated_at, as_operator=as_operator, full_dose_log=full_dose_log)
+                          generated_at=generated_at, as_operator=as_operator, full_dose_log=full_dose_log,
+                          full_notes=full_notes)
     record_summary_export(session, actor, patient_id, data)
     return data
 
@@ -656,9 +658,11 @@ def render_summary(data: SummaryData, invariant: bool = False) -> bytes:
 
 def summary_pdf(session: Session, actor: Actor | None, patient_id: int, date_from: date | None = None,
                 date_to: date | None = None, *, include_drafts: bool = False, generated_at: datetime | None = None,
-                invariant: bool = False, as_operator: bool = False, full_dose_log: bool = False) -> bytes:
+                invariant: bool = False, as_operator: bool = False, full_dose_log: bool = False,
+                full_notes: bool = False) -> bytes:
     data = prepare_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts,
-                           generated_at=generated_at, as_operator=as_operator, full_dose_log=full_dose_log)
+                           generated_at=generated_at, as_operator=as_operator, full_dose_log=full_dose_log,
+                           full_notes=full_notes)
     return render_summary(data, invariant=invariant)
 
 

@@ -45,13 +45,16 @@ include_drafts = st.checkbox("Include my unsigned drafts (marked DRAFT)", key="e
 full_dose_log = st.checkbox("Full dose log (every dose on its own line)", key="export_full_dose_log",
                             help="By default home doses are summed by week; doses that need attention are always "
                                  "listed one by one.")
+full_notes = st.checkbox("Full session notes (every signed note in full)", key="export_full_notes",
+                         help="By default each signed note is one row of a table: date, type, author, signer, "
+                              "intention, addenda and the signature check.")
 if span is None:
     st.info("Nothing recorded for this patient yet — the summary will only have the header.")
 if date_from > date_to:
     st.error("**From**: the start date is after the end date.")
 else:
     summary_pdf_button(actor, pid, date_from, date_to, include_drafts, key="exports_summary",
-                       full_dose_log=full_dose_log)
+                       full_dose_log=full_dose_log, full_notes=full_notes)
 
 st.subheader("Single note")
 try:

@@ -1,9 +1,12 @@
 """``export-pdf``: a treatment-summary PDF for one patient, or for every patient in parallel.
 
-    python -m kapnotes export-pdf --patient MRN [--from DATE] [--to DATE] [--full-dose-log] --out FILE.pdf
-    python -m kapnotes export-pdf --all --out-dir DIR [--from DATE] [--to DATE] [--full-dose-log] [--jobs N]
+    python -m kapnotes export-pdf --patient MRN [--from DATE] [--to DATE] [--full-dose-log] [--full-notes]
+        --out FILE.pdf
+    python -m kapnotes export-pdf --all --out-dir DIR [--from DATE] [--to DATE] [--full-dose-log] [--full-notes]
+        [--jobs N]
 
-Home doses print by week unless ``--full-dose-log`` (every dose on its own line).
+Home doses print by week unless ``--full-dose-log`` (every dose on its own line); signed
+notes print as one table row each unless ``--full-notes`` (every note in full).
 
 The command line is the clinic's operator (no signed-in user); every export is audited as
 "system". Bulk export runs in worker processes (all cores by default) with a progress bar
@@ -48,6 +51,8 @@ def register(sub) -> None:
     p.add_argument("--full-dose-log", action="store_true",
                    help="print every dose on its own line (default: home doses by week; doses that need "
                         "attention are always listed one by one)")
+    p.add_argument("--full-notes", action="store_true",
+                   help="print every signed note in full (default: one table row per note)")
     p.set_defaults(func=cmd_export_pdf)
     register_interop(sub)
 
@@ -68,10 +73,11 @@ def cmd_export_pdf(args) -> int:
         if args.out:
             raise ValidationError({"out": "--out is for one patient; use --out-dir with --all."})
         return export_all(Path(args.out_dir), d_from, d_to, jobs=args.jobs or os.cpu_count() or 1,
-                          full_dose_log=args.full_dose_log)
+                          full_dose_log=args.full_dose_log, full_notes=args.full_notes)
     if not args.out:
         raise ValidationError({"out": "--patient needs --out FILE.pdf."})
-    return export_one(args.patient, Path(args.out), d_from, d_to, full_dose_log=args.full_dose_log)
+    return export_one(args.patient, Path(args.out), d_from, d_to, full_dose_log=args.full_dose_log,
+                      full_notes=args.full_notes)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -83,7 +89,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def export_one(mrn: str, out: Path, d_from: date | None, d_to: date | None, full_dose_log: bool = False) -> int:
+def export_one(mrn: str, out: Path, d_from: date | None, d_to: date | None, full_dose_log: bool = False,
+               full_notes: bool = False) -> int:
     from kapnotes import exports
     from kapnotes.db import make_engine, session_scope
 
@@ -93,7 +100,7 @@ def export_one(mrn: str, out: Path, d_from: date | None, d_to: date | None, full
     with session_scope(engine) as session:
         pid = exports.patient_id_for_mrn(session, mrn)
         data = exports.gather_summary(session, None, pid, d_from, d_to, as_operator=True,
-                                      full_dose_log=full_dose_log)
+                                      full_dose_log=full_dose_log, full_notes=full_notes)
     pdf = exports.render_summary(data)
     with session_scope(engine) as session:
         exports.record_summary_export(session, None, pid, data)
@@ -125,7 +132,7 @@ def _worker_engine():
 
 
 def export_patient(patient_id: int, mrn: str, out_dir: str, d_from: date | None, d_to: date | None,
-                   full_dose_log: bool = False) -> Outcome:
+                   full_dose_log: bool = False, full_notes: bool = False) -> Outcome:
     """One patient's summary (runs in a worker process). Skips it when the data is unchanged."""
     from kapnotes import exports
     from kapnotes.db import session_scope
@@ -136,7 +143,7 @@ def export_patient(patient_id: int, mrn: str, out_dir: str, d_from: date | None,
         sidecar = pdf_path.with_name(pdf_path.name + SIDECAR_SUFFIX)
         with session_scope(engine) as session:
             data = exports.gather_summary(session, None, patient_id, d_from, d_to, as_operator=True,
-                                          full_dose_log=full_dose_log)
+                                          full_dose_log=full_dose_log, full_notes=full_notes)
         fp = exports.fingerprint(data)
         if pdf_path.exists() and sidecar.exists() and sidecar.read_text(encoding="utf-8").strip() == fp:
             return Outcome(mrn, "skipped")
@@ -153,9 +160,9 @@ def export_patient(patient_id: int, mrn: str, out_dir: str, d_from: date | None,
 
 
 def export_chunk(items: list[tuple[int, str]], out_dir: str, d_from: date | None,
-                 d_to: date | None, full_dose_log: bool = False) -> list[Outcome]:
+                 d_to: date | None, full_dose_log: bool = False, full_notes: bool = False) -> list[Outcome]:
     """Several patients in one worker call: one round trip to the pool per chunk, not per patient."""
-    return [export_patient(pid, mrn, out_dir, d_from, d_to, full_dose_log) for pid, mrn in items]
+    return [export_patient(pid, mrn, out_dir, d_from, d_to, full_dose_log, full_notes) for pid, mrn in items]
 
 
 def plan_chunks(patients: list[tuple[int, str]], weights: dict[int, int], jobs: int,
@@ -217,7 +224,8 @@ class Progress:
         self.stream.flush()
 
 
-def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int, full_dose_log: bool = False) -> int:
+def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int, full_dose_log: bool = False,
+               full_notes: bool = False) -> int:
     from kapnotes import exports
     from kapnotes.db import make_engine, session_scope
 
@@ -231,7 +239,8 @@ def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int,
     failures: list[Outcome] = []
     jobs = max(1, min(jobs, len(patients) or 1))
     if jobs == 1:
-        results = (export_patient(pid, mrn, str(out_dir), d_from, d_to, full_dose_log) for pid, mrn in patients)
+        results = (export_patient(pid, mrn, str(out_dir), d_from, d_to, full_dose_log, full_notes)
+                   for pid, mrn in patients)
         for outcome in results:
             progress.update(outcome)
             if outcome.status == "failed":
@@ -241,7 +250,7 @@ def export_all(out_dir: Path, d_from: date | None, d_to: date | None, jobs: int,
         # chunks of patients, heaviest first, so workers neither wait on the pool nor finish unevenly
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                  initializer=_warm_worker) as pool:
-            futures = [pool.submit(export_chunk, chunk, str(out_dir), d_from, d_to, full_dose_log)
+            futures = [pool.submit(export_chunk, chunk, str(out_dir), d_from, d_to, full_dose_log, full_notes)
                        for chunk in plan_chunks(patients, weights, jobs)]
             for fut in as_completed(futures):
                 for outcome in fut.result():

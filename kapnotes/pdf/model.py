@@ -229,3 +229,5 @@ class SummaryData:
     weeks: list[WeekRow] = field(default_factory=list)
     attention: list[AttentionRow] = field(default_factory=list)
     voided: int = 0  # voided entries in the period (counted, never printed)
+    # the notes' form: one table row per note (default; short) or every note in full (``full_notes``)
+    full_notes: bool = False

@@ -3,8 +3,9 @@
 Sections: patient and diagnosis; safety (active flags, holds, safety overrides, urgent items
 waiting); outcome (response and remission); plan history; the
 GAD-7/PHQ-9 chart with dose steps; scores; the dose log (a LongTable whose header repeats
-on every page); adverse events; suggestions and decisions; the signed notes in the range
-(drafts only when asked; private process notes never reach this module at all).
+on every page); adverse events; suggestions and decisions; the signed notes in the range, one
+table row each unless the full notes are asked for (drafts only when asked; private process
+notes never reach this module at all).
 """
 
 from __future__ import annotations
@@ -12,27 +13,29 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
 from kapnotes import vocab
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.chart import score_chart
-from kapnotes.pdf.model import AttentionRow, SafetyData, SafetyItem, ScoreRow, SummaryData, WeekRow
+from kapnotes.pdf.model import AttentionRow, NoteData, SafetyData, SafetyItem, ScoreRow, SummaryData, WeekRow
 from kapnotes.pdf.note_pdf import (
     CONTENT_WIDTH,
     DOSE_HEADER,
     DOSE_WIDTHS,
     MARGIN_X,
+    MODALITY_LABELS,
     PAGE_SIZE,
     dose_cells,
     fmt_number,
     grid_table,
     note_flowables,
+    note_type_label,
     patient_block,
     score_cells,
 )
-from kapnotes.pdf.styles import RULE, esc, make_styles
+from kapnotes.pdf.styles import FONT_BOLD, RULE, WARN, esc, make_styles
 
 ICD10 = {
     "F41.1": "Generalized anxiety disorder",
@@ -208,6 +211,80 @@ def dose_log_story(data: SummaryData, s) -> list:
     return out
 
 
+FULL_NOTES_HINT = ('the full notes are available with "Full session notes" on the Exports page or --full-notes on '
+                   "python -m kapnotes export-pdf, and each note's own PDF")
+NOTE_HEADER = ["Date", "Type", "Modality", "Author", "Signed by, at", "Intention / theme", "Addenda", "Signature"]
+NOTE_WIDTHS = [50, 56, 48, 74, 88, CONTENT_WIDTH - 412, 42, 54]
+THEME_CHARS = 120
+# the field that says what a session was about, first found wins (a check-in has none)
+THEME_FIELDS = (("intention", "Intention"), ("themes_insights", "Themes"), ("themes", "Themes"),
+                ("intention_link", "Intention"))
+SIGNATURE_WORDS = {True: "verified", False: "MISMATCH", None: "no hash"}
+
+
+def note_theme(note: NoteData) -> str:
+    """The note's intention or main theme, on one line, cut to about ``THEME_CHARS`` characters."""
+    for key, label in THEME_FIELDS:
+        value = note.fields.get(key)
+        if isinstance(value, str) and value.strip():
+            text = " ".join(value.split())
+            if len(text) > THEME_CHARS:
+                text = text[:THEME_CHARS - 1].rstrip() + "…"
+            return f"{label}: {text}"
+    return "—"
+
+
+def note_row(note: NoteData) -> list[str]:
+    if note.status == "signed":
+        signed = f"{note.signed_by or '—'}\n{note.signed_at or '—'}"
+        check = SIGNATURE_WORDS.get(note.hash_verified, "no hash")
+    else:
+        signed, check = "DRAFT, not signed", "draft"
+    return [note.session_date.isoformat(), note_type_label(note.note_type),
+            MODALITY_LABELS.get(note.modality, note.modality), note.author, signed, note_theme(note),
+            str(len(note.addenda)), check]
+
+
+def notes_story(data: SummaryData, s) -> list:
+    """Session notes in brief (one row each, with the signature check) or, when asked, in full."""
+    label = "Session notes" + (" (signed, and unsigned drafts as requested)" if data.include_drafts else " (signed)")
+    if data.full_notes:
+        out: list = [PageBreak(), Paragraph(esc(label), s["h2"])]
+    else:
+        out = [CondPageBreak(120), Paragraph(esc(label), s["h2"])]
+    if not data.notes:
+        return out + [Paragraph("No signed notes in this period.", s["muted"])]
+    if not data.full_notes:
+        out.append(Paragraph(esc(f"Session notes in brief; {FULL_NOTES_HINT}. One row per note; private "
+                                 "process notes are never part of a summary."), s["muted"]))
+        out.append(Spacer(1, 3))
+        table = grid_table(NOTE_HEADER, [note_row(n) for n in data.notes], NOTE_WIDTHS, s, long=True)
+        last = len(NOTE_HEADER) - 1
+        table.setStyle(TableStyle([cmd for i, n in enumerate(data.notes, start=1)
+                                   if n.status == "signed" and n.hash_verified is False
+                                   for cmd in (("TEXTCOLOR", (last, i), (last, i), WARN),
+                                               ("FONT", (last, i), (last, i), FONT_BOLD, s["cell"].fontSize,
+                                                s["cell"].leading))]))
+        out.append(table)
+        bad = [n for n in data.notes if n.status == "signed" and n.hash_verified is False]
+        if bad:
+            days = ", ".join(n.session_date.isoformat() for n in bad)
+            out.append(Paragraph(esc(f"WARNING: the stored hash does not match the note's content ({days})."),
+                                 s["warn"]))
+        return out
+    out.append(Paragraph("Every note in full. Fields without an answer are left out here; each note's own PDF "
+                         "lists every field of its template.", s["muted"]))
+    for i, note in enumerate(data.notes):
+        if i:
+            out.append(Spacer(1, 10))
+            # a plain rule between notes (one line, not a one-cell table)
+            out.append(HRFlowable(width=CONTENT_WIDTH, thickness=1, color=RULE, spaceBefore=0, spaceAfter=1,
+                                  hAlign="LEFT"))
+        out.append(CondPageBreak(160))
+        out.extend(note_flowables(note, s, heading_style="h3", compact=True))
+    return out
+
+
 def summary_story(data: SummaryData, styles) -> list:
     s = styles
     story: list = []
@@ -313,23 +390,8 @@ def summary_story(data: SummaryData, styles) -> list:
     else:
         story.append(Paragraph("No suggestions or proposals in this period.", s["muted"]))
 
-    # notes
-    story.append(PageBreak())
-    label = "Session notes" + (" (signed, and unsigned drafts as requested)" if data.include_drafts else " (signed)")
-    story.append(Paragraph(esc(label), s["h2"]))
-    if not data.notes:
-        story.append(Paragraph("No signed notes in this period.", s["muted"]))
-    else:
-        story.append(Paragraph("Fields without an answer are left out here; each note's own PDF lists every "
-                               "field of its template.", s["muted"]))
-    for i, note in enumerate(data.notes):
-        if i:
-            story.append(Spacer(1, 10))
-            # a plain rule between notes (one line, not a one-cell table)
-            story.append(HRFlowable(width=CONTENT_WIDTH, thickness=1, color=RULE, spaceBefore=0, spaceAfter=1,
-                                    hAlign="LEFT"))
-        story.append(CondPageBreak(160))
-        story.extend(note_flowables(note, s, heading_style="h3", compact=True))
+    # notes: one row each (default) or in full
+    story.extend(notes_story(data, s))
     return story
 
 
@@ -352,5 +414,5 @@ def build_summary_pdf(data: SummaryData, invariant: bool = False) -> bytes:
         return buf.getvalue()
 
 
-__all__ = ["ICD10", "Outcome", "attention_cells", "build_summary_pdf", "diagnosis_text", "dose_log_story", "outcomes",
-           "safety_story", "summary_story", "week_cells"]
+__all__ = ["ICD10", "Outcome", "attention_cells", "build_summary_pdf", "diagnosis_text", "dose_log_story",
+           "note_row", "note_theme", "notes_story", "outcomes", "safety_story", "summary_story", "week_cells"]

@@ -24,11 +24,12 @@ FHIR_MIME = "application/fhir+json"
 
 
 def build_summary(actor: Actor, patient_id: int, date_from: date | None = None, date_to: date | None = None,
-                  include_drafts: bool = False, full_dose_log: bool = False) -> tuple[str, bytes]:
+                  include_drafts: bool = False, full_dose_log: bool = False,
+                  full_notes: bool = False) -> tuple[str, bytes]:
     """(file name, PDF bytes) of a treatment summary; the export is audited."""
     with db() as session:
         data = exports.prepare_summary(session, actor, patient_id, date_from, date_to, include_drafts=include_drafts,
-                                       full_dose_log=full_dose_log)
+                                       full_dose_log=full_dose_log, full_notes=full_notes)
     pdf = exports.render_summary(data)  # after the transaction: no database lock held while building
     name = f"{file_stem(data.patient.mrn)}_{data.date_from.isoformat()}_{data.date_to.isoformat()}.pdf"
     return name, pdf
@@ -112,10 +113,12 @@ def dose_csv_button(actor: Actor, patient_id: int, date_from: date | None = None
 
 def summary_pdf_button(actor: Actor, patient_id: int, date_from: date | None = None, date_to: date | None = None,
                        include_drafts: bool = False, key: str = "summary_pdf",
-                       label: str = "Prepare treatment summary PDF", full_dose_log: bool = False) -> None:
+                       label: str = "Prepare treatment summary PDF", full_dose_log: bool = False,
+                       full_notes: bool = False) -> None:
     """The treatment-summary button (whole record unless a range is given; home doses by week
-    unless ``full_dose_log``)."""
-    _offer(label, key, lambda: build_summary(actor, patient_id, date_from, date_to, include_drafts, full_dose_log))
+    unless ``full_dose_log``; signed notes one row each unless ``full_notes``)."""
+    _offer(label, key, lambda: build_summary(actor, patient_id, date_from, date_to, include_drafts, full_dose_log,
+                                             full_notes))
 
 
 def note_pdf_button(actor: Actor, note_id: int, key: str | None = None) -> None:

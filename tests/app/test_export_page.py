@@ -98,6 +98,44 @@ def test_nothing_is_built_until_prepare_is_clicked(ui):
     assert downloads(at) == [] and len(exports_audited(engine)) == 1
 
 
+def test_full_notes_and_full_dose_log_checkboxes_reach_the_summary(ui, monkeypatch):
+    """Unticked, the summary is short (notes in brief, doses by week); each box asks for its full form."""
+    from kapnotes import exports
+
+    engine, clinic, _ = ui
+    calls, built = [], []
+    real_prepare, real_render = exports.prepare_summary, exports.render_summary
+
+    def prepare(*args, **kwargs):
+        calls.append({k: kwargs.get(k) for k in ("full_notes", "full_dose_log")})
+        return real_prepare(*args, **kwargs)
+
+    def render(data, *args, **kwargs):
+        pdf = real_render(data, *args, **kwargs)
+        built.append(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages))
+        return pdf
+
+    monkeypatch.setattr(exports, "prepare_summary", prepare)
+    monkeypatch.setattr(exports, "render_summary", render)
+    at = run(clinic.tina.id, clinic.a1)
+    assert not at.checkbox(key="export_full_notes").value and not at.checkbox(key="export_full_dose_log").value
+    assert "Full session notes" in at.checkbox(key="export_full_notes").label
+    button(at, "exports_summary_prepare").click().run()
+    assert not at.exception
+    at.checkbox(key="export_full_notes").check().run()
+    button(at, "exports_summary_prepare").click().run()
+    at.checkbox(key="export_full_dose_log").check().run()
+    button(at, "exports_summary_prepare").click().run()
+    assert not at.exception
+    assert calls == [{"full_notes": False, "full_dose_log": False}, {"full_notes": True, "full_dose_log": False},
+                     {"full_notes": True, "full_dose_log": True}]
+    assert "Session notes in brief" in built[0] and "Home doses by week" in built[0]
+    assert "Session notes in brief" not in built[1] and "KAP dosing session note" in built[1]
+    assert "Home doses by week" in built[1]
+    assert "Every dose is listed" in built[2] and "KAP dosing session note" in built[2]
+    assert len(exports_audited(engine)) == 3
+
+
 def test_note_pdf_button(ui):
     engine, clinic, _ = ui
     at = run(clinic.paul.id, clinic.a1)

@@ -82,6 +82,41 @@ def test_full_dose_log_flag(cli_db, engine, clinic, tmp_path):
         pg.extract_text() for pg in PdfReader(io.BytesIO(bulk)).pages))
 
 
+def _text(path: Path) -> str:
+    return flat("\n".join(pg.extract_text() for pg in PdfReader(io.BytesIO(path.read_bytes())).pages))
+
+
+def test_full_notes_flag(cli_db, engine, clinic, tmp_path):
+    """By default signed notes print one row each; --full-notes prints them in full (one patient, and
+    --all in worker processes, where a summary made in the other form is not skipped as unchanged)."""
+    from kapnotes.models import NoteStatus, SessionNote
+
+    brief, full = tmp_path / "brief.pdf", tmp_path / "full.pdf"
+    assert main(["export-pdf", "--patient", "A-001", "--out", str(brief)]) == 0
+    assert main(["export-pdf", "--patient", "A-001", "--full-notes", "--out", str(full)]) == 0
+    text = {p: _text(p) for p in (brief, full)}
+    with session_scope(engine) as s:
+        signed = s.exec(select(SessionNote.id).where(SessionNote.patient_id == clinic.a1,
+                                                     SessionNote.status == NoteStatus.signed)).all()
+    assert len(signed) == 2
+    assert "Session notes in brief" in text[brief] and "--full-notes" in text[brief]
+    assert text[brief].count("verified") == len(signed) and "KAP dosing session note" not in text[brief]
+    assert "Session notes in brief" not in text[full] and "verified" not in text[full]
+    assert "KAP dosing session note" in text[full] and "Line one of the free text." in text[full]
+    assert "Electronically signed" in text[full]
+    assert len(PdfReader(io.BytesIO(full.read_bytes())).pages) > len(PdfReader(io.BytesIO(brief.read_bytes())).pages)
+    out_dir = tmp_path / "bulk"
+    env = dict(os.environ, KAPNOTES_DATABASE_URL=cli_db)
+    cmd = [sys.executable, "-m", "kapnotes", "export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "2"]
+    for extra, written, form in (([], 3, "Session notes in brief"), (["--full-notes"], 3, "KAP dosing session note"),
+                                 (["--full-notes"], 0, "KAP dosing session note")):
+        run = subprocess.run(cmd + extra, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                             check=False)
+        assert run.returncode == 0, run.stderr
+        assert f"{written} written, {3 - written} unchanged (skipped)" in run.stdout
+        assert form in _text(out_dir / f"{file_stem('A-001')}.pdf")
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--patient", "NOPE", "--out", "x.pdf"], "No patient with MRN 'NOPE'"),
     (["--patient", "A-001", "--from", "2026-13-01", "--out", "x.pdf"], "'2026-13-01' is not a valid date"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -41,6 +42,7 @@ def test_summary_has_every_section(engine, clinic, world, tmp_path):
                     "GAD-7 and PHQ-9 over time", "Dose log", "Adverse events",
                     "Dose-adjustment suggestions and decisions", "Session notes (signed)"):
         assert heading in text, heading
+    assert "Session notes in brief; the full notes are available with" in text and "--full-notes" in text
     # header and diagnosis
     assert "Alice Able" in text and "A-001" in text and "1985-01-02" in text
     assert "F41.1 — Generalized anxiety disorder" in text
@@ -56,10 +58,17 @@ def test_summary_has_every_section(engine, clinic, world, tmp_path):
     assert "SUPERSEDED-SUGGESTION" not in text
     # voided dose entries never print
     assert "VOIDED-ENTRY" not in text and "999 mg" not in text
-    # the signed notes in the range, with their addenda
-    assert "KAP dosing session note" in text and "Integration session note" in text
+    # the signed notes in the range: in brief by default, in full with their addenda when asked
+    notes = text[text.index("Session notes in brief"):]
+    assert "KAP dosing session" in notes and "Integration session" in notes
+    assert notes.count("verified") == 2
+    assert "KAP dosing session note" not in text
+    with session_scope(engine) as s:
+        full = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED, full_notes=True))
+    assert "KAP dosing session note" in full and "Integration session note" in full
+    assert "Session notes in brief" not in full
     for addendum in world.addenda_texts:
-        assert flat(addendum) in text
+        assert flat(addendum) in full and flat(addendum) not in text
     meta = PdfReader(io.BytesIO(pdf)).metadata
     assert meta.title.startswith("Treatment summary — Alice Able (A-001)")
     assert meta.author == "Tina Torres, LMFT" and "treatment summary" in meta.subject.lower()
@@ -79,11 +88,15 @@ def test_every_page_has_the_frame(engine, clinic, world):
 
 def test_private_process_notes_never_and_drafts_only_when_asked(engine, clinic, world):
     with session_scope(engine) as s:
-        plain = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1))
-        with_drafts = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, include_drafts=True))
-        paul_drafts = summary_text(exports.summary_pdf(s, clinic.paul, clinic.a1, include_drafts=True))
-    for text in (plain, with_drafts, paul_drafts):
+        plain = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, full_notes=True))
+        with_drafts = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, include_drafts=True,
+                                                       full_notes=True))
+        paul_drafts = summary_text(exports.summary_pdf(s, clinic.paul, clinic.a1, include_drafts=True,
+                                                       full_notes=True))
+        brief = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, include_drafts=True))
+    for text in (plain, with_drafts, paul_drafts, brief):
         assert world.process_text not in text
+    assert "DRAFT, not signed" in brief  # a draft asked for is a row of its own, marked
     assert world.draft_text not in plain and world.other_draft_text not in plain
     # tina asked for drafts: her own draft, never paul's
     assert world.draft_text in with_drafts and world.other_draft_text not in with_drafts
@@ -102,7 +115,10 @@ def test_date_range_limits_doses_scores_and_notes(engine, clinic, world):
     assert all(x.administered_on >= late_from for x in late.scores)
     assert [n.note_type for n in full.notes] == ["dosing", "integration"]
     assert all(n.session_date >= late_from for n in late.notes)
-    assert "Line one of the free text." not in summary_text(exports.render_summary(late))
+    assert "Line one of the free text." in summary_text(exports.render_summary(dataclasses.replace(full,
+                                                                                                 full_notes=True)))
+    assert "Line one of the free text." not in summary_text(exports.render_summary(dataclasses.replace(late,
+                                                                                                     full_notes=True)))
     # the baseline stays the earliest GAD-7 on record, even outside the range
     assert late.baseline["GAD-7"].administered_on == full.baseline["GAD-7"].administered_on
 
@@ -251,7 +267,8 @@ def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, worl
     notes = [dataclasses.replace(note, fields={**note.fields, key: _long_text("fld", 300)}), *data.notes[1:]]
     doses = [dataclasses.replace(data.doses[0], notes=_long_text("dnt", 300)), *data.doses[1:]]
     text = flat("\n".join(pdf_text(exports.render_summary(dataclasses.replace(data, notes=notes, doses=doses,
-                                                                            full_dose_log=True)))[1]))
+                                                                            full_dose_log=True,
+                                                                            full_notes=True)))[1]))
     for tag in ("fld", "dnt"):
         positions = [text.find(f"{tag}-{i:04d} ") for i in range(300)]
         assert all(p >= 0 for p in positions), f"{tag}: missing sentence {positions.index(-1)}"
@@ -270,7 +287,8 @@ def test_summary_notes_leave_out_empty_fields_and_keep_links_and_signature(engin
     empty_spec = next(f for f in specs if "Booster" in f.label)
     fields = {**dosing.fields, empty_spec.name: None, "legacy_blank": "  ", "legacy_false": False}
     note = dataclasses.replace(dosing, fields=fields, hash_verified=False)
-    text = flat("\n".join(pdf_text(exports.render_summary(dataclasses.replace(data, notes=[note])))[1]))
+    text = flat("\n".join(pdf_text(exports.render_summary(dataclasses.replace(data, notes=[note],
+                                                                            full_notes=True)))[1]))
     assert "Fields without an answer are left out here" in text
     assert flat(empty_spec.label) not in text and "legacy_blank" not in text
     assert "legacy_false" in text  # False is an answer ("No"), not an empty field
@@ -389,7 +407,7 @@ def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, s
     from sqlmodel import func
 
     from kapnotes.auth import load_actor
-    from kapnotes.models import DoseEntry, Patient, User
+    from kapnotes.models import DoseEntry, NoteStatus, Patient, SessionNote, User
     from kapnotes.seed import HEAVIEST_MRN, seed_demo
 
     path = tmp_path / "demo.db"
@@ -406,6 +424,9 @@ def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, s
         on_record = s.exec(select(func.count()).select_from(DoseEntry).where(
             DoseEntry.patient_id == pid, DoseEntry.voided_at.is_(None), DoseEntry.taken_at >= start,
             DoseEntry.taken_at < end)).one()
+        signed = s.exec(select(SessionNote.session_date, SessionNote.note_type).where(
+            SessionNote.patient_id == pid, SessionNote.status == NoteStatus.signed,
+            SessionNote.session_date >= d_from, SessionNote.session_date <= d_to)).all()
     eng.dispose()
     assert on_record >= 100  # daily dosing: four months of it
     assert sum(w.taken for w in data.weeks) == on_record == len(data.doses)
@@ -413,17 +434,26 @@ def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, s
     pdf = exports.render_summary(data)
     qpdf_ok(pdf, tmp_path)
     reader, pages = pdf_text(pdf)
-    # everything but the signed notes (each note prints its fields in full, about a page each;
-    # they start on a page of their own) fits in a few pages
-    notes_from = next(i for i, p in enumerate(pages) if "Session notes (signed)" in flat(p))
-    assert notes_from <= 6, notes_from
-    no_notes = exports.render_summary(dataclasses.replace(data, notes=[]))
-    assert len(PdfReader(io.BytesIO(no_notes)).pages) <= 6
+    # the whole summary, signed notes in brief included, fits in a few pages
+    assert len(pages) <= 6, len(pages)
     text = flat("\n".join(pages))
     assert "Home doses by week; the full log is available with" in text
     assert "--full-dose-log" in text and "Doses that need attention" in text
-    full = exports.render_summary(dataclasses.replace(data, full_dose_log=True, notes=[]))
-    assert len(PdfReader(io.BytesIO(full)).pages) > len(PdfReader(io.BytesIO(no_notes)).pages)
+    assert "Session notes in brief; the full notes are available with" in text and "--full-notes" in text
+    # one row per signed note in the range, as many as the database holds
+    assert len(signed) >= 10 and len(data.notes) == len(signed)
+    from kapnotes.pdf.note_pdf import note_type_label
+
+    brief = text[text.index("Session notes in brief"):]
+    for t in {t for _, t in signed}:
+        assert brief.count(note_type_label(t)) == sum(1 for _, x in signed if x == t), t
+    assert all(d.isoformat() in brief for d, _ in signed)
+    assert brief.count("verified") == len(signed)
+    # the full notes and the full dose log are each longer
+    full_notes = exports.render_summary(dataclasses.replace(data, full_notes=True))
+    assert len(PdfReader(io.BytesIO(full_notes)).pages) > len(pages) + 5
+    full_log = exports.render_summary(dataclasses.replace(data, full_dose_log=True))
+    assert len(PdfReader(io.BytesIO(full_log)).pages) > len(pages)
 
 
 def test_weekly_table_counts_doses_and_lists_attention_doses_one_by_one(engine, clinic, world, tmp_path):
@@ -506,3 +536,55 @@ def test_hostile_text_in_attention_doses_prints_literally(engine, clinic, tmp_pa
     assert "Adverse event: <b>bold</b>; AT&T" in attention
     weekly = _section(text, "Home doses by week", "Doses that need attention")
     assert "<b>bold</b>" in weekly and "AT&T" in weekly
+
+
+# --- shorter summaries: signed notes in brief, one row each (issue 17 item 4) -----------------------
+
+
+def test_notes_in_brief_show_a_hash_mismatch_in_red(engine, clinic, world):
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    assert all(n.hash_verified for n in data.notes)
+    bad = dataclasses.replace(data.notes[0], hash_verified=False)
+    pdf = exports.render_summary(dataclasses.replace(data, notes=[bad, *data.notes[1:]]))
+    text = summary_text(pdf)
+    brief = text[text.index("Session notes in brief"):]
+    assert brief.count("MISMATCH") == 1 and brief.count("verified") == len(data.notes) - 1
+    assert f"WARNING: the stored hash does not match the note's content ({bad.session_date.isoformat()})." in brief
+    # the word is drawn in the warning red, as the full note prints its warning
+    page = next(p for p in PdfReader(io.BytesIO(pdf)).pages if "MISMATCH" in (p.extract_text() or ""))
+    content = page.get_contents().get_data().decode("latin-1")
+    assert re.search(r"0?\.70588\d* 0?\.13725\d* 0?\.09411\d* rg", content)  # #b42318
+
+
+def test_notes_in_brief_print_the_intention_cut_short_and_hostile_text_literally(engine, clinic, world, tmp_path):
+    from tests.unit.pdf_data import HOSTILE
+
+    with session_scope(engine) as s:
+        data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+    dosing = next(n for n in data.notes if n.note_type == "dosing")
+    assert dosing.fields["intention"] == "Meet the worry with curiosity"
+    hostile = " ".join(HOSTILE[:4] + HOSTILE[9:])
+    long_theme = "word " * 60 + "END-OF-THEME"
+    notes = [dataclasses.replace(dosing, fields={**dosing.fields, "intention": hostile}, author="<i>Dr</i> A&B"),
+             dataclasses.replace(dosing, id=-1, fields={**dosing.fields, "intention": long_theme})]
+    pdf = exports.render_summary(dataclasses.replace(data, notes=notes))
+    qpdf_ok(pdf, tmp_path)
+    brief = summary_text(pdf)
+    brief = brief[brief.index("Session notes in brief"):]
+    for piece in ("<b>", '<img src="/etc/passwd">', "AT&T", "a<b", "<font color=red>red</font>", "&amp; &lt;",
+                  "<i>Dr</i> A&B"):
+        assert piece in brief, piece
+    assert "Intention: word word" in brief and "END-OF-THEME" not in brief and "…" in brief
+    assert "Meet the worry" not in brief  # replaced above: the row shows the note's own field
+    # the full notes print every word
+    full = summary_text(exports.render_summary(dataclasses.replace(data, notes=notes, full_notes=True)))
+    assert "END-OF-THEME" in full
+
+
+def test_full_notes_is_part_of_the_fingerprint(engine, clinic, world):
+    with session_scope(engine) as s:
+        brief = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
+        full = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED, full_notes=True)
+    assert not brief.full_notes and full.full_notes
+    assert exports.fingerprint(brief) != exports.fingerprint(full)
