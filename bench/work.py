@@ -92,10 +92,11 @@ def summary_pdf_bench(clinic, runs: int) -> dict:
     with session_scope(engine) as s:
         actor = load_actor(s, clinic.users["tsato"])
         t0 = time.perf_counter()
-        # the full dose log: the summary then prints every dose, the same rows as the bare
-        # document below (the default weekly form prints far fewer rows, which would flatter the ratio)
+        # the full dose log and the full notes: the summary then prints every dose and every note, the
+        # same rows as the bare document below (the default brief form prints far fewer, which would
+        # flatter the ratio)
         data = exports.gather_summary(s, actor, clinic.heavy_patient_id, today - timedelta(days=365), today,
-                                      full_dose_log=True)
+                                      full_dose_log=True, full_notes=True)
         gather = time.perf_counter() - t0
     engine.dispose()
     exports.render_summary(data)  # warm: fonts, imports
@@ -114,10 +115,11 @@ def summary_pdf_bench(clinic, runs: int) -> dict:
 
     pages = len(PdfReader(io.BytesIO(pdf)).pages)
     # for reference, not timed: the default form (home doses by week)
-    pages_weekly = len(PdfReader(io.BytesIO(exports.render_summary(replace(data, full_dose_log=False)))).pages)
+    pages_weekly = len(PdfReader(io.BytesIO(exports.render_summary(replace(data, full_dose_log=False,
+                                                                           full_notes=False)))).pages)
     return {"available": True, "pdf_s": statistics.median(pdf_times), "bare_s": statistics.median(bare_times),
             "gather_s": gather, "pages": pages, "pages_weekly": pages_weekly, "doses": len(data.doses),
-            "notes": len(data.notes), "scores": len(data.scores), "runs": runs, "form": "full dose log"}
+            "notes": len(data.notes), "scores": len(data.scores), "runs": runs, "form": "full dose log and notes"}
 
 
 # --- bulk export: all cores vs one worker -------------------------------------------------------
