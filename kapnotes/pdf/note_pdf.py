@@ -30,7 +30,7 @@ from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.model import DocMeta, DoseRow, NoteData, PatientInfo, ScoreRow
 from kapnotes.pdf.tables import LongTextTable, TextTable
-from kapnotes.pdf.styles import ACCENT, BAND, FONT, RULE, WARN, drawable_in_main_font, esc, make_styles, plain_text
+from kapnotes.pdf.styles import ACCENT, BAND, FONT, RULE, WARN, drawable_in_main_font, esc, make_styles, plain_text, text_blocks
 
 NOTE_TYPE_LABELS = vocab.NOTE_TYPE_WORDS
 MODALITY_LABELS = vocab.MODALITY_WORDS
@@ -345,7 +345,10 @@ def note_flowables(note: NoteData, styles, heading_style: str = "title", show_he
         story.append(_fields_table(rows, styles))
 
     story.append(Paragraph("Free text", styles["h3"]))
-    story.append(Paragraph(esc(note.free_text) if (note.free_text or "").strip() else "—", styles["value"]))
+    if (note.free_text or "").strip():
+        story.extend(text_blocks(note.free_text, styles["value"]))  # linear time however long the note
+    else:
+        story.append(Paragraph("—", styles["value"]))
 
     if note.doses:
         story.append(Paragraph("Linked dose-log entries", styles["h3"]))

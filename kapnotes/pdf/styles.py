@@ -204,3 +204,49 @@ def make_styles() -> dict[str, ParagraphStyle]:
         "warn": ParagraphStyle("warn", parent=base, fontName=FONT_BOLD, textColor=WARN),
         "mono": ParagraphStyle("mono", parent=base, fontSize=7.5, leading=9.5, textColor=MUTED),
     }
+
+
+def text_blocks(value: object, style, lines_per_block: int = 12) -> list:
+    """A long user text as several small ``Paragraph``s of a few lines each, in the same style.
+
+    One ``Paragraph`` holding a whole 100,000-character note is re-wrapped from the top at every
+    page break (time quadratic in its length: 16 s for 1,300 lines); blocks of a few lines split
+    cheaply, so printing time grows linearly with the note. Line breaks are kept as they were typed;
+    a single line of more than ``LONG_LINE`` characters is cut at a space into pieces (each starts
+    on a new printed line: the words and their order are unchanged).
+    """
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus import Paragraph
+
+    lines = [piece for line in plain_text(value).split("\n") for piece in _pieces(line)]
+    blocks, current, size = [], [], 0
+    for line in lines:  # a few lines, and a few thousand characters, a block
+        if current and (len(current) >= lines_per_block or size + len(line) > LONG_LINE):
+            blocks.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    blocks.append("\n".join(current))
+    if len(blocks) == 1:
+        return [Paragraph(esc(blocks[0]), style)]
+    first = ParagraphStyle(f"{style.name}-first", parent=style, spaceAfter=0)
+    middle = ParagraphStyle(f"{style.name}-middle", parent=style, spaceBefore=0, spaceAfter=0)
+    last = ParagraphStyle(f"{style.name}-last", parent=style, spaceBefore=0)
+    kinds = [first] + [middle] * (len(blocks) - 2) + [last]
+    return [Paragraph(esc(block), kind) for block, kind in zip(blocks, kinds)]
+
+
+LONG_LINE = 2000
+
+
+def _pieces(line: str) -> list[str]:
+    """``line`` cut at spaces into pieces of at most about ``LONG_LINE`` characters."""
+    out = []
+    while len(line) > LONG_LINE:
+        cut = line.rfind(" ", 0, LONG_LINE)
+        cut = cut if cut > 0 else LONG_LINE
+        out.append(line[:cut])
+        line = line[cut:].lstrip(" ")
+    out.append(line)
+    return out
+

@@ -217,3 +217,32 @@ def test_markdown_and_bidi_print_literally_with_controls_removed(markdown_hostil
     assert flat(MD_LINKS) in text, f"the link text is not printed literally in the {kind} PDF"
     no_links_or_images(pdf)
     assert b"/URI" not in pdf
+
+
+def test_a_long_note_prints_in_small_blocks_and_keeps_every_word():
+    """Issue 20: a 100,000-character note took 19 s to print, because one Paragraph holding it was
+    re-wrapped from the top at every page break. It now prints as blocks of a few lines and a few
+    thousand characters (work linear in the note's length), with every word in its order."""
+    from datetime import date
+
+    from pypdf import PdfReader
+
+    from kapnotes import exports
+    from kapnotes.pdf import model
+    from kapnotes.pdf.styles import LONG_LINE, make_styles, text_blocks
+
+    lines = "\n".join(f"line {i} of what the client said today" for i in range(2500))
+    one_line = " ".join(f"w{i}" for i in range(20000))
+    for text in (lines, one_line):
+        blocks = text_blocks(text, make_styles()["value"])
+        assert len(blocks) > 10
+        assert all(len(b.text) <= 12 * LONG_LINE for b in blocks)  # escaped text of each block stays small
+        words = " ".join(" ".join(b.text.replace("<br/>", " ").split()) for b in blocks).split()
+        assert words == text.split()
+    note = model.NoteData(1, "integration", "draft", date(2026, 11, 1), "10:00", "11:00", "in_person", "T", {},
+                          lines + "\n" + one_line + " LASTWORD", None, None, None, None, False, (), (), ())
+    pdf = exports.render_note(model.DocMeta("Clinic", "2026-11-29 10:00", "tester"),
+                              model.PatientInfo("Pat", "KAP-1", date(1980, 1, 1), "F41.1", "active"), note)
+    import io
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "line 0 of what" in text and "line 2499 of what" in text and "LASTWORD" in text
