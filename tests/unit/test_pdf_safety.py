@@ -51,7 +51,8 @@ def hostile_pdfs(tmp_path_factory, sqlite_template):
     world = build_world(engine, clinic, days=30, hostile=True)
     with session_scope(engine) as s:
         note = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
-        summary = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED)
+        summary = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED,
+                                      full_notes=True, full_dose_log=True)  # every user string printed
     engine.dispose()
     return {"note": note, "summary": summary}
 
@@ -199,7 +200,8 @@ def markdown_hostile_pdfs(tmp_path_factory, sqlite_template):
         s.add(patient)
     with session_scope(engine) as s:
         note = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
-        summary = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED)
+        summary = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED,
+                                      full_notes=True, full_dose_log=True)  # every user string printed
     engine.dispose()
     return {"note": note, "summary": summary}
 
