@@ -58,6 +58,7 @@ from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
+from kapnotes.vocab import every
 from kapnotes.protocol import Protocol, normalise_tag
 
 # actions
@@ -405,7 +406,7 @@ def suggest(plan: PlanFacts, doses, assessments, protocol: Protocol, as_of: date
     if action is None:  # cannot happen (efficacy or stale data always fires); stay safe
         action = CONTINUE
         reasons.append(Reason("no_rule", f"No rule of the protocol fired at {as_of.isoformat()}; "
-                                         f"continue {mg(plan.dose_mg)} every {plan.interval_days} days."))
+                                         f"continue {mg(plan.dose_mg)} {every(plan.interval_days)}."))
     # The ceiling is absolute: a plan above it (e.g. the clinic lowered its ceiling) is never suggested back.
     if dose > p.ceiling_mg + 1e-9:
         capped = max(s for s in p.steps_mg if s <= p.ceiling_mg + 1e-9)
@@ -796,7 +797,7 @@ def _efficacy(ev: _Eval, facts, gate_fired, decides: bool) -> _Fired | None:
                 return _Fired(CONTINUE, ["remission"], [Reason("remission", (
                     f"Remission: {both}; already at the longest interval ({plan.interval_days} days), continue."))])
             return _Fired(SPACE_OUT, ["remission"], [Reason("remission", (
-                f"Remission: {both}; space out from every {plan.interval_days} to every {longer} days."))],
+                f"Remission: {both}; space out from {every(plan.interval_days)} to every {longer} days."))],
                 interval_days=longer)
     if baseline.total < p.low_baseline_below:
         return _Fired(REVIEW, ["low_baseline"], [Reason("low_baseline", (
@@ -827,6 +828,6 @@ def _efficacy(ev: _Eval, facts, gate_fired, decides: bool) -> _Fired | None:
         codes = [c for c, _ in gate_fired]
         return _Fired(CONTINUE, ["non_response"] + codes, [Reason("non_response", (
             f"{below} (non-response), but the increase gate stops an increase to {mg(target)}: continue {at} "
-            f"every {plan.interval_days} days."))] + [Reason(c, t) for c, t in gate_fired])
+            f"{every(plan.interval_days)}."))] + [Reason(c, t) for c, t in gate_fired])
     return _Fired(INCREASE, ["non_response"], [Reason("non_response", f"{below}: increase from {at} to {mg(target)}.")],
                   dose_mg=target)

@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from kapnotes import audit
+from kapnotes import audit, vocab
 from kapnotes import protocol as protocol_mod
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
@@ -257,7 +257,7 @@ def _dose_interval(dose: float | None, interval: int | None) -> str:
     if dose is not None:
         parts.append(f"{dose:g} mg")
     if interval is not None:
-        parts.append(f"every {interval} days")
+        parts.append(vocab.every(interval))
     return " ".join(parts) or "—"
 
 

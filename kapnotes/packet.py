@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session
 
-from kapnotes import audit
+from kapnotes import audit, vocab
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import ValidationError
@@ -162,7 +162,8 @@ def _safety_events(data: SummaryData) -> list[str]:
 
 def course_of_treatment(data: SummaryData) -> Course:
     plan = data.plans[-1] if data.plans else None
-    plan_now = (f"{plan.dose_mg:g} mg every {plan.interval_days} days ({plan.formulation}), {plan.status}, "
+    plan_now = (f"{plan.dose_mg:g} mg {vocab.every(plan.interval_days)} ({vocab.formulation_word(plan.formulation)}), "
+                f"{plan.status}, "
                 f"version {plan.version} from {plan.effective}, approved by {plan.approved_by}"
                 if plan else "No treatment plan on record.")
     trends = []

@@ -513,10 +513,10 @@ def _create_proposal(session: Session, actor: Actor | None, patient_id: int, dos
     new_interval = interval if interval is not None else plan.interval_days
     action = _proposal_action(plan, new_dose, new_interval)
     if action == "continue" and plan.status == PlanStatus.active:
-        raise ValidationError({f_dose: f"That is the current plan ({mg(plan.dose_mg)} every {plan.interval_days} "
-                                       f"days); propose a different dose or interval."})
+        raise ValidationError({f_dose: f"That is the current plan ({mg(plan.dose_mg)} {vocab.every(plan.interval_days)}); "
+                                       "propose a different dose or interval."})
     now = utcnow()
-    change = (f"{mg(plan.dose_mg)} every {plan.interval_days} days \u2192 {mg(new_dose)} every {new_interval} days")
+    change = (f"{mg(plan.dose_mg)} {vocab.every(plan.interval_days)} \u2192 {mg(new_dose)} {vocab.every(new_interval)}")
     row = DoseAdjustment(
         patient_id=patient_id, kind=AdjustmentKind.proposal.value, status=AdjustmentStatus.pending.value,
         plan_id=plan.id, action=action, proposed_dose_mg=float(new_dose), proposed_interval_days=new_interval,

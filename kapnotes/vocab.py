@@ -236,3 +236,30 @@ def every(days: int | None) -> str:
 
 def days_text(n: int) -> str:
     return "1 day" if int(n) == 1 else f"{int(n)} days"
+
+
+# --- form fields, as a message about one names it ----------------------------------------------------
+
+FIELD_WORDS: dict[str, str] = {
+    "taken_at": "Time taken", "dose_mg": "Dose (mg)", "interval_days": "Interval (days)",
+    "formulation": "Formulation", "administration": "Spit or swallow", "context": "Where",
+    "anxiety_before": "Anxiety before (0–10)", "anxiety_after": "Anxiety after (0–10)",
+    "dissociation": "Dissociation (0–10)", "nausea": "Nausea", "heart_rate": "Heart rate (bpm)",
+    "bp_systolic_pre": "Blood pressure before the dose, systolic (mmHg)",
+    "bp_diastolic_pre": "Blood pressure before the dose, diastolic (mmHg)",
+    "bp_systolic_post": "Blood pressure after the dose, systolic (mmHg)",
+    "bp_diastolic_post": "Blood pressure after the dose, diastolic (mmHg)",
+    "adverse_events": "Adverse events", "notes": "Notes", "reason": "Reason", "rationale": "Rationale",
+    "override_rationale": "Override rationale", "decision": "Decision", "status": "Plan status",
+    "session_date": "Session date", "start_time": "Start time", "end_time": "End time",
+    "administered_on": "Date", "plan": "Plan",
+}
+
+
+def field_word(field: str) -> str:
+    """A form field's label for a message ("dose_mg" -> "Dose (mg)"; a proposal's "proposal_dose_mg"
+    too), never the internal name."""
+    for prefix in ("", "proposal_", "prop_", "add_", "edit_"):
+        if field.startswith(prefix) and field[len(prefix):] in FIELD_WORDS:
+            return FIELD_WORDS[field[len(prefix):]]
+    return field.replace("_", " ").capitalize()

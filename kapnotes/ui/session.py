@@ -18,7 +18,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from kapnotes import auth, textsafe
+from kapnotes import auth, textsafe, vocab
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.db import session_scope
@@ -274,7 +274,7 @@ def show_error(exc: KapError) -> None:
     if isinstance(exc, ValidationError):
         for field, message in exc.errors.items():
             text = md_escape(message)
-            st.error(text if field == "_" else f"**{field.replace('_', ' ').capitalize()}**: {text}")
+            st.error(text if field == "_" else f"**{md_escape(vocab.field_word(field))}**: {text}")
     else:
         st.error(md_escape(exc))
 

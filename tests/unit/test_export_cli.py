@@ -74,7 +74,7 @@ def test_full_dose_log_flag(cli_db, engine, clinic, tmp_path):
     assert "Home doses by week" in text[weekly] and "--full-dose-log" in text[weekly]
     assert "Every dose is listed (the full log)." in text[full] and "Home doses by week" not in text[full]
     # the full log adds exactly one row per dose; the rest (attention table, notes) is the same
-    assert text[full].count("ODT, spit") - text[weekly].count("ODT, spit") == len(taken) > 0
+    assert text[full].count("ODT, Spit") - text[weekly].count("ODT, Spit") == len(taken) > 0
     out_dir = tmp_path / "bulk"
     assert main(["export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "1", "--full-dose-log"]) == 0
     bulk = (out_dir / f"{file_stem('A-001')}.pdf").read_bytes()

@@ -513,7 +513,7 @@ def test_full_dose_log_prints_every_dose(engine, clinic, world, tmp_path):
     log = _section(text, "Every dose is listed", "Doses that need attention")
     for d in data.doses:
         assert d.taken_at in log
-    assert log.count("ODT, spit") == len(data.doses)
+    assert log.count("ODT, Spit") == len(data.doses)
 
 
 def test_hostile_text_in_attention_doses_prints_literally(engine, clinic, tmp_path):
