@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, insert
-from sqlmodel import select
 
 from kapnotes import assessments, charts, dashboard, doses, plans
 from kapnotes.db import session_scope

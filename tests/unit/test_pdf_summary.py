@@ -15,8 +15,8 @@ from kapnotes import exports
 from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent
-from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.model import ScoreRow
+from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
 from tests.unit.pdf_data import OVERRIDE_RATIONALE, add_safety_story, build_world

@@ -16,6 +16,7 @@ from kapnotes import protocol as protocol_mod
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine
 from kapnotes.engine import suggest
+from kapnotes.errors import ValidationError
 from kapnotes.models import (
     Addendum,
     Assessment,
@@ -83,7 +84,8 @@ def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_templat
         with Session(engine) as s:
             pid = s.execute(select(Patient.id).where(Patient.mrn == mrn)).scalar_one()
             return [(d.taken_at, d.dose_mg, d.context, d.bp_systolic_post)
-                    for d in s.scalars(select(DoseEntry).where(DoseEntry.patient_id == pid).order_by(DoseEntry.taken_at))]
+                    for d in s.scalars(select(DoseEntry).where(DoseEntry.patient_id == pid)
+                                       .order_by(DoseEntry.taken_at))]
 
     assert history(small, "KAP-1003") == history(big, "KAP-1003")
     small.dispose()
@@ -285,7 +287,7 @@ def test_the_replay_clock_is_removed_after_seeding(tmp_path, sqlite_template):
     eng = _fresh_sqlite(tmp_path, sqlite_template, "clock.db")
     seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
     assert kapnotes.suggestions.utcnow is timeutil.utcnow and kapnotes.plans.utcnow is timeutil.utcnow
-    with pytest.raises(Exception):  # a failed seed (non-empty database) restores it too
+    with pytest.raises(ValidationError):  # a failed seed (non-empty database) restores it too
         seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
     assert kapnotes.suggestions.utcnow is timeutil.utcnow and audit.utcnow is timeutil.utcnow
     eng.dispose()

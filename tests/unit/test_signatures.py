@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
-from sqlmodel import col, select
+from sqlmodel import select
 
 from kapnotes import audit, notehash, notes
 from kapnotes.db import session_scope
