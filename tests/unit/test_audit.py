@@ -396,6 +396,7 @@ def _rehash_all(session) -> None:
         prev = digest
 
 
+@pytest.mark.slow
 def test_anchors_catch_a_cut_tail_and_a_rewritten_chain(session, db_url, clinic, tmp_path):
     anchors = tmp_path / "audit-anchors.jsonl"
     session.commit()

@@ -97,6 +97,7 @@ def test_an_unusable_folder_is_a_plain_error(sqlite_url, tmp_path):
     assert done.stderr.startswith("error: Cannot create the backup folder")
 
 
+@pytest.mark.slow
 def test_verify_backup_checks_a_file_without_changing_it(db_url, engine, backend, clinic, tmp_path):
     out = tmp_path / "b"
     assert _cli(db_url, "backup", "--out-dir", str(out)).returncode == 0

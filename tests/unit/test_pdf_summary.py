@@ -181,6 +181,7 @@ def test_invariant_output_is_byte_identical(engine, clinic, world):
     assert exports.render_summary(data, invariant=True) == exports.render_summary(data, invariant=True)
 
 
+@pytest.mark.slow
 def test_one_year_summary_repeats_the_dose_table_header(sqlite_url, tmp_path):
     """365 daily doses and 52 weekly notes, the full log: the dose table spans pages, each with its header row."""
     engine = make_engine(sqlite_url)

@@ -63,6 +63,7 @@ def _fresh_sqlite(tmp_path, sqlite_template, name):
     return make_engine(f"sqlite:///{path}")
 
 
+@pytest.mark.slow
 def test_same_seed_same_clinic_other_seed_other_clinic(tmp_path, sqlite_template):
     engines = [_fresh_sqlite(tmp_path, sqlite_template, f"s{i}.db") for i in range(3)]
     for eng, s in zip(engines, (11, 11, 12)):
@@ -163,6 +164,7 @@ def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
     eng.dispose()
 
 
+@pytest.mark.slow
 def test_seed_demo_cli_and_verify_audit(tmp_path, sqlite_template):
     import os
     import shutil

@@ -136,6 +136,7 @@ def test_an_altered_addendum_is_named(engine, db_url, clinic, key_file):
     assert bad.returncode == 1 and f"addendum {aid}:" in bad.stderr
 
 
+@pytest.mark.slow
 def test_legacy_signatures_are_hash_only_until_sealed(engine, db_url, clinic, key_file):
     nid = _signed_note(engine, clinic)
     with session_scope(engine) as s:  # as before migration 0112: no MAC, and an event without the hash
@@ -172,6 +173,7 @@ def test_legacy_signatures_are_hash_only_until_sealed(engine, db_url, clinic, ke
         s.rollback()
 
 
+@pytest.mark.slow
 def test_key_rotation_keeps_old_signatures_verifiable(engine, db_url, clinic, key_file):
     first = _signed_note(engine, clinic)
     old = notehash.read_keys(key_file).current
