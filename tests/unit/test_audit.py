@@ -123,6 +123,7 @@ def test_verify_does_not_discard_pending_work(session, clinic):
     assert team.id is not None and session.get(CareTeam, team.id) is team
 
 
+@pytest.mark.slow
 def test_verify_audit_cli_intact_and_broken(session, db_url, clinic):
     ids = _ids(session)
     session.commit()

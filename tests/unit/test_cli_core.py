@@ -213,6 +213,7 @@ def test_add_patient_refusal_as_a_real_process(db_url, engine):
     assert counts(engine)["Patient"] == 0
 
 
+@pytest.mark.slow
 def test_commands_on_an_uninitialised_database_say_what_to_do(tmp_path, run_cli):
     url = f"sqlite:///{tmp_path / 'blank.db'}"
     for args, stdin in ((["create-user", "x1", "--role", "admin", "--full-name", "X", "--password-stdin"],
@@ -255,6 +256,7 @@ def test_seed_demo_prints_sign_ins_and_if_empty_is_idempotent(db_url, engine):
         s.rollback()
 
 
+@pytest.mark.slow
 def test_seed_demo_without_if_empty_refuses_a_used_database(db_url, engine):
     add_staff(engine)
     assert kap(db_url, "seed-demo", "--if-empty").returncode == 0  # has users: skipped

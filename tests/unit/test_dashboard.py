@@ -85,6 +85,7 @@ def test_dashboard_scoped(session, clinic):
         dashboard.load(session, clinic.ada, clinic.a1)
 
 
+@pytest.mark.slow
 def test_three_years_daily_is_a_handful_of_queries_and_weekly_trends(engine, clinic):
     now = utcnow()
     rows = [{**{c: getattr(_dose(now - timedelta(days=i)), c) for c in doses.CSV_COLUMNS}, "patient_id": clinic.a1,

@@ -240,6 +240,7 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
     assert "1000 doses taken in the period" in text
 
 
+@pytest.mark.slow
 def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, world):
     """In the summary, a note field and a dose's notes each longer than a page print whole, in order."""
     from tests.unit.test_pdf_note import _long_text

@@ -76,6 +76,7 @@ def test_same_seed_same_clinic_other_seed_other_clinic(tmp_path, sqlite_template
         e.dispose()
 
 
+@pytest.mark.slow
 def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_template):
     small, big = (_fresh_sqlite(tmp_path, sqlite_template, n) for n in ("small.db", "big.db"))
     seed_demo(small, patients=3, years=0.5, seed=5, today=TODAY)
@@ -126,6 +127,7 @@ def test_demo_clinic_shape_and_integrity(engine):
         assert audit.verify_chain(s).ok
 
 
+@pytest.mark.slow
 def test_heaviest_patient_has_three_years_of_daily_history(tmp_path, sqlite_template):
     eng = _fresh_sqlite(tmp_path, sqlite_template, "heavy.db")
     seed_demo(eng, patients=1, years=3, seed=7, today=TODAY)
@@ -151,6 +153,7 @@ def test_heaviest_patient_has_three_years_of_daily_history(tmp_path, sqlite_temp
     eng.dispose()
 
 
+@pytest.mark.slow
 def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
     eng = _fresh_sqlite(tmp_path, sqlite_template, "caseload.db")
     summary = seed_demo(eng, patients=60, years=0.3, seed=3, today=TODAY)
@@ -237,6 +240,7 @@ def test_every_demo_suggestion_is_what_the_engine_says_on_the_record_up_to_then(
         assert {"hold", "increase", "space_out", "continue", "insufficient_data"} <= {r.action for r in rows}
 
 
+@pytest.mark.slow
 def test_demo_stories_follow_from_the_engine_and_real_decisions(engine):
     seed_demo(engine, today=TODAY)
     with Session(engine) as s:

@@ -193,6 +193,7 @@ def test_key_rotation_keeps_old_signatures_verifiable(engine, db_url, clinic, ke
         in bad.stderr
 
 
+@pytest.mark.slow
 def test_init_db_creates_the_key_owner_only_and_backup_leaves_it_out(tmp_path, key_file):
     url = f"sqlite:///{tmp_path / 'clinic.db'}"
     done = _cli(url, key_file, "init-db")
