@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 PORT   ?= 8501
 
-.PHONY: run test bench install clean
+.PHONY: run test check lint bench install clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,15 @@ $(AXE): package.json
 
 test: $(STAMP) $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast loop: lint, then the unit tier on SQLite in parallel, without the tests marked slow
+# (`make test` runs everything).
+check: lint
+	env -u KAPNOTES_TEST_POSTGRES_URL -u KAPNOTES_REQUIRE_E2E \
+		$(PY) -m pytest tests/unit -n auto -m "not slow" -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 os.environ.setdefault("KAPNOTES_FAST_HASH", "0")
 os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")
-os.environ.setdefault("KAPNOTES_APPTEST_SIGN_IN", "1")  # AppTest has no cookies: the guard takes the session state user (never in production)
+# AppTest has no cookies: the guard takes the session state user (never in production)
+os.environ.setdefault("KAPNOTES_APPTEST_SIGN_IN", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_TARGET = 3.0
@@ -167,7 +168,8 @@ def bench_floor(args, clinic, pairs, report: Report, page_base: float) -> None:
         if replica.error or not replica.median:
             report.add("reference", f"{title}: its {n} elements alone", f"error: {replica.error}", "—", None)
             continue
-        report.add("reference", f"{title}: its {n} elements alone", f"{ms(replica.median)} = {replica.median / base:.2f}×"
+        report.add("reference", f"{title}: its {n} elements alone",
+                   f"{ms(replica.median)} = {replica.median / base:.2f}×"
                    f" (page {heavy.median / page_base:.2f}×)", "—", None,
                    median_s=replica.median, baseline_s=base, elements=n, ratio=replica.median / base)
 

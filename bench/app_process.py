@@ -3,10 +3,9 @@
 ``python -m bench.app_process DATABASE_URL`` (run under bench.memprobe).
 """
 
-import logging
 import os
-from pathlib import Path
 import sys
+from pathlib import Path
 
 from bench.clinic import Clinic
 from bench.pages import app_pages, runner_for, time_interleaved

@@ -115,10 +115,8 @@ def clinic_url(patients: int, years: float, seed: int, database_url: str | None)
 
 def ensure_clinic(patients: int, years: float, seed: int, database_url: str | None = None,
                   log=print) -> Clinic:
-    from sqlalchemy import select
-
     from kapnotes.db import make_engine, session_scope
-    from kapnotes.models import ClinicSetting, Patient, User
+    from kapnotes.models import ClinicSetting
     from kapnotes.seed import HEAVIEST_MRN, seed_demo
     from kapnotes.timeutil import utcnow
 
@@ -169,7 +167,7 @@ def ensure_empty_clinic(database_url: str | None = None, log=print) -> Clinic:
 
     from kapnotes import auth, patients, plans
     from kapnotes.db import make_engine, session_scope
-    from kapnotes.models import ClinicSetting, Patient, User
+    from kapnotes.models import ClinicSetting, User
     from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS
     from kapnotes.timeutil import utcnow
 

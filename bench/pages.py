@@ -78,7 +78,8 @@ class Runner:
             return
         os.environ["KAPNOTES_DATABASE_URL"] = self.url
         if self.user_id is not None:
-            self.at.session_state["user_id"] = self.user_id  # read only under KAPNOTES_APPTEST_SIGN_IN (set in bench/__main__)
+            # read only under KAPNOTES_APPTEST_SIGN_IN (set in bench/__main__)
+            self.at.session_state["user_id"] = self.user_id
             self.at.session_state["last_activity"] = utcnow()
             self.at.session_state["patient_id"] = self.patient_id
         t0 = time.perf_counter()

@@ -109,9 +109,9 @@ def summary_pdf_bench(clinic, runs: int) -> dict:
         t0 = time.perf_counter()
         bare_reportlab(data)
         bare_times.append(time.perf_counter() - t0)
-    from pypdf import PdfReader
-
     from dataclasses import replace
+
+    from pypdf import PdfReader
 
     pages = len(PdfReader(io.BytesIO(pdf)).pages)
     # for reference, not timed: the default form (home doses by week)

@@ -81,7 +81,8 @@ def set_active(session: Session, actor: Actor, user_id: int, active: bool) -> No
     if user is None:
         raise ValidationError({"user": "No such user."})
     if not active and _is_last_active_admin(session, user):
-        raise ValidationError({"user": "This is the last active administrator; make someone else an administrator first."})
+        raise ValidationError({"user": "This is the last active administrator; "
+                                       "make someone else an administrator first."})
     user.is_active = active
     session.add(user)
     if not active:
@@ -174,10 +175,12 @@ def update_user(session: Session, actor: Actor, user_id: int, full_name: str, cr
     old_role = user.role
     if role != old_role:
         if old_role == Role.admin and _is_last_active_admin(session, user):
-            raise ValidationError({"role": "This is the last active administrator; make someone else an administrator first."})
+            raise ValidationError({"role": "This is the last active administrator; "
+                                           "make someone else an administrator first."})
         teams = session.exec(select(CareTeamMember.team_id).where(CareTeamMember.user_id == user_id)).all()
         if teams and role == Role.admin:
-            raise ValidationError({"role": "Administrators cannot be on care teams: remove this person from their teams first."})
+            raise ValidationError({"role": "Administrators cannot be on care teams: "
+                                           "remove this person from their teams first."})
         for team_id in teams:
             has_patients = session.exec(select(Patient.id).where(Patient.care_team_id == team_id).limit(1)).first()
             if has_patients and _team_roles(session, team_id).count(old_role) <= 1:

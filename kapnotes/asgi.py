@@ -10,8 +10,6 @@ sends a signed-out page request to the sign-in form with the page as ``next``.
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-
 import hashlib
 import hmac
 import html
@@ -20,6 +18,7 @@ import re
 import secrets
 import threading
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -354,7 +353,8 @@ def _page(title: str, body: list[str], status: int = 200) -> HTMLResponse:
 def _error_html(error: str) -> list[str]:
     if not error:
         return []
-    return [f'<div class="error" role="alert">{"".join(f"<p>{html.escape(m)}</p>" for m in error.split(chr(10)))}</div>']
+    paragraphs = "".join(f"<p>{html.escape(m)}</p>" for m in error.split(chr(10)))
+    return [f'<div class="error" role="alert">{paragraphs}</div>']
 
 
 def _step_form(pending: _Pending, step: str, fields: list[str], button: str) -> list[str]:
@@ -471,7 +471,8 @@ async def sign_in_next(request: Request) -> Response:
                 pending.code_failures += 1
                 if pending.code_failures >= MAX_CODE_TRIES:
                     PENDING.drop(raw)
-                    return _start_over(request, "Too many wrong codes. Sign in again.\n" + auth.repeated_failure_notice())
+                    return _start_over(request, "Too many wrong codes. Sign in again.\n"
+                                       + auth.repeated_failure_notice())
             message = _failure_message("That code did not work. Enter the code your app shows now, or a recovery code.",
                                        wait, failures)
             return await run_in_threadpool(_step_page, pending, message, 429 if wait else 401)

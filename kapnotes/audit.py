@@ -94,7 +94,8 @@ def record(
         last = session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1)).first()
         if (last is not None and last.actor_id == actor_id and last.action == action
                 and last.record_type == record_type and last.record_id == record_key
-                and last.patient_id == patient_id and last.detail == detail and timedelta(0) <= now - last.at < coalesce):
+                and last.patient_id == patient_id and last.detail == detail
+                and timedelta(0) <= now - last.at < coalesce):
             return last
         last_hash = last.hash if last is not None else None
     ev = AuditEvent(

@@ -86,7 +86,8 @@ def validate_username(username: str) -> str:
     username = username.strip().lower()
     if not USERNAME_RE.match(username):
         raise ValidationError(
-            {"username": "Use 2–64 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit."}
+            {"username": "Use 2–64 lower-case letters, digits, dots, dashes or underscores, "
+                         "starting with a letter or digit."}
         )
     return username
 

@@ -198,7 +198,8 @@ def _pg_backup(url: str, target: Path, trial_restore: bool = False) -> tuple[str
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         target.unlink(missing_ok=True)
-        raise KapError(f"pg_dump failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no output'}")
+        raise KapError("pg_dump failed: "
+                       + (done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"))
     try:
         listed = check_pg_dump(target)
         return trial_restore_pg(target, url) if trial_restore else listed

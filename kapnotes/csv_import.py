@@ -526,7 +526,9 @@ def _record_lines(text: str, sep: str) -> list[int]:
     return starts[1:]
 
 
-def _parse_columns(frame: pd.DataFrame, tz: ZoneInfo, date_order: str | None = None) -> tuple[list[DoseInput | None], dict[int, dict[str, str]]]:
+def _parse_columns(
+    frame: pd.DataFrame, tz: ZoneInfo, date_order: str | None = None,
+) -> tuple[list[DoseInput | None], dict[int, dict[str, str]]]:
     """Type conversion, column by column with pandas; returns per-row inputs and type errors.
 
     Text cells our own export neutralised against formula injection (``'=…``, ``'-…``) are

@@ -58,8 +58,8 @@ from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
-from kapnotes.vocab import every
 from kapnotes.protocol import Protocol, normalise_tag
+from kapnotes.vocab import every
 
 # actions
 HOLD = "hold"
@@ -474,7 +474,8 @@ def _hold(ev: _Eval, facts) -> _Fired | None:
     events = [(d.day, normalise_tag(t)) for d in ev.safety for t in d.adverse_events if normalise_tag(t) in serious]
     if events:
         tags = sorted({t for _, t in events})
-        text = (f"Serious adverse event{'s' if len(tags) > 1 else ''} {', '.join(tag_words(t) for t in tags)} reported in {ev.sw_text}, "
+        text = (f"Serious adverse event{'s' if len(tags) > 1 else ''} "
+                f"{', '.join(tag_words(t) for t in tags)} reported in {ev.sw_text}, "
                 f"the latest on {events[-1][0].isoformat()}: hold.")
         flags.append("serious_adverse_event")
         reasons.append(Reason("serious_adverse_event", text))
@@ -484,7 +485,8 @@ def _hold(ev: _Eval, facts) -> _Fired | None:
                                                   f"event is reported in it.")
     else:
         ev.check("serious_adverse_event", PASSED,
-                 f"No serious adverse event ({', '.join(tag_words(t) for t in p.serious_adverse_events)}) is reported on the "
+                 f"No serious adverse event ({', '.join(tag_words(t) for t in p.serious_adverse_events)}) "
+                 f"is reported on the "
                  f"{doses_text(len(ev.safety))} in {ev.sw_text}.")
 
     # overuse: more doses taken than planned + margin in the plan window

@@ -284,7 +284,8 @@ def vital_resources(d: DoseEntry, patient: Patient) -> list[tuple[str, dict]]:
         if s is None and dia is None:
             continue
         comps = []
-        for value, code, disp in ((s, "8480-6", "Systolic blood pressure"), (dia, "8462-4", "Diastolic blood pressure")):
+        for value, code, disp in ((s, "8480-6", "Systolic blood pressure"),
+                                  (dia, "8462-4", "Diastolic blood pressure")):
             comp: dict = {"code": {"coding": [_coding(LOINC, code, disp)]}}
             if value is None:
                 comp["dataAbsentReason"] = {"coding": [_coding(

@@ -288,7 +288,8 @@ def warnings_for(note: SessionNote) -> dict[str, str]:
     if f.get("plan_dose_mg") is None:
         return {"dose_mg": "There is no active treatment plan; this dose is recorded without one."}
     return {"dose_mg": f"The dose ({f.get('dose_mg'):g} mg {f.get('formulation') or ''}) differs from the active "
-                       f"plan ({f['plan_dose_mg']:g} mg {f.get('plan_formulation', '')}). Allowed; recorded in the note."}
+                       f"plan ({f['plan_dose_mg']:g} mg {f.get('plan_formulation', '')}). "
+                       "Allowed; recorded in the note."}
 
 
 # --- loading and access ------------------------------------------------------------

@@ -72,7 +72,8 @@ def problems(password: str, username: str = "", full_name: str = "", clinic_name
         found.append("Passwords can be at most 256 characters.")
     lowered = password.lower()
     if len(set(lowered)) < MIN_DISTINCT:
-        found.append(f"Use at least {MIN_DISTINCT} different characters; a repeated character or pattern is easy to guess.")
+        found.append(f"Use at least {MIN_DISTINCT} different characters; "
+                     "a repeated character or pattern is easy to guess.")
     if _is_common(lowered):
         found.append("This password is on a list of common or breached passwords. Choose another, "
                      "for example three or four unrelated words.")

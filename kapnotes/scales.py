@@ -123,7 +123,8 @@ def score(instrument: str, items: list[int] | None = None, total: int | None = N
     elif total is None:
         raise ValidationError({"items": f"Give the {instrument} item answers or its total."})
     if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= scale.max_total:
-        raise ValidationError({"total": f"{instrument} total must be a whole number 0–{scale.max_total}, got {total!r}."})
+        raise ValidationError(
+            {"total": f"{instrument} total must be a whole number 0–{scale.max_total}, got {total!r}."})
     return Score(instrument, items, total, scale.band(total), item9, scale.loinc_panel, scale.loinc_total)
 
 

@@ -168,7 +168,8 @@ def _dose(obj, i: int, errors: dict) -> DoseFacts | None:
                 ok = False
         if ok:
             # check_bp names its fields "<prefix>_systolic"/"<prefix>_diastolic": map them to the scenario's
-            for key, msg in vitals.check_bp(s, d, prefix="bp", label=f"{when.capitalize()}-dose blood pressure").items():
+            for key, msg in vitals.check_bp(s, d, prefix="bp",
+                                            label=f"{when.capitalize()}-dose blood pressure").items():
                 errors[f"{path}.{key}_{when}"] = msg
     vomited = _bool(obj.get("vomited", False), f"{path}.vomited", errors)
     tags: tuple[str, ...] = ()

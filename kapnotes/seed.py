@@ -48,8 +48,8 @@ from kapnotes.db import lock_for_append, session_scope
 from kapnotes.errors import ValidationError
 from kapnotes.models import (
     Addendum,
-    AuditEvent,
     Assessment,
+    AuditEvent,
     CareTeam,
     CareTeamMember,
     DoseAdjustment,
@@ -521,7 +521,8 @@ def _dose_of_day(ctx: _Ctx, p: _Story, day: date) -> None:
     ctx.audit_rows.append((row["created_at"], t.id, t.username, "dose.add", "dose_entry", str(row["id"]), p.pid,
                            f"source={row['source']}"))
     if row["voided_at"] is not None:
-        ctx.audit_rows.append((row["voided_at"], t.id, t.username, "dose.void", "dose_entry", str(row["id"]), p.pid, ""))
+        ctx.audit_rows.append((row["voided_at"], t.id, t.username, "dose.void", "dose_entry", str(row["id"]),
+                               p.pid, ""))
     ctx.summary.doses += 1
     p.doses_taken += 1
     if in_session:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.orm import aliased
@@ -37,12 +37,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, func, select
 
 from kapnotes import audit, plans, vocab
-from kapnotes.doses import visible_filter
 from kapnotes import protocol as protocol_mod
 from kapnotes.access import require_patient, require_role, visible_patient_ids
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.db import lock_for_append
+from kapnotes.doses import visible_filter
 from kapnotes.engine import (
     CONTINUE,
     DECREASE,
@@ -170,7 +170,8 @@ def evaluate(session: Session, patient_id: int, as_of: date | None = None,
 # --- what the record looked like: the facts key and staleness ----------------------------------------
 
 
-def facts_keys(session: Session, patient_ids, plans_by_patient: dict[int, TreatmentPlan] | None = None) -> dict[int, str]:
+def facts_keys(session: Session, patient_ids,
+               plans_by_patient: dict[int, TreatmentPlan] | None = None) -> dict[int, str]:
     """For each patient, a SHA-256 over the record state the engine reads: doses and assessments
     (counts, newest ids, summed row versions, voided counts) and the current plan version.
 
@@ -513,8 +514,8 @@ def _create_proposal(session: Session, actor: Actor | None, patient_id: int, dos
     new_interval = interval if interval is not None else plan.interval_days
     action = _proposal_action(plan, new_dose, new_interval)
     if action == "continue" and plan.status == PlanStatus.active:
-        raise ValidationError({f_dose: f"That is the current plan ({mg(plan.dose_mg)} {vocab.every(plan.interval_days)}); "
-                                       "propose a different dose or interval."})
+        current = f"{mg(plan.dose_mg)} {vocab.every(plan.interval_days)}"
+        raise ValidationError({f_dose: f"That is the current plan ({current}); propose a different dose or interval."})
     now = utcnow()
     change = (f"{mg(plan.dose_mg)} {vocab.every(plan.interval_days)} \u2192 {mg(new_dose)} {vocab.every(new_interval)}")
     row = DoseAdjustment(
@@ -1021,7 +1022,8 @@ def hold_flags(session: Session, patient_ids, as_of: date | None = None,
     start = datetime.combine(as_of - timedelta(days=widest), time(), tz)
     end = datetime.combine(as_of + timedelta(days=1), time(), tz)
     high = (
-        (col(DoseEntry.bp_systolic_pre) >= proto.hold_systolic) | (col(DoseEntry.bp_diastolic_pre) >= proto.hold_diastolic)
+        (col(DoseEntry.bp_systolic_pre) >= proto.hold_systolic)
+        | (col(DoseEntry.bp_diastolic_pre) >= proto.hold_diastolic)
         | (col(DoseEntry.bp_systolic_post) >= proto.hold_systolic)
         | (col(DoseEntry.bp_diastolic_post) >= proto.hold_diastolic)
     )

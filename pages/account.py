@@ -30,7 +30,8 @@ with st.form("change_password", clear_on_submit=True):
     current = st.text_input("Current password", type="password", autocomplete="current-password")
     new = st.text_input("New password", type="password", autocomplete="new-password",
                         help=f"At least {get_settings().min_password_length} characters; not a common password and "
-                             "not built from your name, username or the clinic's name. A few unrelated words work well.")
+                             "not built from your name, username or the clinic's name. "
+                             "A few unrelated words work well.")
     repeat = st.text_input("New password again", type="password", autocomplete="new-password")
     if st.form_submit_button("Change password", type="primary"):
         try:

@@ -124,7 +124,8 @@ if choice is not None:
     else:
         st.caption("Not signed in anywhere.")
     with st.form(f"email_{choice.id}"):
-        new_email = st.text_input("E-mail for urgent-item notices", value=choice.email or "", key=f"email_{choice.id}_in",
+        new_email = st.text_input("E-mail for urgent-item notices", value=choice.email or "",
+                                  key=f"email_{choice.id}_in",
                                   help="Leave empty for none. Notices carry a count only, never patient details.")
         if st.form_submit_button("Save e-mail"):
             try:

@@ -48,7 +48,8 @@ m = st.columns(5)
 if plan is None:
     m[0].metric("Plan", "none")
 else:
-    m[0].metric("Plan", f"{plan.dose_mg:g} mg", help=f"{vocab.formulation_word(plan.formulation)} {vocab.every(plan.interval_days)}",
+    m[0].metric("Plan", f"{plan.dose_mg:g} mg",
+                help=f"{vocab.formulation_word(plan.formulation)} {vocab.every(plan.interval_days)}",
                 delta=None if plan.status == "active" else plan.status.upper(), delta_color="inverse")
 m[1].metric("Doses logged", data.dose_count)
 adh = data.adherence_28
@@ -134,14 +135,18 @@ else:
             pd.DataFrame([{"Version": p.version_number, "Effective": fmt_local(p.effective_from, tz, False),
                            "Dose (mg)": f"{p.dose_mg:g}", "Interval": vocab.every(p.interval_days),
                            "Formulation": vocab.formulation_word(p.formulation),
-                           "Status": vocab.plan_status_word(p.status), "Why": p.rationale or ""} for p in data.history]),
+                           "Status": vocab.plan_status_word(p.status), "Why": p.rationale or ""}
+                          for p in data.history]),
             hide_index=True, width="stretch")
 st.caption("Care team: " + ", ".join(f"{md_escape(name)} ({role})" for name, role in team))
 
 # --- sections from other features (each one import + one call) ---
 from kapnotes.ui import suggestion_panel  # noqa: E402
+
 with db() as session: suggestion_panel.render(session, actor, pid)  # noqa: E701
 from kapnotes.ui.export_buttons import dashboard_section  # noqa: E402
+
 dashboard_section(actor, pid)
 from kapnotes.ui import checkin_panel  # noqa: E402
+
 checkin_panel.render(actor, pid)

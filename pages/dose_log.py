@@ -108,7 +108,8 @@ def dose_form(prefix: str, initial: doses.DoseInput | None) -> tuple[doses.DoseI
     adm_default = initial.administration if initial else (plan.administration if plan else None)
     administration = c[1].selectbox("Spat or swallowed", adm_options,
                                     index=adm_options.index(adm_default) if adm_default in adm_options else 0,
-                                    format_func=lambda v: "(not recorded)" if v is None else vocab.administration_word(v),
+                                    format_func=lambda v: ("(not recorded)" if v is None
+                                                           else vocab.administration_word(v)),
                                     key=f"{prefix}_adm")
     context = c[2].selectbox("Context", doses.CONTEXTS,
                              index=doses.CONTEXTS.index(initial.context) if initial else 0,
@@ -280,7 +281,8 @@ def edit_tab() -> None:
     if recent.empty:
         st.info("No doses logged yet — add one or import a CSV.")
     else:
-        labels = {int(r.id): f"{r.taken_at.tz_convert(tz):%Y-%m-%d %H:%M} · {r.dose_mg:g} mg · {vocab.source_word(r.source)}"
+        labels = {int(r.id): f"{r.taken_at.tz_convert(tz):%Y-%m-%d %H:%M} · {r.dose_mg:g} mg · "
+                             f"{vocab.source_word(r.source)}"
                   for r in recent.itertuples()}
         chosen = st.selectbox("Entry", list(labels), format_func=lambda i: labels.get(i, str(i)), key="de_entry")
         with db() as session:

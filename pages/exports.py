@@ -11,9 +11,9 @@ import streamlit as st
 from kapnotes import exports
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
+from kapnotes.packet import SECTION_LABELS, SECTIONS, PacketRequest
 from kapnotes.pdf.note_pdf import note_type_label
 from kapnotes.timeutil import to_local, utcnow
-from kapnotes.packet import SECTION_LABELS, SECTIONS, PacketRequest
 from kapnotes.ui.export_buttons import (
     build_packet,
     deliver,

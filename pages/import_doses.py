@@ -140,7 +140,8 @@ else:
                     csv_import.save_mapping(session, actor, mapping)
                 result = csv_import.import_doses(
                     session, actor, pid, parsed, upload.name, skip_invalid=skip,
-                    progress=lambda stage, done, total: bar.progress(done / max(total, 1), text=f"{stage} {done}/{total}"))
+                    progress=lambda stage, done, total: bar.progress(done / max(total, 1),
+                                                                     text=f"{stage} {done}/{total}"))
             bar.empty()
         except KapError as exc:
             bar.empty()

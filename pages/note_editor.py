@@ -9,7 +9,7 @@ import streamlit as st
 
 from kapnotes import notes
 from kapnotes.config import get_settings
-from kapnotes.errors import KapError, PermissionDenied, ValidationError
+from kapnotes.errors import KapError, PermissionDenied
 from kapnotes.models import NoteStatus, NoteType
 from kapnotes.note_templates import TEMPLATES, template
 from kapnotes.timeutil import fmt_local, to_local

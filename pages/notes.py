@@ -41,7 +41,7 @@ def _back() -> None:
 def note_actions(note) -> None:
     """Buttons other features add to a signed note in the viewer (e.g. its PDF)."""
     # --- note actions from other features ---
-    from kapnotes.ui.export_buttons import note_pdf_button; note_pdf_button(actor, note.id)  # noqa: E702
+    from kapnotes.ui.export_buttons import note_pdf_button; note_pdf_button(actor, note.id)  # noqa: E702, I001
     return None
 
 

@@ -113,7 +113,8 @@ if actor.role == "therapist":
     st.subheader("Propose a change")
     with st.form("propose_form"):
         c1, c2 = st.columns(2)
-        c1.number_input("New dose (mg)", min_value=0.0, max_value=float(HARD_MAX_DOSE_MG), step=25.0, value=None, key="prop_dose",
+        c1.number_input("New dose (mg)", min_value=0.0, max_value=float(HARD_MAX_DOSE_MG), step=25.0, value=None,
+                        key="prop_dose",
                         help="Leave empty to keep the current dose.")
         c2.number_input("New interval (days)", min_value=1, max_value=90, step=1, value=None, key="prop_interval",
                         help="Leave empty to keep the current interval.")

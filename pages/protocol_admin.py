@@ -11,8 +11,7 @@ import streamlit as st
 
 from kapnotes import protocol, vocab
 from kapnotes.errors import KapError
-from kapnotes.ui.session import db, require_user, show_error
-from kapnotes.ui.session import md_escape
+from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("admin")
 
@@ -48,10 +47,12 @@ else:
         f"{c.plan_window_days} days since the plan took effect\n"
         f"- **1 Hold:** PHQ-9 item 9 > 0; in the safety window a pre- or post-dose BP ≥ "
         f"{c.hold_systolic}/{c.hold_diastolic} mmHg or a serious adverse event "
-        f"({md_escape(', '.join(vocab.adverse_event_word(t) for t in c.serious_adverse_events))}); more doses taken than planned + {c.overuse_margin} "
+        f"({md_escape(', '.join(vocab.adverse_event_word(t) for t in c.serious_adverse_events))}); "
+        f"more doses taken than planned + {c.overuse_margin} "
         f"in the plan window; a dose above the plan's dose in it\n"
         f"- **2 Decrease:** among the recent doses any vomiting, or ≥ {c.decrease_min_count} with nausea "
-        f"{c.severe_nausea}, or ≥ {c.decrease_min_count} with a BP ≥ {c.decrease_systolic}/{c.decrease_diastolic} mmHg\n"
+        f"{c.severe_nausea}, or ≥ {c.decrease_min_count} with a BP ≥ "
+        f"{c.decrease_systolic}/{c.decrease_diastolic} mmHg\n"
         f"- **3 Review:** latest PHQ-9 ≥ {c.review_phq9_total}, or ≥ {c.review_phq9_rise} above the earliest\n"
         f"- **4 Insufficient data:** under {c.too_soon_days} days on the plan, fewer than "
         f"{c.min_doses_at_current_dose} doses at the current dose, no GAD-7 within {c.gad7_max_age_days} days, or "

@@ -91,7 +91,8 @@ def cmd_import_doses(args) -> int:
     if not args.quiet:
         print(f"checked {parsed.total_rows} rows: {len(parsed.rows)} valid, {len(parsed.invalid_rows)} invalid",
               file=sys.stderr, flush=True)
-    with session_scope(engine, write=False) as session:  # doses above the plan or the ceiling: recorded as the file says, flagged
+    # doses above the plan or the ceiling: recorded as the file says, flagged
+    with session_scope(engine, write=False) as session:
         unusual = doses.unusual_rows(session, patient_id, parsed.rows)
     for number, message in unusual:
         print(f"warning: row {number}: {message} It is recorded as the file says; check the file if that is "

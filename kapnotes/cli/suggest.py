@@ -19,7 +19,8 @@ EXIT_MALFORMED = 2
 
 def register(sub) -> None:
     p = sub.add_parser("suggest", help="run the dose-adjustment rules on a scenario file (no database)")
-    p.add_argument("--scenario", required=True, metavar="FILE.json", help="the scenario (as_of, plan, doses, assessments)")
+    p.add_argument("--scenario", required=True, metavar="FILE.json",
+                   help="the scenario (as_of, plan, doses, assessments)")
     p.add_argument("--protocol", metavar="FILE.toml",
                    help="a protocol file (default: KAPNOTES_PROTOCOL, else the bundled default protocol)")
     p.set_defaults(func=cmd_suggest)

@@ -9,8 +9,8 @@ only the first name, the plan and the link. Every string from the record goes th
 from __future__ import annotations
 
 import io
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing

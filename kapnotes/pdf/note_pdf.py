@@ -12,7 +12,6 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from reportlab.lib import colors
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
@@ -29,8 +28,19 @@ from kapnotes import vocab
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.model import DocMeta, DoseRow, NoteData, PatientInfo, ScoreRow
+from kapnotes.pdf.styles import (
+    ACCENT,
+    BAND,
+    FONT,
+    RULE,
+    WARN,
+    drawable_in_main_font,
+    esc,
+    make_styles,
+    plain_text,
+    text_blocks,
+)
 from kapnotes.pdf.tables import LongTextTable, TextTable
-from kapnotes.pdf.styles import ACCENT, BAND, FONT, RULE, WARN, drawable_in_main_font, esc, make_styles, plain_text, text_blocks
 
 NOTE_TYPE_LABELS = vocab.NOTE_TYPE_WORDS
 MODALITY_LABELS = vocab.MODALITY_WORDS
@@ -289,7 +299,8 @@ def dose_cells(d: DoseRow) -> list[str]:
     if d.vomited:
         events = f"vomited; {events}" if events else "vomited"
     return [
-        d.taken_at.replace(" ", "\n", 1), f"{fmt_number(d.dose_mg)} mg", form, CONTEXT_LABELS.get(d.context, d.context), anxiety,
+        d.taken_at.replace(" ", "\n", 1), f"{fmt_number(d.dose_mg)} mg", form,
+        CONTEXT_LABELS.get(d.context, d.context), anxiety,
         fmt_number(d.dissociation), fmt_number(d.nausea), bp, fmt_number(d.heart_rate), events or "—",
         d.notes or "",
     ]

@@ -369,7 +369,9 @@ def summary_story(data: SummaryData, styles) -> list:
     if data.adjustments:
         rows = []
         for a in data.adjustments:
-            what = f"{vocab.ADJUSTMENT_KIND_WORDS.get(a.kind, a.kind)}: {vocab.action_word(a.action)}" + (f"\n{a.proposed}" if a.proposed and a.proposed != "—" else "")
+            what = f"{vocab.ADJUSTMENT_KIND_WORDS.get(a.kind, a.kind)}: {vocab.action_word(a.action)}"
+            if a.proposed and a.proposed != "—":
+                what += f"\n{a.proposed}"
             why = "\n".join(f"• {r}" for r in a.reasons) or "—"
             if a.flags:
                 why += "\nFlags: " + ", ".join(vocab.rule_label(f) for f in a.flags)
@@ -403,7 +405,8 @@ def build_summary_pdf(data: SummaryData, invariant: bool = False) -> bytes:
         p = data.patient
         doc = SimpleDocTemplate(
             buf, pagesize=PAGE_SIZE, leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=54, bottomMargin=60,
-            title=f"Treatment summary — {p.name} ({p.mrn}) — {data.date_from.isoformat()} to {data.date_to.isoformat()}",
+            title=(f"Treatment summary — {p.name} ({p.mrn}) — "
+                   f"{data.date_from.isoformat()} to {data.date_to.isoformat()}"),
             author=data.meta.generated_by,
             subject=f"KAP treatment summary — {data.meta.clinic_name}",
             creator="KAPNotes", producer="KAPNotes (ReportLab)", invariant=1 if invariant else 0, lang="en",

@@ -13,8 +13,8 @@ from typing import Any
 
 import streamlit as st
 
-from kapnotes.models import Modality
 from kapnotes import vocab
+from kapnotes.models import Modality
 from kapnotes.note_templates import FieldSpec, Template, display_value, is_empty, option_word
 
 HEADER = ("session_date", "start_time", "end_time", "modality", "free_text", "integrates_dose_id")
@@ -228,13 +228,13 @@ def render_fields(note_id: int, tpl: Template, errors: dict[str, str], warnings:
         short: list[FieldSpec] = []
 
         def flush_short() -> None:
-            for i in range(0, len(short), 3):
+            for i in range(0, len(short), 3):  # noqa: B023 - called within the same iteration
                 cols = st.columns(3)
-                for col, spec in zip(cols, short[i:i + 3]):
+                for col, spec in zip(cols, short[i:i + 3]):  # noqa: B023
                     with col:
                         _widget(note_id, spec, disabled)
                         _field_error(errors, warnings, spec.name)
-            short.clear()
+            short.clear()  # noqa: B023
 
         for spec in specs:
             if spec.kind in ("textarea", "multiselect", "text"):

@@ -66,7 +66,8 @@ def change_text(d: notify.Decision) -> str:
     before = f"{d.plan_dose_mg:g} mg {every(d.plan_interval_days)}" if d.plan_dose_mg is not None else None
     if d.proposed_dose_mg is not None or d.proposed_interval_days:
         dose = f"{d.proposed_dose_mg:g} mg" if d.proposed_dose_mg is not None else "the current dose"
-        asked = f"{action_label(d.action)}: {dose} {every(d.proposed_interval_days) if d.proposed_interval_days else ''}"
+        asked = (f"{action_label(d.action)}: {dose} "
+                 f"{every(d.proposed_interval_days) if d.proposed_interval_days else ''}")
     else:
         asked = action_label(d.action)
     asked = asked.strip()

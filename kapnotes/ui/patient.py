@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 from sqlmodel import Session
+from streamlit.errors import StreamlitAPIException
 
 from kapnotes import patients
 from kapnotes.auth import Actor

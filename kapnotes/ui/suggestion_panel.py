@@ -8,11 +8,10 @@ literally (``st.text`` or escaped Markdown), never interpreted as Markdown.
 
 from __future__ import annotations
 
-
 import pandas as pd
 import streamlit as st
-from streamlit.errors import StreamlitPageNotFoundError
 from sqlmodel import Session
+from streamlit.errors import StreamlitPageNotFoundError
 
 from kapnotes import suggestions, vocab
 from kapnotes.auth import Actor

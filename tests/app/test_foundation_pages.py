@@ -612,7 +612,8 @@ def test_admin_users_page_resets_a_password_and_changes_a_role(ui):
     account.select(next(o for o in account.options if o.startswith("ada"))).run()
     at.selectbox(key=f"edit_role_{clinic.ada.id}").select("therapist")  # sent with the form's submit
     at.button[[b.label for b in at.button].index("Save changes")].click().run()
-    assert any("last active administrator" in e.value for e in at.error), ([e.value for e in at.error], [s.label + "=" + str(s.value) for s in at.selectbox])
+    assert any("last active administrator" in e.value for e in at.error), (
+        [e.value for e in at.error], [s.label + "=" + str(s.value) for s in at.selectbox])
     assert actions(engine, "user.role_change") == []
 
 

@@ -93,7 +93,8 @@ def test_therapist_sees_a_decision_on_her_proposal_until_marked_as_seen(ui):
     (exp,) = [e for e in at.sidebar if e.type == "expander" and title in e.label]
     text = rendered_text_of(exp)
     assert "Rejected" in text
-    assert r"Mara \*\*Bold\*\* \[x\](http://evil.example)" in text and "(A-001)" in text  # escaped, with the MRN
+    # escaped, the URL scheme broken by a word joiner (no autolink), with the MRN
+    assert (r"Mara \*\*Bold\*\* \[x\](h" + "\u2060" + "ttp://evil.example)") in text and "(A-001)" in text
     assert "Paul Park, MD" in text
     assert "Increase: 200 mg every 7 days — not made; the plan stays 150 mg every 7 days" in text
     assert r"Not while her BP is \<b\>high\</b\>." in text

@@ -3,26 +3,25 @@ and the dashboard's suggestion panel."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 from sqlmodel import Session, func, select
 from streamlit.testing.v1 import AppTest
 
 from kapnotes import plans, protocol, suggestions
-from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
 from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
 from kapnotes.timeutil import utcnow
 from tests.app.uitext import ROOT
 from tests.app.uitext import rendered_text as _rendered
+from tests.factories import make_clinic
+from tests.unit.test_suggestions import healthy as _healthy
 
 
 def rendered_text(at) -> str:
     """What a reader sees: Markdown escapes (backslashes) removed."""
     return _rendered(at).replace("\\", "")
-from tests.factories import make_clinic
-from tests.unit.test_suggestions import healthy as _healthy
 
 
 def healthy(engine, clinic, *pids):
@@ -101,7 +100,8 @@ def test_therapist_writes_a_proposal_and_bad_input_writes_nothing(ui):
     assert "Anxiety still **high** <b>after</b> 6 weeks." in text  # shown literally
     with Session(engine) as s:
         row = s.exec(select(DoseAdjustment)).one()
-        assert (row.kind, row.status, row.proposed_dose_mg, row.proposed_interval_days) == ("proposal", "pending", 200, 7)
+        assert (row.kind, row.status, row.proposed_dose_mg, row.proposed_interval_days) == (
+            "proposal", "pending", 200, 7)
 
 
 def test_prescriber_sees_no_propose_form_and_can_hold_the_plan(ui):

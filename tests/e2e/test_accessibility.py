@@ -50,7 +50,7 @@ def test_role_pages_are_accessible(page, app_server, axe_source, role):
         page.get_by_role("button", name="Open").first.click()
         wait_idle(page)
     found: dict[str, list[str]] = {}
-    for path, title, _icon, roles, _section in app_pages():
+    for _path, title, _icon, roles, _section in app_pages():
         if role not in roles:
             continue
         page.get_by_role("link", name=title, exact=True).first.click()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.app.uitext import app_pages
 from kapnotes.seed import DEMO_PATIENTS
+from tests.app.uitext import app_pages
 from tests.e2e.conftest import sign_in, wait_app, wait_idle
 
 # every page of app.py's PAGES table (URL path = file name), so a page added later is covered

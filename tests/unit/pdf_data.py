@@ -153,7 +153,8 @@ def build_world(engine, clinic, *, days: int = 60, weekly_notes: bool = False, h
                          total=g.total, band=g.band, loinc_panel="69737-5", loinc_total="70274-6",
                          entered_by_id=tina.id, session_note_id=dosing.id))
         addenda_texts = ["First addendum: BP re-checked at 12:30, 130/84.",
-                         "Second addendum: client called next day, feeling well." + (" " + hostile_text if hostile else "")]
+                         "Second addendum: client called next day, feeling well."
+                         + (" " + hostile_text if hostile else "")]
         for j, text in enumerate(addenda_texts):
             at = _aware(dosing_day + timedelta(days=1 + j), 9)
             s.add(Addendum(note_id=dosing.id, author_id=tina.id if j == 0 else paul.id, text=text, created_at=at,
@@ -193,7 +194,8 @@ def build_world(engine, clinic, *, days: int = 60, weekly_notes: bool = False, h
         s.add(DoseAdjustment(patient_id=pid, kind="suggestion", status="approved", action="increase",
                              proposed_dose_mg=200, proposed_interval_days=7, flags=["non_response"],
                              reasons=[{"code": "non_response",
-                                       "text": "GAD-7 15 → 13 (−13 %) over 4 weeks at 150 mg, below the 25 % threshold"}],
+                                       "text": "GAD-7 15 → 13 (−13 %) over 4 weeks at 150 mg, "
+                                               "below the 25 % threshold"}],
                              protocol_name="default", protocol_hash="ab" * 32,
                              created_at=_aware(start + timedelta(days=days // 2 - 1), 8),
                              decided_by_id=paul.id, decided_at=_aware(start + timedelta(days=days // 2), 8),

@@ -199,7 +199,8 @@ def test_set_email_validates_audits_and_clears(session, clinic):
     ev = _last(session, "user.email")
     assert (ev.actor_id, ev.record_id, ev.detail) == (clinic.ada.id, str(clinic.paul.id), "set")
     assert "paul" not in ev.detail  # the audit says that it changed, not the address
-    assert {u.username: u.email for u in admin.list_users(session, clinic.ada)}["paul"] == "paul.park+kap@clinic.example"
+    assert ({u.username: u.email for u in admin.list_users(session, clinic.ada)}["paul"]
+            == "paul.park+kap@clinic.example")
     for bad in ("paul", "paul@", "paul@clinic", "paul park@clinic.example", "a@b.c, d@e.f", "<p@clinic.example>",
                 "p@clinic..example", "x" * 250 + "@clinic.example"):
         with pytest.raises(ValidationError, match="not an e-mail address"):
@@ -221,7 +222,8 @@ def test_change_my_password_needs_the_current_one_and_ends_my_other_sessions(ses
     with pytest.raises(ValidationError, match="current password"):
         auth.change_own_password(session, clinic.tina, "not-my-password", "granite lantern orbit", keep_token=here)
     with pytest.raises(ValidationError, match="differ"):
-        auth.change_own_password(session, clinic.tina, PASSWORD, "granite lantern orbit", "granite lantern", keep_token=here)
+        auth.change_own_password(session, clinic.tina, PASSWORD, "granite lantern orbit", "granite lantern",
+                                 keep_token=here)
     with pytest.raises(ValidationError, match="common or breached"):
         auth.change_own_password(session, clinic.tina, PASSWORD, "password1234", keep_token=here)
     assert auth.change_own_password(session, clinic.tina, PASSWORD, "granite lantern orbit", keep_token=here) == 1

@@ -15,6 +15,9 @@ from sqlmodel import Session, select
 from kapnotes.models import UserSession
 from kapnotes.seed import DEMO_PASSWORD as PASSWORD
 
+# starts real uvicorn servers: `make test` runs this module, `make check` leaves it out
+pytestmark = pytest.mark.slow
+
 
 class Client:
     """Just enough HTTP: no redirects followed, cookies kept per client, headers per request."""

@@ -123,6 +123,7 @@ def test_verify_does_not_discard_pending_work(session, clinic):
     assert team.id is not None and session.get(CareTeam, team.id) is team
 
 
+@pytest.mark.slow
 def test_verify_audit_cli_intact_and_broken(session, db_url, clinic):
     ids = _ids(session)
     session.commit()
@@ -396,6 +397,7 @@ def _rehash_all(session) -> None:
         prev = digest
 
 
+@pytest.mark.slow
 def test_anchors_catch_a_cut_tail_and_a_rewritten_chain(session, db_url, clinic, tmp_path):
     anchors = tmp_path / "audit-anchors.jsonl"
     session.commit()

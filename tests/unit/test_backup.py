@@ -17,8 +17,8 @@ from kapnotes import backup
 from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import KapError
 from kapnotes.models import AuditEvent, Patient
-from tests.unit.tamper import unguarded
 from tests.factories import make_clinic
+from tests.unit.tamper import unguarded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,8 @@ def test_backup_is_a_checked_private_copy_and_is_audited(engine, db_url, backend
         assert "TABLE DATA public audit_events" in listed.stdout
     with session_scope(engine) as s:
         ev = s.exec(select(AuditEvent).where(AuditEvent.action == "backup.create")).one()
-        assert ev.actor_username == "system" and ev.detail.startswith(f"engine={'sqlite' if backend == 'sqlite' else 'postgresql'};bytes=")
+        assert ev.actor_username == "system" and ev.detail.startswith(
+            f"engine={'sqlite' if backend == 'sqlite' else 'postgresql'};bytes=")
         assert str(tmp_path) not in ev.detail
 
 
@@ -96,6 +97,7 @@ def test_an_unusable_folder_is_a_plain_error(sqlite_url, tmp_path):
     assert done.stderr.startswith("error: Cannot create the backup folder")
 
 
+@pytest.mark.slow
 def test_verify_backup_checks_a_file_without_changing_it(db_url, engine, backend, clinic, tmp_path):
     out = tmp_path / "b"
     assert _cli(db_url, "backup", "--out-dir", str(out)).returncode == 0

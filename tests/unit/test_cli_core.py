@@ -64,6 +64,7 @@ def add_staff(engine) -> None:
             auth.create_user(s, None, username, role, username.title(), GOOD_PASSWORD)
 
 
+@pytest.mark.slow
 def test_init_db_creates_file_and_is_safe_twice(tmp_path):
     url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'kap.db'}"
     for _ in range(2):
@@ -76,6 +77,7 @@ def test_init_db_creates_file_and_is_safe_twice(tmp_path):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_init_db_twice_on_migrated_database(db_url, engine):
     before = current_revision(engine)
     assert kap(db_url, "init-db").returncode == 0
@@ -211,6 +213,7 @@ def test_add_patient_refusal_as_a_real_process(db_url, engine):
     assert counts(engine)["Patient"] == 0
 
 
+@pytest.mark.slow
 def test_commands_on_an_uninitialised_database_say_what_to_do(tmp_path, run_cli):
     url = f"sqlite:///{tmp_path / 'blank.db'}"
     for args, stdin in ((["create-user", "x1", "--role", "admin", "--full-name", "X", "--password-stdin"],
@@ -226,6 +229,7 @@ def test_commands_on_an_uninitialised_database_say_what_to_do(tmp_path, run_cli)
     assert r.returncode == 1 and "init-db" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_seed_demo_prints_sign_ins_and_if_empty_is_idempotent(db_url, engine):
     r = kap(db_url, "seed-demo", "--if-empty")
     assert r.returncode == 0, r.stderr
@@ -252,6 +256,7 @@ def test_seed_demo_prints_sign_ins_and_if_empty_is_idempotent(db_url, engine):
         s.rollback()
 
 
+@pytest.mark.slow
 def test_seed_demo_without_if_empty_refuses_a_used_database(db_url, engine):
     add_staff(engine)
     assert kap(db_url, "seed-demo", "--if-empty").returncode == 0  # has users: skipped

@@ -138,6 +138,7 @@ _ROW = st.fixed_dictionaries({
 @given(rows=st.lists(_ROW, min_size=1, max_size=12), sep=st.sampled_from([",", ";"]), bom=st.booleans(),
        blank_every=st.integers(0, 4), bool_style=st.sampled_from(["yes", "true", "1", "YES"]),
        zone_style=st.sampled_from(["utc", "offset", "naive"]))
+@pytest.mark.slow
 def test_reader_round_trips_generated_rows(rows, sep, bom, blank_every, bool_style, zone_style):
     true_word, false_word = {"yes": ("yes", "no"), "true": ("true", "false"), "1": ("1", "0"),
                              "YES": ("YES", "No")}[bool_style]
@@ -338,6 +339,7 @@ def _big_csv(path: Path, n: int) -> None:
             w.writerow([t, 150, "odt", "spit", "home", 6, 2, 5, 1, "no", 120, 80, 130, 85, 70, "", f"row {i}"])
 
 
+@pytest.mark.slow
 def test_killed_import_leaves_nothing_half_imported(db_url, clinic, engine, tmp_path):
     big = tmp_path / "big.csv"
     _big_csv(big, 40_000)

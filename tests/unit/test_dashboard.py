@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, insert
-from sqlmodel import select
 
 from kapnotes import assessments, charts, dashboard, doses, plans
 from kapnotes.db import session_scope
@@ -86,6 +85,7 @@ def test_dashboard_scoped(session, clinic):
         dashboard.load(session, clinic.ada, clinic.a1)
 
 
+@pytest.mark.slow
 def test_three_years_daily_is_a_handful_of_queries_and_weekly_trends(engine, clinic):
     now = utcnow()
     rows = [{**{c: getattr(_dose(now - timedelta(days=i)), c) for c in doses.CSV_COLUMNS}, "patient_id": clinic.a1,

@@ -15,7 +15,6 @@ from kapnotes import db_guards
 from kapnotes.db import is_sqlite, lock_for_append, make_engine, session_scope
 from kapnotes.models import Addendum, CareTeam, CareTeamMember, Patient, SessionNote
 
-
 # --- SQLite connection settings ----------------------------------------------------------
 
 

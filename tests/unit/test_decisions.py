@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from kapnotes import assessments, notify, plans, suggestions
 from kapnotes import doses as dose_service
-from kapnotes.errors import ConflictError, ValidationError
+from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG, AuditEvent, DoseAdjustment, TreatmentPlan
 from tests.unit.test_suggestions import add_assessment, add_dose, at_day, count, healthy, today
 
@@ -97,7 +97,7 @@ def test_increase_stays_open_until_a_therapist_or_prescriber_sends_it(session, c
     taken = suggestions.take_to_review(session, clinic.paul, a2.id, a2.version)
     assert (taken.status, taken.sent_by_id) == ("pending", clinic.paul.id)
     assert sorted(queue_ids(session, clinic)) == sorted([a1.id, a2.id])
-    with pytest.raises(Exception):  # another team's prescriber
+    with pytest.raises(PermissionDenied):  # another team's prescriber
         suggestions.take_to_review(session, clinic.pia, a1.id)
 
 

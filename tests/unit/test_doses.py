@@ -256,13 +256,16 @@ def test_filters(engine, clinic):
     with session_scope(engine) as s:
         all_ = doses.list_doses(s, clinic.tina, clinic.a1)
         assert len(all_) == 3 and list(all_["taken_at"]) == sorted(all_["taken_at"], reverse=True)
-        recent = doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter(date_from=(now - timedelta(days=12)).date()))
+        recent = doses.list_doses(s, clinic.tina, clinic.a1,
+                                  doses.DoseFilter(date_from=(now - timedelta(days=12)).date()))
         assert len(recent) == 2
         old = doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter(date_to=(now - timedelta(days=15)).date()))
         assert len(old) == 1
-        assert list(doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter(contexts=("in_session",)))["context"]) \
+        assert list(doses.list_doses(s, clinic.tina, clinic.a1,
+                                     doses.DoseFilter(contexts=("in_session",)))["context"]) \
             == ["in_session"]
-        assert list(doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter(adverse_only=True))["adverse_events"]) \
+        assert list(doses.list_doses(s, clinic.tina, clinic.a1,
+                                     doses.DoseFilter(adverse_only=True))["adverse_events"]) \
             == ["headache"]
         newest = doses.list_doses(s, clinic.tina, clinic.a1, doses.DoseFilter(limit=2))
         assert list(newest["id"]) == list(all_["id"][:2])  # the newest two, in SQL

@@ -70,7 +70,8 @@ def test_non_response_increases_one_step_with_a_checkable_reason():
     assert s.flags == ("non_response",)
     assert s.reasons[0].code == "non_response"
     # the two scores with their own dates, never a period "at 150 mg" the plan may not have lasted
-    assert s.reasons[0].text == ("GAD-7 15 on 2026-02-01 \u2192 13 on 2026-03-01 (\u221213 %), below the 25 % threshold: "
+    assert s.reasons[0].text == ("GAD-7 15 on 2026-02-01 \u2192 13 on 2026-03-01 (\u221213 %), "
+                                 "below the 25 % threshold: "
                                  "increase from 150 mg to 200 mg.")
 
 
@@ -478,7 +479,8 @@ def test_five_days_after_a_plan_change_is_too_soon_with_true_dates():
 
 @pytest.mark.parametrize("days, fires", [(13, True), (14, False)])
 def test_too_soon_boundary_14_days(days, fires):
-    s = run(doses=[dose(i) for i in range(0, days + 1, 7)] + [dose(days)], pl=plan(150, 7, AS_OF - timedelta(days=days)))
+    s = run(doses=[dose(i) for i in range(0, days + 1, 7)] + [dose(days)],
+            pl=plan(150, 7, AS_OF - timedelta(days=days)))
     assert ("too_soon" in s.flags) is fires
 
 
@@ -497,7 +499,8 @@ def test_no_bp_and_no_phq9_ever_is_never_an_increase_and_says_what_is_missing():
     assert st_["stale_phq9"] == "fired" and st_["no_recent_vitals"] == "fired"
     for rule in ("suicidality", "depression_worsening", "hypertension_severe", "hypertension", "severe_nausea"):
         assert st_[rule] == "not_evaluable", rule
-    assert check_text(s, "suicidality") == "No PHQ-9 on record up to 2026-03-01: item 9 (thoughts of self-harm) is not known."
+    assert check_text(s, "suicidality") == ("No PHQ-9 on record up to 2026-03-01: "
+                                            "item 9 (thoughts of self-harm) is not known.")
     assert "No BP reading" in check_text(s, "hypertension_severe")
     assert s.safety_codes == ("stale_phq9",)
 
@@ -521,7 +524,8 @@ def test_no_recent_vitals_stops_the_increase():
     s = run(doses=doses, assessments=NON_RESPONSE)
     assert (s.action, s.dose_mg, s.flags) == ("continue", 150, ("non_response", "no_recent_vitals"))
     assert "the increase gate stops an increase to 200 mg" in s.reasons[0].text
-    assert s.reasons[1].text == ("None of the last 3 doses (2026-02-15 to 2026-03-01) carries a BP reading: no increase "
+    assert s.reasons[1].text == ("None of the last 3 doses (2026-02-15 to 2026-03-01) carries a BP reading: "
+                                 "no increase "
                                  "is suggested without one.")
     # a BP on the fourth-last dose does not count as recent
     assert statuses(s)["no_recent_vitals"] == "fired"
@@ -561,7 +565,8 @@ def test_gate_checks_are_reported_but_flag_only_when_they_stop_an_increase():
 def test_a_clinic_may_ignore_minor_adverse_event_tags_in_the_gate():
     doses = weekly_doses()
     doses[1] = dose(7, adverse_events=("headache",))
-    assert run(doses=doses, assessments=NON_RESPONSE, proto=proto_with(gate_any_adverse_event=False)).action == "increase"
+    assert run(doses=doses, assessments=NON_RESPONSE,
+               proto=proto_with(gate_any_adverse_event=False)).action == "increase"
 
 
 def test_checks_cover_every_rule_in_order():

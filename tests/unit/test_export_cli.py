@@ -132,6 +132,7 @@ def test_bad_input_is_refused(cli_db, engine, tmp_path, capsys, monkeypatch, arg
     assert exports_audited(engine) == []
 
 
+@pytest.mark.slow
 def test_all_patients_in_workers_is_resumable(cli_db, engine, clinic, tmp_path):
     out_dir = tmp_path / "bulk"
     env = dict(os.environ, KAPNOTES_DATABASE_URL=cli_db)

@@ -51,7 +51,8 @@ def test_handout_is_valid_and_its_qr_is_the_link(engine, clinic, tmp_path, tools
 
 def test_handout_escapes_typed_text_and_uses_the_crisis_setting(monkeypatch, tmp_path, tools):
     plan = checkin.PlanWords(120, "troche", checkin.FORMULATION_WORDS["troche"], 15, "swallow", 3,
-                             "Nothing to eat for 2 hours.", 'Take with <font size="40">care</font> & rest <img src="/etc/passwd"/>')
+                             "Nothing to eat for 2 hours.",
+                             'Take with <font size="40">care</font> & rest <img src="/etc/passwd"/>')
     pdf = build_handout_pdf(HandoutData("Clinic <b>One</b>", "Ann", plan, "https://x.example/?t=abc", "2030-01-01",
                                         "Call 555-0100 (local line)"))
     path = tmp_path / "h.pdf"

@@ -111,5 +111,6 @@ def test_admin_resets_a_lost_second_factor(session, clinic):
         mfa.admin_reset(session, clinic.paul, clinic.tina.id)
     mfa.admin_reset(session, clinic.ada, clinic.tina.id)
     assert not mfa.enabled(session.get(User, clinic.tina.id))
-    ev = session.exec(select(AuditEvent).where(AuditEvent.action == "user.mfa_reset").order_by(col(AuditEvent.id))).all()
+    ev = session.exec(select(AuditEvent).where(AuditEvent.action == "user.mfa_reset")
+                      .order_by(col(AuditEvent.id))).all()
     assert ev[-1].actor_id == clinic.ada.id

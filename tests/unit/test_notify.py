@@ -317,7 +317,8 @@ def decided(s: Session, clinic, patient_id: int, status: str, days_ago: float, *
         created_by_id=created_by.id if created_by else None, sent_by_id=(sent_by or created_by).id,
         sent_at=utcnow() - timedelta(days=days_ago + 1), decided_by_id=(by or clinic.paul).id,
         decided_at=utcnow() - timedelta(days=days_ago), decision_rationale=rationale,
-        decided_dose_mg=dose if status != "rejected" else None, decided_interval_days=7 if status != "rejected" else None,
+        decided_dose_mg=dose if status != "rejected" else None,
+        decided_interval_days=7 if status != "rejected" else None,
     )
     s.add(row)
     s.flush()

@@ -58,7 +58,8 @@ def test_cover_letter_attestation_notice_and_course(engine, clinic, world, tmp_p
     qpdf_check(pdf, tmp_path)
     text = text_of(pdf)
     for expected in ("Harbor KAP Clinic", "12 Harbor Way, Suite 3, Portland, ME 04101", "(207) 555-0134",
-                     "NPI: 1234567893", "Dr. Rosa Reyes, Bayview Psychiatry", "Purpose of the disclosure: Continuity of care",
+                     "NPI: 1234567893", "Dr. Rosa Reyes, Bayview Psychiatry",
+                     "Purpose of the disclosure: Continuity of care",
                      "Period of the records:", "Sections included:", "Clinician's attestation",
                      "I, Tina Torres, LMFT, attest", "Signature: ____", "Notice prohibiting redisclosure",
                      "may not be re-disclosed without the patient's authorization", "42 CFR Part 2",

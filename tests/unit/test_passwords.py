@@ -24,7 +24,8 @@ def test_the_bundled_list_is_there_with_its_licence():
 def test_common_or_breached_passwords_are_refused(password):
     with pytest.raises(ValidationError) as exc:
         auth.validate_password(password, "newbie", "New Bie")
-    assert "common or breached" in exc.value.errors["password"] or "different characters" in exc.value.errors["password"]
+    assert ("common or breached" in exc.value.errors["password"]
+            or "different characters" in exc.value.errors["password"])
 
 
 @pytest.mark.parametrize("password", ["aaaaaaaaaaaa", "abababababab", "121212121212", "zzzzzzzzzzzzzzzzzzzz"])

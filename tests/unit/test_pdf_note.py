@@ -176,6 +176,7 @@ def _long_text(tag: str, sentences: int = 600) -> str:
     return "\n\n".join(" ".join(parts[i:i + 20]) for i in range(0, sentences, 20))
 
 
+@pytest.mark.slow
 def test_a_field_longer_than_a_page_prints_whole_and_in_order(engine, clinic, world, tmp_path):
     """A structured field, free text or addendum of many pages splits across pages (a table row taller
     than a page used to stop the export with a LayoutError): every sentence, in order."""

@@ -16,8 +16,8 @@ from kapnotes import exports
 from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent
-from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.model import ScoreRow
+from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
 from tests.unit.pdf_data import OVERRIDE_RATIONALE, add_safety_story, build_world
@@ -197,6 +197,7 @@ def test_invariant_output_is_byte_identical(engine, clinic, world):
     assert exports.render_summary(data, invariant=True) == exports.render_summary(data, invariant=True)
 
 
+@pytest.mark.slow
 def test_one_year_summary_repeats_the_dose_table_header(sqlite_url, tmp_path):
     """365 daily doses and 52 weekly notes, the full log: the dose table spans pages, each with its header row."""
     engine = make_engine(sqlite_url)
@@ -255,6 +256,7 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
     assert "1000 doses taken in the period" in text
 
 
+@pytest.mark.slow
 def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, world):
     """In the summary, a note field and a dose's notes each longer than a page print whole, in order."""
     from tests.unit.test_pdf_note import _long_text

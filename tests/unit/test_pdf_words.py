@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from kapnotes import exports
 from kapnotes.db import session_scope
 from kapnotes.models import DoseEntry

@@ -28,6 +28,9 @@ from kapnotes.models import Patient, User
 from kapnotes.seed import seed_demo
 from tests.conftest import PG_URL, truncate_all
 
+# seeds whole clinics: `make test` runs this module, `make check` leaves it out
+pytestmark = pytest.mark.slow
+
 CLINICAL_TABLES = {"patients", "dose_entries", "assessments", "session_notes", "addenda", "audit_events",
                    "dose_adjustments", "treatment_plans", "process_notes", "import_batches"}
 PG_LARGE_ROWS = 5000

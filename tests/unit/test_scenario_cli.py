@@ -145,7 +145,8 @@ def test_not_json_or_missing_file_exits_2(tmp_path, capsys):
 
 def test_bad_protocol_file_exits_2_naming_the_key(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
-    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("plan_window_days = 28", "plan_window_days = 'four weeks'"))
+    bad.write_text(protocol.DEFAULT_PATH.read_text().replace("plan_window_days = 28",
+                                                              "plan_window_days = 'four weeks'"))
     assert main(["suggest", "--scenario", write(tmp_path, SCENARIO), "--protocol", str(bad)]) == 2
     assert "error: protocol windows.plan_window_days:" in capsys.readouterr().err
 

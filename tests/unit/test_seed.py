@@ -16,6 +16,7 @@ from kapnotes import protocol as protocol_mod
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine
 from kapnotes.engine import suggest
+from kapnotes.errors import ValidationError
 from kapnotes.models import (
     Addendum,
     Assessment,
@@ -62,6 +63,7 @@ def _fresh_sqlite(tmp_path, sqlite_template, name):
     return make_engine(f"sqlite:///{path}")
 
 
+@pytest.mark.slow
 def test_same_seed_same_clinic_other_seed_other_clinic(tmp_path, sqlite_template):
     engines = [_fresh_sqlite(tmp_path, sqlite_template, f"s{i}.db") for i in range(3)]
     for eng, s in zip(engines, (11, 11, 12)):
@@ -74,6 +76,7 @@ def test_same_seed_same_clinic_other_seed_other_clinic(tmp_path, sqlite_template
         e.dispose()
 
 
+@pytest.mark.slow
 def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_template):
     small, big = (_fresh_sqlite(tmp_path, sqlite_template, n) for n in ("small.db", "big.db"))
     seed_demo(small, patients=3, years=0.5, seed=5, today=TODAY)
@@ -83,7 +86,8 @@ def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_templat
         with Session(engine) as s:
             pid = s.execute(select(Patient.id).where(Patient.mrn == mrn)).scalar_one()
             return [(d.taken_at, d.dose_mg, d.context, d.bp_systolic_post)
-                    for d in s.scalars(select(DoseEntry).where(DoseEntry.patient_id == pid).order_by(DoseEntry.taken_at))]
+                    for d in s.scalars(select(DoseEntry).where(DoseEntry.patient_id == pid)
+                                       .order_by(DoseEntry.taken_at))]
 
     assert history(small, "KAP-1003") == history(big, "KAP-1003")
     small.dispose()
@@ -123,6 +127,7 @@ def test_demo_clinic_shape_and_integrity(engine):
         assert audit.verify_chain(s).ok
 
 
+@pytest.mark.slow
 def test_heaviest_patient_has_three_years_of_daily_history(tmp_path, sqlite_template):
     eng = _fresh_sqlite(tmp_path, sqlite_template, "heavy.db")
     seed_demo(eng, patients=1, years=3, seed=7, today=TODAY)
@@ -148,6 +153,7 @@ def test_heaviest_patient_has_three_years_of_daily_history(tmp_path, sqlite_temp
     eng.dispose()
 
 
+@pytest.mark.slow
 def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
     eng = _fresh_sqlite(tmp_path, sqlite_template, "caseload.db")
     summary = seed_demo(eng, patients=60, years=0.3, seed=3, today=TODAY)
@@ -161,6 +167,7 @@ def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
     eng.dispose()
 
 
+@pytest.mark.slow
 def test_seed_demo_cli_and_verify_audit(tmp_path, sqlite_template):
     import os
     import shutil
@@ -233,6 +240,7 @@ def test_every_demo_suggestion_is_what_the_engine_says_on_the_record_up_to_then(
         assert {"hold", "increase", "space_out", "continue", "insufficient_data"} <= {r.action for r in rows}
 
 
+@pytest.mark.slow
 def test_demo_stories_follow_from_the_engine_and_real_decisions(engine):
     seed_demo(engine, today=TODAY)
     with Session(engine) as s:
@@ -285,7 +293,7 @@ def test_the_replay_clock_is_removed_after_seeding(tmp_path, sqlite_template):
     eng = _fresh_sqlite(tmp_path, sqlite_template, "clock.db")
     seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
     assert kapnotes.suggestions.utcnow is timeutil.utcnow and kapnotes.plans.utcnow is timeutil.utcnow
-    with pytest.raises(Exception):  # a failed seed (non-empty database) restores it too
+    with pytest.raises(ValidationError):  # a failed seed (non-empty database) restores it too
         seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
     assert kapnotes.suggestions.utcnow is timeutil.utcnow and audit.utcnow is timeutil.utcnow
     eng.dispose()

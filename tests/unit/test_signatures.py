@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
-from sqlmodel import col, select
+from sqlmodel import select
 
 from kapnotes import audit, notehash, notes
 from kapnotes.db import session_scope
@@ -136,6 +136,7 @@ def test_an_altered_addendum_is_named(engine, db_url, clinic, key_file):
     assert bad.returncode == 1 and f"addendum {aid}:" in bad.stderr
 
 
+@pytest.mark.slow
 def test_legacy_signatures_are_hash_only_until_sealed(engine, db_url, clinic, key_file):
     nid = _signed_note(engine, clinic)
     with session_scope(engine) as s:  # as before migration 0112: no MAC, and an event without the hash
@@ -172,6 +173,7 @@ def test_legacy_signatures_are_hash_only_until_sealed(engine, db_url, clinic, ke
         s.rollback()
 
 
+@pytest.mark.slow
 def test_key_rotation_keeps_old_signatures_verifiable(engine, db_url, clinic, key_file):
     first = _signed_note(engine, clinic)
     old = notehash.read_keys(key_file).current
@@ -191,6 +193,7 @@ def test_key_rotation_keeps_old_signatures_verifiable(engine, db_url, clinic, ke
         in bad.stderr
 
 
+@pytest.mark.slow
 def test_init_db_creates_the_key_owner_only_and_backup_leaves_it_out(tmp_path, key_file):
     url = f"sqlite:///{tmp_path / 'clinic.db'}"
     done = _cli(url, key_file, "init-db")

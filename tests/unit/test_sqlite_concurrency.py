@@ -169,6 +169,7 @@ def test_a_busy_database_is_retried_calmly_on_the_page():
     assert [s.value for s in at.success] == ["loaded after 3 tries"]
 
 
+@pytest.mark.slow
 def test_a_database_that_stays_busy_says_so_plainly():
     at = AppTest.from_function(_busy_page, default_timeout=60)
     at.session_state["fail_times"] = 99

@@ -22,6 +22,9 @@ from kapnotes.models import CareTeamMember, Patient, User
 from kapnotes.seed import HEAVIEST_MRN, seed_demo
 from tests.conftest import truncate_all
 
+# seeds whole clinics: `make test` runs this module, `make check` leaves it out
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = (5, 0.35)
 LARGE = (50, 1.0)
