@@ -4,6 +4,7 @@ for a confirmation at the dose field first; a bad date is refused at the field, 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from playwright.sync_api import expect
@@ -82,7 +83,8 @@ def test_dashboard_link_opens_the_add_tab_and_the_log_tab_shows_the_dose(browser
 
     page.get_by_role("tab", name="Log").click()
     wait_idle(page)
-    expect(page.get_by_text("shown · times in", exact=False).first).to_be_visible(timeout=20000)
+    expect(page.get_by_text(re.compile(r"shown · rows [\d,]+–[\d,]+ of [\d,]+ · newest first · times in")).first) \
+        .to_be_visible(timeout=20000)
     expect(page.get_by_role("button", name="Save dose")).to_have_count(0)
     ctx.close()
 
@@ -118,7 +120,7 @@ def test_900_mg_asks_for_confirmation_then_saves_and_shows_in_the_log(browser, a
     # the table is a canvas: its caption counts the rows shown (the last 90 days, voided left out)
     shown = sum(1 for r in rows
                 if r.voided_at is None and r.taken_at.astimezone(TZ).date() >= _today() - timedelta(days=90))
-    expect(page.get_by_text(f"{shown} doses shown · times in", exact=False)).to_be_visible(timeout=20000)
+    expect(page.get_by_text(f"{shown:,} doses shown · rows", exact=False)).to_be_visible(timeout=20000)
     expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
     ctx.close()
 
