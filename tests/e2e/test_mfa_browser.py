@@ -5,12 +5,28 @@ import re
 import time
 
 import pyotp
+import pytest
 from playwright.sync_api import expect
-from sqlmodel import Session, select
+from sqlmodel import Session, delete, select
 
 from kapnotes.db import make_engine
-from kapnotes.models import User
+from kapnotes.models import RecoveryCode, User
 from tests.e2e.conftest import sign_in, wait_app, wait_idle
+
+
+@pytest.fixture(autouse=True)
+def _second_factor_removed_afterwards(app_server):
+    """The demo server is shared by every browser test: leave rbennett as the others expect him
+    (signing in with a password alone)."""
+    yield
+    engine = make_engine(app_server["db_url"])
+    with Session(engine) as s:
+        user = s.exec(select(User).where(User.username == "rbennett")).one()
+        s.exec(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        user.totp_secret = user.totp_enabled_at = user.totp_last_step = None
+        s.add(user)
+        s.commit()
+    engine.dispose()
 
 
 def _user(db_url: str, username: str) -> User:

@@ -42,7 +42,7 @@ def _dose(**kw) -> doses.DoseInput:
         ({"bp_diastolic_post": 20}, "bp_diastolic_post"),
         ({"bp_systolic_post": 90, "bp_diastolic_post": 90}, "bp_systolic_post"),
         ({"bp_systolic_pre": None}, "bp_systolic_pre"),
-        ({"taken_at": utcnow() + timedelta(minutes=10)}, "taken_at"),
+        ({"taken_at": utcnow() + timedelta(hours=6)}, "taken_at"),  # parametrised at collection: far enough ahead
         ({"taken_at": None}, "taken_at"),
         ({"taken_at": datetime(1999, 12, 31, 23, tzinfo=timezone.utc)}, "taken_at"),
         ({"taken_at": datetime(2026, 1, 1, 12)}, "taken_at"),  # naive
