@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from playwright.sync_api import expect
+from sqlmodel import col, select
 
+from kapnotes import auth, plans, protocol, suggestions
+from kapnotes import engine as rules
+from kapnotes.db import make_engine, session_scope
+from kapnotes.models import DoseAdjustment, Patient, User
 from tests.e2e.conftest import sign_in, wait_idle
 
 TOKEN = uuid.uuid4().hex[:8]
@@ -36,56 +42,40 @@ def _pick(page, pattern: str) -> None:
     wait_idle(page)
 
 
-def _step_up(db_url: str, mrn: str) -> int:
-    """The protocol step above the patient's current plan (a proposal must change something)."""
-    from sqlmodel import select
-
-    from kapnotes import plans
-    from kapnotes.db import make_engine, session_scope
-    from kapnotes.models import Patient
-
+@contextmanager
+def _db(db_url: str):
+    """One unit of work on the server's database (the tests read what the app wrote)."""
     engine = make_engine(db_url)
     try:
         with session_scope(engine) as s:
-            plan = plans.current_plan(s, s.exec(select(Patient.id).where(Patient.mrn == mrn)).one())
-            return next(step for step in (50, 100, 150, 200, 250, 300, 350) if step > plan.dose_mg)
+            yield s
     finally:
         engine.dispose()
+
+
+def _patient_id(s, mrn: str) -> int:
+    return s.exec(select(Patient.id).where(Patient.mrn == mrn)).one()
+
+
+def _step_up(db_url: str, mrn: str) -> int:
+    """The protocol's step above the patient's current plan (a proposal must change something)."""
+    with _db(db_url) as s:
+        return int(rules.step_above(protocol.in_force(s), plans.current_plan(s, _patient_id(s, mrn)).dose_mg))
 
 
 def _latest_pending(db_url: str, mrn: str) -> int:
     """The number of the patient's newest item waiting in the queue."""
-    from sqlmodel import col, select
-
-    from kapnotes.db import make_engine, session_scope
-    from kapnotes.models import DoseAdjustment, Patient
-
-    engine = make_engine(db_url)
-    try:
-        with session_scope(engine) as s:
-            pid = s.exec(select(Patient.id).where(Patient.mrn == mrn)).one()
-            return s.exec(select(DoseAdjustment.id).where(DoseAdjustment.patient_id == pid,
-                                                          DoseAdjustment.status == "pending")
-                          .order_by(col(DoseAdjustment.id).desc())).first()
-    finally:
-        engine.dispose()
+    with _db(db_url) as s:
+        return s.exec(select(DoseAdjustment.id).where(DoseAdjustment.patient_id == _patient_id(s, mrn),
+                                                      DoseAdjustment.status == "pending")
+                      .order_by(col(DoseAdjustment.id).desc())).first()
 
 
 def _override_needed(db_url: str, number: int) -> bool:
     """What the service says this approval needs (the page shows the same before submit)."""
-    from sqlmodel import select
-
-    from kapnotes import auth, suggestions
-    from kapnotes.db import make_engine, session_scope
-    from kapnotes.models import User
-
-    engine = make_engine(db_url)
-    try:
-        with session_scope(engine) as s:
-            actor = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
-            return suggestions.decision_requirements(s, actor, number, "approve").override_needed
-    finally:
-        engine.dispose()
+    with _db(db_url) as s:
+        actor = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
+        return suggestions.decision_requirements(s, actor, number, "approve").override_needed
 
 
 def _choose(item, label: str) -> None:
@@ -170,33 +160,24 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
 
 def test_a_hold_from_a_new_dose_reaches_the_queue_and_needs_a_decision_and_rationale(browser, app_server):
     """The dose goes through the dose service (as the dose form does), which re-runs the rules."""
-    from sqlmodel import col, select
-
-    from kapnotes import auth, plans
     from kapnotes import doses as dose_service
-    from kapnotes.db import make_engine, session_scope
-    from kapnotes.models import DoseAdjustment, Patient, User
     from kapnotes.timeutil import utcnow
 
-    engine = make_engine(app_server["db_url"])
-    try:
-        with session_scope(engine) as s:
-            prescriber = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
-            # a patient of hers not used by the test above, with an active plan (the rules run for it)
-            pid = next(i for i in s.exec(select(Patient.id).where(col(Patient.mrn).in_(
-                ["KAP-1005", "KAP-1006", "KAP-1007", "KAP-1008"])).order_by(Patient.mrn)).all()
-                if (plans.active_plan(s, i) is not None))
-            dose_service.add_dose(s, prescriber, pid, dose_service.DoseInput(
-                taken_at=utcnow() - timedelta(minutes=7), dose_mg=100, formulation="odt",
-                bp_systolic_pre=190, bp_diastolic_pre=115, notes=TOKEN))
-        with session_scope(engine) as s:
-            hold = s.exec(select(DoseAdjustment).where(DoseAdjustment.patient_id == pid)
-                          .order_by(col(DoseAdjustment.id).desc())).first()
-            number, sent_by = hold.id, hold.sent_by_id
-            mrn = s.get(Patient, pid).mrn
-            assert (hold.action, hold.status, hold.urgent) == ("hold", "pending", True)
-    finally:
-        engine.dispose()
+    with _db(app_server["db_url"]) as s:
+        prescriber = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
+        # a patient of hers not used by the test above, with an active plan (the rules run for it)
+        pid = next(i for i in s.exec(select(Patient.id).where(col(Patient.mrn).in_(
+            ["KAP-1005", "KAP-1006", "KAP-1007", "KAP-1008"])).order_by(Patient.mrn)).all()
+            if (plans.active_plan(s, i) is not None))
+        dose_service.add_dose(s, prescriber, pid, dose_service.DoseInput(
+            taken_at=utcnow() - timedelta(minutes=7), dose_mg=100, formulation="odt",
+            bp_systolic_pre=190, bp_diastolic_pre=115, notes=TOKEN))
+    with _db(app_server["db_url"]) as s:
+        hold = s.exec(select(DoseAdjustment).where(DoseAdjustment.patient_id == pid)
+                      .order_by(col(DoseAdjustment.id).desc())).first()
+        number, sent_by = hold.id, hold.sent_by_id
+        mrn = s.get(Patient, pid).mrn
+        assert (hold.action, hold.status, hold.urgent) == ("hold", "pending", True)
     assert sent_by is None  # nobody forwarded it
 
     ctx = browser.new_context()
@@ -230,23 +211,12 @@ def test_a_hold_from_a_new_dose_reaches_the_queue_and_needs_a_decision_and_ratio
 def test_approving_an_increase_for_a_flagged_patient_needs_an_override_and_its_rationale(browser, app_server):
     """KAP-1003's latest PHQ-9 answers item 9 above 0 (the demo's suicidality story): a therapist's
     proposal of more drug cannot be approved without an explicit override and its own rationale."""
-    from sqlmodel import select
-
-    from kapnotes import auth, plans, suggestions
-    from kapnotes.db import make_engine, session_scope
-    from kapnotes.models import DoseAdjustment, Patient, User
-
-    engine = make_engine(app_server["db_url"])
-    try:
-        with session_scope(engine) as s:
-            therapist = auth.actor_of(s.exec(select(User).where(User.username == "tsato")).one())
-            pid = s.exec(select(Patient.id).where(Patient.mrn == "KAP-1003")).one()
-            plan = plans.current_plan(s, pid)
-            higher = next(step for step in (50, 100, 150, 200, 250, 300) if step > plan.dose_mg)
-            number = suggestions.propose(s, therapist, pid, higher, plan.interval_days,
-                                         f"The client asks for a stronger dose ({TOKEN}).").id
-    finally:
-        engine.dispose()
+    higher = _step_up(app_server["db_url"], "KAP-1003")
+    with _db(app_server["db_url"]) as s:
+        therapist = auth.actor_of(s.exec(select(User).where(User.username == "tsato")).one())
+        pid = _patient_id(s, "KAP-1003")
+        number = suggestions.propose(s, therapist, pid, higher, plans.current_plan(s, pid).interval_days,
+                                     f"The client asks for a stronger dose ({TOKEN}).").id
 
     ctx = browser.new_context()
     p = ctx.new_page()
@@ -271,23 +241,15 @@ def test_approving_an_increase_for_a_flagged_patient_needs_an_override_and_its_r
     item.get_by_role("button", name="Record decision").click()
     wait_idle(p)
     expect(item.get_by_text("Give the rationale for the override.", exact=False).first).to_be_visible(timeout=20000)
-    engine = make_engine(app_server["db_url"])
-    try:
-        with session_scope(engine) as s:
-            assert s.get(DoseAdjustment, number).status == "pending"  # nothing decided yet
-    finally:
-        engine.dispose()
+    with _db(app_server["db_url"]) as s:
+        assert s.get(DoseAdjustment, number).status == "pending"  # nothing decided yet
     override_why = f"Seen in clinic today, safety plan in place, PHQ-9 repeated ({TOKEN})."
     item.get_by_role("textbox", name="Override rationale (required for an override)").fill(override_why)
     item.get_by_role("button", name="Record decision").click()
     wait_idle(p)
     expect(p.get_by_text("Decision recorded: approved.").first).to_be_visible(timeout=20000)
-    engine = make_engine(app_server["db_url"])
-    try:
-        with session_scope(engine) as s:
-            row = s.get(DoseAdjustment, number)
-            assert row.status == "approved" and "suicidality" in row.override_rules
-            assert row.override_rationale == override_why
-    finally:
-        engine.dispose()
+    with _db(app_server["db_url"]) as s:
+        row = s.get(DoseAdjustment, number)
+        assert row.status == "approved" and "suicidality" in row.override_rules
+        assert row.override_rationale == override_why
     ctx.close()
