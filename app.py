@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from kapnotes.ui import notices
-from kapnotes.ui.session import current_actor, sign_in_form
+from kapnotes.ui.guard import current_actor, sign_in_form
 
 # A local icon file: a ":material/...:" page icon makes the browser fetch it from a font CDN (issue 20).
 st.set_page_config(page_title="KAPNotes", page_icon=str(Path(__file__).parent / "kapnotes" / "assets" / "favicon.png"),

@@ -165,8 +165,9 @@ def ensure_empty_clinic(database_url: str | None = None, log=print) -> Clinic:
     """
     from sqlalchemy import select
 
-    from kapnotes import auth, patients, plans
+    from kapnotes import auth, patients
     from kapnotes.db import make_engine, session_scope
+    from kapnotes.dosing import plans
     from kapnotes.models import ClinicSetting, User
     from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS
     from kapnotes.timeutil import utcnow

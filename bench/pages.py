@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EMPTY_PAGE = 'import streamlit as st\n\nst.title("Empty page")\n'
-SIGNED_IN_PAGE = ('import streamlit as st\n\nfrom kapnotes.ui.session import require_user\n\n'
+SIGNED_IN_PAGE = ('import streamlit as st\n\nfrom kapnotes.ui.guard import require_user\n\n'
                   'require_user("therapist", "prescriber")\nst.title("Signed-in empty page")\n')
 ROLE_USER = {"therapist": "tsato", "prescriber": "mokafor", "admin": "admin"}
 

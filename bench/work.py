@@ -265,7 +265,7 @@ def _scratch_db(database_url: str | None, name: str):
 def engine_bench(clinic, runs: int) -> dict:
     """The rules engine for every patient: ``suggestions.evaluate`` (facts from the database, the
     pure engine) per patient when the workflow exists, else bulk-loaded facts and the pure engine."""
-    if available("kapnotes.suggestions", "evaluate") and available("kapnotes.protocol", "in_force"):
+    if available("kapnotes.dosing.suggestions", "evaluate") and available("kapnotes.dosing.protocol", "in_force"):
         return _engine_via_service(clinic, runs)
     return _engine_pure(clinic, runs)
 
@@ -273,8 +273,8 @@ def engine_bench(clinic, runs: int) -> dict:
 def _engine_via_service(clinic, runs: int) -> dict:
     from sqlalchemy import select
 
-    from kapnotes import protocol, suggestions
     from kapnotes.db import make_engine
+    from kapnotes.dosing import protocol, suggestions
     from kapnotes.models import Patient
 
     os.environ["KAPNOTES_DATABASE_URL"] = clinic.url
@@ -303,11 +303,11 @@ def _engine_via_service(clinic, runs: int) -> dict:
 
 
 def _engine_pure(clinic, runs: int) -> dict:
-    if not available("kapnotes.engine", "suggest", "PlanFacts", "DoseFacts", "AssessmentFacts"):
+    if not available("kapnotes.dosing.rules", "suggest", "PlanFacts", "DoseFacts", "AssessmentFacts"):
         return {"available": False}
-    from kapnotes import engine as rules
     from kapnotes.db import make_engine
-    from kapnotes.protocol import load_default
+    from kapnotes.dosing import rules
+    from kapnotes.dosing.protocol import load_default
 
     protocol = load_default()
     db = make_engine(clinic.url)

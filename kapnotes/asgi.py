@@ -3,7 +3,7 @@
 Run with ``uvicorn kapnotes.asgi:app``. Streamlit's websocket cannot set an HttpOnly
 cookie, so signing in is a plain HTML form posted to ``/auth/sign-in`` (our route), which
 checks the password with ``kapnotes.auth``, stores the hash of a random session id and sets
-the id as a cookie. Pages then find the user through that cookie only (kapnotes.ui.session).
+the id as a cookie. Pages then find the user through that cookie only (kapnotes.ui.guard).
 The middleware adds the security headers to every response, Streamlit's own included, and
 sends a signed-out page request to the sign-in form with the page as ``next``.
 """
@@ -36,7 +36,7 @@ from kapnotes.checkin_routes import CHECKIN_PATH
 from kapnotes.config import PROJECT_ROOT, get_settings
 from kapnotes.db import session_scope
 
-TEST_SIGN_IN_FLAG = "KAPNOTES_APPTEST_SIGN_IN"  # see kapnotes.ui.session; never in a served process
+TEST_SIGN_IN_FLAG = "KAPNOTES_APPTEST_SIGN_IN"  # see kapnotes.ui.guard; never in a served process
 if os.environ.get(TEST_SIGN_IN_FLAG):
     raise RuntimeError(f"{TEST_SIGN_IN_FLAG} is for AppTest only; unset it to serve KAPNotes.")
 
@@ -60,7 +60,7 @@ DELAY_BY_IP = auth.DelayTracker()  # growing waits per client IP (after twice th
 
 
 def _engine():
-    from kapnotes.ui.session import engine  # the one engine per URL the pages use too
+    from kapnotes.ui.guard import engine  # the one engine per URL the pages use too
 
     return engine()
 

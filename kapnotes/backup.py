@@ -251,6 +251,6 @@ def create_backup(url: str, out_dir: Path, keep: int | None = None, trial_restor
     finally:
         engine.dispose()
     removed = prune(out_dir, keep) if keep is not None else ()
-    from kapnotes.notehash import default_key_path
+    from kapnotes.notes.hashing import default_key_path
 
     return BackupReport(target, size, backend, check, events, head, removed, anchor_file, default_key_path(url))

@@ -33,6 +33,7 @@ from kapnotes import assessments, audit, auth, doses, vocab
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
+from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import NotFound, PermissionDenied, ValidationError
 from kapnotes.models import (
     Assessment,
@@ -46,7 +47,6 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
-from kapnotes.plans import current_plan
 from kapnotes.timeutil import utcnow
 
 PATIENT_USERNAME = "checkin-link"  # the audit trail's name for events a patient causes through a link

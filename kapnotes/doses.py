@@ -18,9 +18,11 @@ from sqlalchemy import case, func, or_
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes import audit, events, protocol, vitals, vocab
+from kapnotes import audit, events, vitals, vocab
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
+from kapnotes.dosing import protocol
+from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import ConflictError, NotFound, ValidationError
 from kapnotes.models import (
     Administration,
@@ -33,7 +35,6 @@ from kapnotes.models import (
     SessionNote,
     TreatmentPlan,
 )
-from kapnotes.plans import current_plan
 from kapnotes.timeutil import utcnow
 
 # The canonical dose-log fields, in the order of DESIGN.md §2 (also the CSV columns).

@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 LISTENER_MODULES: tuple[str, ...] = (
-    "kapnotes.suggestions",
+    "kapnotes.dosing.suggestions",
 )
 
 

@@ -24,10 +24,10 @@ from datetime import date, datetime, time, timedelta
 from sqlmodel import Session, col, func, select
 
 from kapnotes import audit, vocab
-from kapnotes import protocol as protocol_mod
 from kapnotes.access import require_patient
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
+from kapnotes.dosing import protocol as protocol_mod
 from kapnotes.errors import KapError, NotFound, PermissionDenied, ValidationError
 from kapnotes.models import (
     Addendum,

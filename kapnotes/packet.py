@@ -20,7 +20,7 @@ from kapnotes import audit, vocab
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import ValidationError
-from kapnotes.note_templates import SERIOUS_ADVERSE_EVENTS
+from kapnotes.notes.templates import SERIOUS_ADVERSE_EVENTS
 from kapnotes.pdf.model import DoseRow, ScoreRow, SummaryData
 
 SECTIONS: tuple[str, ...] = ("summary", "scores", "doses", "plans", "notes")

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from kapnotes import audit
 from kapnotes.access import require_patient, visible_patient_ids
 from kapnotes.auth import Actor
+from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import (
     AdjustmentKind,
@@ -26,7 +27,6 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
-from kapnotes.plans import current_plan
 from kapnotes.timeutil import utcnow
 
 ICD10_PREFIX_OK = ("F",)  # mental, behavioural and neurodevelopmental disorders
@@ -135,7 +135,7 @@ def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
     Three queries for any number of patients (``patient_ids`` may be a subquery). A PHQ-9
     that does not answer item 9 neither raises nor clears the flag.
     """
-    from kapnotes.suggestions import hold_flags
+    from kapnotes.dosing.suggestions import hold_flags
 
     ranked = (
         select(

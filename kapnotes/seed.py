@@ -42,9 +42,10 @@ from typing import Any
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from kapnotes import audit, auth, plans, suggestions, timeutil
+from kapnotes import audit, auth, timeutil
 from kapnotes.config import get_settings
 from kapnotes.db import lock_for_append, session_scope
+from kapnotes.dosing import plans, suggestions
 from kapnotes.errors import ValidationError
 from kapnotes.models import (
     Addendum,
@@ -59,7 +60,7 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
-from kapnotes.notehash import content_hash, text_hash
+from kapnotes.notes.hashing import content_hash, text_hash
 from kapnotes.scales import score
 from kapnotes.seed_notes import demo_dosing_fields, demo_integration_fields
 from kapnotes.timeutil import utcnow

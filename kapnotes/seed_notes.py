@@ -1,6 +1,6 @@
 """Demo note content for the seeder, keyed by the note templates' field names.
 
-Every dict here passes ``kapnotes.note_templates.validate_fields`` and has all required
+Every dict here passes ``kapnotes.notes.templates.validate_fields`` and has all required
 fields (tested), so seeded notes look like notes written through the form.
 """
 

@@ -8,7 +8,7 @@ from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.models import User
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.session import db, md_escape, require_user, show_error
+from kapnotes.ui.guard import db, md_escape, require_user, show_error
 
 actor = require_user()
 tz = get_settings().tz

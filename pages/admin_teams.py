@@ -5,7 +5,7 @@ import streamlit as st
 
 from kapnotes import admin
 from kapnotes.errors import KapError
-from kapnotes.ui.session import db, require_user, show_error
+from kapnotes.ui.guard import db, require_user, show_error
 
 actor = require_user("admin")
 st.title("Care teams")

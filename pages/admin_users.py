@@ -8,7 +8,7 @@ from kapnotes import admin, auth, mfa
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.session import db, md_escape, require_user, show_error
+from kapnotes.ui.guard import db, md_escape, require_user, show_error
 
 actor = require_user("admin")
 tz = get_settings().tz

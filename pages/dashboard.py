@@ -13,8 +13,8 @@ from kapnotes.config import get_settings
 from kapnotes.models import Patient
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
+from kapnotes.ui.guard import db, md_escape, require_user
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, md_escape, require_user
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz

@@ -8,12 +8,12 @@ import streamlit as st
 
 from kapnotes import doses, vocab
 from kapnotes.config import get_settings
+from kapnotes.dosing.plans import active_plan
 from kapnotes.errors import KapError, ValidationError
-from kapnotes.plans import active_plan
 from kapnotes.timeutil import fmt_local, utcnow
 from kapnotes.ui.export_buttons import dose_csv_button
+from kapnotes.ui.guard import db, md_escape, require_user, show_error
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz

@@ -22,8 +22,8 @@ from kapnotes.ui.export_buttons import (
     note_pdf_button,
     summary_pdf_button,
 )
+from kapnotes.ui.guard import db, require_user, show_error
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 today = to_local(utcnow(), get_settings().tz).date()

@@ -13,8 +13,8 @@ from kapnotes.config import get_settings
 from kapnotes.doses import CSV_COLUMNS
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.guard import db, md_escape, require_user, show_error
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz

@@ -9,8 +9,8 @@ from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.chart_cache import altair_chart
+from kapnotes.ui.guard import db, md_escape, require_user, show_error
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, md_escape, require_user, show_error
 
 actor = require_user("therapist", "prescriber")
 tz = get_settings().tz

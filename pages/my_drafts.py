@@ -4,11 +4,11 @@ import streamlit as st
 
 from kapnotes import notes
 from kapnotes.config import get_settings
-from kapnotes.note_templates import TEMPLATES
+from kapnotes.notes.templates import TEMPLATES
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.note_form import goto
 from kapnotes.ui.patient import select_patient
-from kapnotes.ui.session import db, require_user
 
 EDIT_KEY = "edit_note_id"
 

@@ -11,13 +11,13 @@ from kapnotes import notes
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError, PermissionDenied
 from kapnotes.models import NoteStatus, NoteType
-from kapnotes.note_templates import TEMPLATES, template
+from kapnotes.notes.templates import TEMPLATES, template
 from kapnotes.timeutil import fmt_local, to_local
 from kapnotes.ui import note_editor_state as es
 from kapnotes.ui import note_form as nf
 from kapnotes.ui.components.autosave_text import autosave_bridge
+from kapnotes.ui.guard import db, require_user, show_error
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user, show_error
 
 EDIT_KEY = "edit_note_id"
 NOTICE_KEY = "note_notice"

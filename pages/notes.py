@@ -10,10 +10,10 @@ from kapnotes import notes
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.models import NoteStatus, Role
-from kapnotes.note_templates import TEMPLATES
+from kapnotes.notes.templates import TEMPLATES
 from kapnotes.ui import note_form as nf
+from kapnotes.ui.guard import db, require_user, show_error
 from kapnotes.ui.patient import require_patient_banner, select_patient
-from kapnotes.ui.session import db, require_user, show_error
 
 VIEW_KEY = "view_note_id"
 EDIT_KEY = "edit_note_id"

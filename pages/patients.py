@@ -6,8 +6,8 @@ One row per patient with an "Open" button: one click to the dashboard.
 import streamlit as st
 
 from kapnotes import patients, vocab
+from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.patient import select_patient
-from kapnotes.ui.session import db, require_user
 
 actor = require_user("therapist", "prescriber")
 

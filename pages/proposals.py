@@ -11,13 +11,13 @@ screen, so a change made meanwhile by someone else is a conflict, never overwrit
 
 import streamlit as st
 
-from kapnotes import plans, suggestions
 from kapnotes.config import get_settings
+from kapnotes.dosing import plans, suggestions
 from kapnotes.errors import KapError
 from kapnotes.models import HARD_MAX_DOSE_MG
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.guard import db, require_user, show_outcome
 from kapnotes.ui.patient import require_patient_banner
-from kapnotes.ui.session import db, require_user, show_outcome
 from kapnotes.ui.suggestion_panel import decision_block, every, proposal_text, suggestion_card
 
 actor = require_user("therapist", "prescriber")

@@ -9,9 +9,10 @@ the protocol that produced them.
 
 import streamlit as st
 
-from kapnotes import protocol, vocab
+from kapnotes import vocab
+from kapnotes.dosing import protocol
 from kapnotes.errors import KapError
-from kapnotes.ui.session import db, md_escape, require_user, show_error
+from kapnotes.ui.guard import db, md_escape, require_user, show_error
 
 actor = require_user("admin")
 

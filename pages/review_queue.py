@@ -16,14 +16,15 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from kapnotes import suggestions, vocab
+from kapnotes import vocab
 from kapnotes.config import get_settings
+from kapnotes.dosing import suggestions
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
+from kapnotes.ui.guard import db, require_user, show_outcome
 from kapnotes.ui.patient import select_patient
-from kapnotes.ui.session import db, require_user, show_outcome
 from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, proposal_text, suggestion_card
 
 actor = require_user("prescriber")

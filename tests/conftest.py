@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 os.environ.setdefault("KAPNOTES_FAST_HASH", "1")  # Argon2id with a tiny cost: tests hash many passwords
-os.environ.setdefault("KAPNOTES_APPTEST_SIGN_IN", "1")  # AppTest has no cookies: see kapnotes/ui/session.py
+os.environ.setdefault("KAPNOTES_APPTEST_SIGN_IN", "1")  # AppTest has no cookies: see kapnotes/ui/guard.py
 
 from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402

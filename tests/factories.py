@@ -12,9 +12,10 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlmodel import Session
 
-from kapnotes import auth, patients, plans
+from kapnotes import auth, patients
 from kapnotes.auth import Actor
 from kapnotes.db import session_scope
+from kapnotes.dosing import plans
 
 PASSWORD = "correct-horse-battery"
 

@@ -85,7 +85,7 @@ def cmd_init_db(args) -> int:
         shown = make_url(url).render_as_string(hide_password=True)
         raise KapError(f"Cannot prepare the database {shown}: {reason}") from None
     print("database ready")
-    from kapnotes import notehash
+    from kapnotes.notes import hashing as notehash
 
     key_path, created = notehash.ensure_key_file(notehash.default_key_path(url))
     print(f"signing key {'created' if created else 'found'}: {key_path} (back it up apart from the database; "
@@ -198,7 +198,7 @@ def _read_anchors(path) -> list:
 
 
 def _ring_or_none():
-    from kapnotes import notehash
+    from kapnotes.notes import hashing as notehash
 
     try:
         return notehash.keyring(create=False)
@@ -247,8 +247,9 @@ def cmd_verify_audit(args) -> int:
 
 
 def _seal(engine, quiet: bool = False) -> int:
-    from kapnotes import notehash, notes
+    from kapnotes import notes
     from kapnotes.errors import KapError
+    from kapnotes.notes import hashing as notehash
 
     ring = notehash.keyring(create=True)
     with session_scope(engine) as session:
@@ -273,7 +274,7 @@ def cmd_seal_legacy(args) -> int:
 
 
 def cmd_rotate_key(args) -> int:
-    from kapnotes import notehash
+    from kapnotes.notes import hashing as notehash
 
     key_id = notehash.rotate_key()
     print(f"new signing key {key_id} added to {notehash.default_key_path()}; back the file up again")

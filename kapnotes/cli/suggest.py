@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from kapnotes import engine, protocol, scenario
+from kapnotes.dosing import protocol, rules, scenario
 
 EXIT_MALFORMED = 2
 
@@ -43,7 +43,7 @@ def cmd_suggest(args) -> int:
         sc = scenario.load(args.scenario)
     except scenario.ScenarioError as exc:
         return _fail("scenario", exc)
-    result = engine.suggest(sc.plan, sc.doses, sc.assessments, proto, sc.as_of)
+    result = rules.suggest(sc.plan, sc.doses, sc.assessments, proto, sc.as_of)
     print(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
     print(f"protocol: {proto.name} (sha256 {proto.sha256})", file=sys.stderr)
     return 0

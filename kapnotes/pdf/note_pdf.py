@@ -1,7 +1,7 @@
 """One session note as a PDF: who, when, every structured field with its label, free text,
 linked doses and scores, addenda in order, and the signature block.
 
-Field labels and their order come from ``kapnotes.note_templates`` (the one definition the
+Field labels and their order come from ``kapnotes.notes.templates`` (the one definition the
 form, validation and PDF share). A stored field the template does not know is still
 printed, under its key name, after the template's fields: a PDF must never hide content.
 """
@@ -105,7 +105,7 @@ def format_value(value: Any, spec: Any = None) -> str:
 def template_fields(note_type: str) -> tuple:
     """The template's FieldSpecs in print order, or () when templates are not available."""
     try:
-        from kapnotes.note_templates import template
+        from kapnotes.notes.templates import template
     except ImportError:
         return ()
     try:
@@ -123,7 +123,7 @@ SYSTEM_LABELS = {
 
 def _display(spec: Any, value: Any) -> str:
     try:
-        from kapnotes.note_templates import display_value
+        from kapnotes.notes.templates import display_value
     except ImportError:
         return format_value(value, spec)
     try:

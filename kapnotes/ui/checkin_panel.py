@@ -18,7 +18,7 @@ from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.timeutil import fmt_local, utcnow
-from kapnotes.ui.session import db, md_escape, show_error
+from kapnotes.ui.guard import db, md_escape, show_error
 
 LINK_KEY = "checkin_link_id"  # app.py shows the check-in page to a signed-out visitor holding this
 NONCE_KEY = "checkin_nonce"

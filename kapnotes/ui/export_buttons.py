@@ -17,7 +17,7 @@ from kapnotes import exports
 from kapnotes.auth import Actor
 from kapnotes.errors import KapError
 from kapnotes.exports import file_stem
-from kapnotes.ui.session import db, show_error
+from kapnotes.ui.guard import db, show_error
 
 PDF_MIME = "application/pdf"
 FHIR_MIME = "application/fhir+json"

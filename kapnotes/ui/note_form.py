@@ -1,4 +1,4 @@
-"""The note form, built from the template data (``kapnotes.note_templates``), and the read-only view.
+"""The note form, built from the template data (``kapnotes.notes.templates``), and the read-only view.
 
 Widget values live under keys ``nf{note_id}_f_{field}`` (template fields) and
 ``nf{note_id}_h_{name}`` (session date, times, modality, free text, linked dose), so a
@@ -15,7 +15,7 @@ import streamlit as st
 
 from kapnotes import vocab
 from kapnotes.models import Modality
-from kapnotes.note_templates import FieldSpec, Template, display_value, is_empty, option_word
+from kapnotes.notes.templates import FieldSpec, Template, display_value, is_empty, option_word
 
 HEADER = ("session_date", "start_time", "end_time", "modality", "free_text", "integrates_dose_id")
 # Wide on purpose: Streamlit's default bounds (ten years either side) make the browser drop a date
@@ -299,9 +299,9 @@ def render_note(actor, note_id: int, tz, patient_id: int, notice: str | None = N
     from kapnotes import notes
     from kapnotes.errors import KapError, PermissionDenied
     from kapnotes.models import NoteStatus
-    from kapnotes.note_templates import template
+    from kapnotes.notes.templates import template
     from kapnotes.timeutil import fmt_local
-    from kapnotes.ui.session import db, show_error
+    from kapnotes.ui.guard import db, show_error
 
     try:
         with db() as s:

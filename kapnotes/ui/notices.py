@@ -17,7 +17,7 @@ from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.models import Role
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.session import db, md_escape, show_error
+from kapnotes.ui.guard import db, md_escape, show_error
 from kapnotes.ui.suggestion_panel import action_label, every
 
 REVIEW_QUEUE_PAGE = "pages/review_queue.py"

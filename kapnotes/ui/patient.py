@@ -34,7 +34,7 @@ def select_patient(patient_id: int) -> None:
 
 def require_patient_banner(session: Session, actor: Actor, view: str) -> int:
     """Show the banner for the selected patient, or stop with what to do next."""
-    from kapnotes.ui.session import audit_open_once, md_escape
+    from kapnotes.ui.guard import audit_open_once, md_escape
 
     pid = selected_patient_id()
     if pid is None:

@@ -13,10 +13,11 @@ import streamlit as st
 from sqlmodel import Session
 from streamlit.errors import StreamlitPageNotFoundError
 
-from kapnotes import suggestions, vocab
+from kapnotes import vocab
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
-from kapnotes.engine import HOLD_FLAGS
+from kapnotes.dosing import suggestions
+from kapnotes.dosing.rules import HOLD_FLAGS
 from kapnotes.models import DoseAdjustment
 from kapnotes.textsafe import md_escape  # the one escaping path (issue 20)
 from kapnotes.timeutil import fmt_local

@@ -2,7 +2,7 @@
 
 Pages are run file by file, as a URL opened in a fresh browser session would run them
 (with ``pages/`` + ``st.navigation`` a page can run before app.py). The sign-in flow
-itself is tested through ``kapnotes.ui.session`` in a small script.
+itself is tested through ``kapnotes.ui.guard`` in a small script.
 """
 
 from __future__ import annotations
@@ -365,7 +365,7 @@ def test_sign_out_button(ui):
 def _gate_script():
     import streamlit as st
 
-    from kapnotes.ui.session import require_user
+    from kapnotes.ui.guard import require_user
 
     actor = require_user("therapist", "prescriber")
     st.write(f"Welcome {actor.username}")
@@ -473,7 +473,7 @@ def test_error_messages_quote_user_text_literally(ui):
 
 
 def test_md_escape_round_trips_through_markdown():
-    from kapnotes.ui.session import md_escape
+    from kapnotes.ui.guard import md_escape
 
     assert md_escape("plain words") == "plain words"
     assert md_escape("a*b_c") == r"a\*b\_c"
@@ -484,7 +484,7 @@ def _save_then_stop_script():
     import streamlit as st
 
     from kapnotes import admin, auth
-    from kapnotes.ui.session import db
+    from kapnotes.ui.guard import db
 
     with db() as session:
         ada = auth.load_actor(session, st.session_state["admin_id"])
@@ -496,7 +496,7 @@ def _fail_script():
     import streamlit as st
 
     from kapnotes import admin, auth
-    from kapnotes.ui.session import db
+    from kapnotes.ui.guard import db
 
     try:
         with db() as session:

@@ -13,7 +13,7 @@ from kapnotes import notes, process_notes
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
 from kapnotes.models import Addendum, NoteStatus, SessionNote
-from kapnotes.note_templates import TEMPLATES, template
+from kapnotes.notes.templates import TEMPLATES, template
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.note_form import fkey, hkey, label_of, skey
 from tests.app.uitext import ROOT, rendered_text

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from kapnotes import protocol, suggestions
 from kapnotes.db import make_engine, session_scope
+from kapnotes.dosing import protocol, suggestions
 from kapnotes.models import DoseAdjustment, User
 from kapnotes.timeutil import utcnow
 from tests.app.uitext import ROOT, rendered_text

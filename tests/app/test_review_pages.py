@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import Session, func, select
 from streamlit.testing.v1 import AppTest
 
-from kapnotes import plans, protocol, suggestions
 from kapnotes.db import make_engine, session_scope
+from kapnotes.dosing import plans, protocol, suggestions
 from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
 from kapnotes.timeutil import utcnow
 from tests.app.uitext import ROOT

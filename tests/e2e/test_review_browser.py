@@ -15,9 +15,9 @@ from datetime import timedelta
 from playwright.sync_api import expect
 from sqlmodel import col, select
 
-from kapnotes import auth, plans, protocol, suggestions
-from kapnotes import engine as rules
+from kapnotes import auth
 from kapnotes.db import make_engine, session_scope
+from kapnotes.dosing import plans, protocol, rules, suggestions
 from kapnotes.models import DoseAdjustment, Patient, User
 from tests.e2e.conftest import sign_in, wait_idle
 

@@ -21,7 +21,7 @@ from kapnotes.models import (
     SessionNote,
     TreatmentPlan,
 )
-from kapnotes.notehash import content_hash, text_hash
+from kapnotes.notes.hashing import content_hash, text_hash
 from kapnotes.scales import score
 
 HOSTILE = (

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, insert
 
-from kapnotes import assessments, charts, dashboard, doses, plans
+from kapnotes import assessments, charts, dashboard, doses
 from kapnotes.db import session_scope
+from kapnotes.dosing import plans
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import DoseEntry, NoteStatus, SessionNote
 from kapnotes.timeutil import utcnow

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
-from kapnotes import assessments, notify, plans, suggestions
+from kapnotes import assessments, notify
 from kapnotes import doses as dose_service
+from kapnotes.dosing import plans, suggestions
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG, AuditEvent, DoseAdjustment, TreatmentPlan
 from tests.unit.test_suggestions import add_assessment, add_dose, at_day, count, healthy, today

@@ -310,7 +310,7 @@ def test_adherence_in_sql_matches_the_dashboards_frame_rule(engine, clinic):
     frame) count the same doses: window edges, voided entries and doses before the plan."""
     import pandas as pd
 
-    from kapnotes.plans import current_plan
+    from kapnotes.dosing.plans import current_plan
 
     now = utcnow()
     with session_scope(engine) as s:
@@ -342,7 +342,7 @@ def test_adherence_reads_naturally_for_a_daily_plan(engine, clinic):
 
 
 def test_a_broken_clinic_protocol_still_checks_against_the_bundled_ceiling(engine, clinic, tmp_path):
-    from kapnotes import protocol
+    from kapnotes.dosing import protocol
     from kapnotes.models import ClinicSetting
 
     bad = tmp_path / "bad.toml"

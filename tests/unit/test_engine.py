@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from kapnotes import protocol as protocol_mod
-from kapnotes.engine import AssessmentFacts, DoseFacts, PlanFacts, step_above, step_below, suggest
+from kapnotes.dosing import protocol as protocol_mod
+from kapnotes.dosing.rules import AssessmentFacts, DoseFacts, PlanFacts, step_above, step_below, suggest
 
 P = protocol_mod.load_default()
 AS_OF = date(2026, 3, 1)
@@ -570,7 +570,7 @@ def test_a_clinic_may_ignore_minor_adverse_event_tags_in_the_gate():
 
 
 def test_checks_cover_every_rule_in_order():
-    from kapnotes.engine import CHECK_CODES
+    from kapnotes.dosing.rules import CHECK_CODES
 
     s = run()
     assert tuple(c.rule for c in s.checks) == CHECK_CODES and len(CHECK_CODES) == 16

@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kapnotes import protocol as protocol_mod
-from kapnotes.engine import (
+from kapnotes.dosing import protocol as protocol_mod
+from kapnotes.dosing.rules import (
     ACTIONS,
     CHECK_CODES,
     DECREASE_FLAGS,

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from kapnotes import vitals
 from kapnotes.errors import ValidationError
 from kapnotes.models import NoteType
-from kapnotes.note_templates import (
+from kapnotes.notes.templates import (
     KINDS,
     SYSTEM_KEYS,
     TEMPLATES,

@@ -16,7 +16,7 @@ from kapnotes import events, notes
 from kapnotes.db import session_scope
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import Addendum, AuditEvent, DoseContext, DoseEntry, NoteStatus, SessionNote
-from kapnotes.notehash import content_hash, text_hash
+from kapnotes.notes.hashing import content_hash, text_hash
 from kapnotes.timeutil import utcnow
 
 TODAY = utcnow().date() - timedelta(days=1)  # safely "not in the future" in any clinic zone

@@ -16,7 +16,7 @@ from kapnotes import exports
 from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent, SessionNote
-from kapnotes.note_templates import template
+from kapnotes.notes.templates import template
 from tests.unit.pdf_data import DOSING_FIELDS, build_world
 
 FIXED = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)

@@ -280,7 +280,7 @@ def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, worl
 def test_summary_notes_leave_out_empty_fields_and_keep_links_and_signature(engine, clinic, world):
     """In the summary a note lists the fields with an answer (the note's own PDF lists all),
     its linked doses on a line, and its signature, with a hash mismatch still printed loudly."""
-    from kapnotes.note_templates import template
+    from kapnotes.notes.templates import template
 
     with session_scope(engine) as s:
         data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
@@ -374,7 +374,7 @@ def test_untagged_blood_pressure_over_the_thresholds_is_an_adverse_event(engine,
 def test_blood_pressure_thresholds_come_from_the_protocol_in_force(engine, clinic, safety_world, monkeypatch):
     from dataclasses import replace
 
-    from kapnotes import protocol as protocol_mod
+    from kapnotes.dosing import protocol as protocol_mod
 
     stricter = replace(protocol_mod.load_default(), decrease_systolic=150, decrease_diastolic=95)
     monkeypatch.setattr(exports.protocol_mod, "in_force", lambda session=None: stricter)

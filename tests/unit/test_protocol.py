@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 from sqlmodel import select
 
-from kapnotes import protocol
+from kapnotes.dosing import protocol
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent, ClinicSetting
 

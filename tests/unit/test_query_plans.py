@@ -175,7 +175,8 @@ def full_scans(engine, statement: str, parameters) -> list[str]:
 
 
 def _hot_operations(c: SeededClinic):
-    from kapnotes import assessments, doses, notes, suggestions
+    from kapnotes import assessments, doses, notes
+    from kapnotes.dosing import suggestions
 
     pid = c.patient_id
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kapnotes import engine, protocol
 from kapnotes.cli import main
+from kapnotes.dosing import protocol, rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,9 +56,9 @@ def test_cli_prints_the_documented_json(tmp_path):
                      "text": "GAD-7 15 on 2026-02-01 \u2192 13 on 2026-03-01 (\u221213 %), below the 25 % threshold: "
                              "increase from 150 mg to 200 mg."}],
     }
-    assert [c["rule"] for c in out["checks"]] == list(engine.CHECK_CODES)
+    assert [c["rule"] for c in out["checks"]] == list(rules.CHECK_CODES)
     statuses = {c["rule"]: c["status"] for c in out["checks"]}
-    assert statuses == {code: "passed" for code in engine.CHECK_CODES}
+    assert statuses == {code: "passed" for code in rules.CHECK_CODES}
     assert all(c["text"].endswith(".") for c in out["checks"])
     assert protocol.load_default().sha256 in proc.stderr
     assert not (tmp_path / "never-created.db").exists()
@@ -170,7 +170,7 @@ def check_expected(out: dict, expected: dict) -> None:
         if key in expected:
             assert out[key] == expected[key]
     statuses = {c["rule"]: c["status"] for c in out["checks"]}
-    assert list(statuses) == list(engine.CHECK_CODES)
+    assert list(statuses) == list(rules.CHECK_CODES)
     for rule, status in expected.get("checks", {}).items():
         assert statuses[rule] == status, (rule, out["checks"])
     reasons = {r["code"]: r["text"] for r in out["reasons"]}

@@ -11,11 +11,13 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, select
 
-from kapnotes import audit, auth, patients, plans
-from kapnotes import protocol as protocol_mod
+from kapnotes import audit, auth, patients
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine
-from kapnotes.engine import suggest
+from kapnotes.dosing import plans
+from kapnotes.dosing import protocol as protocol_mod
+from kapnotes.dosing.rules import suggest
+from kapnotes.dosing.suggestions import engine_inputs
 from kapnotes.errors import ValidationError
 from kapnotes.models import (
     Addendum,
@@ -28,9 +30,8 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
-from kapnotes.notehash import content_hash
+from kapnotes.notes.hashing import content_hash
 from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS, HEAVIEST_MRN, seed_demo
-from kapnotes.suggestions import engine_inputs
 from tests.conftest import PG_URL
 
 TODAY = date(2026, 11, 1)
@@ -286,14 +287,14 @@ def test_demo_stories_follow_from_the_engine_and_real_decisions(engine):
 
 def test_the_replay_clock_is_removed_after_seeding(tmp_path, sqlite_template):
     """The services read a historical "now" only while the seed replays; afterwards, the real one."""
-    import kapnotes.plans
-    import kapnotes.suggestions
+    import kapnotes.dosing.plans
+    import kapnotes.dosing.suggestions
     from kapnotes import timeutil
 
     eng = _fresh_sqlite(tmp_path, sqlite_template, "clock.db")
     seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
-    assert kapnotes.suggestions.utcnow is timeutil.utcnow and kapnotes.plans.utcnow is timeutil.utcnow
+    assert kapnotes.dosing.suggestions.utcnow is timeutil.utcnow and kapnotes.dosing.plans.utcnow is timeutil.utcnow
     with pytest.raises(ValidationError):  # a failed seed (non-empty database) restores it too
         seed_demo(eng, patients=2, years=0.2, seed=1, today=TODAY)
-    assert kapnotes.suggestions.utcnow is timeutil.utcnow and audit.utcnow is timeutil.utcnow
+    assert kapnotes.dosing.suggestions.utcnow is timeutil.utcnow and audit.utcnow is timeutil.utcnow
     eng.dispose()

@@ -16,10 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import select
 
-from kapnotes import audit, notehash, notes
+from kapnotes import audit, notes
 from kapnotes.db import session_scope
 from kapnotes.models import Addendum, AuditEvent, SessionNote
-from kapnotes.notehash import content_hash
+from kapnotes.notes import hashing as notehash
+from kapnotes.notes.hashing import content_hash
 from kapnotes.timeutil import utcnow
 from tests.unit.tamper import unguarded
 

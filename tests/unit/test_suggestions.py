@@ -10,9 +10,10 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from kapnotes import doses as dose_service
-from kapnotes import events, patients, plans, protocol, suggestions
+from kapnotes import events, patients
 from kapnotes.config import get_settings
 from kapnotes.db import session_scope
+from kapnotes.dosing import plans, protocol, suggestions
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import (
     Assessment,
@@ -111,7 +112,7 @@ def test_engine_run_stores_an_open_suggestion_naming_the_protocol(session, clini
 
 
 def test_engine_runs_when_a_dose_or_assessment_changes(session, clinic):
-    assert "kapnotes.suggestions" in events.LISTENER_MODULES
+    assert "kapnotes.dosing.suggestions" in events.LISTENER_MODULES
     non_responder(session, clinic, clinic.a1)
     assert count(session, DoseAdjustment) == 0
     dose_service.add_dose(session, clinic.tina, clinic.a1, dose_service.DoseInput(

@@ -1,6 +1,8 @@
 """kapnotes.vocab: one home for the words; the old names still answer."""
 
-from kapnotes import models, note_templates, suggestions, vocab
+from kapnotes import models, vocab
+from kapnotes.dosing import suggestions
+from kapnotes.notes import templates as note_templates
 
 
 def test_every_interval_reads_as_words():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from kapnotes import vitals
-from kapnotes.engine import AssessmentFacts, DoseFacts, PlanFacts
+from kapnotes.dosing.rules import AssessmentFacts, DoseFacts, PlanFacts
 from kapnotes.errors import ValidationError
 from kapnotes.models import Administration, DoseContext, Formulation
 from kapnotes.scales import score

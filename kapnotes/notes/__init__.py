@@ -6,7 +6,7 @@ Rules this module enforces for every caller (pages, CLI, other features):
 - A draft carries ``version``. ``save_draft`` with a stale ``expected_version`` raises
   :class:`DraftConflict` (a ``ConflictError``) carrying both versions; nothing is written.
 - ``sign`` checks the required fields, records signer, time and the content hash
-  (:func:`kapnotes.notehash.content_hash`) and emits ``"note.signed"``. A signed note is
+  (:func:`kapnotes.notes.hashing.content_hash`) and emits ``"note.signed"``. A signed note is
   never changed again (``SignedNoteError`` here; a database trigger for any other path).
 - Corrections are addenda: any clinician on the care team (therapist or prescriber) may add
   one to a signed note; each is dated, names its author and carries its own hash.
@@ -27,10 +27,11 @@ from sqlalchemy import true as sa_true
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes import audit, events, notehash, vitals
+from kapnotes import audit, events, vitals
 from kapnotes.access import require_patient, require_role, visible_patient_ids
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
+from kapnotes.dosing.plans import active_plan
 from kapnotes.errors import ConflictError, KapError, PermissionDenied, ValidationError
 from kapnotes.models import (
     Addendum,
@@ -47,7 +48,9 @@ from kapnotes.models import (
     SessionNote,
     User,
 )
-from kapnotes.note_templates import (
+from kapnotes.notes import hashing as notehash
+from kapnotes.notes.hashing import content_hash, text_hash
+from kapnotes.notes.templates import (
     CARRY_OVER_KEYS,
     SYSTEM_KEYS,
     TIME_RE,
@@ -56,8 +59,6 @@ from kapnotes.note_templates import (
     template,
     validate_fields,
 )
-from kapnotes.notehash import content_hash, text_hash
-from kapnotes.plans import active_plan
 from kapnotes.timeutil import utcnow
 
 FREE_TEXT_MAX = 100_000

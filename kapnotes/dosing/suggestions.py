@@ -36,14 +36,16 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, func, select
 
-from kapnotes import audit, plans, vocab
-from kapnotes import protocol as protocol_mod
+from kapnotes import audit, vocab
 from kapnotes.access import require_patient, require_role, visible_patient_ids
 from kapnotes.auth import Actor
 from kapnotes.config import get_settings
 from kapnotes.db import lock_for_append
 from kapnotes.doses import visible_filter
-from kapnotes.engine import (
+from kapnotes.dosing import plans
+from kapnotes.dosing import protocol as protocol_mod
+from kapnotes.dosing.plans import PlanInput, current_plan
+from kapnotes.dosing.rules import (
     CONTINUE,
     DECREASE,
     HOLD,
@@ -76,7 +78,6 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
-from kapnotes.plans import PlanInput, current_plan
 from kapnotes.timeutil import utcnow
 
 log = logging.getLogger(__name__)

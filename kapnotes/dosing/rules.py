@@ -58,7 +58,7 @@ from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
-from kapnotes.protocol import Protocol, normalise_tag
+from kapnotes.dosing.protocol import Protocol, normalise_tag
 from kapnotes.vocab import every
 
 # actions

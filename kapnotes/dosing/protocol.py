@@ -26,7 +26,7 @@ from pathlib import Path
 from kapnotes.errors import ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG
 
-DEFAULT_PATH = Path(__file__).resolve().parent / "protocols" / "default.toml"
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "protocols" / "default.toml"
 SETTING_KEY = "protocol_path"
 ENV_VAR = "KAPNOTES_PROTOCOL"
 
