@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Select
 from sqlmodel import Session, select
 
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import CareTeamMember, Patient, Role
 

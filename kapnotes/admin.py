@@ -9,7 +9,7 @@ from sqlmodel import Session, col, func, select
 
 from kapnotes import audit, auth
 from kapnotes.access import require_role
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.errors import ValidationError
 from kapnotes.models import CareTeam, CareTeamMember, Patient, Role, User
 

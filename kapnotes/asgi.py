@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from kapnotes import auth, checkin_routes, oidc
+from kapnotes.actor import actor_of
 from kapnotes.checkin_routes import CHECKIN_PATH
 from kapnotes.config import PROJECT_ROOT, get_settings
 from kapnotes.db import session_scope
@@ -490,7 +491,7 @@ async def sign_in_next(request: Request) -> Response:
                 user = session.get(User, pending.user_id)
                 if user is not None and auth._verify_quietly(user.password_hash, new):
                     raise ValidationError({"password": "Choose a password different from the temporary one."})
-                auth.set_password(session, auth.actor_of(user), pending.user_id, new)
+                auth.set_password(session, actor_of(user), pending.user_id, new)
 
         try:
             await run_in_threadpool(_change)

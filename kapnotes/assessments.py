@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from kapnotes import audit, events, scales
 from kapnotes.access import require_patient
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import NotFound, ValidationError
 from kapnotes.models import Assessment, Instrument

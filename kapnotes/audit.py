@@ -26,7 +26,7 @@ from kapnotes.models import AuditEvent, Role
 from kapnotes.timeutil import utcnow
 
 if TYPE_CHECKING:
-    from kapnotes.auth import Actor
+    from kapnotes.actor import Actor
 
 GENESIS_HASH = "0" * 64
 AUDIT_READERS = frozenset({Role.admin.value, Role.auditor.value})

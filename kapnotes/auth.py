@@ -29,6 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlmodel import Session, select
 
 from kapnotes import audit, passwords
+from kapnotes.actor import Actor, actor_of
 from kapnotes.config import get_settings, require_mfa, signin_delay_max_seconds
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import Role, User, UserSession
@@ -36,25 +37,6 @@ from kapnotes.timeutil import utcnow
 
 GENERIC_FAILURE = "Sign-in failed. Check your username and password, or ask your administrator."
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is asking. Services take this, never a bare user id, and check it themselves."""
-
-    id: int
-    username: str
-    full_name: str
-    role: str
-    credentials: str = ""
-
-    @property
-    def display_name(self) -> str:
-        return f"{self.full_name}, {self.credentials}" if self.credentials else self.full_name
-
-
-def actor_of(user: User) -> Actor:
-    return Actor(user.id, user.username, user.full_name, user.role, user.credentials)
 
 
 @lru_cache(maxsize=2)

@@ -29,9 +29,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from kapnotes import assessments, audit, auth, doses, vocab
+from kapnotes import assessments, audit, doses, vocab
 from kapnotes.access import require_patient
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor, actor_of
 from kapnotes.config import get_settings
 from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import NotFound, PermissionDenied, ValidationError
@@ -188,7 +188,7 @@ def _link_actor(session: Session, link: CheckinLink) -> Actor | None:
     user = session.get(User, link.created_by_id)
     if user is None or not user.is_active:
         return None
-    actor = auth.actor_of(user)
+    actor = actor_of(user)
     try:
         require_patient(session, actor, link.patient_id)
     except PermissionDenied:

@@ -33,7 +33,7 @@ from sqlmodel import Session, col, select
 
 from kapnotes import audit, events
 from kapnotes.access import require_patient, require_role
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.db import lock_for_append
 from kapnotes.doses import (
     CSV_COLUMNS,

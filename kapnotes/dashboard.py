@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 
 from kapnotes import scales
 from kapnotes.access import require_patient
+from kapnotes.actor import Actor
 from kapnotes.assessments import assessment_frame
-from kapnotes.auth import Actor
 from kapnotes.doses import Adherence, DoseFilter, adherence_from, dose_frame
 from kapnotes.models import Instrument, NoteStatus, NoteType, PlanStatus, SessionNote, TreatmentPlan
 from kapnotes.timeutil import utcnow

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from kapnotes import audit
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.doses import CSV_COLUMNS, INT_COLUMNS, DoseFilter, dose_frame
 

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, func, select
 
 from kapnotes import audit, vocab
 from kapnotes.access import require_patient
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.dosing import protocol as protocol_mod
 from kapnotes.errors import KapError, NotFound, PermissionDenied, ValidationError

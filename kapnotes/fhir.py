@@ -41,7 +41,7 @@ from datetime import date, datetime, timezone
 from sqlmodel import Session, col, select
 
 from kapnotes import audit
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.models import (
     AdjustmentStatus,
     Assessment,

@@ -22,7 +22,7 @@ import segno
 from sqlmodel import Session, select
 
 from kapnotes import audit
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings, require_mfa
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import RecoveryCode, Role, User

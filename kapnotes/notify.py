@@ -40,7 +40,7 @@ from sqlmodel import Session, col, func, select
 
 from kapnotes import audit
 from kapnotes.access import require_role, visible_patient_ids
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import SmtpSettings, get_settings
 from kapnotes.errors import ValidationError
 from kapnotes.models import (

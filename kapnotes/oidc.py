@@ -35,6 +35,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from kapnotes import audit, auth
+from kapnotes.actor import Actor, actor_of
 from kapnotes.config import OidcSettings, get_oidc_settings
 
 START_PATH = "/auth/oidc/start"
@@ -247,7 +248,7 @@ def email_fingerprint(email: str) -> str:
 
 @dataclass(frozen=True)
 class Mapping:
-    actor: auth.Actor | None
+    actor: Actor | None
     reason: str = ""  # why refused: unverified, no_email, unknown, inactive, ambiguous
 
 
@@ -269,10 +270,10 @@ def find_user(session, claims: dict) -> Mapping:
         return Mapping(None, "ambiguous")
     if not users[0].is_active:
         return Mapping(None, "inactive")
-    return Mapping(auth.actor_of(users[0]))
+    return Mapping(actor_of(users[0]))
 
 
-def sign_in_with_claims(session, claims: dict, ip: str = "", user_agent: str = "") -> tuple[auth.Actor | None, str]:
+def sign_in_with_claims(session, claims: dict, ip: str = "", user_agent: str = "") -> tuple[Actor | None, str]:
     """Map, then either start a session (returns the cookie value) or audit the refusal."""
     from kapnotes.models import User
     from kapnotes.timeutil import utcnow

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from sqlmodel import Session
 
 from kapnotes import audit, vocab
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import ValidationError
 from kapnotes.notes.templates import SERIOUS_ADVERSE_EVENTS

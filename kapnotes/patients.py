@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from kapnotes import audit
 from kapnotes.access import require_patient, visible_patient_ids
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import (

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from kapnotes import audit
 from kapnotes.access import require_patient, require_role
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import ProcessNote, Role
 from kapnotes.timeutil import utcnow

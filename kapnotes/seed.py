@@ -43,6 +43,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from kapnotes import audit, auth, timeutil
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.db import lock_for_append, session_scope
 from kapnotes.dosing import plans, suggestions
@@ -173,7 +174,7 @@ class _Ids:
 @dataclass
 class _People:
     by_username: dict[str, int]
-    actors: dict[int, auth.Actor]
+    actors: dict[int, Actor]
     teams: list[tuple[int, int, int]]  # per patient index: (team_id, therapist_id, prescriber_id)
 
 
@@ -237,7 +238,7 @@ def _people(session, ids: _Ids, patients: int, password_hash: str, start: date,
     created = _at(start, 8)
     users: list[dict] = []
     by_username: dict[str, int] = {}
-    actors: dict[int, auth.Actor] = {}
+    actors: dict[int, Actor] = {}
 
     def add_user(username: str, role: str, name: str, cred: str) -> int:
         uid = ids.take(User)
@@ -245,7 +246,7 @@ def _people(session, ids: _Ids, patients: int, password_hash: str, start: date,
                           password_hash=password_hash, is_active=True, failed_logins=0, locked_until=None,
                           last_login_at=None, created_at=created))
         by_username[username] = uid
-        actors[uid] = auth.Actor(uid, username, name, role, cred)
+        actors[uid] = Actor(uid, username, name, role, cred)
         audit_rows.append((created, None, "system", "user.create", "user", str(uid), None, f"role={role}"))
         return uid
 
@@ -368,8 +369,8 @@ class _Story:
     index: int
     pid: int
     rng: random.Random
-    therapist: auth.Actor
-    prescriber: auth.Actor
+    therapist: Actor
+    prescriber: Actor
     start: date
     end: date
     status: str

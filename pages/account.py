@@ -7,8 +7,10 @@ from kapnotes import auth, mfa
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.models import User
+from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.guard import db, md_escape, require_user, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db, require_user
 
 actor = require_user()
 tz = get_settings().tz

@@ -5,7 +5,8 @@ import streamlit as st
 
 from kapnotes import admin
 from kapnotes.errors import KapError
-from kapnotes.ui.guard import db, require_user, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db, require_user
 
 actor = require_user("admin")
 st.title("Care teams")

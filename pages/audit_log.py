@@ -11,7 +11,8 @@ from kapnotes import audit
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.guard import db, require_user, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db, require_user
 
 actor = require_user("admin", "auditor")
 tz = get_settings().tz

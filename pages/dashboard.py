@@ -11,9 +11,10 @@ from streamlit.errors import StreamlitAPIException
 from kapnotes import charts, dashboard, patients, vocab
 from kapnotes.config import get_settings
 from kapnotes.models import Patient
+from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
-from kapnotes.ui.guard import db, md_escape, require_user
+from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

@@ -22,7 +22,8 @@ from kapnotes.ui.export_buttons import (
     note_pdf_button,
     summary_pdf_button,
 )
-from kapnotes.ui.guard import db, require_user, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

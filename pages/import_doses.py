@@ -12,8 +12,10 @@ from kapnotes import csv_import, doses, vocab
 from kapnotes.config import get_settings
 from kapnotes.doses import CSV_COLUMNS
 from kapnotes.errors import KapError
+from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.guard import db, md_escape, require_user, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

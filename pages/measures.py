@@ -7,9 +7,11 @@ import streamlit as st
 from kapnotes import assessments, charts, scales
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
+from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.chart_cache import altair_chart
-from kapnotes.ui.guard import db, md_escape, require_user, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

@@ -12,7 +12,9 @@ import streamlit as st
 from kapnotes import vocab
 from kapnotes.dosing import protocol
 from kapnotes.errors import KapError
-from kapnotes.ui.guard import db, md_escape, require_user, show_error
+from kapnotes.textsafe import md_escape
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db, require_user
 
 actor = require_user("admin")
 

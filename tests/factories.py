@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from sqlmodel import Session
 
 from kapnotes import auth, patients
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor, actor_of
 from kapnotes.db import session_scope
 from kapnotes.dosing import plans
 
@@ -42,7 +42,7 @@ def make_clinic(engine, with_plans: bool = True) -> Clinic:
             ("pia", "prescriber", "Pia Patel", "NP"),
             ("ada", "admin", "Ada Admin", ""),
         ):
-            users[username] = auth.actor_of(auth.create_user(s, None, username, role, name, PASSWORD, cred))
+            users[username] = actor_of(auth.create_user(s, None, username, role, name, PASSWORD, cred))
         a1 = patients.add_patient(s, None, "A-001", "Alice Able", date(1985, 1, 2), "tina", "paul").id
         a2 = patients.add_patient(s, None, "A-002", "Aaron Ames", date(1990, 5, 6), "tina", "paul").id
         b1 = patients.add_patient(s, None, "B-001", "Bea Brook", date(1977, 7, 8), "theo", "pia").id

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from kapnotes import auth, checkin, csv_import
+from kapnotes import checkin, csv_import
 from kapnotes.access import require_patient
+from kapnotes.actor import actor_of
 from kapnotes.cli.core import ready_engine
 from kapnotes.db import session_scope
 from kapnotes.errors import ValidationError
@@ -41,7 +42,7 @@ def _actor(session, patient, username: str | None):
             raise ValidationError({"user": f"No active user named {username!r}."})
     else:
         user = csv_import.default_importer(session, patient)
-    actor = auth.actor_of(user)
+    actor = actor_of(user)
     require_patient(session, actor, patient.id)
     return actor
 

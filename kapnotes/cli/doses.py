@@ -18,8 +18,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from kapnotes import auth, csv_import, doses
+from kapnotes import csv_import, doses
 from kapnotes.access import require_patient
+from kapnotes.actor import actor_of
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import ValidationError
@@ -74,7 +75,7 @@ def cmd_import_doses(args) -> int:
             user = session.exec(select(User).where(User.username == args.user.strip().lower())).first()
             if user is None or not user.is_active:
                 raise ValidationError({"user": f"No active user named {args.user!r}."})
-            actor = auth.actor_of(user)
+            actor = actor_of(user)
             require_patient(session, actor, patient_id)
         else:
             entered_by = csv_import.default_importer(session, patient).id

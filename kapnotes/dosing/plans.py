@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from kapnotes import audit
 from kapnotes.access import require_patient
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.db import lock_for_append
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG, Administration, Formulation, PlanStatus, Role, TreatmentPlan

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, func, select
 
 from kapnotes import audit, vocab
 from kapnotes.access import require_patient, require_role, visible_patient_ids
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.db import lock_for_append
 from kapnotes.doses import visible_filter

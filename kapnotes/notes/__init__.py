@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from kapnotes import audit, events, vitals
 from kapnotes.access import require_patient, require_role, visible_patient_ids
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.dosing.plans import active_plan
 from kapnotes.errors import ConflictError, KapError, PermissionDenied, ValidationError

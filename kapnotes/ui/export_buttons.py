@@ -14,10 +14,11 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from kapnotes import exports
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.errors import KapError
 from kapnotes.exports import file_stem
-from kapnotes.ui.guard import db, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db
 
 PDF_MIME = "application/pdf"
 FHIR_MIME = "application/fhir+json"

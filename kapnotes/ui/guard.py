@@ -18,11 +18,11 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from kapnotes import auth, textsafe, vocab
-from kapnotes.auth import Actor
+from kapnotes import auth
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.db import session_scope
-from kapnotes.errors import KapError
+from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import utcnow
 
 USER_KEY = "user_id"
@@ -240,43 +240,6 @@ def sidebar_account(actor: Actor) -> None:
             st.session_state[NOTICE_KEY] = "You have signed out."
             st.rerun()
         st.fragment(_idle_check, run_every=idle_check_seconds())()
-
-
-def md_escape(text: object) -> str:
-    """Make user text literal inside Streamlit markdown (names, typed values in messages).
-
-    The one escaping path (issue 20): see ``kapnotes.textsafe.md_escape``."""
-    return textsafe.md_escape(text)
-
-
-def show_outcome(key: str) -> None:
-    """Show, once, what a button callback left under ``key``: ``("ok", message)`` confirmed
-    quietly (a toast) and on the page; ``("error", exc[, heading])`` as plain-language errors."""
-    outcome = st.session_state.pop(key, None)
-    if outcome is None:
-        return
-    if outcome[0] == "ok":
-        st.toast(outcome[1], icon=":material/check_circle:")
-        st.success(outcome[1])
-        return
-    if len(outcome) > 2 and outcome[2]:
-        st.error(md_escape(outcome[2]))
-    show_error(outcome[1])
-
-
-def show_error(exc: KapError) -> None:
-    """Plain-language error display; a ValidationError lists each field's message.
-
-    Messages may quote what the user typed, so they are shown literally, not as markdown.
-    """
-    from kapnotes.errors import ValidationError
-
-    if isinstance(exc, ValidationError):
-        for field, message in exc.errors.items():
-            text = md_escape(message)
-            st.error(text if field == "_" else f"**{md_escape(vocab.field_word(field))}**: {text}")
-    else:
-        st.error(md_escape(exc))
 
 
 def audit_open_once(session: Session, actor: Actor, patient_id: int, view: str) -> None:

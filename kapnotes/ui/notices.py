@@ -12,12 +12,14 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from kapnotes import notify, vocab
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.models import Role
+from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.guard import db, md_escape, show_error
+from kapnotes.ui.feedback import show_error
+from kapnotes.ui.guard import db
 from kapnotes.ui.suggestion_panel import action_label, every
 
 REVIEW_QUEUE_PAGE = "pages/review_queue.py"

@@ -7,7 +7,7 @@ from sqlmodel import Session
 from streamlit.errors import StreamlitAPIException
 
 from kapnotes import patients
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.errors import PermissionDenied
 
 PATIENT_KEY = "patient_id"
@@ -34,7 +34,8 @@ def select_patient(patient_id: int) -> None:
 
 def require_patient_banner(session: Session, actor: Actor, view: str) -> int:
     """Show the banner for the selected patient, or stop with what to do next."""
-    from kapnotes.ui.guard import audit_open_once, md_escape
+    from kapnotes.textsafe import md_escape
+    from kapnotes.ui.guard import audit_open_once
 
     pid = selected_patient_id()
     if pid is None:

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from streamlit.errors import StreamlitPageNotFoundError
 
 from kapnotes import vocab
-from kapnotes.auth import Actor
+from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.dosing import suggestions
 from kapnotes.dosing.rules import HOLD_FLAGS

@@ -313,7 +313,7 @@ def test_hostile_text_renders_literally(env):
 def test_banner_prints_a_markdown_name_literally(env):
     engine, clinic = env
     from kapnotes.models import Patient
-    from kapnotes.ui.guard import md_escape
+    from kapnotes.textsafe import md_escape
 
     with session_scope(engine) as s:
         p = s.get(Patient, clinic.a1)

@@ -473,7 +473,7 @@ def test_error_messages_quote_user_text_literally(ui):
 
 
 def test_md_escape_round_trips_through_markdown():
-    from kapnotes.ui.guard import md_escape
+    from kapnotes.textsafe import md_escape
 
     assert md_escape("plain words") == "plain words"
     assert md_escape("a*b_c") == r"a\*b\_c"

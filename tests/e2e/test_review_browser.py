@@ -15,7 +15,7 @@ from datetime import timedelta
 from playwright.sync_api import expect
 from sqlmodel import col, select
 
-from kapnotes import auth
+from kapnotes.actor import actor_of
 from kapnotes.db import make_engine, session_scope
 from kapnotes.dosing import plans, protocol, rules, suggestions
 from kapnotes.models import DoseAdjustment, Patient, User
@@ -74,7 +74,7 @@ def _latest_pending(db_url: str, mrn: str) -> int:
 def _override_needed(db_url: str, number: int) -> bool:
     """What the service says this approval needs (the page shows the same before submit)."""
     with _db(db_url) as s:
-        actor = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
+        actor = actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
         return suggestions.decision_requirements(s, actor, number, "approve").override_needed
 
 
@@ -164,7 +164,7 @@ def test_a_hold_from_a_new_dose_reaches_the_queue_and_needs_a_decision_and_ratio
     from kapnotes.timeutil import utcnow
 
     with _db(app_server["db_url"]) as s:
-        prescriber = auth.actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
+        prescriber = actor_of(s.exec(select(User).where(User.username == "mokafor")).one())
         # a patient of hers not used by the test above, with an active plan (the rules run for it)
         pid = next(i for i in s.exec(select(Patient.id).where(col(Patient.mrn).in_(
             ["KAP-1005", "KAP-1006", "KAP-1007", "KAP-1008"])).order_by(Patient.mrn)).all()
@@ -213,7 +213,7 @@ def test_approving_an_increase_for_a_flagged_patient_needs_an_override_and_its_r
     proposal of more drug cannot be approved without an explicit override and its own rationale."""
     higher = _step_up(app_server["db_url"], "KAP-1003")
     with _db(app_server["db_url"]) as s:
-        therapist = auth.actor_of(s.exec(select(User).where(User.username == "tsato")).one())
+        therapist = actor_of(s.exec(select(User).where(User.username == "tsato")).one())
         pid = _patient_id(s, "KAP-1003")
         number = suggestions.propose(s, therapist, pid, higher, plans.current_plan(s, pid).interval_days,
                                      f"The client asks for a stronger dose ({TOKEN}).").id

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from kapnotes import admin, auth, patients
+from kapnotes.actor import actor_of
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent, CareTeamMember, Patient
 from tests.factories import PASSWORD
@@ -268,7 +269,7 @@ def test_the_last_active_admin_cannot_be_removed_or_deactivated(session, clinic)
     with pytest.raises(ValidationError, match="last active administrator"):
         admin.update_user(session, clinic.ada, clinic.ada.id, "Ada Admin", "", "therapist")
     other = auth.create_user(session, clinic.ada, "adam", "admin", "Adam Second", "granite lantern orbit")
-    adam = auth.actor_of(other)
+    adam = actor_of(other)
     admin.set_active(session, clinic.ada, other.id, False)  # ada stays: allowed
     with pytest.raises(ValidationError, match="last active administrator"):  # adam is inactive
         admin.update_user(session, clinic.ada, clinic.ada.id, "Ada Admin", "", "therapist")

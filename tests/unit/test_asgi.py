@@ -435,7 +435,7 @@ def test_mfa_required_sends_a_prescriber_to_enrolment_first(tmp_path_factory):
 
 def test_after_an_admin_reset_the_new_password_comes_first(server):
     from kapnotes import admin
-    from kapnotes.auth import actor_of
+    from kapnotes.actor import actor_of
     from kapnotes.models import User
 
     with _db(server.db_url) as s:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlmodel import col, select
 
 from kapnotes import audit, auth, patients
+from kapnotes.actor import actor_of
 from kapnotes.config import get_settings
 from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
@@ -532,7 +533,7 @@ def test_admins_see_details_without_clinical_values(action, record_type, detail,
 def test_the_auditor_reads_the_log_and_no_patient(session, clinic):
     from kapnotes.access import require_patient
 
-    auditor = auth.actor_of(auth.create_user(session, None, "audrey", "auditor", "Audrey Auditor", PASSWORD))
+    auditor = actor_of(auth.create_user(session, None, "audrey", "auditor", "Audrey Auditor", PASSWORD))
     audit.record(session, clinic.tina, "assessment.flag", "assessment", 1, clinic.a1, detail="flag=suicidality")
     tz = get_settings().tz
     events = audit.list_events(session, auditor, audit.AuditFilter(action="assessment.flag"), tz)

@@ -6,6 +6,7 @@ import pytest
 from sqlmodel import select
 
 from kapnotes import process_notes
+from kapnotes.actor import actor_of
 from kapnotes.db import session_scope
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent, ProcessNote
@@ -41,7 +42,7 @@ def test_another_therapist_on_the_team_cannot_read(engine, clinic):
     from kapnotes.models import CareTeamMember, Patient
 
     with session_scope(engine) as s:
-        other = auth.actor_of(auth.create_user(s, None, "tara", "therapist", "Tara Two", "correct-horse-battery"))
+        other = actor_of(auth.create_user(s, None, "tara", "therapist", "Tara Two", "correct-horse-battery"))
         team_id = s.get(Patient, clinic.a1).care_team_id
         s.add(CareTeamMember(team_id=team_id, user_id=other.id))
         rid = process_notes.add(s, clinic.tina, clinic.a1, "tina's thoughts").id

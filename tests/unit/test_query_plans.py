@@ -23,6 +23,7 @@ from sqlalchemy import event, select, text
 from sqlmodel import Session
 
 from kapnotes import audit, auth, patients
+from kapnotes.actor import Actor
 from kapnotes.db import make_engine, migrate
 from kapnotes.models import Patient, User
 from kapnotes.seed import seed_demo
@@ -41,8 +42,8 @@ TODAY = date(2026, 11, 1)
 class SeededClinic:
     engine: object
     backend: str
-    therapist: auth.Actor
-    prescriber: auth.Actor
+    therapist: Actor
+    prescriber: Actor
     patient_id: int
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from kapnotes import auth, patients
+from kapnotes.actor import Actor
 from kapnotes.db import make_engine
 from kapnotes.models import CareTeamMember, Patient, User
 from kapnotes.seed import HEAVIEST_MRN, seed_demo
@@ -53,7 +54,7 @@ class Counter:
         return len(self.statements)
 
 
-def _seed_one_caseload(engine, size: tuple[int, float]) -> tuple[auth.Actor, int]:
+def _seed_one_caseload(engine, size: tuple[int, float]) -> tuple[Actor, int]:
     """Seed ``size`` and put every patient on tsato's care team: the caseload is the clinic."""
     n, years = size
     seed_demo(engine, patients=n, years=years, seed=9)

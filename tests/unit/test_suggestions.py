@@ -11,6 +11,7 @@ from sqlmodel import Session, col, func, select
 
 from kapnotes import doses as dose_service
 from kapnotes import events, patients
+from kapnotes.actor import actor_of
 from kapnotes.config import get_settings
 from kapnotes.db import session_scope
 from kapnotes.dosing import plans, protocol, suggestions
@@ -460,7 +461,7 @@ def test_two_prescribers_deciding_at_once_exactly_one_wins(engine, clinic):
 
     item, version = _pending_item(engine, clinic)
     with session_scope(engine) as s:  # a second prescriber on team A
-        other = auth.actor_of(auth.create_user(s, None, "pat", "prescriber", "Pat Price", "correct-horse-battery"))
+        other = actor_of(auth.create_user(s, None, "pat", "prescriber", "Pat Price", "correct-horse-battery"))
         team_id = s.get(Patient, clinic.a1).care_team_id
         s.add(CareTeamMember(team_id=team_id, user_id=other.id))
     barrier = threading.Barrier(2, timeout=30)
