@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from kapnotes import notes
 from kapnotes.errors import KapError, ValidationError
+from kapnotes.notes import clock
 from kapnotes.ui import note_form as nf
 
 REVIEW, SIGN, DISCARD, KEEP_MINE, CANCEL = "review_sign", "sign", "discard", "keep_mine", "cancel_sign"
@@ -52,7 +53,7 @@ def sign_problems(content: dict) -> dict[str, str]:
         errors["end_time"] = "Enter the session's end time before signing."
     elif start and end < start:
         errors["end_time"] = f"End time {end} is before start time {start}."
-    elif isinstance(day, date) and notes._in_future(day, end):  # the service's own clock and slack
+    elif isinstance(day, date) and clock.in_future(day, end):  # the service's own clock and slack
         errors["end_time"] = (f"End time {end} on {day.isoformat()} has not come yet; sign the note once the "
                               "session has ended.")
     return errors

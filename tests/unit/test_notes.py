@@ -13,9 +13,11 @@ from sqlalchemy.exc import DatabaseError
 from sqlmodel import select
 
 from kapnotes import events, notes
+from kapnotes.config import get_settings
 from kapnotes.db import session_scope
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import Addendum, AuditEvent, DoseContext, DoseEntry, NoteStatus, SessionNote
+from kapnotes.notes import clock
 from kapnotes.notes.hashing import content_hash, text_hash
 from kapnotes.timeutil import utcnow
 
@@ -189,8 +191,6 @@ def test_dosing_note_creates_one_dose_entry_and_updates_it(engine, clinic, monke
 def test_dosing_note_links_a_dose_already_logged_for_the_session(engine, clinic):
     from datetime import datetime, time
 
-    from kapnotes.config import get_settings
-
     with session_scope(engine) as s:
         pre = DoseEntry(patient_id=clinic.a1, taken_at=datetime.combine(TODAY, time(10, 0), get_settings().tz),
                         dose_mg=150, formulation="odt", context=DoseContext.in_session, source="manual",
@@ -344,11 +344,9 @@ def _noon_today(monkeypatch):
     """Freeze the notes service's clock at 12:00 clinic time today; returns that date."""
     from datetime import datetime, time, timezone
 
-    from kapnotes.config import get_settings
-
     tz = get_settings().tz
     day = utcnow().astimezone(tz).date()
-    monkeypatch.setattr(notes, "utcnow", lambda: datetime.combine(day, time(12, 0), tz).astimezone(timezone.utc))
+    monkeypatch.setattr(clock, "utcnow", lambda: datetime.combine(day, time(12, 0), tz).astimezone(timezone.utc))
     return day
 
 
@@ -406,7 +404,7 @@ def test_dose_without_any_time_is_not_logged_at_an_invented_time(engine, clinic)
         notes.save_draft(s, clinic.tina, nid, version, fields={**fields, "time_taken": "09:40"})
     with session_scope(engine) as s:
         entry = s.exec(select(DoseEntry).where(DoseEntry.session_note_id == nid)).one()
-        assert entry.taken_at.astimezone(notes.get_settings().tz).strftime("%H:%M") == "09:40"
+        assert entry.taken_at.astimezone(get_settings().tz).strftime("%H:%M") == "09:40"
 
 
 def test_create_draft_with_an_unreadable_date_is_refused_not_dated_today(engine, clinic):
@@ -418,4 +416,4 @@ def test_create_draft_with_an_unreadable_date_is_refused_not_dated_today(engine,
     with session_scope(engine) as s:
         assert len(s.exec(select(SessionNote.id)).all()) == before
         started = notes.create_draft(s, clinic.tina, clinic.a1, "integration")  # left out: starts today
-        assert started.session_date == notes._local_today()
+        assert started.session_date == clock.local_today()
