@@ -7,7 +7,7 @@ from kapnotes.config import get_settings
 from kapnotes.notes.templates import TEMPLATES
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.guard import db, require_user
-from kapnotes.ui.note_form import goto
+from kapnotes.ui.note_view import goto
 from kapnotes.ui.patient import select_patient
 
 EDIT_KEY = "edit_note_id"

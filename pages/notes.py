@@ -8,12 +8,11 @@ import streamlit as st
 
 from kapnotes import notes
 from kapnotes.config import get_settings
-from kapnotes.errors import KapError
 from kapnotes.models import NoteStatus, Role
 from kapnotes.notes.templates import TEMPLATES
-from kapnotes.ui import note_form as nf
-from kapnotes.ui.feedback import show_error
+from kapnotes.ui.feedback import attempt
 from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.note_view import goto, render_note
 from kapnotes.ui.patient import require_patient_banner, select_patient
 
 VIEW_KEY = "view_note_id"
@@ -48,31 +47,20 @@ def note_actions(note) -> None:
 
 def viewer(note_id: int) -> None:
     st.button("← Back to all notes", key="back_to_timeline", on_click=_back)
-    if not nf.render_note(actor, note_id, tz, pid, notice=st.session_state.pop(NOTICE_KEY, None),
-                          actions=note_actions):
+    if not render_note(actor, note_id, tz, pid, notice=st.session_state.pop(NOTICE_KEY, None),
+                       actions=note_actions):
         _back()
         st.button("Show all notes", key="show_all_notes")
 
 
-def timeline(patient_id: int) -> None:
-    st.title("Session notes")
-    if is_therapist:
-        if st.button("New note", key="new_note", type="primary", icon=":material/edit_note:"):
-            st.session_state.pop(EDIT_KEY, None)
-            nf.goto("pages/note_editor.py")
-    else:
-        st.caption("Signed notes of your patients, read-only. Drafts stay with their author.")
-
+def search_panel() -> None:
     with st.expander("Search signed notes of all your patients", icon=":material/search:"):
         query = st.text_input("Search words", key="note_search",
                               help="Finds signed notes containing all the words, in any field or the free text.")
         if query.strip():
-            try:
-                with db() as s:
-                    hits = notes.search(s, actor, query)
-            except KapError as exc:
-                show_error(exc)
-                hits = []
+            hits = []
+            with attempt(), db() as s:
+                hits = notes.search(s, actor, query)
             if not hits:
                 st.info("No signed notes match.")
             for h in hits:
@@ -83,6 +71,16 @@ def timeline(patient_id: int) -> None:
                 c[3].text(h.snippet)
                 c[4].button("Open", key=f"hit_{h.note_id}", on_click=_view, args=(h.note_id, h.patient_id))
 
+
+def timeline(patient_id: int) -> None:
+    st.title("Session notes")
+    if is_therapist:
+        if st.button("New note", key="new_note", type="primary", icon=":material/edit_note:"):
+            st.session_state.pop(EDIT_KEY, None)
+            goto("pages/note_editor.py")
+    else:
+        st.caption("Signed notes of your patients, read-only. Drafts stay with their author.")
+    search_panel()
     f1, f2 = st.columns(2)
     types = f1.multiselect("Note type", list(TEMPLATES), format_func=lambda t: TEMPLATES[t].title, key="filter_types")
     status_options = [NoteStatus.signed.value, NoteStatus.draft.value] if is_therapist else [NoteStatus.signed.value]

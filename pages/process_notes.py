@@ -4,9 +4,8 @@ import streamlit as st
 
 from kapnotes import process_notes
 from kapnotes.config import get_settings
-from kapnotes.errors import ConflictError, KapError
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.feedback import show_error
+from kapnotes.ui.feedback import attempt
 from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.patient import require_patient_banner
 
@@ -25,12 +24,9 @@ with st.form("new_process_note", clear_on_submit=True):
     text = st.text_area("New process note", height=150, key="pn_new_text")
     submitted = st.form_submit_button("Save process note", type="primary")
 if submitted:
-    try:
-        with db() as s:
-            process_notes.add(s, actor, pid, text)
-    except KapError as exc:
-        show_error(exc)
-    else:
+    with attempt() as done, db() as s:
+        process_notes.add(s, actor, pid, text)
+    if done:
         st.toast("Process note saved.")
 
 with db() as session:
@@ -44,13 +40,8 @@ for nid, version, body, created, updated in items:
     with st.expander(f"{fmt_local(created, tz)}{edited}", expanded=False):
         new_text = st.text_area("Text", value=body, key=f"pn_text_{nid}_{version}", height=150)
         if st.button("Save changes", key=f"pn_save_{nid}_{version}"):
-            try:
-                with db() as s:
-                    process_notes.update(s, actor, nid, version, new_text)
-            except ConflictError as exc:
-                st.error(str(exc))
-            except KapError as exc:
-                show_error(exc)
-            else:
+            with attempt() as done, db() as s:
+                process_notes.update(s, actor, nid, version, new_text)
+            if done:
                 st.toast("Process note updated.")
                 st.rerun()

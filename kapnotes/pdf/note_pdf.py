@@ -25,6 +25,7 @@ from reportlab.platypus import (
 )
 
 from kapnotes import vocab
+from kapnotes.notes.templates import display_value, template
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.model import DocMeta, DoseRow, NoteData, PatientInfo, ScoreRow
@@ -103,11 +104,7 @@ def format_value(value: Any, spec: Any = None) -> str:
 
 
 def template_fields(note_type: str) -> tuple:
-    """The template's FieldSpecs in print order, or () when templates are not available."""
-    try:
-        from kapnotes.notes.templates import template
-    except ImportError:
-        return ()
+    """The template's FieldSpecs in print order, or () for a type without a template."""
     try:
         return tuple(template(note_type).fields)
     except Exception:  # noqa: BLE001 - an unknown type still prints every stored field by key
@@ -122,10 +119,6 @@ SYSTEM_LABELS = {
 
 
 def _display(spec: Any, value: Any) -> str:
-    try:
-        from kapnotes.notes.templates import display_value
-    except ImportError:
-        return format_value(value, spec)
     try:
         return display_value(spec, value)
     except Exception:  # noqa: BLE001 - an odd stored value still prints

@@ -87,60 +87,79 @@ def step(actor, note_id: int, ed: dict, mine: dict, stored: dict, stored_version
         ed["confirm"] = None  # edited while the confirmation was open: confirm again
     if action == CANCEL:
         ed["confirm"] = None
-        action = None
-    if action == REVIEW:
-        problems = sign_problems(mine)
-        if problems:
-            out.errors = problems
-            out.message = "Not signed yet: complete or correct the fields marked below. Your draft is kept."
-            action = None
-        else:
-            ed["confirm"] = nf.comparable(mine)
-            action = None
-    if action == SIGN:
-        if ed.get("confirm") is None:  # the note changed since the summary was shown
-            return out
-        try:
-            with db() as s:
-                notes.sign(s, actor, note_id, ed["version"], **mine)
-        except ValidationError as exc:
-            out.errors = exc.errors
-            out.message = "Not signed yet: complete or correct the fields marked below. Your draft is kept."
-        except notes.DraftConflict as exc:
-            ed["conflict"] = exc.their_version or stored_version
-        except KapError as exc:
-            out.failure = exc
-        else:
-            out.signed = True
-        ed["confirm"] = None
+    elif action == REVIEW:
+        _review(mine, ed, out)
+    elif action == SIGN:
+        if ed.get("confirm") is not None:  # else the note changed since the summary was shown
+            _sign(actor, note_id, ed, mine, stored_version, db, out)
         return out
-    if action == DISCARD:
-        try:
-            with db() as s:
-                notes.discard_draft(s, actor, note_id, ed["version"])
-        except notes.DraftConflict as exc:
-            ed["conflict"] = exc.their_version or stored_version
-        except KapError as exc:
-            out.failure = exc
-        else:
-            out.discarded = True
+    elif action == DISCARD:
+        _discard(actor, note_id, ed, stored_version, db, out)
         return out
     if action == KEEP_MINE or (ed["conflict"] is None and changed):
-        expected = ed["conflict"] if action == KEEP_MINE else ed["version"]
-        try:
-            with db() as s:
-                saved = notes.save_draft(s, actor, note_id, expected, **mine)
-        except ValidationError as exc:
-            out.errors = {**exc.errors, **out.errors}
-            out.message = out.message or "Not saved: correct the fields marked below. Nothing was half-saved."
-            ed["confirm"] = None
-        except notes.DraftConflict as exc:
-            ed["conflict"] = exc.their_version or stored_version
-        except KapError as exc:
-            out.failure = exc
-        else:
-            ed.update(version=saved.version, conflict=None)  # right after the commit
-            out.saved = saved
+        _save(actor, note_id, ed, mine, stored_version, db, out, keep_mine=action == KEEP_MINE)
     elif not changed and ed["version"] != stored_version and ed["conflict"] is None:
         ed["version"] = stored_version  # saved elsewhere with the same content: nothing to merge
     return out
+
+
+NOT_SIGNED = "Not signed yet: complete or correct the fields marked below. Your draft is kept."
+
+
+def _review(mine: dict, ed: dict, out: Outcome) -> None:
+    """"Sign note": check the times first; when they hold, open the confirmation."""
+    problems = sign_problems(mine)
+    if problems:
+        out.errors = problems
+        out.message = NOT_SIGNED
+    else:
+        ed["confirm"] = nf.comparable(mine)
+
+
+def _sign(actor, note_id: int, ed: dict, mine: dict, stored_version: int, db: Callable, out: Outcome) -> None:
+    """"Yes, sign": sign the confirmed content; the confirmation closes whatever happens."""
+    try:
+        with db() as s:
+            notes.sign(s, actor, note_id, ed["version"], **mine)
+    except ValidationError as exc:
+        out.errors = exc.errors
+        out.message = NOT_SIGNED
+    except notes.DraftConflict as exc:
+        ed["conflict"] = exc.their_version or stored_version
+    except KapError as exc:
+        out.failure = exc
+    else:
+        out.signed = True
+    ed["confirm"] = None
+
+
+def _discard(actor, note_id: int, ed: dict, stored_version: int, db: Callable, out: Outcome) -> None:
+    try:
+        with db() as s:
+            notes.discard_draft(s, actor, note_id, ed["version"])
+    except notes.DraftConflict as exc:
+        ed["conflict"] = exc.their_version or stored_version
+    except KapError as exc:
+        out.failure = exc
+    else:
+        out.discarded = True
+
+
+def _save(actor, note_id: int, ed: dict, mine: dict, stored_version: int, db: Callable, out: Outcome,
+          keep_mine: bool) -> None:
+    """Autosave (or "Keep my version", which saves over the version found in the conflict)."""
+    expected = ed["conflict"] if keep_mine else ed["version"]
+    try:
+        with db() as s:
+            saved = notes.save_draft(s, actor, note_id, expected, **mine)
+    except ValidationError as exc:
+        out.errors = {**exc.errors, **out.errors}
+        out.message = out.message or "Not saved: correct the fields marked below. Nothing was half-saved."
+        ed["confirm"] = None
+    except notes.DraftConflict as exc:
+        ed["conflict"] = exc.their_version or stored_version
+    except KapError as exc:
+        out.failure = exc
+    else:
+        ed.update(version=saved.version, conflict=None)  # right after the commit
+        out.saved = saved
