@@ -7,7 +7,9 @@ the database as it is; only sealing writes (each seal is an audit event carrying
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import true as sa_true
 from sqlmodel import Session, col, select
@@ -69,6 +71,29 @@ def _judge(kind: str, rid: int, stored: str | None, actual: str, recorded: str |
     return None
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """A kind of signed record: how its hash is recomputed and its MAC parts gathered."""
+
+    word: str  # as problems name it, and its audit actions ("note.seal")
+    record_type: str  # as the audit chain names it
+    model: Any
+    actual: Callable[[Any], str]
+    mac_parts: Callable[[Any], Any]
+
+
+NOTE = _Kind("note", "session_note", SessionNote, content_hash, notehash.note_mac_parts)
+ADDENDUM = _Kind("addendum", "addendum", Addendum,
+                 lambda a: addendum_hash(a.note_id, a.author_id, a.created_at, a.text), notehash.addendum_mac_parts)
+
+
+def _problem(kind: _Kind, row, recorded: dict[tuple[str, str], str], mac_state: str) -> tuple[str, str | None]:
+    """(the hash of the row as it is now, what is wrong with its signature or None)."""
+    actual = kind.actual(row)
+    return actual, _judge(kind.word, row.id, row.content_hash, actual, recorded.get((kind.record_type, str(row.id))),
+                          mac_state)
+
+
 def verify_signatures(session: Session, ring: notehash.KeyRing | None) -> SignatureReport:
     """Re-check every signed note and addendum against its MAC and the hash in the audit chain.
 
@@ -77,24 +102,17 @@ def verify_signatures(session: Session, ring: notehash.KeyRing | None) -> Signat
     """
     recorded = _recorded_hashes(session)
     problems: list[str] = []
-    n_notes = n_add = unsealed = 0
-    for note in _stream(session, SessionNote, SessionNote.status == NoteStatus.signed.value):
-        n_notes += 1
-        actual = content_hash(note)
-        mac = notehash.check_mac(notehash.note_mac_parts(note), note.signature_mac, note.signature_key_id, ring)
-        unsealed += mac == "unsealed"
-        bad = _judge("note", note.id, note.content_hash, actual, recorded.get(("session_note", str(note.id))), mac)
-        if bad:
-            problems.append(bad)
-    for a in _stream(session, Addendum, sa_true()):
-        n_add += 1
-        actual = addendum_hash(a.note_id, a.author_id, a.created_at, a.text)
-        mac = notehash.check_mac(notehash.addendum_mac_parts(a), a.signature_mac, a.signature_key_id, ring)
-        unsealed += mac == "unsealed"
-        bad = _judge("addendum", a.id, a.content_hash, actual, recorded.get(("addendum", str(a.id))), mac)
-        if bad:
-            problems.append(bad)
-    return SignatureReport(n_notes, n_add, unsealed, tuple(problems))
+    counts = {NOTE.word: 0, ADDENDUM.word: 0}
+    unsealed = 0
+    for kind, where in ((NOTE, SessionNote.status == NoteStatus.signed.value), (ADDENDUM, sa_true())):
+        for row in _stream(session, kind.model, where):
+            counts[kind.word] += 1
+            mac = notehash.check_mac(kind.mac_parts(row), row.signature_mac, row.signature_key_id, ring)
+            unsealed += mac == "unsealed"
+            bad = _problem(kind, row, recorded, mac)[1]
+            if bad:
+                problems.append(bad)
+    return SignatureReport(counts[NOTE.word], counts[ADDENDUM.word], unsealed, tuple(problems))
 
 
 def seal_legacy_signatures(session: Session, ring: notehash.KeyRing) -> tuple[int, list[str]]:
@@ -103,34 +121,30 @@ def seal_legacy_signatures(session: Session, ring: notehash.KeyRing) -> tuple[in
     carrying the hash, so from then on the chain vouches for it. Returns (sealed, refused)."""
     recorded = _recorded_hashes(session)
     sealed, refused = 0, []
-    notes_t, add_t = SessionNote.__table__, Addendum.__table__
-    todo = list(session.exec(select(SessionNote).where(SessionNote.status == NoteStatus.signed.value,
-                                                       col(SessionNote.signature_mac).is_(None))
-                             .order_by(col(SessionNote.id))).all())
-    for note in todo:
-        actual = content_hash(note)
-        bad = _judge("note", note.id, note.content_hash, actual, recorded.get(("session_note", str(note.id))), "")
-        if bad:
-            refused.append(bad)
-            continue
-        mac, key_id = notehash.make_mac(notehash.note_mac_parts(note), ring)
-        session.execute(notes_t.update().where(notes_t.c.id == note.id, notes_t.c.signature_mac.is_(None))
-                        .values(signature_mac=mac, signature_key_id=key_id))
-        audit.record(session, None, "note.seal", "session_note", note.id, note.patient_id,
-                     f"sha256={actual}", actor_username="system")
-        sealed += 1
-    adds = session.exec(select(Addendum, SessionNote.patient_id).join(SessionNote, SessionNote.id == Addendum.note_id)
-                        .where(col(Addendum.signature_mac).is_(None)).order_by(col(Addendum.id))).all()
-    for a, patient_id in adds:
-        actual = addendum_hash(a.note_id, a.author_id, a.created_at, a.text)
-        bad = _judge("addendum", a.id, a.content_hash, actual, recorded.get(("addendum", str(a.id))), "")
-        if bad:
-            refused.append(bad)
-            continue
-        mac, key_id = notehash.make_mac(notehash.addendum_mac_parts(a), ring)
-        session.execute(add_t.update().where(add_t.c.id == a.id, add_t.c.signature_mac.is_(None))
-                        .values(signature_mac=mac, signature_key_id=key_id))
-        audit.record(session, None, "addendum.seal", "addendum", a.id, patient_id,
-                     f"note={a.note_id};sha256={actual}", actor_username="system")
-        sealed += 1
+    for kind, unsealed_rows in ((NOTE, _unsealed_notes), (ADDENDUM, _unsealed_addenda)):
+        for row, patient_id, detail in unsealed_rows(session):
+            actual, bad = _problem(kind, row, recorded, "")
+            if bad:
+                refused.append(bad)
+                continue
+            mac, key_id = notehash.make_mac(kind.mac_parts(row), ring)
+            t = kind.model.__table__
+            session.execute(t.update().where(t.c.id == row.id, t.c.signature_mac.is_(None))
+                            .values(signature_mac=mac, signature_key_id=key_id))
+            audit.record(session, None, f"{kind.word}.seal", kind.record_type, row.id, patient_id,
+                         f"{detail}sha256={actual}", actor_username="system")
+            sealed += 1
     return sealed, refused
+
+
+def _unsealed_notes(session: Session) -> list[tuple[SessionNote, int, str]]:
+    rows = session.exec(select(SessionNote).where(SessionNote.status == NoteStatus.signed.value,
+                                                  col(SessionNote.signature_mac).is_(None))
+                        .order_by(col(SessionNote.id))).all()
+    return [(note, note.patient_id, "") for note in rows]
+
+
+def _unsealed_addenda(session: Session) -> list[tuple[Addendum, int, str]]:
+    rows = session.exec(select(Addendum, SessionNote.patient_id).join(SessionNote, SessionNote.id == Addendum.note_id)
+                        .where(col(Addendum.signature_mac).is_(None)).order_by(col(Addendum.id))).all()
+    return [(a, patient_id, f"note={a.note_id};") for a, patient_id in rows]

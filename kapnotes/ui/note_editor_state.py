@@ -124,10 +124,8 @@ def _sign(actor, note_id: int, ed: dict, mine: dict, stored_version: int, db: Ca
     except ValidationError as exc:
         out.errors = exc.errors
         out.message = NOT_SIGNED
-    except notes.DraftConflict as exc:
-        ed["conflict"] = exc.their_version or stored_version
     except KapError as exc:
-        out.failure = exc
+        _refused(exc, ed, stored_version, out)
     else:
         out.signed = True
     ed["confirm"] = None
@@ -137,10 +135,8 @@ def _discard(actor, note_id: int, ed: dict, stored_version: int, db: Callable, o
     try:
         with db() as s:
             notes.discard_draft(s, actor, note_id, ed["version"])
-    except notes.DraftConflict as exc:
-        ed["conflict"] = exc.their_version or stored_version
     except KapError as exc:
-        out.failure = exc
+        _refused(exc, ed, stored_version, out)
     else:
         out.discarded = True
 
@@ -156,10 +152,16 @@ def _save(actor, note_id: int, ed: dict, mine: dict, stored_version: int, db: Ca
         out.errors = {**exc.errors, **out.errors}
         out.message = out.message or "Not saved: correct the fields marked below. Nothing was half-saved."
         ed["confirm"] = None
-    except notes.DraftConflict as exc:
-        ed["conflict"] = exc.their_version or stored_version
     except KapError as exc:
-        out.failure = exc
+        _refused(exc, ed, stored_version, out)
     else:
         ed.update(version=saved.version, conflict=None)  # right after the commit
         out.saved = saved
+
+
+def _refused(exc: KapError, ed: dict, stored_version: int, out: Outcome) -> None:
+    """A refusal other than bad input: a conflict opens the comparison, anything else is shown."""
+    if isinstance(exc, notes.DraftConflict):
+        ed["conflict"] = exc.their_version or stored_version
+    else:
+        out.failure = exc
