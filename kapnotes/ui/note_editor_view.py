@@ -176,7 +176,7 @@ def _sync_back(draft: Draft, ed: dict, saved_fields: dict, sent_fields: dict) ->
     for spec in draft.tpl.fields:
         if spec.name in saved_fields and saved_fields[spec.name] != sent_fields.get(spec.name):
             key = nf.fkey(draft.note_id, spec.name)
-            st.session_state[key] = ed["values"][key] = nf._to_widget(spec, saved_fields[spec.name])
+            st.session_state[key] = ed["values"][key] = nf.to_widget(spec, saved_fields[spec.name])
 
 
 def _heading(draft: Draft, tz) -> None:

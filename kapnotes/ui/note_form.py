@@ -41,7 +41,8 @@ def label_of(spec: FieldSpec) -> str:
     return f"{spec.label}{unit}{' *' if spec.required else ''}"
 
 
-def _to_widget(spec: FieldSpec, value: Any) -> Any:
+def to_widget(spec: FieldSpec, value: Any) -> Any:
+    """A stored field value as its widget holds it (e.g. "10:15" as a ``time``)."""
     if spec.kind == "time":
         return time.fromisoformat(value) if isinstance(value, str) and value else None
     if spec.kind == "date":
@@ -79,7 +80,7 @@ def load_state(note_id: int, tpl: Template, content: dict, shadow: dict | None =
     """Put a note's stored content into the widget keys (first open, or "load the saved version")."""
     fields = content.get("fields") or {}
     for spec in tpl.fields:
-        _put(fkey(note_id, spec.name), _to_widget(spec, fields.get(spec.name)), shadow)
+        _put(fkey(note_id, spec.name), to_widget(spec, fields.get(spec.name)), shadow)
     _put(hkey(note_id, "session_date"), content.get("session_date"), shadow)
     for name in ("start_time", "end_time"):
         v = content.get(name)
