@@ -91,30 +91,12 @@ def _is_whole(value) -> bool:
 
 def validate_dose(data: DoseInput, now: datetime | None = None) -> dict[str, str]:
     """Field → plain message for every problem; empty when the dose is acceptable."""
-    now = now or utcnow()
-    errors: dict[str, str] = {}
-    t = data.taken_at
-    if t is None:
-        errors["taken_at"] = "Enter when the dose was taken."
-    elif not isinstance(t, datetime) or t.tzinfo is None:
-        errors["taken_at"] = "The time taken needs a date, time and time zone."
-    elif t > now + FUTURE_SLACK:
-        errors["taken_at"] = "This time is in the future; enter when the dose was actually taken."
-    elif t < EARLIEST:
-        errors["taken_at"] = "The time taken is before the year 2000."
+    errors = _time_errors(data.taken_at, now or utcnow())
     if data.dose_mg is not None and isinstance(data.dose_mg, float) and math.isnan(data.dose_mg):
         errors["dose_mg"] = "Enter the dose in mg."
     else:
         errors |= vitals.check_dose(data.dose_mg)
-    if data.formulation not in FORMULATIONS:
-        errors["formulation"] = (
-            f"Unknown formulation {data.formulation!r}; use one of {', '.join(FORMULATIONS)}."
-            if data.formulation else "Enter the formulation (" + ", ".join(FORMULATIONS) + ")."
-        )
-    if data.administration is not None and data.administration not in ADMINISTRATIONS:
-        errors["administration"] = f"Administration must be spit or swallow, got {data.administration!r}."
-    if data.context not in CONTEXTS:
-        errors["context"] = f"Unknown context {data.context!r}; use one of {', '.join(CONTEXTS)}."
+    errors |= _kind_errors(data)
     for name in ("anxiety_before", "anxiety_after", "dissociation"):
         errors |= _whole_in(getattr(data, name), *vitals.RATING_0_10, name)
     errors |= _whole_in(data.nausea, *vitals.NAUSEA_RANGE, "nausea", "(0 none – 3 severe)")
@@ -124,6 +106,39 @@ def validate_dose(data: DoseInput, now: datetime | None = None) -> dict[str, str
         label = "Blood pressure before the dose" if when == "pre" else "Blood pressure after the dose"
         for key, message in vitals.check_bp(s, d, prefix=f"bp_{when}", label=label).items():
             errors[key.replace(f"bp_{when}_", "bp_") + f"_{when}"] = message
+    return errors | _text_errors(data)
+
+
+def _time_errors(t, now: datetime) -> dict[str, str]:
+    if t is None:
+        return {"taken_at": "Enter when the dose was taken."}
+    if not isinstance(t, datetime) or t.tzinfo is None:
+        return {"taken_at": "The time taken needs a date, time and time zone."}
+    if t > now + FUTURE_SLACK:
+        return {"taken_at": "This time is in the future; enter when the dose was actually taken."}
+    if t < EARLIEST:
+        return {"taken_at": "The time taken is before the year 2000."}
+    return {}
+
+
+def _kind_errors(data: DoseInput) -> dict[str, str]:
+    """Formulation, administration and context: one of the stored codes."""
+    errors: dict[str, str] = {}
+    if data.formulation not in FORMULATIONS:
+        errors["formulation"] = (
+            f"Unknown formulation {data.formulation!r}; use one of {', '.join(FORMULATIONS)}."
+            if data.formulation else "Enter the formulation (" + ", ".join(FORMULATIONS) + ")."
+        )
+    if data.administration is not None and data.administration not in ADMINISTRATIONS:
+        errors["administration"] = f"Administration must be spit or swallow, got {data.administration!r}."
+    if data.context not in CONTEXTS:
+        errors["context"] = f"Unknown context {data.context!r}; use one of {', '.join(CONTEXTS)}."
+    return errors
+
+
+def _text_errors(data: DoseInput) -> dict[str, str]:
+    """Vomited, the adverse-event tags and the notes."""
+    errors: dict[str, str] = {}
     if not isinstance(data.vomited, bool):
         errors["vomited"] = f"Vomited must be yes or no, got {data.vomited!r}."
     for tag in filter(None, (data.adverse_events or "").split(";")):
