@@ -21,6 +21,7 @@ from kapnotes.config import get_settings
 from kapnotes.errors import NotFound, ValidationError
 from kapnotes.models import Assessment, Instrument
 from kapnotes.patients import safety_flags
+from kapnotes.query import not_voided
 from kapnotes.timeutil import utcnow
 
 EARLIEST = date(2000, 1, 1)
@@ -135,7 +136,7 @@ def assessment_frame(session: Session, patient_id: int, instrument: str | None =
     if instrument:
         q = q.where(Assessment.instrument == instrument)
     if not include_voided:
-        q = q.where(col(Assessment.voided_at).is_(None))
+        q = q.where(not_voided(Assessment))
     rows = session.exec(q.order_by(col(Assessment.administered_on), col(Assessment.id))).all()
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(SERIES_COLUMNS))
     frame["administered_on"] = pd.to_datetime(frame["administered_on"])

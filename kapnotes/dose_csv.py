@@ -4,13 +4,9 @@ The file re-imports through ``kapnotes.csv_import`` unchanged: times are ISO 860
 clinic's offset (``2026-03-01T19:30:00-05:00``), numbers are plain (``150`` or ``137.5``),
 ``vomited`` is ``true``/``false``, voided entries are left out (they are not doses taken).
 
-Formula injection: a spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``,
-tab or carriage return. Text cells that do are neutralised with one leading apostrophe
-(the OWASP advice). Numeric columns are never touched: we write them, and a number
-(even a negative one) is not a formula. So the round trip stays exact, a text cell that
-already starts with apostrophes followed by such a character gets one more apostrophe,
-and ``restore_cell`` removes exactly one apostrophe from any cell matching
-``'+[=+\\-@\\t\\r]``: ``restore_cell(neutralise_cell(x)) == x`` for every text.
+Formula injection: text cells go out through ``kapnotes.cells.neutralise_cell`` (one leading
+apostrophe on a cell a spreadsheet would run). Numeric columns are never touched: we write
+them, and a number (even a negative one) is not a formula.
 A note that legitimately starts with ``-`` ("- felt dizzy") is written ``'- felt dizzy``
 and comes back as ``- felt dizzy`` once the importer applies ``restore_cell`` (see
 ``read_dose_csv``, the importer's parse followed by the restore).
@@ -20,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -28,25 +23,14 @@ from sqlmodel import Session
 
 from kapnotes import audit
 from kapnotes.actor import Actor
+from kapnotes.cells import neutralise_cell, restore_cell
 from kapnotes.config import get_settings
-from kapnotes.doses import CSV_COLUMNS, INT_COLUMNS, DoseFilter, dose_frame
+from kapnotes.csv_import import read_csv
+from kapnotes.dose_columns import CSV_COLUMNS, INT_COLUMNS, TEXT_COLUMNS
+from kapnotes.doses import DoseFilter, dose_frame
+from kapnotes.exports import _patient, file_stem
 
-TEXT_COLUMNS = ("formulation", "administration", "context", "adverse_events", "notes")
-_RISKY = re.compile(r"^'*[=+\-@\t\r]")
-_NEUTRALISED = re.compile(r"^'+[=+\-@\t\r]")
 CSV_MIME = "text/csv"
-
-
-def neutralise_cell(text: str) -> str:
-    """One leading apostrophe when a spreadsheet would run the cell (or it already looks escaped)."""
-    return "'" + text if _RISKY.match(text) else text
-
-
-def restore_cell(text: str | None) -> str | None:
-    """The inverse of ``neutralise_cell``: drop exactly one leading apostrophe it added."""
-    if text and _NEUTRALISED.match(text):
-        return text[1:]
-    return text
 
 
 def _number(value) -> str:
@@ -88,8 +72,6 @@ def dose_log_csv(session: Session, actor: Actor | None, patient_id: int, date_fr
 
     The function the dose log page calls for its download button.
     """
-    from kapnotes.exports import _patient, file_stem
-
     patient = _patient(session, actor, patient_id, as_operator)
     tz = get_settings().tz
     frame = dose_frame(session, patient_id, DoseFilter(date_from=date_from, date_to=date_to), tz,
@@ -109,8 +91,6 @@ def dose_log_csv(session: Session, actor: Actor | None, patient_id: int, date_fr
 
 def read_dose_csv(data: bytes | str, tz: ZoneInfo, mapping: dict[str, str] | None = None):
     """The importer's ``read_csv`` (which applies ``restore_cell`` to the text columns itself)."""
-    from kapnotes.csv_import import read_csv
-
     return read_csv(data, tz, mapping)
 
 

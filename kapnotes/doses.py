@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import case, func, or_
+from sqlalchemy import func, or_
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes import audit, events, vitals, vocab
+from kapnotes import audit, events, vitals
 from kapnotes.access import require_patient
 from kapnotes.actor import Actor
+from kapnotes.adherence import Adherence, adherence, adherence_from, adherences  # noqa: F401  (re-exported)
+from kapnotes.dose_columns import CSV_COLUMNS, INT_COLUMNS, LABELS  # noqa: F401  (re-exported)
 from kapnotes.dosing import protocol
-from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import ConflictError, NotFound, ValidationError
 from kapnotes.models import (
     Administration,
@@ -31,36 +32,12 @@ from kapnotes.models import (
     DoseSource,
     Formulation,
     NoteStatus,
-    PlanStatus,
     SessionNote,
     TreatmentPlan,
 )
+from kapnotes.query import not_voided
 from kapnotes.timeutil import utcnow
 
-# The canonical dose-log fields, in the order of DESIGN.md §2 (also the CSV columns).
-CSV_COLUMNS: tuple[str, ...] = (
-    "taken_at",
-    "dose_mg",
-    "formulation",
-    "administration",
-    "context",
-    "anxiety_before",
-    "anxiety_after",
-    "dissociation",
-    "nausea",
-    "vomited",
-    "bp_systolic_pre",
-    "bp_diastolic_pre",
-    "bp_systolic_post",
-    "bp_diastolic_post",
-    "heart_rate",
-    "adverse_events",
-    "notes",
-)
-INT_COLUMNS = (
-    "anxiety_before", "anxiety_after", "dissociation", "nausea",
-    "bp_systolic_pre", "bp_diastolic_pre", "bp_systolic_post", "bp_diastolic_post", "heart_rate",
-)
 FORMULATIONS = tuple(f.value for f in Formulation)
 ADMINISTRATIONS = tuple(a.value for a in Administration)
 CONTEXTS = tuple(c.value for c in DoseContext)
@@ -68,27 +45,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 FUTURE_SLACK = timedelta(minutes=5)  # clock skew between a phone, a server and a clinic PC
 NOTES_MAX = 4000
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,39}$")
-
-LABELS = {
-    "taken_at": "Taken at",
-    "dose_mg": "Dose (mg)",
-    "formulation": "Formulation",
-    "administration": "Administration",
-    "context": "Context",
-    "anxiety_before": "Anxiety before (0–10)",
-    "anxiety_after": "Anxiety after (0–10)",
-    "dissociation": "Dissociation (0–10)",
-    "nausea": "Nausea (0–3)",
-    "vomited": "Vomited",
-    "bp_systolic_pre": "BP systolic before (mmHg)",
-    "bp_diastolic_pre": "BP diastolic before (mmHg)",
-    "bp_systolic_post": "BP systolic after (mmHg)",
-    "bp_diastolic_post": "BP diastolic after (mmHg)",
-    "heart_rate": "Heart rate (bpm)",
-    "adverse_events": "Adverse events",
-    "notes": "Notes",
-}
-
 
 @dataclass
 class DoseInput:
@@ -135,30 +91,12 @@ def _is_whole(value) -> bool:
 
 def validate_dose(data: DoseInput, now: datetime | None = None) -> dict[str, str]:
     """Field → plain message for every problem; empty when the dose is acceptable."""
-    now = now or utcnow()
-    errors: dict[str, str] = {}
-    t = data.taken_at
-    if t is None:
-        errors["taken_at"] = "Enter when the dose was taken."
-    elif not isinstance(t, datetime) or t.tzinfo is None:
-        errors["taken_at"] = "The time taken needs a date, time and time zone."
-    elif t > now + FUTURE_SLACK:
-        errors["taken_at"] = "This time is in the future; enter when the dose was actually taken."
-    elif t < EARLIEST:
-        errors["taken_at"] = "The time taken is before the year 2000."
+    errors = _time_errors(data.taken_at, now or utcnow())
     if data.dose_mg is not None and isinstance(data.dose_mg, float) and math.isnan(data.dose_mg):
         errors["dose_mg"] = "Enter the dose in mg."
     else:
         errors |= vitals.check_dose(data.dose_mg)
-    if data.formulation not in FORMULATIONS:
-        errors["formulation"] = (
-            f"Unknown formulation {data.formulation!r}; use one of {', '.join(FORMULATIONS)}."
-            if data.formulation else "Enter the formulation (" + ", ".join(FORMULATIONS) + ")."
-        )
-    if data.administration is not None and data.administration not in ADMINISTRATIONS:
-        errors["administration"] = f"Administration must be spit or swallow, got {data.administration!r}."
-    if data.context not in CONTEXTS:
-        errors["context"] = f"Unknown context {data.context!r}; use one of {', '.join(CONTEXTS)}."
+    errors |= _kind_errors(data)
     for name in ("anxiety_before", "anxiety_after", "dissociation"):
         errors |= _whole_in(getattr(data, name), *vitals.RATING_0_10, name)
     errors |= _whole_in(data.nausea, *vitals.NAUSEA_RANGE, "nausea", "(0 none – 3 severe)")
@@ -168,6 +106,39 @@ def validate_dose(data: DoseInput, now: datetime | None = None) -> dict[str, str
         label = "Blood pressure before the dose" if when == "pre" else "Blood pressure after the dose"
         for key, message in vitals.check_bp(s, d, prefix=f"bp_{when}", label=label).items():
             errors[key.replace(f"bp_{when}_", "bp_") + f"_{when}"] = message
+    return errors | _text_errors(data)
+
+
+def _time_errors(t, now: datetime) -> dict[str, str]:
+    if t is None:
+        return {"taken_at": "Enter when the dose was taken."}
+    if not isinstance(t, datetime) or t.tzinfo is None:
+        return {"taken_at": "The time taken needs a date, time and time zone."}
+    if t > now + FUTURE_SLACK:
+        return {"taken_at": "This time is in the future; enter when the dose was actually taken."}
+    if t < EARLIEST:
+        return {"taken_at": "The time taken is before the year 2000."}
+    return {}
+
+
+def _kind_errors(data: DoseInput) -> dict[str, str]:
+    """Formulation, administration and context: one of the stored codes."""
+    errors: dict[str, str] = {}
+    if data.formulation not in FORMULATIONS:
+        errors["formulation"] = (
+            f"Unknown formulation {data.formulation!r}; use one of {', '.join(FORMULATIONS)}."
+            if data.formulation else "Enter the formulation (" + ", ".join(FORMULATIONS) + ")."
+        )
+    if data.administration is not None and data.administration not in ADMINISTRATIONS:
+        errors["administration"] = f"Administration must be spit or swallow, got {data.administration!r}."
+    if data.context not in CONTEXTS:
+        errors["context"] = f"Unknown context {data.context!r}; use one of {', '.join(CONTEXTS)}."
+    return errors
+
+
+def _text_errors(data: DoseInput) -> dict[str, str]:
+    """Vomited, the adverse-event tags and the notes."""
+    errors: dict[str, str] = {}
     if not isinstance(data.vomited, bool):
         errors["vomited"] = f"Vomited must be yes or no, got {data.vomited!r}."
     for tag in filter(None, (data.adverse_events or "").split(";")):
@@ -234,7 +205,7 @@ def find_duplicate(session: Session, patient_id: int, taken_at: datetime, dose_m
     second = taken_at.replace(microsecond=0)
     return session.exec(
         select(DoseEntry).where(
-            DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
+            DoseEntry.patient_id == patient_id, not_voided(DoseEntry),
             DoseEntry.taken_at >= second, DoseEntry.taken_at < second + timedelta(seconds=1),
             DoseEntry.dose_mg == float(dose_mg))
         .limit(1)
@@ -256,11 +227,18 @@ class UnusualDose(ValidationError):
 def unusual_dose(session: Session, patient_id: int, dose_mg: float, taken_at: datetime) -> str | None:
     """Why this dose needs a confirmation (above the plan in effect then, or above the
     protocol ceiling), in plain words; None when it does not."""
-    plan = plan_at(session, patient_id, taken_at)
+    return _above(plan_at(session, patient_id, taken_at), _ceiling(session), dose_mg)
+
+
+def _ceiling(session: Session) -> float:
     try:
-        ceiling = protocol.in_force(session).ceiling_mg
+        return protocol.in_force(session).ceiling_mg
     except protocol.ProtocolError:  # a broken clinic file must not block documenting: the bundled ceiling
-        ceiling = protocol.load_default().ceiling_mg
+        return protocol.load_default().ceiling_mg
+
+
+def _above(plan: TreatmentPlan | None, ceiling: float, dose_mg: float) -> str | None:
+    """The one wording of "above the plan and/or the ceiling"; None when the dose is neither."""
     reasons = []
     if plan is not None and dose_mg > plan.dose_mg:
         reasons.append(f"the plan's {plan.dose_mg:g} mg")
@@ -281,21 +259,12 @@ def unusual_rows(session: Session, patient_id: int, rows) -> list[tuple[int, str
     # a large file: the plan history and the ceiling read once (same rule as ``unusual_dose``)
     history = session.exec(select(TreatmentPlan).where(TreatmentPlan.patient_id == patient_id)
                            .order_by(col(TreatmentPlan.version_number).desc())).all()
-    try:
-        ceiling = protocol.in_force(session).ceiling_mg
-    except protocol.ProtocolError:
-        ceiling = protocol.load_default().ceiling_mg
+    ceiling = _ceiling(session)
     out = []
     for number, data in rows:
-        dose_mg = float(data.dose_mg)
         plan = next((p for p in history if p.effective_from <= data.taken_at), None)
-        reasons = []
-        if plan is not None and dose_mg > plan.dose_mg:
-            reasons.append(f"the plan's {plan.dose_mg:g} mg")
-        if dose_mg > ceiling:
-            reasons.append(f"the protocol's {ceiling:g} mg ceiling")
-        if reasons:
-            out.append((number, f"{dose_mg:g} mg is above {' and '.join(reasons)}."))
+        if (message := _above(plan, ceiling, float(data.dose_mg))) is not None:
+            out.append((number, message))
     return out
 
 
@@ -443,12 +412,12 @@ def active_filter():
     """The doses that count: not voided. A long import stages its rows as voided (reason
     ``STAGING_REASON``) and publishes them in one short final transaction, so every query
     with this filter (or the plain ``voided_at IS NULL``) never sees half an import."""
-    return col(DoseEntry.voided_at).is_(None)
+    return not_voided(DoseEntry)
 
 
 def visible_filter():
     """Doses a list may show, voided ones included: everything except an import's staged rows."""
-    return or_(col(DoseEntry.voided_at).is_(None), col(DoseEntry.void_reason).is_(None),
+    return or_(not_voided(DoseEntry), col(DoseEntry.void_reason).is_(None),
                DoseEntry.void_reason != STAGING_REASON)
 
 
@@ -495,79 +464,4 @@ def list_doses(session: Session, actor: Actor, patient_id: int, flt: DoseFilter 
     """The dose log table, newest first, filtered. The page's open is audited by the banner."""
     require_patient(session, actor, patient_id)
     return dose_frame(session, patient_id, flt, tz)
-
-
-@dataclass(frozen=True)
-class Adherence:
-    plan_id: int
-    dose_mg: float
-    interval_days: int
-    window_start: datetime
-    window_end: datetime
-    planned: int
-    taken: int
-    window_days: int = field(default=0)
-
-    @property
-    def ratio(self) -> float | None:
-        return None if self.planned == 0 else self.taken / self.planned
-
-    def describe(self) -> str:
-        if self.planned == 0:
-            return f"Too early to tell: the plan started {self.window_days} day(s) ago."
-        text = (f"{self.taken} of {self.planned} planned doses taken ({self.ratio:.0%}) "
-                f"over {self.window_days} days at {self.dose_mg:g} mg "
-                + vocab.every(self.interval_days))
-        return text + (" — more doses than planned" if self.taken > self.planned else "")
-
-
-def adherence_from(plan: TreatmentPlan | None, taken_times: pd.Series, as_of: datetime,
-                   window_days: int | None = None) -> Adherence | None:
-    """Planned vs taken since the current plan version took effect (or the last ``window_days``).
-
-    Planned = whole intervals in the window (days ÷ interval, rounded down). Pure: the
-    dashboard reuses it on the frame it already loaded.
-    """
-    if plan is None or plan.status != PlanStatus.active:
-        return None
-    start = plan.effective_from
-    if window_days is not None:
-        start = max(start, as_of - timedelta(days=window_days))
-    days = max(0, (as_of - start).days)
-    planned = days // plan.interval_days
-    times = pd.to_datetime(taken_times, utc=True) if len(taken_times) else taken_times
-    taken = int(((times >= start) & (times <= as_of)).sum()) if len(times) else 0
-    return Adherence(plan.id, plan.dose_mg, plan.interval_days, start, as_of, planned, taken, days)
-
-
-def adherence(session: Session, actor: Actor, patient_id: int, as_of: datetime | None = None,
-              window_days: int | None = None) -> Adherence | None:
-    """Planned-vs-taken for the current plan; None when there is no active plan."""
-    return adherences(session, actor, patient_id, (window_days,), as_of)[0]
-
-
-def adherences(session: Session, actor: Actor, patient_id: int, windows: tuple[int | None, ...] = (None, 28),
-               as_of: datetime | None = None) -> list[Adherence | None]:
-    """Planned-vs-taken for the current plan over several windows (None: since the plan
-    version took effect), counted in SQL in one query; same rules as ``adherence_from``."""
-    require_patient(session, actor, patient_id)
-    as_of = as_of or utcnow()
-    plan = current_plan(session, patient_id)
-    if plan is None or plan.status != PlanStatus.active:
-        return [None for _ in windows]
-    starts = [plan.effective_from if w is None else max(plan.effective_from, as_of - timedelta(days=w))
-              for w in windows]
-    row = session.exec(
-        select(*[func.coalesce(func.sum(case((DoseEntry.taken_at >= start, 1), else_=0)), 0) for start in starts])
-        .where(DoseEntry.patient_id == patient_id, col(DoseEntry.voided_at).is_(None),
-               DoseEntry.taken_at >= min(starts), DoseEntry.taken_at <= as_of)
-    ).one()
-    counts = tuple(row) if len(starts) > 1 else (row,)  # sqlmodel returns a bare scalar for one column
-    out: list[Adherence | None] = []
-    for start, taken in zip(starts, counts, strict=True):
-        days = max(0, (as_of - start).days)
-        out.append(Adherence(plan.id, plan.dose_mg, plan.interval_days, start, as_of, days // plan.interval_days,
-                             int(taken), days))
-    return out
-
 

@@ -12,155 +12,31 @@ Conventions:
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from enum import StrEnum
-from typing import Any, Optional
+from datetime import date, datetime
+from typing import Optional
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, Text, UniqueConstraint
-from sqlalchemy.orm import declared_attr
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from kapnotes import vocab as _vocab
-from kapnotes.timeutil import utcnow
-
-# No plan, approval, override or proposal may exceed this (DESIGN.md §3), whatever the protocol says;
-# a database check enforces it too (migration 0109).
-HARD_MAX_DOSE_MG = 500
-
-
-class UTCDateTime(TypeDecorator):
-    """Stores naive UTC, returns aware UTC, so SQLite and PostgreSQL agree."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc)
-
-
-def utc_field(nullable: bool = True, index: bool = False, default_now: bool = False) -> Any:
-    kwargs: dict[str, Any] = {}
-    if default_now:
-        kwargs["default_factory"] = utcnow
-    else:
-        kwargs["default"] = None
-    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index), **kwargs)
-
-
-def json_field(default_factory=dict) -> Any:
-    return Field(default_factory=default_factory, sa_column=Column(JSON, nullable=False))
-
-
-def text_field(nullable: bool = True) -> Any:
-    return Field(default=None if nullable else "", sa_column=Column(Text, nullable=nullable))
-
-
-class Versioned:
-    """Optimistic locking: ``version`` bumps on each UPDATE; a stale writer fails."""
-
-    @declared_attr
-    def __mapper_args__(cls):  # noqa: N805
-        return {"version_id_col": cls.__table__.c.version}
-
-
-# --- enumerations -----------------------------------------------------------
-
-
-class Role(StrEnum):
-    therapist = "therapist"
-    prescriber = "prescriber"
-    admin = "admin"
-    auditor = "auditor"  # reads the full audit log for investigations; nothing clinical, manages nothing
-
-
-class PatientStatus(StrEnum):
-    active = "active"
-    paused = "paused"
-    discharged = "discharged"
-
-
-class Formulation(StrEnum):
-    odt = "odt"
-    sublingual = "sublingual"
-    troche = "troche"
-    other = "other"
-
-
-class Administration(StrEnum):
-    spit = "spit"
-    swallow = "swallow"
-
-
-class DoseContext(StrEnum):
-    home = "home"
-    home_with_sitter = "home_with_sitter"
-    in_session = "in_session"
-
-
-class DoseSource(StrEnum):
-    manual = "manual"
-    import_ = "import"
-    session = "session"
-    patient = "patient"  # the patient's own check-in (kapnotes.checkin)
-
-
-# How a source reads wherever a clinician sees it (dose log, PDFs): defined in kapnotes.vocab.
-DOSE_SOURCE_WORDS = _vocab.DOSE_SOURCE_WORDS
-assert set(DOSE_SOURCE_WORDS) == {s.value for s in DoseSource}
-
-
-class PlanStatus(StrEnum):
-    active = "active"
-    held = "held"
-    ended = "ended"
-
-
-class Instrument(StrEnum):
-    gad7 = "GAD-7"
-    phq9 = "PHQ-9"
-
-
-class NoteType(StrEnum):
-    preparation = "preparation"
-    dosing = "dosing"
-    integration = "integration"
-    check_in = "check_in"
-
-
-class NoteStatus(StrEnum):
-    draft = "draft"
-    signed = "signed"
-
-
-class Modality(StrEnum):
-    in_person = "in_person"
-    telehealth = "telehealth"
-
-
-class AdjustmentKind(StrEnum):
-    suggestion = "suggestion"  # from the rules engine
-    proposal = "proposal"  # from a therapist
-
-
-class AdjustmentStatus(StrEnum):
-    open = "open"  # engine output not (yet) sent to the prescriber
-    pending = "pending"  # in the prescriber's queue
-    approved = "approved"
-    modified = "modified"
-    rejected = "rejected"
-    superseded = "superseded"  # a newer engine run replaced it before review
-    withdrawn = "withdrawn"
-
+# The codes and column types live in their own modules; callers import them from here, with the tables.
+from kapnotes.column_types import UTCDateTime, Versioned, json_field, text_field, utc_field  # noqa: F401
+from kapnotes.enums import (  # noqa: F401
+    DOSE_SOURCE_WORDS,
+    HARD_MAX_DOSE_MG,
+    AdjustmentKind,
+    AdjustmentStatus,
+    Administration,
+    DoseContext,
+    DoseSource,
+    Formulation,
+    Instrument,
+    Modality,
+    NoteStatus,
+    NoteType,
+    PatientStatus,
+    PlanStatus,
+    Role,
+)
 
 # --- people and teams ---------------------------------------------------------
 
