@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 from kapnotes import audit, events, vitals, vocab
 from kapnotes.access import require_patient
 from kapnotes.actor import Actor
-from kapnotes.dosing import protocol
+from kapnotes.dosing import protocol_settings as protocol
 from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import ConflictError, NotFound, ValidationError
 from kapnotes.models import (

@@ -10,7 +10,8 @@ from sqlmodel import Session, func, select
 from streamlit.testing.v1 import AppTest
 
 from kapnotes.db import make_engine, session_scope
-from kapnotes.dosing import plans, protocol, suggestions
+from kapnotes.dosing import plans, suggestions
+from kapnotes.dosing import protocol_settings as protocol
 from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
 from kapnotes.timeutil import utcnow
 from tests.app.uitext import ROOT

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from kapnotes.actor import actor_of
 from kapnotes.db import make_engine, session_scope
-from kapnotes.dosing import plans, protocol, rules, suggestions
+from kapnotes.dosing import plans, protocol_settings, rules, suggestions
 from kapnotes.models import DoseAdjustment, Patient, User
 from tests.e2e.conftest import sign_in, wait_idle
 
@@ -60,7 +60,7 @@ def _patient_id(s, mrn: str) -> int:
 def _step_up(db_url: str, mrn: str) -> int:
     """The protocol's step above the patient's current plan (a proposal must change something)."""
     with _db(db_url) as s:
-        return int(rules.step_above(protocol.in_force(s), plans.current_plan(s, _patient_id(s, mrn)).dose_mg))
+        return int(rules.step_above(protocol_settings.in_force(s), plans.current_plan(s, _patient_id(s, mrn)).dose_mg))
 
 
 def _latest_pending(db_url: str, mrn: str) -> int:
