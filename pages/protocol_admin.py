@@ -10,7 +10,7 @@ the protocol that produced them.
 import streamlit as st
 
 from kapnotes import vocab
-from kapnotes.dosing import protocol
+from kapnotes.dosing import protocol_settings
 from kapnotes.errors import KapError
 from kapnotes.textsafe import md_escape
 from kapnotes.ui.feedback import show_error
@@ -23,9 +23,9 @@ notice = st.session_state.pop("_protocol_notice", None)
 if notice:
     st.success(notice)
 with db() as session:
-    clinic_text = protocol.clinic_text(session)
+    clinic_text = protocol_settings.clinic_text(session)
     try:
-        current = protocol.in_force(session)
+        current = protocol_settings.in_force(session)
         problem = None
     except KapError as exc:
         current, problem = None, exc
@@ -38,7 +38,7 @@ else:
         st.markdown(f"**In force:** {md_escape(current.name)}")
         st.markdown(f"**SHA-256:** `{current.sha256}`")
         st.caption({"default": "Source: the bundled default protocol",
-                    protocol.CLINIC_SOURCE: "Source: the clinic's protocol, saved on this page"}
+                    protocol_settings.CLINIC_SOURCE: "Source: the clinic's protocol, saved on this page"}
                    .get(current.source, "Source: the file set by the deployment (KAPNOTES_PROTOCOL)"))
     pct = lambda fr: f"{round(float(fr) * 100)} %"  # noqa: E731
     c = current
@@ -72,12 +72,12 @@ else:
 
 st.subheader("The clinic's protocol")
 st.caption("Edit the protocol below, or upload a protocol file (TOML) from your computer, then validate "
-           f"and save it. Without a clinic protocol, the {protocol.ENV_VAR} setting or the default applies.")
+           f"and save it. Without a clinic protocol, the {protocol_settings.ENV_VAR} setting or the default applies.")
 with db() as session:
     try:
-        starting = protocol.text_in_force(session)
+        starting = protocol_settings.text_in_force(session)
     except OSError:
-        starting = protocol.DEFAULT_PATH.read_text(encoding="utf-8")
+        starting = protocol_settings.DEFAULT_PATH.read_text(encoding="utf-8")
 uploaded = st.file_uploader("Or upload a protocol file", type=["toml", "txt"], key="protocol_upload")
 if uploaded is not None:
     try:
@@ -89,7 +89,7 @@ text = st.text_area("Protocol (TOML)", value=starting, height=400,
 c_check, c_use, c_default = st.columns(3)
 if c_check.button("Validate", key="validate_protocol"):
     try:
-        p = protocol.parse_text(text)
+        p = protocol_settings.parse_text(text)
         st.success(f"Valid: {md_escape(p.name)} (sha256 {p.sha256})")
     except KapError as exc:
         st.error("This protocol cannot be used:")
@@ -97,7 +97,7 @@ if c_check.button("Validate", key="validate_protocol"):
 if c_use.button("Use this protocol", type="primary", key="use_protocol"):
     try:
         with db() as session:
-            p = protocol.set_clinic_protocol(session, actor, text)
+            p = protocol_settings.set_clinic_protocol(session, actor, text)
         st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
         st.rerun()
     except KapError as exc:
@@ -106,7 +106,7 @@ if c_use.button("Use this protocol", type="primary", key="use_protocol"):
 if c_default.button("Back to the default", key="default_protocol", disabled=clinic_text is None):
     try:
         with db() as session:
-            p = protocol.set_clinic_protocol(session, actor, None)
+            p = protocol_settings.set_clinic_protocol(session, actor, None)
         st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
         st.rerun()
     except KapError as exc:
