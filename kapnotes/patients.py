@@ -24,6 +24,7 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
+from kapnotes.query import not_voided
 from kapnotes.safety import safety_flags  # re-exported: callers read a patient's flags here
 from kapnotes.timeutil import utcnow
 
@@ -158,7 +159,7 @@ def latest_assessments(session: Session, patient_id: int) -> dict[str, Assessmen
         row = session.exec(
             select(Assessment)
             .where(Assessment.patient_id == patient_id, Assessment.instrument == instrument,
-                   col(Assessment.voided_at).is_(None))
+                   not_voided(Assessment))
             .order_by(col(Assessment.administered_on).desc(), col(Assessment.id).desc())
             .limit(1)
         ).first()

@@ -2,7 +2,10 @@
 
 No database, no clock: ``suggest(plan, doses, assessments, protocol, as_of)`` reads
 only its arguments, so the same inputs always give the same suggestion, and the
-``suggest`` command, the workflow service and the tests all run the same code.
+``suggest`` command, the workflow service and the tests all run the same code. This module
+is the entry point and re-exports the engine's names; the rules themselves are in
+``safety_rules`` (1–3), ``data_rules`` (4–5) and ``efficacy_rules`` (the gate and 6), over
+``rule_facts`` (inputs, outputs, codes) and ``rule_window`` (one evaluation's windows).
 
 Words. Only doses and assessments at or before ``as_of`` count (the caller leaves out
 voided entries). *Recent doses*: the last ``windows.recent_doses`` (3) doses. A BP reading

@@ -17,7 +17,7 @@ from kapnotes.timeutil import utcnow
 from tests.app.uitext import ROOT
 from tests.app.uitext import rendered_text as _rendered
 from tests.factories import make_clinic
-from tests.unit.test_suggestions import healthy as _healthy
+from tests.unit.dosing_data import healthy as _healthy
 
 
 def rendered_text(at) -> str:
