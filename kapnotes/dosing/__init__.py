@@ -1,7 +1,8 @@
 """Dosing: the protocol, the pure rules engine, and the loop of suggestions, proposals and
 decisions around it (DESIGN §3).
 
-The pieces, from the bottom up (each imports only those above it; none imports this package):
+The pieces, from the bottom up (each imports only pieces above it, as modules, never a name
+re-exported here, so importing any one of them first works):
 
 - ``protocol``: the clinic's TOML protocol, parsed and validated (pure);
   ``protocol_settings``: which protocol is in force (clinic text, deployment file, default)

@@ -220,6 +220,24 @@ def normalise_tag(tag: str) -> str:
     return "_".join(tag.strip().lower().replace("-", " ").split())
 
 
+def _cross_check(values: dict, errors: dict[str, str]) -> None:
+    """Thresholds in order: ceiling over the lowest step, gate BP ≤ decrease BP ≤ hold BP, and so on."""
+    if values["ceiling_mg"] < values["steps_mg"][0]:
+        errors["doses.ceiling_mg"] = (f"must be at least the lowest step ({values['steps_mg'][0]:g} mg), "
+                                      f"got {values['ceiling_mg']:g}.")
+    if values["partial_improvement"] >= values["response_improvement"]:
+        errors["efficacy.partial_improvement"] = "must be below efficacy.response_improvement."
+    for what in ("systolic", "diastolic"):
+        if values[f"decrease_{what}"] > values[f"hold_{what}"]:
+            errors[f"decrease.{what}_at_or_above"] = f"must not be above hold.{what}_at_or_above."
+        if values[f"gate_{what}"] > values[f"decrease_{what}"]:
+            errors[f"gate.{what}_at_or_above"] = f"must not be above decrease.{what}_at_or_above."
+    if values["decrease_min_count"] > values["recent_doses"]:
+        errors["decrease.min_count"] = "must not be above windows.recent_doses."
+    if values["gate_nausea"] > values["severe_nausea"]:
+        errors["gate.nausea_at_or_above"] = "must not be above decrease.severe_nausea."
+
+
 def parse(data: bytes, source: str = "default") -> Protocol:
     """Validate a protocol file's bytes; every problem is reported under its key."""
     sha = hashlib.sha256(data).hexdigest()
@@ -263,20 +281,7 @@ def parse(data: bytes, source: str = "default") -> Protocol:
                 errors[f"{section}.{key}"] = err + "."
             values[attr] = parsed
     if not errors:
-        if values["ceiling_mg"] < values["steps_mg"][0]:
-            errors["doses.ceiling_mg"] = (f"must be at least the lowest step ({values['steps_mg'][0]:g} mg), "
-                                          f"got {values['ceiling_mg']:g}.")
-        if values["partial_improvement"] >= values["response_improvement"]:
-            errors["efficacy.partial_improvement"] = "must be below efficacy.response_improvement."
-        for what in ("systolic", "diastolic"):
-            if values[f"decrease_{what}"] > values[f"hold_{what}"]:
-                errors[f"decrease.{what}_at_or_above"] = f"must not be above hold.{what}_at_or_above."
-            if values[f"gate_{what}"] > values[f"decrease_{what}"]:
-                errors[f"gate.{what}_at_or_above"] = f"must not be above decrease.{what}_at_or_above."
-        if values["decrease_min_count"] > values["recent_doses"]:
-            errors["decrease.min_count"] = "must not be above windows.recent_doses."
-        if values["gate_nausea"] > values["severe_nausea"]:
-            errors["gate.nausea_at_or_above"] = "must not be above decrease.severe_nausea."
+        _cross_check(values, errors)
     if errors:
         raise ProtocolError(errors)
     return Protocol(sha256=sha, source=source, **values)
