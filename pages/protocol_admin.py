@@ -13,13 +13,14 @@ from kapnotes import vocab
 from kapnotes.dosing import protocol_settings
 from kapnotes.errors import KapError
 from kapnotes.textsafe import md_escape
+from kapnotes.ui import protocol_view
 from kapnotes.ui.feedback import show_error
 from kapnotes.ui.guard import db, require_user
 
 actor = require_user("admin")
 
 st.title("Dose-adjustment protocol")
-notice = st.session_state.pop("_protocol_notice", None)
+notice = st.session_state.pop(protocol_view.NOTICE_KEY, None)
 if notice:
     st.success(notice)
 with db() as session:
@@ -88,27 +89,8 @@ text = st.text_area("Protocol (TOML)", value=starting, height=400,
                     key=f"protocol_text_{uploaded.file_id if uploaded is not None else 'current'}")
 c_check, c_use, c_default = st.columns(3)
 if c_check.button("Validate", key="validate_protocol"):
-    try:
-        p = protocol_settings.parse_text(text)
-        st.success(f"Valid: {md_escape(p.name)} (sha256 {p.sha256})")
-    except KapError as exc:
-        st.error("This protocol cannot be used:")
-        show_error(exc)
+    protocol_view.validate(text)
 if c_use.button("Use this protocol", type="primary", key="use_protocol"):
-    try:
-        with db() as session:
-            p = protocol_settings.set_clinic_protocol(session, actor, text)
-        st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
-        st.rerun()
-    except KapError as exc:
-        st.error("Nothing was changed:")
-        show_error(exc)
+    protocol_view.save(actor, text)
 if c_default.button("Back to the default", key="default_protocol", disabled=clinic_text is None):
-    try:
-        with db() as session:
-            p = protocol_settings.set_clinic_protocol(session, actor, None)
-        st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
-        st.rerun()
-    except KapError as exc:
-        st.error("Nothing was changed:")
-        show_error(exc)
+    protocol_view.save(actor, None)
