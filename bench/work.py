@@ -274,7 +274,8 @@ def _engine_via_service(clinic, runs: int) -> dict:
     from sqlalchemy import select
 
     from kapnotes.db import make_engine
-    from kapnotes.dosing import protocol, suggestions
+    from kapnotes.dosing import protocol_settings as protocol
+    from kapnotes.dosing import suggestions
     from kapnotes.models import Patient
 
     os.environ["KAPNOTES_DATABASE_URL"] = clinic.url

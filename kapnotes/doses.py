@@ -23,7 +23,7 @@ from kapnotes.access import require_patient
 from kapnotes.actor import Actor
 from kapnotes.adherence import Adherence, adherence, adherence_from, adherences  # noqa: F401  (re-exported)
 from kapnotes.dose_columns import CSV_COLUMNS, INT_COLUMNS, LABELS  # noqa: F401  (re-exported)
-from kapnotes.dosing import protocol
+from kapnotes.dosing import protocol_settings as protocol
 from kapnotes.errors import ConflictError, NotFound, ValidationError
 from kapnotes.models import (
     Administration,

@@ -27,7 +27,7 @@ from kapnotes import audit, vocab
 from kapnotes.access import require_patient
 from kapnotes.actor import Actor
 from kapnotes.config import get_settings
-from kapnotes.dosing import protocol as protocol_mod
+from kapnotes.dosing import protocol_settings as protocol_mod
 from kapnotes.errors import KapError, NotFound, PermissionDenied, ValidationError
 from kapnotes.models import (
     Addendum,

@@ -14,12 +14,9 @@ from kapnotes.actor import Actor
 from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import (
-    AdjustmentKind,
-    AdjustmentStatus,
     Assessment,
     CareTeam,
     CareTeamMember,
-    DoseAdjustment,
     Instrument,
     Patient,
     PatientStatus,
@@ -27,6 +24,8 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
+from kapnotes.query import not_voided
+from kapnotes.safety import safety_flags  # re-exported: callers read a patient's flags here
 from kapnotes.timeutil import utcnow
 
 ICD10_PREFIX_OK = ("F",)  # mental, behavioural and neurodevelopmental disorders
@@ -123,56 +122,6 @@ class PatientRow:
     flags: tuple[str, ...] = ()
 
 
-ENGINE_ONLY_HOLDS = ("overuse", "dose_above_plan")
-
-
-def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
-    """Flags that must follow a patient everywhere: the latest PHQ-9 with item 9 > 0, and the
-    protocol's hold flags from the dose log (BP at or above the hold threshold, a serious
-    adverse event) within its hold window, and the holds of the patient's open or pending engine
-    suggestion that no single row shows (overuse, a dose above the plan).
-
-    Three queries for any number of patients (``patient_ids`` may be a subquery). A PHQ-9
-    that does not answer item 9 neither raises nor clears the flag.
-    """
-    from kapnotes.dosing.suggestions import hold_flags
-
-    ranked = (
-        select(
-            Assessment.patient_id,
-            Assessment.item9,
-            func.row_number()
-            .over(partition_by=Assessment.patient_id,
-                  order_by=(col(Assessment.administered_on).desc(), col(Assessment.id).desc()))
-            .label("rn"),
-        )
-        .where(
-            Assessment.instrument == Instrument.phq9.value,
-            col(Assessment.voided_at).is_(None),
-            col(Assessment.item9).is_not(None),
-            col(Assessment.patient_id).in_(patient_ids),
-        )
-        .subquery()
-    )
-    flags: dict[int, list[str]] = {}
-    for pid, item9 in session.exec(select(ranked.c.patient_id, ranked.c.item9).where(ranked.c.rn == 1)).all():
-        if item9:
-            flags.setdefault(pid, []).append("suicidality")
-    for pid, holds in hold_flags(session, patient_ids).items():
-        flags.setdefault(pid, []).extend(holds)
-    # the engine's holds that only the engine can see (a pattern, not one row): overuse, a dose above the plan
-    for pid, row_flags in session.exec(
-        select(DoseAdjustment.patient_id, DoseAdjustment.flags)
-        .where(DoseAdjustment.kind == AdjustmentKind.suggestion.value, DoseAdjustment.action == "hold",
-               col(DoseAdjustment.status).in_([AdjustmentStatus.open.value, AdjustmentStatus.pending.value]),
-               col(DoseAdjustment.patient_id).in_(patient_ids))
-    ).all():
-        for flag in row_flags or []:
-            if flag in ENGINE_ONLY_HOLDS and flag not in flags.get(pid, []):
-                flags.setdefault(pid, []).append(flag)
-    return flags
-
-
 def list_patients(session: Session, actor: Actor, search: str = "", include_discharged: bool = True,
                   limit: int = 200) -> list[PatientRow]:
     """The actor's own patients (care teams only), optionally filtered by name or MRN."""
@@ -210,7 +159,7 @@ def latest_assessments(session: Session, patient_id: int) -> dict[str, Assessmen
         row = session.exec(
             select(Assessment)
             .where(Assessment.patient_id == patient_id, Assessment.instrument == instrument,
-                   col(Assessment.voided_at).is_(None))
+                   not_voided(Assessment))
             .order_by(col(Assessment.administered_on).desc(), col(Assessment.id).desc())
             .limit(1)
         ).first()

@@ -153,6 +153,10 @@ ADJUSTMENT_STATUS_WORDS = {
     "withdrawn": "withdrawn",
 }
 URGENCY_WORDS = {True: "Urgent", False: "Routine"}
+# The review queue's ranks (0 a hold, 1 a decrease, 2 the rest) as its Urgency column reads them.
+URGENCY_KIND_WORDS = ("HOLD", "Decrease", "")
+# Who sent an engine suggestion that reached the queue by itself.
+AUTO_SENT = "sent automatically by the rules engine"
 
 
 def note_type_word(code: str | None) -> str:
@@ -171,6 +175,19 @@ def decision_past(verb: str) -> str:
 
 def urgency_word(urgent: bool) -> str:
     return URGENCY_WORDS[bool(urgent)]
+
+
+def urgency_label(urgent: bool, rank: int) -> str:
+    """"Urgent · HOLD", "Urgent", "Decrease", "Routine": the queue's urgency in one phrase."""
+    kind = URGENCY_KIND_WORDS[rank]
+    if urgent:
+        return f"{URGENCY_WORDS[True]} · {kind}" if kind else URGENCY_WORDS[True]
+    return kind or URGENCY_WORDS[False]
+
+
+def decision_choice(label: str | None) -> str | None:
+    """A decision radio's label back to its verb ("Approve" -> "approve"); None when nothing is chosen."""
+    return next((code for code, word in DECISION_VERBS.items() if word == label), None)
 
 
 # What the engine or a therapist suggests.

@@ -10,22 +10,23 @@ the protocol that produced them.
 import streamlit as st
 
 from kapnotes import vocab
-from kapnotes.dosing import protocol
+from kapnotes.dosing import protocol_settings
 from kapnotes.errors import KapError
 from kapnotes.textsafe import md_escape
+from kapnotes.ui import protocol_view
 from kapnotes.ui.feedback import show_error
 from kapnotes.ui.guard import db, require_user
 
 actor = require_user("admin")
 
 st.title("Dose-adjustment protocol")
-notice = st.session_state.pop("_protocol_notice", None)
+notice = st.session_state.pop(protocol_view.NOTICE_KEY, None)
 if notice:
     st.success(notice)
 with db() as session:
-    clinic_text = protocol.clinic_text(session)
+    clinic_text = protocol_settings.clinic_text(session)
     try:
-        current = protocol.in_force(session)
+        current = protocol_settings.in_force(session)
         problem = None
     except KapError as exc:
         current, problem = None, exc
@@ -38,7 +39,7 @@ else:
         st.markdown(f"**In force:** {md_escape(current.name)}")
         st.markdown(f"**SHA-256:** `{current.sha256}`")
         st.caption({"default": "Source: the bundled default protocol",
-                    protocol.CLINIC_SOURCE: "Source: the clinic's protocol, saved on this page"}
+                    protocol_settings.CLINIC_SOURCE: "Source: the clinic's protocol, saved on this page"}
                    .get(current.source, "Source: the file set by the deployment (KAPNOTES_PROTOCOL)"))
     pct = lambda fr: f"{round(float(fr) * 100)} %"  # noqa: E731
     c = current
@@ -72,12 +73,12 @@ else:
 
 st.subheader("The clinic's protocol")
 st.caption("Edit the protocol below, or upload a protocol file (TOML) from your computer, then validate "
-           f"and save it. Without a clinic protocol, the {protocol.ENV_VAR} setting or the default applies.")
+           f"and save it. Without a clinic protocol, the {protocol_settings.ENV_VAR} setting or the default applies.")
 with db() as session:
     try:
-        starting = protocol.text_in_force(session)
+        starting = protocol_settings.text_in_force(session)
     except OSError:
-        starting = protocol.DEFAULT_PATH.read_text(encoding="utf-8")
+        starting = protocol_settings.DEFAULT_PATH.read_text(encoding="utf-8")
 uploaded = st.file_uploader("Or upload a protocol file", type=["toml", "txt"], key="protocol_upload")
 if uploaded is not None:
     try:
@@ -88,27 +89,8 @@ text = st.text_area("Protocol (TOML)", value=starting, height=400,
                     key=f"protocol_text_{uploaded.file_id if uploaded is not None else 'current'}")
 c_check, c_use, c_default = st.columns(3)
 if c_check.button("Validate", key="validate_protocol"):
-    try:
-        p = protocol.parse_text(text)
-        st.success(f"Valid: {md_escape(p.name)} (sha256 {p.sha256})")
-    except KapError as exc:
-        st.error("This protocol cannot be used:")
-        show_error(exc)
+    protocol_view.validate(text)
 if c_use.button("Use this protocol", type="primary", key="use_protocol"):
-    try:
-        with db() as session:
-            p = protocol.set_clinic_protocol(session, actor, text)
-        st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
-        st.rerun()
-    except KapError as exc:
-        st.error("Nothing was changed:")
-        show_error(exc)
+    protocol_view.save(actor, text)
 if c_default.button("Back to the default", key="default_protocol", disabled=clinic_text is None):
-    try:
-        with db() as session:
-            p = protocol.set_clinic_protocol(session, actor, None)
-        st.session_state["_protocol_notice"] = f"Now in force: {md_escape(p.name)} (sha256 {p.sha256})"
-        st.rerun()
-    except KapError as exc:
-        st.error("Nothing was changed:")
-        show_error(exc)
+    protocol_view.save(actor, None)

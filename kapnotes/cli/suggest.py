@@ -36,7 +36,7 @@ def _fail(source: str, exc) -> int:
 
 def cmd_suggest(args) -> int:
     try:
-        proto = protocol.load(args.protocol or protocol.configured_path(None))
+        proto = protocol.load(args.protocol or protocol.env_path())
     except protocol.ProtocolError as exc:
         return _fail("protocol", exc)
     try:

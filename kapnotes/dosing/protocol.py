@@ -27,8 +27,8 @@ from kapnotes.errors import ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "protocols" / "default.toml"
-SETTING_KEY = "protocol_path"
-ENV_VAR = "KAPNOTES_PROTOCOL"
+SETTING_KEY = "protocol_path"  # the ClinicSetting that holds a clinic's own protocol (protocol_settings)
+ENV_VAR = "KAPNOTES_PROTOCOL"  # a deployment's protocol file (protocol_settings.configured_path)
 
 
 class ProtocolError(ValidationError):
@@ -220,6 +220,24 @@ def normalise_tag(tag: str) -> str:
     return "_".join(tag.strip().lower().replace("-", " ").split())
 
 
+def _cross_check(values: dict, errors: dict[str, str]) -> None:
+    """Thresholds in order: ceiling over the lowest step, gate BP ≤ decrease BP ≤ hold BP, and so on."""
+    if values["ceiling_mg"] < values["steps_mg"][0]:
+        errors["doses.ceiling_mg"] = (f"must be at least the lowest step ({values['steps_mg'][0]:g} mg), "
+                                      f"got {values['ceiling_mg']:g}.")
+    if values["partial_improvement"] >= values["response_improvement"]:
+        errors["efficacy.partial_improvement"] = "must be below efficacy.response_improvement."
+    for what in ("systolic", "diastolic"):
+        if values[f"decrease_{what}"] > values[f"hold_{what}"]:
+            errors[f"decrease.{what}_at_or_above"] = f"must not be above hold.{what}_at_or_above."
+        if values[f"gate_{what}"] > values[f"decrease_{what}"]:
+            errors[f"gate.{what}_at_or_above"] = f"must not be above decrease.{what}_at_or_above."
+    if values["decrease_min_count"] > values["recent_doses"]:
+        errors["decrease.min_count"] = "must not be above windows.recent_doses."
+    if values["gate_nausea"] > values["severe_nausea"]:
+        errors["gate.nausea_at_or_above"] = "must not be above decrease.severe_nausea."
+
+
 def parse(data: bytes, source: str = "default") -> Protocol:
     """Validate a protocol file's bytes; every problem is reported under its key."""
     sha = hashlib.sha256(data).hexdigest()
@@ -263,20 +281,7 @@ def parse(data: bytes, source: str = "default") -> Protocol:
                 errors[f"{section}.{key}"] = err + "."
             values[attr] = parsed
     if not errors:
-        if values["ceiling_mg"] < values["steps_mg"][0]:
-            errors["doses.ceiling_mg"] = (f"must be at least the lowest step ({values['steps_mg'][0]:g} mg), "
-                                          f"got {values['ceiling_mg']:g}.")
-        if values["partial_improvement"] >= values["response_improvement"]:
-            errors["efficacy.partial_improvement"] = "must be below efficacy.response_improvement."
-        for what in ("systolic", "diastolic"):
-            if values[f"decrease_{what}"] > values[f"hold_{what}"]:
-                errors[f"decrease.{what}_at_or_above"] = f"must not be above hold.{what}_at_or_above."
-            if values[f"gate_{what}"] > values[f"decrease_{what}"]:
-                errors[f"gate.{what}_at_or_above"] = f"must not be above decrease.{what}_at_or_above."
-        if values["decrease_min_count"] > values["recent_doses"]:
-            errors["decrease.min_count"] = "must not be above windows.recent_doses."
-        if values["gate_nausea"] > values["severe_nausea"]:
-            errors["gate.nausea_at_or_above"] = "must not be above decrease.severe_nausea."
+        _cross_check(values, errors)
     if errors:
         raise ProtocolError(errors)
     return Protocol(sha256=sha, source=source, **values)
@@ -303,31 +308,13 @@ def load_default() -> Protocol:
     return load(None)
 
 
+def env_path() -> str | None:
+    """The protocol file a deployment names in ``KAPNOTES_PROTOCOL`` (None: the default)."""
+    return os.environ.get(ENV_VAR) or None
+
+
 CLINIC_SOURCE = "clinic"  # Protocol.source of the text an administrator saved on the Protocol page
 MAX_TEXT_BYTES = 64_000
-
-
-def _setting(session):
-    from kapnotes.models import ClinicSetting
-
-    row = session.get(ClinicSetting, SETTING_KEY) if session is not None else None
-    return (row.value or {}) if row is not None else {}
-
-
-def clinic_text(session) -> str | None:
-    """The protocol text an administrator saved for the clinic, or None."""
-    text = _setting(session).get("text")
-    return str(text) if text else None
-
-
-def configured_path(session=None) -> str | None:
-    """A protocol *file* set by the deployment (``KAPNOTES_PROTOCOL``), or one a clinic chose
-    before the protocol was kept as text (a legacy ``path`` setting, still honoured until an
-    administrator saves text or goes back to the default). The page never takes a path."""
-    legacy = _setting(session).get("path")
-    if legacy:
-        return str(legacy)
-    return os.environ.get(ENV_VAR) or None
 
 
 def parse_text(text: str | bytes) -> Protocol:
@@ -341,53 +328,5 @@ def parse_text(text: str | bytes) -> Protocol:
     return _CACHE[key]
 
 
-def in_force(session=None) -> Protocol:
-    """The protocol the clinic runs now: the clinic's text, else a configured file, else the default."""
-    text = clinic_text(session) if session is not None else None
-    if text is not None:
-        return parse_text(text)
-    return load(configured_path(session))
-
-
-def text_in_force(session=None) -> str:
-    """The TOML of the protocol in force, to show or to copy as a starting point."""
-    text = clinic_text(session) if session is not None else None
-    if text is not None:
-        return text
-    path = configured_path(session)
-    return (Path(path) if path else DEFAULT_PATH).read_text(encoding="utf-8")
-
-
-def set_clinic_protocol(session, actor, text: str | bytes | None) -> Protocol:
-    """Admin: validate protocol TEXT and make it the clinic's (None/empty: back to the default).
-
-    Stored in the database (ClinicSetting ``protocol_path``), audited with its SHA-256; a bad
-    key is refused by name and nothing is written. No server path is read."""
-    from kapnotes import audit
-    from kapnotes.access import require_role
-    from kapnotes.models import ClinicSetting, Role
-    from kapnotes.timeutil import utcnow
-
-    require_role(actor, Role.admin.value)
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError({"file": "is not UTF-8 text."}) from None
-    text = text if text and text.strip() else None
-    proto = parse_text(text) if text is not None else load(os.environ.get(ENV_VAR) or None)
-    row = session.get(ClinicSetting, SETTING_KEY)
-    if row is None:
-        row = ClinicSetting(key=SETTING_KEY, value={})
-    row.value = {"text": text, "sha256": proto.sha256} if text is not None else {}
-    row.updated_at = utcnow()
-    row.updated_by_id = actor.id
-    session.add(row)
-    session.flush()
-    audit.record(session, actor, "protocol.set", "clinic_setting", SETTING_KEY,
-                 detail=f"sha256={proto.sha256} default={text is None}")
-    return proto
-
-
-__all__ = ["Protocol", "ProtocolError", "load", "load_default", "in_force", "configured_path",
-           "set_clinic_protocol", "parse", "parse_text", "clinic_text", "text_in_force", "normalise_tag"]
+__all__ = ["Protocol", "ProtocolError", "load", "load_default", "parse", "parse_text", "normalise_tag", "env_path",
+           "DEFAULT_PATH", "SETTING_KEY", "ENV_VAR", "CLINIC_SOURCE"]

@@ -130,6 +130,54 @@ def _plan(obj, as_of: date | None, errors: dict) -> PlanFacts | None:
     return PlanFacts(**out)
 
 
+def _dose_codes_and_ratings(obj: dict, path: str, errors: dict) -> None:
+    """Formulation, administration and context among their codes; ratings and heart rate in range."""
+    for key, allowed in (("formulation", Formulation), ("administration", Administration), ("context", DoseContext)):
+        if obj.get(key) is not None and obj[key] not in {a.value for a in allowed}:
+            errors[f"{path}.{key}"] = f"must be one of {', '.join(a.value for a in allowed)}, got {obj[key]!r}."
+    for key, (low, high), label in (
+        ("anxiety_before", vitals.RATING_0_10, "Anxiety before"),
+        ("anxiety_after", vitals.RATING_0_10, "Anxiety after"),
+        ("dissociation", vitals.RATING_0_10, "Dissociation"),
+        ("nausea", vitals.NAUSEA_RANGE, "Nausea"),
+        ("heart_rate", vitals.HEART_RATE_RANGE, "Heart rate"),
+    ):
+        if obj.get(key) is not None:
+            if _number(obj[key], f"{path}.{key}", errors, integer=True) is not None:
+                errors.update(vitals.check_range(obj[key], low, high, f"{path}.{key}", label))
+
+
+def _dose_bp(obj: dict, path: str, errors: dict) -> None:
+    """The pre- and post-dose blood pressures, each pair checked as the dose log checks it."""
+    for when in ("pre", "post"):
+        s_key, d_key = f"bp_systolic_{when}", f"bp_diastolic_{when}"
+        s, d = obj.get(s_key), obj.get(d_key)
+        ok = True
+        for key, v in ((s_key, s), (d_key, d)):
+            if v is not None and _number(v, f"{path}.{key}", errors, integer=True) is None:
+                ok = False
+        if ok:
+            # check_bp names its fields "<prefix>_systolic"/"<prefix>_diastolic": map them to the scenario's
+            for key, msg in vitals.check_bp(s, d, prefix="bp",
+                                            label=f"{when.capitalize()}-dose blood pressure").items():
+                errors[f"{path}.{key}_{when}"] = msg
+
+
+def _dose_tags(obj: dict, path: str, errors: dict) -> tuple[str, ...]:
+    """Adverse-event tags (a ';'-separated text or a list); notes must be text."""
+    tags: tuple[str, ...] = ()
+    ae = obj.get("adverse_events")
+    if isinstance(ae, str):
+        tags = tuple(t.strip() for t in ae.split(";") if t.strip())
+    elif isinstance(ae, list) and all(isinstance(t, str) for t in ae):
+        tags = tuple(t.strip() for t in ae if t.strip())
+    elif ae is not None:
+        errors[f"{path}.adverse_events"] = "must be a ';'-separated text or a list of tags."
+    if obj.get("notes") is not None and not isinstance(obj["notes"], str):
+        errors[f"{path}.notes"] = "must be text."
+    return tags
+
+
 def _dose(obj, i: int, errors: dict) -> DoseFacts | None:
     path = f"doses[{i}]"
     if not isinstance(obj, dict):
@@ -146,42 +194,10 @@ def _dose(obj, i: int, errors: dict) -> DoseFacts | None:
         errors[f"{path}.dose_mg"] = "is missing."
     else:
         errors.update(vitals.check_dose(obj["dose_mg"], f"{path}.dose_mg"))
-    for key, allowed in (("formulation", Formulation), ("administration", Administration), ("context", DoseContext)):
-        if obj.get(key) is not None and obj[key] not in {a.value for a in allowed}:
-            errors[f"{path}.{key}"] = f"must be one of {', '.join(a.value for a in allowed)}, got {obj[key]!r}."
-    for key, (low, high), label in (
-        ("anxiety_before", vitals.RATING_0_10, "Anxiety before"),
-        ("anxiety_after", vitals.RATING_0_10, "Anxiety after"),
-        ("dissociation", vitals.RATING_0_10, "Dissociation"),
-        ("nausea", vitals.NAUSEA_RANGE, "Nausea"),
-        ("heart_rate", vitals.HEART_RATE_RANGE, "Heart rate"),
-    ):
-        if obj.get(key) is not None:
-            if _number(obj[key], f"{path}.{key}", errors, integer=True) is not None:
-                errors.update(vitals.check_range(obj[key], low, high, f"{path}.{key}", label))
-    for when in ("pre", "post"):
-        s_key, d_key = f"bp_systolic_{when}", f"bp_diastolic_{when}"
-        s, d = obj.get(s_key), obj.get(d_key)
-        ok = True
-        for key, v in ((s_key, s), (d_key, d)):
-            if v is not None and _number(v, f"{path}.{key}", errors, integer=True) is None:
-                ok = False
-        if ok:
-            # check_bp names its fields "<prefix>_systolic"/"<prefix>_diastolic": map them to the scenario's
-            for key, msg in vitals.check_bp(s, d, prefix="bp",
-                                            label=f"{when.capitalize()}-dose blood pressure").items():
-                errors[f"{path}.{key}_{when}"] = msg
+    _dose_codes_and_ratings(obj, path, errors)
+    _dose_bp(obj, path, errors)
     vomited = _bool(obj.get("vomited", False), f"{path}.vomited", errors)
-    tags: tuple[str, ...] = ()
-    ae = obj.get("adverse_events")
-    if isinstance(ae, str):
-        tags = tuple(t.strip() for t in ae.split(";") if t.strip())
-    elif isinstance(ae, list) and all(isinstance(t, str) for t in ae):
-        tags = tuple(t.strip() for t in ae if t.strip())
-    elif ae is not None:
-        errors[f"{path}.adverse_events"] = "must be a ';'-separated text or a list of tags."
-    if obj.get("notes") is not None and not isinstance(obj["notes"], str):
-        errors[f"{path}.notes"] = "must be text."
+    tags = _dose_tags(obj, path, errors)
     if len(errors) > before:
         return None
     return DoseFacts(

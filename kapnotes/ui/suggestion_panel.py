@@ -25,7 +25,7 @@ from kapnotes.timeutil import fmt_local
 ACTION_LABELS = vocab.ACTION_WORDS
 STATUS_LABELS = vocab.ADJUSTMENT_STATUS_WORDS
 FLAG_LABELS = {
-    **suggestions.RULE_LABELS,
+    **vocab.RULE_LABELS,
     "suicidality": "PHQ-9 item 9 > 0",
     "hypertension_severe": "BP ≥ hold threshold",
     "serious_adverse_event": "serious adverse event",
@@ -81,8 +81,8 @@ def checks_table(adj: DoseAdjustment) -> None:
     """Every rule the engine checked, in words: what fired, what passed, what it could not know."""
     if not adj.checks:
         return
-    rows = [{"Rule": suggestions.rule_label(c.get("rule", "")).capitalize(),
-             "Result": suggestions.CHECK_STATUS_LABELS.get(c.get("status", ""), "not known"),
+    rows = [{"Rule": vocab.rule_label(c.get("rule", "")).capitalize(),
+             "Result": vocab.CHECK_STATUS_LABELS.get(c.get("status", ""), "not known"),
              "What the rules found": c.get("text", "")} for c in adj.checks]
     with st.expander("Every check the rules made", expanded=any(c.get("status") == "fired" for c in adj.checks)):
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -99,7 +99,7 @@ def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None, st
     tz = get_settings().tz
     names = names or {}
     kind = "Engine suggestion" if adj.kind == "suggestion" else "Therapist's proposal"
-    urgent = ":red[**Urgent**] · " if adj.urgent and adj.status in ("open", "pending") else ""
+    urgent = f":red[**{vocab.urgency_word(True)}**] · " if adj.urgent and adj.status in ("open", "pending") else ""
     st.markdown(f"{urgent}**{kind}: {md_escape(proposal_text(adj))}** · "
                 f"{STATUS_LABELS.get(adj.status, adj.status)}")
     stale_banner(stale)
@@ -117,7 +117,7 @@ def suggestion_card(adj: DoseAdjustment, names: dict[int, str] | None = None, st
                     + (f" (sha256 {adj.protocol_hash[:12]})" if adj.protocol_hash else ""))
     if adj.sent_at:
         if adj.sent_by_id is None and adj.kind == "suggestion":
-            meta.append(f"{suggestions.AUTO_SENT} {fmt_local(adj.sent_at, tz)}")
+            meta.append(f"{vocab.AUTO_SENT} {fmt_local(adj.sent_at, tz)}")
         else:
             meta.append(f"sent {fmt_local(adj.sent_at, tz)}"
                         + (f" by {names[adj.sent_by_id]}" if adj.sent_by_id in names else ""))
@@ -138,7 +138,7 @@ def decision_block(adj: DoseAdjustment, names: dict[int, str]) -> None:
         st.text(adj.decision_rationale)
     if adj.override_rules:
         st.markdown(":orange[**Override of the safety check**] ("
-                    + md_escape(", ".join(suggestions.rule_label(c) for c in adj.override_rules)) + "):")
+                    + md_escape(", ".join(vocab.rule_label(c) for c in adj.override_rules)) + "):")
         st.text(adj.override_rationale or "")
 
 

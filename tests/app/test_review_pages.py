@@ -10,13 +10,14 @@ from sqlmodel import Session, func, select
 from streamlit.testing.v1 import AppTest
 
 from kapnotes.db import make_engine, session_scope
-from kapnotes.dosing import plans, protocol, suggestions
+from kapnotes.dosing import plans, suggestions
+from kapnotes.dosing import protocol_settings as protocol
 from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
 from kapnotes.timeutil import utcnow
 from tests.app.uitext import ROOT
 from tests.app.uitext import rendered_text as _rendered
 from tests.factories import make_clinic
-from tests.unit.test_suggestions import healthy as _healthy
+from tests.unit.dosing_data import healthy as _healthy
 
 
 def rendered_text(at) -> str:

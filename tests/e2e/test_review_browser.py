@@ -17,8 +17,10 @@ from sqlmodel import col, select
 
 from kapnotes.actor import actor_of
 from kapnotes.db import make_engine, session_scope
-from kapnotes.dosing import plans, protocol, rules, suggestions
+from kapnotes.dosing import plans, protocol_settings, rules, suggestions
 from kapnotes.models import DoseAdjustment, Patient, User
+from tests.e2e.browsing import nav as _nav
+from tests.e2e.browsing import open_patient as _open_patient
 from tests.e2e.conftest import sign_in, wait_idle
 
 TOKEN = uuid.uuid4().hex[:8]
@@ -60,7 +62,7 @@ def _patient_id(s, mrn: str) -> int:
 def _step_up(db_url: str, mrn: str) -> int:
     """The protocol's step above the patient's current plan (a proposal must change something)."""
     with _db(db_url) as s:
-        return int(rules.step_above(protocol.in_force(s), plans.current_plan(s, _patient_id(s, mrn)).dose_mg))
+        return int(rules.step_above(protocol_settings.in_force(s), plans.current_plan(s, _patient_id(s, mrn)).dose_mg))
 
 
 def _latest_pending(db_url: str, mrn: str) -> int:
@@ -81,19 +83,6 @@ def _override_needed(db_url: str, number: int) -> bool:
 def _choose(item, label: str) -> None:
     item.get_by_text(label, exact=True).click()
     wait_idle(item.page)
-
-
-def _open_patient(page, mrn: str) -> None:
-    expect(page.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
-    row = page.locator("[data-testid='stHorizontalBlock']").filter(has_text=mrn)
-    row.get_by_role("button", name="Open").first.click()
-    wait_idle(page)
-    expect(page.get_by_text(f"MRN {mrn}", exact=False).first).to_be_visible(timeout=20000)
-
-
-def _nav(page, title: str) -> None:
-    page.get_by_role("link", name=title).first.click()
-    wait_idle(page)
 
 
 def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browser, app_server):

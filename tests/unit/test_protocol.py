@@ -8,7 +8,7 @@ from fractions import Fraction
 import pytest
 from sqlmodel import select
 
-from kapnotes.dosing import protocol
+from kapnotes.dosing import protocol, protocol_settings
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent, ClinicSetting
 
@@ -145,26 +145,26 @@ def test_environment_and_clinic_setting_choose_the_protocol(session, clinic, tmp
     admin_file = tmp_path / "admin.toml"
     admin_file.write_text(DEFAULT_TEXT.replace("ceiling_mg = 300 ", "ceiling_mg = 200 "), encoding="utf-8")
     monkeypatch.delenv(protocol.ENV_VAR, raising=False)
-    assert protocol.in_force(session).source == "default"
+    assert protocol_settings.in_force(session).source == "default"
     monkeypatch.setenv(protocol.ENV_VAR, str(env_file))
-    assert protocol.in_force(session).ceiling_mg == 250
-    p = protocol.set_clinic_protocol(session, clinic.ada, admin_file.read_text(encoding="utf-8"))
-    assert p.ceiling_mg == 200 and protocol.in_force(session).ceiling_mg == 200
-    assert protocol.in_force(session).source == protocol.CLINIC_SOURCE
+    assert protocol_settings.in_force(session).ceiling_mg == 250
+    p = protocol_settings.set_clinic_protocol(session, clinic.ada, admin_file.read_text(encoding="utf-8"))
+    assert p.ceiling_mg == 200 and protocol_settings.in_force(session).ceiling_mg == 200
+    assert protocol_settings.in_force(session).source == protocol.CLINIC_SOURCE
     ev = session.exec(select(AuditEvent).where(AuditEvent.action == "protocol.set")).one()
     assert ev.actor_id == clinic.ada.id and p.sha256[:16] in ev.detail
-    protocol.set_clinic_protocol(session, clinic.ada, "")
-    assert protocol.in_force(session).ceiling_mg == 250  # back to the deployment's choice
+    protocol_settings.set_clinic_protocol(session, clinic.ada, "")
+    assert protocol_settings.in_force(session).ceiling_mg == 250  # back to the deployment's choice
 
 
 def test_setting_an_invalid_protocol_text_writes_nothing_and_only_admins_may(session, clinic, tmp_path):
     bad = DEFAULT_TEXT.replace("ceiling_mg = 300 ", "ceiling_mg = 'lots' ")
     with pytest.raises(protocol.ProtocolError) as exc:
-        protocol.set_clinic_protocol(session, clinic.ada, bad)
+        protocol_settings.set_clinic_protocol(session, clinic.ada, bad)
     assert "doses.ceiling_mg" in exc.value.errors
     assert session.get(ClinicSetting, protocol.SETTING_KEY) is None
     with pytest.raises(protocol.ProtocolError):  # a server path is not a protocol (the page never reads files)
-        protocol.set_clinic_protocol(session, clinic.ada, str(protocol.DEFAULT_PATH))
+        protocol_settings.set_clinic_protocol(session, clinic.ada, str(protocol.DEFAULT_PATH))
     assert session.get(ClinicSetting, protocol.SETTING_KEY) is None
     with pytest.raises(PermissionDenied):
-        protocol.set_clinic_protocol(session, clinic.paul, DEFAULT_TEXT)
+        protocol_settings.set_clinic_protocol(session, clinic.paul, DEFAULT_TEXT)

@@ -15,7 +15,7 @@ from kapnotes import audit, auth, patients
 from kapnotes.config import get_settings
 from kapnotes.db import make_engine
 from kapnotes.dosing import plans
-from kapnotes.dosing import protocol as protocol_mod
+from kapnotes.dosing import protocol_settings as protocol_mod
 from kapnotes.dosing.rules import suggest
 from kapnotes.dosing.suggestions import engine_inputs
 from kapnotes.errors import ValidationError

@@ -4,7 +4,7 @@ proposals, the prescriber's queue and decisions, plan versions, safety flags, co
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlmodel import Session, col, func, select
@@ -12,68 +12,22 @@ from sqlmodel import Session, col, func, select
 from kapnotes import doses as dose_service
 from kapnotes import events, patients
 from kapnotes.actor import actor_of
-from kapnotes.config import get_settings
 from kapnotes.db import session_scope
 from kapnotes.dosing import plans, protocol, suggestions
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import (
-    Assessment,
     AuditEvent,
     DoseAdjustment,
-    DoseEntry,
     SessionNote,
     TreatmentPlan,
 )
-from kapnotes.scales import score
-
-
-def today() -> date:
-    return datetime.now(timezone.utc).astimezone(get_settings().tz).date()
-
-
-def at_day(days_ago: int, hour: int = 12) -> datetime:
-    return datetime.combine(today() - timedelta(days=days_ago), time(hour), get_settings().tz)
-
-
-def add_dose(session, clinic, pid, days_ago, mg=150, **kw) -> DoseEntry:
-    row = DoseEntry(patient_id=pid, taken_at=at_day(days_ago), dose_mg=mg, formulation="odt",
-                    entered_by_id=clinic.tina.id, **kw)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def add_assessment(session, clinic, pid, instrument, days_ago, items=None, total=None) -> Assessment:
-    s = score(instrument, items=items, total=total)
-    row = Assessment(patient_id=pid, instrument=instrument, administered_on=today() - timedelta(days=days_ago),
-                     items=s.items, total=s.total, band=s.band, item9=s.item9, loinc_panel=s.loinc_panel,
-                     loinc_total=s.loinc_total, entered_by_id=clinic.tina.id)
-    session.add(row)
-    session.flush()
-    return row
+from tests.unit.dosing_data import add_assessment, add_dose, at_day, count, healthy, today
 
 
 def non_responder(session, clinic, pid):
     """Weekly doses of 150 mg with GAD-7 15 → 14, vitals and a recent PHQ-9 (item 9 = 0): no safety
     rule fires and the increase gate passes, so the engine suggests an increase to 200 mg."""
     healthy(session, clinic, pid)
-
-
-def healthy(session, clinic, pid):
-    """A record on which no rule of 1–4 fires (old and new engine): weekly 150 mg doses with normal
-    BP, mild effects, recent GAD-7 and PHQ-9 (item 9 = 0). A change toward more drug then needs
-    no override when it stays on the protocol's steps and intervals."""
-    for i in range(8):
-        add_dose(session, clinic, pid, 7 * i + 1, nausea=0, dissociation=2, bp_systolic_pre=120, bp_diastolic_pre=78,
-                 bp_systolic_post=124, bp_diastolic_post=80)
-    add_assessment(session, clinic, pid, "GAD-7", 56, total=15)
-    add_assessment(session, clinic, pid, "GAD-7", 2, total=14)
-    add_assessment(session, clinic, pid, "PHQ-9", 56, items=[1, 1, 1, 1, 1, 1, 1, 1, 0])
-    add_assessment(session, clinic, pid, "PHQ-9", 2, items=[1, 1, 1, 1, 1, 1, 1, 1, 0])
-
-
-def count(session, model, *where) -> int:
-    return session.exec(select(func.count()).select_from(model).where(*where)).one()
 
 
 def audit_actions(session, patient_id=None) -> list[str]:

@@ -35,3 +35,14 @@ def test_old_names_are_re_exports():
     assert suggestions.RULE_LABELS is vocab.RULE_LABELS and suggestions.rule_label is vocab.rule_label
     assert models.DOSE_SOURCE_WORDS is vocab.DOSE_SOURCE_WORDS
     assert note_templates.DOSING.title == "KAP dosing session"
+
+
+def test_urgency_label_has_one_home():
+    assert vocab.urgency_label(True, 0) == "Urgent · HOLD" and vocab.urgency_label(True, 2) == "Urgent"
+    assert vocab.urgency_label(False, 1) == "Decrease" and vocab.urgency_label(False, 2) == "Routine"
+    assert vocab.urgency_word(False) == vocab.urgency_label(False, 2)
+
+
+def test_decision_choice_maps_a_label_back_to_its_verb():
+    assert [vocab.decision_choice(w) for w in vocab.DECISION_VERBS.values()] == ["approve", "modify", "reject"]
+    assert vocab.decision_choice(None) is None and vocab.decision_choice("Maybe") is None
