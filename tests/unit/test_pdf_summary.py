@@ -409,6 +409,7 @@ def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, s
     from sqlmodel import func
 
     from kapnotes.auth import load_actor
+    from kapnotes.config import get_settings
     from kapnotes.models import DoseEntry, NoteStatus, Patient, SessionNote, User
     from kapnotes.seed import HEAVIEST_MRN, seed_demo
 
@@ -422,7 +423,7 @@ def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, s
         pid = s.exec(select(Patient.id).where(Patient.mrn == HEAVIEST_MRN)).one()
         actor = load_actor(s, s.exec(select(User.id).where(User.username == "tsato")).one())
         data = exports.gather_summary(s, actor, pid, d_from, d_to, generated_at=FIXED)
-        start, end = exports._bounds(d_from, d_to, exports.get_settings().tz)
+        start, end = exports.day_bounds(d_from, d_to, get_settings().tz)
         on_record = s.exec(select(func.count()).select_from(DoseEntry).where(
             DoseEntry.patient_id == pid, DoseEntry.voided_at.is_(None), DoseEntry.taken_at >= start,
             DoseEntry.taken_at < end)).one()
