@@ -20,8 +20,7 @@ from kapnotes.pdf.model import ScoreRow
 from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
-from tests.unit.pdf_data import OVERRIDE_RATIONALE, add_safety_story, build_world
-from tests.unit.test_pdf_note import FIXED, flat, pdf_text, qpdf_ok
+from tests.unit.pdf_data import FIXED, OVERRIDE_RATIONALE, add_safety_story, build_world, flat, pdf_text, qpdf_ok
 
 
 @pytest.fixture
@@ -259,7 +258,7 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
 @pytest.mark.slow
 def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, world):
     """In the summary, a note field and a dose's notes each longer than a page print whole, in order."""
-    from tests.unit.test_pdf_note import _long_text
+    from tests.unit.pdf_data import long_text as _long_text
 
     with session_scope(engine) as s:
         data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
