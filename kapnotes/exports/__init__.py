@@ -17,7 +17,7 @@ The pieces (each imports only the ones above it, never this package root):
 - ``access``: the one access rule (``patient_for_export``), the exportable notes and
   patients, ``file_stem``.
 - ``rows``: database rows → the plain rows a PDF prints (``kapnotes.pdf.model``).
-- ``safety``: the summary's safety section (flags, holds, overrides, urgent items).
+- ``safety_section``: the summary's safety section (flags, holds, overrides, urgent items).
 - ``weeks``: the dose log by week and the doses that need a line of their own.
 - ``note``: one note's PDF (``prepare_note``, ``render_note``, ``note_pdf``).
 - ``summary``: the treatment summary (``gather_summary``, ``prepare_summary``,
@@ -37,7 +37,7 @@ from kapnotes.exports.access import (
 )
 from kapnotes.exports.note import note_pdf, prepare_note, render_note
 from kapnotes.exports.rows import OPERATOR_NAME
-from kapnotes.exports.safety import URGENT_ACTIONS, gather_safety
+from kapnotes.exports.safety_section import URGENT_ACTIONS, gather_safety
 from kapnotes.exports.summary import (
     day_bounds,
     fingerprint,

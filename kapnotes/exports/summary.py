@@ -29,7 +29,7 @@ from kapnotes.exports.rows import (
     score_row,
     user_names,
 )
-from kapnotes.exports.safety import gather_safety, plan_overrides
+from kapnotes.exports.safety_section import gather_safety, plan_overrides
 from kapnotes.exports.weeks import attention_reasons, bp_alerts, dose_week_rows
 from kapnotes.models import (
     AdjustmentStatus,
