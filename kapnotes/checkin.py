@@ -14,6 +14,9 @@ the clinician is still on the care team (a clinician who left the team ends thei
 
 Every refusal of a token (unknown, expired, revoked) is the same ``None``; callers show one
 generic page and count the failure per IP (``RateLimiter``).
+
+What the patient enters and its plain-words check live in ``kapnotes.checkin_form``; the
+handout's data (``PlanWords``, ``HandoutData``) beside its builder in ``kapnotes.pdf``.
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from kapnotes import assessments, audit, doses, vocab
+from kapnotes import assessments, audit, doses
 from kapnotes.access import require_patient
 from kapnotes.actor import Actor, actor_of
+from kapnotes.checkin_form import NOTE_MAX, SIDE_EFFECTS, CheckinInput, validate  # noqa: F401 - re-exported
 from kapnotes.config import get_settings
 from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import NotFound, PermissionDenied, ValidationError
@@ -47,15 +51,12 @@ from kapnotes.models import (
     TreatmentPlan,
     User,
 )
-from kapnotes.timeutil import utcnow
+from kapnotes.pdf.handout_data import HandoutData, PlanWords
+from kapnotes.query import not_voided
+from kapnotes.timeutil import fmt_local, utcnow
 
 PATIENT_USERNAME = "checkin-link"  # the audit trail's name for events a patient causes through a link
 MAX_DAYS = 365
-NOTE_MAX = 1000
-
-# Side effects in the patient's words → the adverse-event tags of the clinical record (one home: vocab).
-SIDE_EFFECTS: dict[str, str] = vocab.PATIENT_SIDE_EFFECTS
-
 NAUSEA_WORDS = ("None", "Mild", "Moderate", "Severe")  # 0–3, as the dose log stores it
 FORMULATION_WORDS = {
     "odt": "tablet that melts in the mouth (ODT)",
@@ -108,7 +109,7 @@ def last_patient_dose(session: Session, actor: Actor, patient_id: int) -> DoseEn
     require_patient(session, actor, patient_id)
     return session.exec(select(DoseEntry).where(
         DoseEntry.patient_id == patient_id, DoseEntry.source == DoseSource.patient.value,
-        col(DoseEntry.voided_at).is_(None)).order_by(col(DoseEntry.taken_at).desc()).limit(1)).first()
+        not_voided(DoseEntry)).order_by(col(DoseEntry.taken_at).desc()).limit(1)).first()
 
 
 def link_status(link: CheckinLink, now: datetime | None = None) -> str:
@@ -146,8 +147,7 @@ def revoke_all(session: Session, actor: Actor, patient_id: int) -> int:
 
 def handout_pdf(session: Session, actor: Actor, link: CheckinLink, url: str) -> bytes:
     """The patient handout for this link (plan in plain words, QR code of ``url``); audited."""
-    from kapnotes.pdf.handout_pdf import HandoutData, build_handout_pdf
-    from kapnotes.timeutil import fmt_local
+    from kapnotes.pdf.handout_pdf import build_handout_pdf  # ReportLab only when a handout is built
 
     patient = require_patient(session, actor, link.patient_id)
     settings = get_settings()
@@ -203,18 +203,6 @@ def note_opened(session: Session, link: CheckinLink) -> None:
 
 
 @dataclass(frozen=True)
-class PlanWords:
-    dose_mg: float
-    formulation: str
-    formulation_words: str
-    minutes_in_mouth: int
-    administration: str
-    interval_days: int
-    fasting: str
-    instructions: str | None
-
-
-@dataclass(frozen=True)
 class PatientView:
     """All the check-in page may show: a first name, the clinic, the plan, what to ask."""
 
@@ -251,7 +239,7 @@ def scales_due(session: Session, link: CheckinLink, today: date | None = None) -
         latest = session.exec(
             select(Assessment.administered_on).where(
                 Assessment.patient_id == link.patient_id, Assessment.instrument == instrument,
-                col(Assessment.voided_at).is_(None))
+                not_voided(Assessment))
             .order_by(col(Assessment.administered_on).desc()).limit(1)).first()
         due = latest is None or latest < since
         if link.ask_scales and not due:
@@ -278,29 +266,6 @@ def patient_view(session: Session, link: CheckinLink) -> PatientView:
                        due[Instrument.gad7.value], due[Instrument.phq9.value], settings.crisis_line)
 
 
-@dataclass
-class CheckinInput:
-    """What the patient entered. ``taken_at`` is timezone-aware; ``dose_mg`` None = the plan's dose."""
-
-    taken_at: datetime | None
-    dose_mg: float | None = None
-    dose_confirmed: bool = False  # a dose other than the plan's, confirmed by the patient
-    minutes_held: int | None = None
-    administration: str | None = None  # "spit" | "swallow"
-    anxiety_before: int | None = None
-    anxiety_after: int | None = None
-    dissociation: int | None = None
-    nausea: int | None = None  # 0–3
-    vomited: bool = False
-    bp_systolic: int | None = None
-    bp_diastolic: int | None = None
-    heart_rate: int | None = None
-    side_effects: list[str] = field(default_factory=list)  # keys of SIDE_EFFECTS
-    note: str | None = None
-    gad7: list[int | None] | None = None  # None: not asked; otherwise 7 answers 0–3
-    phq9: list[int | None] | None = None
-
-
 class AlreadySent(ValidationError):
     """A concurrent submit of the same form won: roll back and call ``submit`` again to read it."""
 
@@ -315,71 +280,6 @@ class CheckinResult:
     assessment_ids: tuple[int, ...]
     crisis: bool  # PHQ-9 item 9 above 0: show the crisis resources now
     repeated: bool = False  # this form was already submitted: nothing new was stored
-
-
-# Plain-words messages, one per field the page shows.
-def validate(data: CheckinInput, plan: PlanWords | None, now: datetime | None = None) -> dict[str, str]:
-    now = now or utcnow()
-    e: dict[str, str] = {}
-    t = data.taken_at
-    if t is None or not isinstance(t, datetime) or t.tzinfo is None:
-        e["taken_at"] = "Please enter when you took the dose."
-    elif t > now + doses.FUTURE_SLACK:
-        e["taken_at"] = "That time is in the future. Please enter when you actually took the dose."
-    elif t < now - timedelta(days=14):
-        e["taken_at"] = "That is more than two weeks ago. Please tell your clinic about older doses at your next visit."
-    dose = data.dose_mg if data.dose_mg is not None else (plan.dose_mg if plan else None)
-    if dose is None:
-        e["dose_mg"] = "Please enter how many mg you took."
-    elif isinstance(dose, bool) or not isinstance(dose, (int, float)) or not 0 < dose <= 1000:
-        e["dose_mg"] = "The dose must be more than 0 and at most 1000 mg."
-    elif plan is not None and dose != plan.dose_mg and not data.dose_confirmed:
-        e["dose_mg"] = (f"{dose:g} mg is not your planned dose of {plan.dose_mg:g} mg. If that is what you took, "
-                        "tick the box to confirm it.")
-    _rng(e, data.minutes_held, 0, 120, "minutes_held", "Minutes in the mouth must be a whole number from 0 to 120.")
-    if data.administration not in (None, "spit", "swallow"):
-        e["administration"] = "Please choose spit or swallow."
-    for name, what in (("anxiety_before", "Anxiety before"), ("anxiety_after", "Anxiety after"),
-                       ("dissociation", "How spaced-out you felt")):
-        _rng(e, getattr(data, name), 0, 10, name, f"{what} must be a number from 0 to 10.")
-    _rng(e, data.nausea, 0, 3, "nausea", "Please choose how bad the nausea was.")
-    if not isinstance(data.vomited, bool):
-        e["vomited"] = "Please answer yes or no."
-    s, d = data.bp_systolic, data.bp_diastolic
-    if (s is None) != (d is None):
-        e["bp"] = "Please enter both blood pressure numbers (the top and the bottom one), or neither."
-    else:
-        _rng(e, s, 60, 260, "bp_systolic", "The top blood pressure number must be from 60 to 260.")
-        _rng(e, d, 30, 160, "bp_diastolic", "The bottom blood pressure number must be from 30 to 160.")
-        if "bp_systolic" not in e and "bp_diastolic" not in e and s is not None and d >= s:
-            e["bp"] = "The top blood pressure number must be bigger than the bottom one."
-    _rng(e, data.heart_rate, 30, 220, "heart_rate", "Pulse must be from 30 to 220 beats a minute.")
-    unknown = [x for x in data.side_effects or [] if x not in SIDE_EFFECTS]
-    if unknown:
-        e["side_effects"] = "Please choose side effects from the list."
-    if data.note is not None and len(data.note) > NOTE_MAX:
-        e["note"] = f"Your note is too long: please keep it under {NOTE_MAX} characters."
-    for name, n in (("gad7", 7), ("phq9", 9)):
-        answers = getattr(data, name)
-        if answers is None:
-            continue
-        if len(answers) != n:
-            e[name] = "Please answer every question."
-            continue
-        filled = [a for a in answers if a is not None]
-        if filled and len(filled) != n:
-            missing = ", ".join(str(i) for i, a in enumerate(answers, start=1) if a is None)
-            e[name] = f"Please answer every question, or none of them (not answered: {missing})."
-        elif any(isinstance(a, bool) or not isinstance(a, int) or not 0 <= a <= 3 for a in filled):
-            e[name] = "Please choose one answer for each question."
-    return e
-
-
-def _rng(errors: dict, value, low: int, high: int, name: str, message: str) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        errors[name] = message
 
 
 def submit(session: Session, link_id: int, nonce: str, data: CheckinInput) -> CheckinResult:

@@ -11,8 +11,7 @@ disclosures needs, never clinical text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -20,85 +19,24 @@ from kapnotes import audit, vocab
 from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.errors import ValidationError
+from kapnotes.exports import file_stem, gather_summary
 from kapnotes.notes.templates import SERIOUS_ADVERSE_EVENTS
-from kapnotes.pdf.model import DoseRow, ScoreRow, SummaryData
+from kapnotes.pdf.model import DoseRow, SummaryData
+from kapnotes.pdf.packet_data import (
+    SECTION_LABELS,
+    SECTIONS,
+    ClinicInfo,
+    Course,
+    DoseStep,
+    PacketData,
+    PacketRequest,
+    Trend,
+)
 
-SECTIONS: tuple[str, ...] = ("summary", "scores", "doses", "plans", "notes")
-SECTION_LABELS = {
-    "summary": "Treatment summary (diagnosis, care team, response and remission, suggestions and decisions)",
-    "scores": "GAD-7 and PHQ-9 scores",
-    "doses": "Dose log",
-    "plans": "Treatment plan history",
-    "notes": "Signed session notes",
-}
 SERIOUS_TAGS = frozenset(SERIOUS_ADVERSE_EVENTS) | {"fall"}
 SEVERE_BP = (180, 110)
 RECIPIENT_MAX = 300
 PURPOSE_MAX = 500
-
-
-@dataclass(frozen=True)
-class PacketRequest:
-    recipient: str  # name and address of the person or organisation receiving the records
-    purpose: str  # e.g. "Continuity of care", "At the patient's request"
-    date_from: date | None = None
-    date_to: date | None = None
-    sections: tuple[str, ...] = SECTIONS
-
-
-@dataclass(frozen=True)
-class ClinicInfo:
-    name: str
-    address: str
-    phone: str
-    npi: str
-
-
-@dataclass(frozen=True)
-class DoseStep:
-    dose_mg: float
-    first: str  # clinic dates
-    last: str
-    count: int
-
-
-@dataclass(frozen=True)
-class Trend:
-    instrument: str
-    first: ScoreRow | None
-    last: ScoreRow | None
-    count: int
-
-    @property
-    def words(self) -> str:
-        if self.first is None or self.last is None:
-            return "no scores in the period"
-        if self.count == 1:
-            return "one score only"
-        diff = self.last.total - self.first.total
-        if diff == 0:
-            return "unchanged"
-        pct = f" ({diff / self.first.total:+.0%})" if self.first.total else ""
-        return f"{'lower (better)' if diff < 0 else 'higher (worse)'} by {abs(diff)} points{pct}"
-
-
-@dataclass
-class Course:
-    """The one-page course of treatment (referrals)."""
-
-    plan_now: str
-    steps: list[DoseStep] = field(default_factory=list)
-    trends: list[Trend] = field(default_factory=list)
-    safety_events: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PacketData:
-    summary: SummaryData
-    request: PacketRequest
-    clinic: ClinicInfo
-    exporter: str  # the clinician attesting (name, credentials)
-    course: Course
 
 
 def validate_request(req: PacketRequest) -> PacketRequest:
@@ -176,10 +114,8 @@ def course_of_treatment(data: SummaryData) -> Course:
 def prepare_packet(session: Session, actor: Actor | None, patient_id: int, request: PacketRequest, *,
                    as_operator: bool = False, generated_at: datetime | None = None) -> PacketData:
     """Check access, gather, and audit the disclosure, in the caller's transaction."""
-    from kapnotes import exports
-
     req = validate_request(request)
-    data = exports.gather_summary(session, actor, patient_id, req.date_from, req.date_to,
+    data = gather_summary(session, actor, patient_id, req.date_from, req.date_to,
                                   generated_at=generated_at, as_operator=as_operator)
     req = PacketRequest(req.recipient, req.purpose, data.date_from, data.date_to, req.sections)
     settings = get_settings()
@@ -200,8 +136,6 @@ def render_packet(data: PacketData, invariant: bool = False) -> bytes:
 
 
 def file_name(data: PacketData) -> str:
-    from kapnotes.exports import file_stem
-
     s = data.summary
     return (f"{file_stem(s.patient.mrn).replace('summary-', 'records-', 1)}_{s.date_from.isoformat()}_"
             f"{s.date_to.isoformat()}.pdf")

@@ -10,7 +10,6 @@ import streamlit as st
 
 from kapnotes import exports
 from kapnotes.config import get_settings
-from kapnotes.errors import KapError
 from kapnotes.packet import SECTION_LABELS, SECTIONS, PacketRequest
 from kapnotes.pdf.note_pdf import note_type_label
 from kapnotes.timeutil import to_local, utcnow
@@ -22,7 +21,7 @@ from kapnotes.ui.export_buttons import (
     note_pdf_button,
     summary_pdf_button,
 )
-from kapnotes.ui.feedback import show_error
+from kapnotes.ui.feedback import attempt
 from kapnotes.ui.guard import db, require_user
 from kapnotes.ui.patient import require_patient_banner
 
@@ -58,12 +57,10 @@ else:
                        full_dose_log=full_dose_log, full_notes=full_notes)
 
 st.subheader("Single note")
-try:
+notes = []
+with attempt():
     with db() as session:
         notes = exports.exportable_notes(session, actor, pid, include_drafts=include_drafts)
-except KapError as exc:
-    show_error(exc)
-    notes = []
 if not notes:
     st.info("No signed notes yet. Notes appear here once they are signed.")
 else:

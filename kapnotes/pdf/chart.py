@@ -7,6 +7,7 @@ remission (< 5).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, String
@@ -59,104 +60,107 @@ def _label(d: date, monthly: bool) -> str:
     return f"{MONTHS[d.month - 1]} {d.year}" if monthly else f"{MONTHS[d.month - 1]} {d.day}"
 
 
-def score_chart(
-    scores: list[ScoreRow],
-    plans: list[PlanRow],
-    date_from: date,
-    date_to: date,
-    baseline_gad7: int | None,
-    width: float = 528,
-    height: float = 262,
-) -> Drawing:
-    register_fonts()
-    d = Drawing(width, height, initialFontName=FONT)
-    left, right, bottom, top = 34, width - 46, 30, height - 44
-    if date_to <= date_from:
-        date_to = date_from + timedelta(days=1)
-    span = (date_to - date_from).days
+Y_MAX = 27  # the scale axis: the PHQ-9 maximum
 
-    def x_of(day: date) -> float:
-        return left + (right - left) * ((day - date_from).days / span)
 
-    y_max = 27
+@dataclass(frozen=True)
+class _Axes:
+    """Where a day, a score and a dose fall in the drawing."""
 
-    def y_of(v: float) -> float:
-        return bottom + (top - bottom) * (v / y_max)
+    left: float
+    right: float
+    bottom: float
+    top: float
+    date_from: date
+    span: int
+    mg_max: float
 
+    def x(self, day: date) -> float:
+        return self.left + (self.right - self.left) * ((day - self.date_from).days / self.span)
+
+    def y(self, score: float) -> float:
+        return self.bottom + (self.top - self.bottom) * (score / Y_MAX)
+
+    def y_mg(self, mg: float) -> float:
+        return self.bottom + (self.top - self.bottom) * (mg / self.mg_max)
+
+
+def _mg_max(plans: list[PlanRow]) -> float:
     doses = [p.dose_mg for p in plans if p.status != "ended"] or [0]
     mg_max = max(100.0, float(max(doses)) * 1.2)  # headroom: the top step stays inside the frame
-    mg_max = float(int((mg_max + 49.999) // 50 * 50))
+    return float(int((mg_max + 49.999) // 50 * 50))
 
-    def y_mg(mg: float) -> float:
-        return bottom + (top - bottom) * (mg / mg_max)
 
-    # frame, grid, axes
+def _frame(d: Drawing, ax: _Axes, date_to: date) -> None:
+    """Frame, grid, both axes and the date ticks."""
+    left, right, bottom, top = ax.left, ax.right, ax.bottom, ax.top
     d.add(Rect(left, bottom, right - left, top - bottom, strokeColor=GRID, fillColor=None, strokeWidth=0.6))
     for v in (0, 5, 10, 15, 20, 25):
-        y = y_of(v)
+        y = ax.y(v)
         d.add(Line(left, y, right, y, strokeColor=GRID, strokeWidth=0.5))
         d.add(String(left - 5, y - 3, str(v), fontName=FONT, fontSize=7, fillColor=AXIS, textAnchor="end"))
     steps = 5
     for i in range(steps + 1):
-        mg = mg_max * i / steps
-        d.add(String(right + 5, y_mg(mg) - 3, f"{mg:g}", fontName=FONT, fontSize=7, fillColor=DOSE_COLOR))
+        mg = ax.mg_max * i / steps
+        d.add(String(right + 5, ax.y_mg(mg) - 3, f"{mg:g}", fontName=FONT, fontSize=7, fillColor=DOSE_COLOR))
     d.add(String(right + 5, top + 6, "mg", fontName=FONT_BOLD, fontSize=7, fillColor=DOSE_COLOR))
     d.add(String(left - 5, top + 6, "score", fontName=FONT_BOLD, fontSize=7, fillColor=AXIS, textAnchor="end"))
-    ticks = _date_ticks(date_from, date_to)
-    monthly = span > 70
-    for t in ticks:
-        x = x_of(t)
+    monthly = ax.span > 70
+    for t in _date_ticks(ax.date_from, date_to):
+        x = ax.x(t)
         d.add(Line(x, bottom, x, bottom - 3, strokeColor=AXIS, strokeWidth=0.6))
         d.add(String(x, bottom - 12, _label(t, monthly), fontName=FONT, fontSize=7, fillColor=AXIS,
                      textAnchor="middle"))
 
-    # dose steps from plan versions
+
+def _day_of(value) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _dose_steps(d: Drawing, ax: _Axes, plans: list[PlanRow], date_to: date) -> None:
+    """The plan's dose as a step line (dashed while held)."""
+    date_from = ax.date_from
     dated = sorted(plans, key=lambda p: p.effective_from)
     for i, p in enumerate(dated):
-        start = p.effective_from.date() if isinstance(p.effective_from, datetime) else p.effective_from
-        end = dated[i + 1].effective_from.date() if i + 1 < len(dated) else date_to
+        start = _day_of(p.effective_from)
+        end = _day_of(dated[i + 1].effective_from) if i + 1 < len(dated) else date_to
         if end < date_from or start > date_to or p.status == "ended":
             continue
         s, e = max(start, date_from), min(end, date_to)
-        y = y_mg(p.dose_mg)
+        y = ax.y_mg(p.dose_mg)
         held = p.status == "held"
-        d.add(Line(x_of(s), y, x_of(e), y, strokeColor=DOSE_COLOR, strokeWidth=2.2,
+        d.add(Line(ax.x(s), y, ax.x(e), y, strokeColor=DOSE_COLOR, strokeWidth=2.2,
                    strokeDashArray=[3, 2] if held else None))
         if i + 1 < len(dated) and dated[i + 1].status != "ended" and end <= date_to:
-            d.add(Line(x_of(e), y, x_of(e), y_mg(dated[i + 1].dose_mg), strokeColor=DOSE_COLOR, strokeWidth=1.2))
-        d.add(String(x_of(s) + 2, y + 3, f"{p.dose_mg:g} mg" + (" (held)" if held else ""), fontName=FONT,
+            d.add(Line(ax.x(e), y, ax.x(e), ax.y_mg(dated[i + 1].dose_mg), strokeColor=DOSE_COLOR, strokeWidth=1.2))
+        d.add(String(ax.x(s) + 2, y + 3, f"{p.dose_mg:g} mg" + (" (held)" if held else ""), fontName=FONT,
                      fontSize=6.5, fillColor=DOSE_COLOR))
 
-    # thresholds (labelled in the legend, so no label sits on the data)
-    d.add(Line(left, y_of(5), right, y_of(5), strokeColor=REMISSION_COLOR, strokeWidth=0.9, strokeDashArray=[4, 3]))
-    resp = baseline_gad7 * 0.5 if baseline_gad7 else None
-    if resp is not None:
-        d.add(Line(left, y_of(resp), right, y_of(resp), strokeColor=RESPONSE_COLOR, strokeWidth=0.9,
-                   strokeDashArray=[4, 3]))
 
-    # score series
+def _marker(d: Drawing, x: float, y: float, color, marker: str) -> None:
+    if marker == "circle":
+        d.add(Circle(x, y, 2.3, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
+    else:
+        d.add(Rect(x - 2.2, y - 2.2, 4.4, 4.4, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
+
+
+def _series(d: Drawing, ax: _Axes, scores: list[ScoreRow], date_to: date) -> None:
+    """GAD-7 (circles) and PHQ-9 (squares), each a line through its scores in the period."""
     for instrument, color, marker in (("GAD-7", GAD_COLOR, "circle"), ("PHQ-9", PHQ_COLOR, "square")):
-        pts = sorted((s for s in scores if s.instrument == instrument and date_from <= s.administered_on <= date_to),
+        pts = sorted((s for s in scores
+                      if s.instrument == instrument and ax.date_from <= s.administered_on <= date_to),
                      key=lambda s: (s.administered_on, s.id))
-        if not pts:
-            continue
-        coords: list[float] = []
-        for s in pts:
-            coords += [x_of(s.administered_on), y_of(s.total)]
         if len(pts) > 1:
+            coords: list[float] = []
+            for s in pts:
+                coords += [ax.x(s.administered_on), ax.y(s.total)]
             d.add(PolyLine(coords, strokeColor=color, strokeWidth=1.6))
         for s in pts:
-            x, y = x_of(s.administered_on), y_of(s.total)
-            if marker == "circle":
-                d.add(Circle(x, y, 2.3, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
-            else:
-                d.add(Rect(x - 2.2, y - 2.2, 4.4, 4.4, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
+            _marker(d, ax.x(s.administered_on), ax.y(s.total), color, marker)
 
-    if not scores:
-        d.add(String((left + right) / 2, (top + bottom) / 2, "No GAD-7 or PHQ-9 recorded in this period",
-                     fontName=FONT, fontSize=9, fillColor=AXIS, textAnchor="middle"))
 
-    # legend: two rows
+def _legend(d: Drawing, left: float, height: float, resp: float | None, baseline_gad7: int | None) -> None:
+    """Two rows: the series, then the thresholds (labelled here, so no label sits on the data)."""
     rows = [
         [("GAD-7", GAD_COLOR, "circle"), ("PHQ-9", PHQ_COLOR, "square"),
          ("Planned dose (mg, right axis; dashed = held)", DOSE_COLOR, "line")],
@@ -179,4 +183,34 @@ def score_chart(
                 d.add(Rect(x + 4.8, ly + 0.8, 4.4, 4.4, fillColor=color, strokeColor=colors.white, strokeWidth=0.5))
             d.add(String(x + 18, ly, label, fontName=FONT, fontSize=7.5, fillColor=AXIS))
             x += 18 + stringWidth(label, FONT, 7.5) + 16
+
+
+def score_chart(
+    scores: list[ScoreRow],
+    plans: list[PlanRow],
+    date_from: date,
+    date_to: date,
+    baseline_gad7: int | None,
+    width: float = 528,
+    height: float = 262,
+) -> Drawing:
+    register_fonts()
+    d = Drawing(width, height, initialFontName=FONT)
+    if date_to <= date_from:
+        date_to = date_from + timedelta(days=1)
+    ax = _Axes(34, width - 46, 30, height - 44, date_from, (date_to - date_from).days, _mg_max(plans))
+    _frame(d, ax, date_to)
+    _dose_steps(d, ax, plans, date_to)
+    # thresholds (labelled in the legend, so no label sits on the data)
+    d.add(Line(ax.left, ax.y(5), ax.right, ax.y(5), strokeColor=REMISSION_COLOR, strokeWidth=0.9,
+               strokeDashArray=[4, 3]))
+    resp = baseline_gad7 * 0.5 if baseline_gad7 else None
+    if resp is not None:
+        d.add(Line(ax.left, ax.y(resp), ax.right, ax.y(resp), strokeColor=RESPONSE_COLOR, strokeWidth=0.9,
+                   strokeDashArray=[4, 3]))
+    _series(d, ax, scores, date_to)
+    if not scores:
+        d.add(String((ax.left + ax.right) / 2, (ax.top + ax.bottom) / 2, "No GAD-7 or PHQ-9 recorded in this period",
+                     fontName=FONT, fontSize=9, fillColor=AXIS, textAnchor="middle"))
+    _legend(d, ax.left, height, resp, baseline_gad7)
     return d

@@ -9,7 +9,6 @@ only the first name, the plan and the link. Every string from the record goes th
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from functools import partial
 
 from reportlab.graphics.barcode.qr import QrCodeWidget
@@ -18,21 +17,11 @@ from reportlab.lib.pagesizes import LETTER
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from kapnotes.checkin import PlanWords
 from kapnotes.pdf import build_lock
+from kapnotes.pdf.handout_data import HandoutData, PlanWords
 from kapnotes.pdf.styles import FONT, RULE, esc, make_styles
 
 QR_SIZE = 170  # points: about 6 cm, easy for a phone camera
-
-
-@dataclass(frozen=True)
-class HandoutData:
-    clinic_name: str
-    first_name: str
-    plan: PlanWords | None
-    url: str
-    expires_on: str  # already formatted in the clinic's zone
-    crisis_line: str
 
 
 def how_often(days: int) -> str:

@@ -12,7 +12,6 @@ import io
 
 from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
-from kapnotes.packet import SECTION_LABELS, PacketData
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.note_pdf import (
@@ -28,6 +27,7 @@ from kapnotes.pdf.note_pdf import (
     patient_block,
     score_cells,
 )
+from kapnotes.pdf.packet_data import SECTION_LABELS, PacketData
 from kapnotes.pdf.styles import RULE, esc, make_styles
 from kapnotes.pdf.summary_pdf import diagnosis_text, outcomes
 

@@ -285,25 +285,24 @@ def notes_story(data: SummaryData, s) -> list:
     return out
 
 
-def summary_story(data: SummaryData, styles) -> list:
-    s = styles
-    story: list = []
+def header_story(data: SummaryData, s) -> list:
+    """Clinic, title, period, and the patient block with diagnosis and care team."""
     rng = f"{data.date_from.isoformat()} to {data.date_to.isoformat()}"
-    story.append(Paragraph(esc(data.meta.clinic_name), s["clinic"]))
-    story.append(Paragraph("Treatment summary", s["title"]))
-    story.append(Paragraph(f"Period {esc(rng)}" + (" · includes unsigned drafts" if data.include_drafts else ""),
-                           s["muted"]))
-    story.append(Spacer(1, 6))
-    story.append(patient_block(data.patient, s, extra=[
-        ("Diagnosis (ICD-10)", diagnosis_text(data.patient.diagnosis)),
-        ("Status", data.patient.status or "—"),
-        ("Care team", ", ".join(data.care_team) or "—"),
-    ]))
+    return [
+        Paragraph(esc(data.meta.clinic_name), s["clinic"]),
+        Paragraph("Treatment summary", s["title"]),
+        Paragraph(f"Period {esc(rng)}" + (" · includes unsigned drafts" if data.include_drafts else ""), s["muted"]),
+        Spacer(1, 6),
+        patient_block(data.patient, s, extra=[
+            ("Diagnosis (ICD-10)", diagnosis_text(data.patient.diagnosis)),
+            ("Status", data.patient.status or "—"),
+            ("Care team", ", ".join(data.care_team) or "—"),
+        ]),
+    ]
 
-    story.extend(safety_story(data.safety, s))
 
-    # outcome
-    story.append(Paragraph("Response and remission", s["h2"]))
+def outcome_story(data: SummaryData, s) -> list:
+    """Response and remission of each scale against the earliest score on record."""
     rows = []
     for o in outcomes(data):
         if o.latest is None:
@@ -315,45 +314,52 @@ def summary_story(data: SummaryData, styles) -> list:
             "Yes (≥ 50 % below baseline)" if o.response else "No",
             "Yes (< 5)" if o.remission else "No",
         ])
-    story.append(grid_table(["Scale", "Baseline (earliest on record)", "Latest in period", "Change", "Response",
-                             "Remission"], rows, [48, 120, 120, 50, 110, CONTENT_WIDTH - 448], s))
-    story.append(Paragraph("Response: total at least 50 % below the earliest score on record. "
-                           "Remission: total below 5.", s["small"]))
+    return [
+        Paragraph("Response and remission", s["h2"]),
+        grid_table(["Scale", "Baseline (earliest on record)", "Latest in period", "Change", "Response",
+                    "Remission"], rows, [48, 120, 120, 50, 110, CONTENT_WIDTH - 448], s),
+        Paragraph("Response: total at least 50 % below the earliest score on record. "
+                  "Remission: total below 5.", s["small"]),
+    ]
 
-    # plan history
-    story.append(Paragraph("Treatment plan history", s["h2"]))
-    if data.plans:
-        rows = []
-        for p in data.plans:
-            rows.append([
-                str(p.version), p.effective, f"{fmt_number(p.dose_mg)} mg",
-                (f"{vocab.formulation_word(p.formulation)}, {p.minutes_in_mouth} min, "
-                 f"{vocab.administration_word(p.administration)}"),
-                vocab.every(p.interval_days), _plan_status(p), f"{p.approved_by}\n{p.approved_at}",
-                (p.rationale or "—") + (f"\n{p.override}" if p.override else ""),
-            ])
-        story.append(grid_table(["Ver.", "Effective", "Dose", "Formulation", "Interval", "Status", "Approved by",
-                                 "Rationale"], rows, [26, 54, 40, 80, 44, 56, 92, CONTENT_WIDTH - 392], s))
-    else:
-        story.append(Paragraph("No treatment plan on record.", s["muted"]))
 
-    # chart
-    story.append(CondPageBreak(300))
-    story.append(Paragraph("GAD-7 and PHQ-9 over time", s["h2"]))
+def plans_story(data: SummaryData, s) -> list:
+    story: list = [Paragraph("Treatment plan history", s["h2"])]
+    if not data.plans:
+        return story + [Paragraph("No treatment plan on record.", s["muted"])]
+    rows = []
+    for p in data.plans:
+        rows.append([
+            str(p.version), p.effective, f"{fmt_number(p.dose_mg)} mg",
+            (f"{vocab.formulation_word(p.formulation)}, {p.minutes_in_mouth} min, "
+             f"{vocab.administration_word(p.administration)}"),
+            vocab.every(p.interval_days), _plan_status(p), f"{p.approved_by}\n{p.approved_at}",
+            (p.rationale or "—") + (f"\n{p.override}" if p.override else ""),
+        ])
+    story.append(grid_table(["Ver.", "Effective", "Dose", "Formulation", "Interval", "Status", "Approved by",
+                             "Rationale"], rows, [26, 54, 40, 80, 44, 56, 92, CONTENT_WIDTH - 392], s))
+    return story
+
+
+def chart_story(data: SummaryData, s) -> list:
+    """The GAD-7/PHQ-9 chart with the dose steps, then the scores as a table."""
     baseline = data.baseline.get("GAD-7")
-    story.append(score_chart(data.scores, data.plans, data.date_from, data.date_to,
-                             baseline.total if baseline else None, width=CONTENT_WIDTH))
+    story: list = [
+        CondPageBreak(300),
+        Paragraph("GAD-7 and PHQ-9 over time", s["h2"]),
+        score_chart(data.scores, data.plans, data.date_from, data.date_to,
+                    baseline.total if baseline else None, width=CONTENT_WIDTH),
+    ]
     if data.scores:
         story.append(Spacer(1, 4))
         story.append(grid_table(["Date", "Scale", "Total", "Band"],
                                 [score_cells(x) for x in sorted(data.scores, key=lambda x: (x.administered_on, x.id))],
                                 [80, 60, 50, CONTENT_WIDTH - 190], s, long=True))
+    return story
 
-    # dose log: by week (default) or every dose, then the doses that need attention
-    story.extend(dose_log_story(data, s))
 
-    # adverse events
-    story.append(Paragraph("Adverse events", s["h2"]))
+def adverse_story(data: SummaryData, s) -> list:
+    story: list = [Paragraph("Adverse events", s["h2"])]
     if data.bp_thresholds:
         story.append(Paragraph(f"Blood pressure at or above the protocol's thresholds, {esc(data.bp_thresholds)}, "
                                "is listed whether or not the dose was tagged.", s["muted"]))
@@ -363,38 +369,55 @@ def summary_story(data: SummaryData, styles) -> list:
                                 [70, 44, 150, 80, CONTENT_WIDTH - 344], s, long=True))
     else:
         story.append(Paragraph("No adverse events recorded in this period.", s["muted"]))
+    return story
 
-    # suggestions and decisions
-    story.append(Paragraph("Dose-adjustment suggestions and decisions", s["h2"]))
+
+def _adjustment_cells(a) -> list[str]:
+    what = f"{vocab.ADJUSTMENT_KIND_WORDS.get(a.kind, a.kind)}: {vocab.action_word(a.action)}"
+    if a.proposed and a.proposed != "—":
+        what += f"\n{a.proposed}"
+    why = "\n".join(f"• {r}" for r in a.reasons) or "—"
+    if a.flags:
+        why += "\nFlags: " + ", ".join(vocab.rule_label(f) for f in a.flags)
+    if a.therapist_note:
+        why += f"\nTherapist: {a.therapist_note}"
+    if a.protocol:
+        why += f"\nProtocol: {a.protocol}"
+    decision = a.status
+    if a.decided_by:
+        decision = f"{a.status} by {a.decided_by}, {a.decided_at}"
+        if a.decision:
+            decision += f"\n{a.decision}"
+        if a.rationale:
+            decision += f"\nRationale: {a.rationale}"
+    return [a.created, what, why, decision]
+
+
+def adjustments_story(data: SummaryData, s) -> list:
+    story: list = [Paragraph("Dose-adjustment suggestions and decisions", s["h2"])]
     if data.adjustments:
-        rows = []
-        for a in data.adjustments:
-            what = f"{vocab.ADJUSTMENT_KIND_WORDS.get(a.kind, a.kind)}: {vocab.action_word(a.action)}"
-            if a.proposed and a.proposed != "—":
-                what += f"\n{a.proposed}"
-            why = "\n".join(f"• {r}" for r in a.reasons) or "—"
-            if a.flags:
-                why += "\nFlags: " + ", ".join(vocab.rule_label(f) for f in a.flags)
-            if a.therapist_note:
-                why += f"\nTherapist: {a.therapist_note}"
-            if a.protocol:
-                why += f"\nProtocol: {a.protocol}"
-            decision = a.status
-            if a.decided_by:
-                decision = f"{a.status} by {a.decided_by}, {a.decided_at}"
-                if a.decision:
-                    decision += f"\n{a.decision}"
-                if a.rationale:
-                    decision += f"\nRationale: {a.rationale}"
-            rows.append([a.created, what, why, decision])
-        story.append(grid_table(["Date", "Suggestion / proposal", "Reasons", "Decision"], rows,
+        story.append(grid_table(["Date", "Suggestion / proposal", "Reasons", "Decision"],
+                                [_adjustment_cells(a) for a in data.adjustments],
                                 [58, 100, CONTENT_WIDTH - 318, 160], s, long=True))
     else:
         story.append(Paragraph("No suggestions or proposals in this period.", s["muted"]))
-
-    # notes: one row each (default) or in full
-    story.extend(notes_story(data, s))
     return story
+
+
+def summary_story(data: SummaryData, styles) -> list:
+    """The whole summary, section by section, in the order the module docstring lists."""
+    s = styles
+    return [
+        *header_story(data, s),
+        *safety_story(data.safety, s),
+        *outcome_story(data, s),
+        *plans_story(data, s),
+        *chart_story(data, s),
+        *dose_log_story(data, s),  # by week (default) or every dose, then the doses that need attention
+        *adverse_story(data, s),
+        *adjustments_story(data, s),
+        *notes_story(data, s),  # one row each (default) or in full
+    ]
 
 
 def build_summary_pdf(data: SummaryData, invariant: bool = False) -> bytes:

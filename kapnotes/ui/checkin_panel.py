@@ -15,11 +15,12 @@ import streamlit as st
 
 from kapnotes import checkin, scales
 from kapnotes.actor import Actor
+from kapnotes.checkin_routes import CHECKIN_COOKIE
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local, utcnow
-from kapnotes.ui.feedback import show_error
+from kapnotes.ui.feedback import attempt
 from kapnotes.ui.guard import db
 
 LINK_KEY = "checkin_link_id"  # app.py shows the check-in page to a signed-out visitor holding this
@@ -54,6 +55,19 @@ def _client_key() -> str:
     except Exception:  # AppTest has no request
         headers, ip = {}, None
     return checkin.client_key(headers, ip)
+
+
+def remember_cookie_link() -> None:
+    """A link that arrived as the HttpOnly cookie (``GET /checkin?t=`` set it,
+    kapnotes.checkin_routes): keep its id for this browser session, as ``?t=`` would."""
+    try:
+        cookie = st.context.cookies.get(CHECKIN_COOKIE)
+    except Exception:  # AppTest has no request
+        cookie = None
+    if isinstance(cookie, str) and cookie and "t" not in st.query_params and st.session_state.get(LINK_KEY) is None:
+        with db() as session:
+            link = checkin.resolve(session, cookie)  # None when revoked or expired: the page refuses
+            st.session_state[LINK_KEY] = link.id if link is not None else None
 
 
 def _refuse() -> None:
@@ -258,14 +272,12 @@ def render(actor: Actor, patient_id: int) -> None:
         ask = c2.checkbox("Ask for the GAD-7 and PHQ-9 at the next check-in", key="ck_ask_scales")
         create = st.form_submit_button("Create a check-in link", icon=":material/add_link:")
     if create:
-        try:
+        with attempt() as done:
             with db() as session:
                 link, token = checkin.create_link(session, actor, patient_id, int(days), ask_scales=ask)
                 url = checkin.link_url(_base_url(), token)
                 pdf = checkin.handout_pdf(session, actor, link, url)
-        except KapError as exc:
-            show_error(exc)
-        else:
+        if done:
             st.success("Link created. It is shown only now: give the patient the handout or copy the link.")
             st.code(url, language=None)
             st.download_button("Download the patient handout (PDF)", data=pdf, file_name="checkin-handout.pdf",

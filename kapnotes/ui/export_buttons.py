@@ -15,9 +15,8 @@ from streamlit.errors import StreamlitAPIException
 
 from kapnotes import exports
 from kapnotes.actor import Actor
-from kapnotes.errors import KapError
 from kapnotes.exports import file_stem
-from kapnotes.ui.feedback import show_error
+from kapnotes.ui.feedback import attempt
 from kapnotes.ui.guard import db
 
 PDF_MIME = "application/pdf"
@@ -86,11 +85,10 @@ def _offer(label: str, key: str, build, mime: str = PDF_MIME, icon: str = ":mate
 
 def deliver(key: str, build, mime: str = PDF_MIME, working: str = "Building the PDF…") -> None:
     """Build now (audited) and show the download button with the bytes."""
-    try:
+    with attempt() as done:
         with st.spinner(working):
             name, payload = build()
-    except KapError as exc:
-        show_error(exc)
+    if not done:
         return
     st.download_button(f"Download {name}", data=payload, file_name=name, mime=mime, key=f"{key}_download",
                        icon=":material/download:", type="primary", on_click="ignore")

@@ -6,9 +6,12 @@ note, dose and suggestion services' forms: they test what the PDFs print.
 
 from __future__ import annotations
 
+import io
+import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from pypdf import PdfReader
 from sqlmodel import select
 
 from kapnotes.db import session_scope
@@ -23,6 +26,32 @@ from kapnotes.models import (
 )
 from kapnotes.notes.hashing import content_hash, text_hash
 from kapnotes.scales import score
+
+FIXED = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)  # "generated at" in every test PDF
+
+
+def pdf_text(pdf: bytes) -> tuple[PdfReader, list[str]]:
+    reader = PdfReader(io.BytesIO(pdf))
+    return reader, [page.extract_text() or "" for page in reader.pages]
+
+
+def flat(text: str) -> str:
+    """Whitespace-normalised text: a label wrapped over two lines still matches."""
+    return " ".join(text.split())
+
+
+def qpdf_ok(pdf: bytes, tmp_path) -> None:
+    path = tmp_path / "check.pdf"
+    path.write_bytes(pdf)
+    result = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def long_text(tag: str, sentences: int = 600) -> str:
+    """About 40,000 characters in paragraphs: taller than a page in any cell or column."""
+    parts = [f"{tag}-{i:04d} the session went on and the patient reflected at length." for i in range(sentences)]
+    return "\n\n".join(" ".join(parts[i:i + 20]) for i in range(0, sentences, 20))
+
 
 HOSTILE = (
     "<b>", '<img src="/etc/passwd">', "AT&T", "a<b", "😀 emoji", "שלום עולם", "مرحبا بالعالم", "日本語のテキスト",

@@ -18,8 +18,7 @@ from kapnotes.cli.export import Outcome, Progress
 from kapnotes.db import session_scope
 from kapnotes.exports import file_stem
 from kapnotes.models import AuditEvent, DoseEntry
-from tests.unit.pdf_data import build_world
-from tests.unit.test_pdf_note import flat, qpdf_ok
+from tests.unit.pdf_data import build_world, flat, qpdf_ok
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,7 @@ from kapnotes import exports
 from kapnotes.db import make_engine, session_scope
 from kapnotes.pdf.styles import esc, make_styles
 from tests.factories import make_clinic
-from tests.unit.pdf_data import HOSTILE, build_world
-from tests.unit.test_pdf_note import FIXED, flat, pdf_text, qpdf_ok
+from tests.unit.pdf_data import FIXED, HOSTILE, build_world, flat, pdf_text, qpdf_ok
 
 LITERAL = ("<b>", '<img src="/etc/passwd">', "AT&T", "a<b", "😀", "שלום עולם", "مرحبا بالعالم", "日本語のテキスト",
            '<a href="https://evil.example/x">click</a>', "<font color=red>red</font>", "&amp; &lt;",

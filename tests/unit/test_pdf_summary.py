@@ -20,8 +20,7 @@ from kapnotes.pdf.model import ScoreRow
 from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
-from tests.unit.pdf_data import OVERRIDE_RATIONALE, add_safety_story, build_world
-from tests.unit.test_pdf_note import FIXED, flat, pdf_text, qpdf_ok
+from tests.unit.pdf_data import FIXED, OVERRIDE_RATIONALE, add_safety_story, build_world, flat, pdf_text, qpdf_ok
 
 
 @pytest.fixture
@@ -259,7 +258,7 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
 @pytest.mark.slow
 def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, world):
     """In the summary, a note field and a dose's notes each longer than a page print whole, in order."""
-    from tests.unit.test_pdf_note import _long_text
+    from tests.unit.pdf_data import long_text as _long_text
 
     with session_scope(engine) as s:
         data = exports.gather_summary(s, clinic.tina, clinic.a1, generated_at=FIXED)
@@ -409,6 +408,7 @@ def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, s
     from sqlmodel import func
 
     from kapnotes.auth import load_actor
+    from kapnotes.config import get_settings
     from kapnotes.models import DoseEntry, NoteStatus, Patient, SessionNote, User
     from kapnotes.seed import HEAVIEST_MRN, seed_demo
 
@@ -422,7 +422,7 @@ def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, s
         pid = s.exec(select(Patient.id).where(Patient.mrn == HEAVIEST_MRN)).one()
         actor = load_actor(s, s.exec(select(User.id).where(User.username == "tsato")).one())
         data = exports.gather_summary(s, actor, pid, d_from, d_to, generated_at=FIXED)
-        start, end = exports._bounds(d_from, d_to, exports.get_settings().tz)
+        start, end = exports.day_bounds(d_from, d_to, get_settings().tz)
         on_record = s.exec(select(func.count()).select_from(DoseEntry).where(
             DoseEntry.patient_id == pid, DoseEntry.voided_at.is_(None), DoseEntry.taken_at >= start,
             DoseEntry.taken_at < end)).one()

@@ -1,12 +1,11 @@
 """The note PDF and the treatment summary speak in words: no snake_case codes, no raw stored
 codes, no "every 1 days", no "modifyed", no record ids (issue 16, item 5).
 
-``code_words`` is the scanner the AppTest of every page (tests/app/test_words.py) uses too.
+``code_words`` (tests/unit/plain_words.py) is the scanner the AppTest of every page uses too.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,32 +13,8 @@ import pytest
 from kapnotes import exports
 from kapnotes.db import session_scope
 from kapnotes.models import DoseEntry
-from tests.unit.pdf_data import add_safety_story, build_world
-from tests.unit.test_pdf_note import FIXED, flat, pdf_text
-
-SNAKE = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
-# Stored codes that must never reach a reader as bare lowercase words.
-RAW_CODES = re.compile(r"\b(?:odt|spit|swallow|home_with_sitter|in_session|kap dosing)\b")
-WRONG = re.compile(r"every 1 days|modifyed|\bpatient_id\b|(?<![\w&])#\d+\b|\bid \d+\b", re.IGNORECASE)
-EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-FILE_NAME = re.compile(r"\b[\w.-]+\.(?:csv|pdf|json|xlsx|txt|tsv)\b")
-
-
-def code_words(text: str, allowed: tuple[str, ...] = ()) -> list[str]:
-    """Every code-like token in ``text`` a clinician should not read, with a little context.
-
-    E-mail addresses and file names are removed first: they are the user's own strings, where an
-    underscore is part of the name. ``allowed`` lists further exact substrings, each justified by
-    the caller.
-    """
-    text = FILE_NAME.sub(" ", EMAIL.sub(" ", text))
-    for a in allowed:
-        text = text.replace(a, " ")
-    found = []
-    for rx in (SNAKE, RAW_CODES, WRONG):
-        for m in rx.finditer(text):
-            found.append(text[max(0, m.start() - 30):m.end() + 30].replace("\n", " "))
-    return found
+from tests.unit.pdf_data import FIXED, add_safety_story, build_world, flat, pdf_text
+from tests.unit.plain_words import code_words
 
 
 def test_the_scanner_catches_what_it_must():
