@@ -9,8 +9,9 @@ from kapnotes.errors import KapError
 from kapnotes.models import User
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 
 actor = require_user()
 tz = get_settings().tz

@@ -5,8 +5,9 @@ import streamlit as st
 
 from kapnotes import admin
 from kapnotes.errors import KapError
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 
 actor = require_user("admin")
 st.title("Care teams")

@@ -11,8 +11,9 @@ from kapnotes import audit
 from kapnotes.config import get_settings
 from kapnotes.errors import KapError
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 
 actor = require_user("admin", "auditor")
 tz = get_settings().tz

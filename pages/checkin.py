@@ -10,7 +10,7 @@ import streamlit as st
 from kapnotes import checkin
 from kapnotes.checkin_routes import CHECKIN_COOKIE
 from kapnotes.ui.checkin_panel import LINK_KEY, patient_page
-from kapnotes.ui.guard import db
+from kapnotes.ui.database import db
 
 try:
     _cookie = st.context.cookies.get(CHECKIN_COOKIE)

@@ -14,7 +14,8 @@ from kapnotes.models import Patient
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.database import db
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

@@ -12,9 +12,10 @@ from kapnotes.dosing.plans import active_plan
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local, utcnow
+from kapnotes.ui.database import db
 from kapnotes.ui.export_buttons import dose_csv_button
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

@@ -14,8 +14,9 @@ from kapnotes.doses import CSV_COLUMNS
 from kapnotes.errors import KapError
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

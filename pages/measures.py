@@ -10,8 +10,9 @@ from kapnotes.errors import KapError, ValidationError
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.chart_cache import altair_chart
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

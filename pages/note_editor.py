@@ -16,8 +16,9 @@ from kapnotes.timeutil import fmt_local, to_local
 from kapnotes.ui import note_editor_state as es
 from kapnotes.ui import note_form as nf
 from kapnotes.ui.components.autosave_text import autosave_bridge
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 EDIT_KEY = "edit_note_id"

@@ -12,8 +12,9 @@ from kapnotes.errors import KapError
 from kapnotes.models import NoteStatus, Role
 from kapnotes.notes.templates import TEMPLATES
 from kapnotes.ui import note_form as nf
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner, select_patient
 
 VIEW_KEY = "view_note_id"

@@ -6,8 +6,9 @@ from kapnotes import process_notes
 from kapnotes.config import get_settings
 from kapnotes.errors import ConflictError, KapError
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist")

@@ -16,8 +16,9 @@ from kapnotes.dosing import plans, suggestions
 from kapnotes.errors import KapError
 from kapnotes.models import HARD_MAX_DOSE_MG
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_outcome
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.suggestion_panel import decision_block, every, proposal_text, suggestion_card
 

@@ -13,8 +13,9 @@ from kapnotes import vocab
 from kapnotes.dosing import protocol
 from kapnotes.errors import KapError
 from kapnotes.textsafe import md_escape
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 
 actor = require_user("admin")
 

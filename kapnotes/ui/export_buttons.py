@@ -17,8 +17,8 @@ from kapnotes import exports
 from kapnotes.actor import Actor
 from kapnotes.errors import KapError
 from kapnotes.exports import file_stem
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db
 
 PDF_MIME = "application/pdf"
 FHIR_MIME = "application/fhir+json"

@@ -301,8 +301,8 @@ def render_note(actor, note_id: int, tz, patient_id: int, notice: str | None = N
     from kapnotes.models import NoteStatus
     from kapnotes.notes.templates import template
     from kapnotes.timeutil import fmt_local
+    from kapnotes.ui.database import db
     from kapnotes.ui.feedback import show_error
-    from kapnotes.ui.guard import db
 
     try:
         with db() as s:

@@ -18,8 +18,8 @@ from kapnotes.errors import KapError
 from kapnotes.models import Role
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db
 from kapnotes.ui.suggestion_panel import action_label, every
 
 REVIEW_QUEUE_PAGE = "pages/review_queue.py"
