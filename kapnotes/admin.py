@@ -12,6 +12,7 @@ from kapnotes.access import require_role
 from kapnotes.actor import Actor
 from kapnotes.errors import ValidationError
 from kapnotes.models import CareTeam, CareTeamMember, Patient, Role, User
+from kapnotes.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,6 @@ def _name_filter(q, term: str, *columns):
 def list_users(session: Session, actor: Actor, search: str = "", limit: int | None = None) -> list[UserRow]:
     """Accounts by role and username; ``search`` matches username or name."""
     require_role(actor, Role.admin)
-    from kapnotes.timeutil import utcnow
-
     now = utcnow()
     q = _name_filter(select(User), search, User.username, User.full_name).order_by(User.role, User.username)
     users = session.exec(q.limit(limit) if limit else q).all()
