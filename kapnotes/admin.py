@@ -307,20 +307,32 @@ def remove_member(session: Session, actor: Actor, team_id: int, user_id: int) ->
 
 @dataclass(frozen=True)
 class DirectoryRow:
+    """A patient as an administrator may see one: no name, nothing clinical (DESIGN §1, least privilege)."""
     id: int
     mrn: str
-    full_name: str
     care_team_id: int
     status: str
 
 
 def patient_directory(session: Session, actor: Actor, search: str = "", limit: int = 500) -> list[DirectoryRow]:
-    """Demographics only (MRN, name, team): what an admin needs to assign care teams."""
+    """Patients by MRN (``search`` matches part of it), to place them on care teams.
+
+    An administrator knows a patient by the MRN on the intake paperwork; a name is neither
+    returned nor searched, so the audit log's patient ids cannot be joined to names here."""
     require_role(actor, Role.admin)
-    q = select(Patient.id, Patient.mrn, Patient.full_name, Patient.care_team_id, Patient.status)
-    q = _name_filter(q, search, Patient.full_name, Patient.mrn)
-    rows = session.exec(q.order_by(Patient.full_name).limit(limit)).all()
+    q = select(Patient.id, Patient.mrn, Patient.care_team_id, Patient.status)
+    q = _name_filter(q, search, Patient.mrn)
+    rows = session.exec(q.order_by(Patient.mrn).limit(limit)).all()
     return [DirectoryRow(*r) for r in rows]
+
+
+def find_patient_by_mrn(session: Session, actor: Actor, mrn: str) -> DirectoryRow | None:
+    """The one patient whose MRN is exactly ``mrn`` (any letter case), or None."""
+    mrn = mrn.strip()
+    if not mrn:
+        return None
+    return next((p for p in patient_directory(session, actor, mrn, limit=PAGE_SIZE) if p.mrn.lower() == mrn.lower()),
+                None)
 
 
 def assign_team(session: Session, actor: Actor, patient_id: int, team_id: int) -> None:

@@ -1,14 +1,17 @@
 """Showing what a service said: one place that turns a ``KapError`` into words on the page.
 
 ``attempt()`` wraps a service call (or a few lines that make one) so a page never writes its
-own try/except: a refusal is shown where the call was made, in plain language, and nothing
-else on the page runs as if it had succeeded.
+own try/except: a refusal is shown where the call was made (or in the container given as
+``where``, e.g. the form's column), in plain language, and nothing else in the block runs as
+if it had succeeded. Anything that is not a ``KapError`` (a bug, ``st.rerun()``, ``st.stop()``)
+passes through untouched.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import streamlit as st
 
@@ -28,18 +31,20 @@ class Refused:
 
 
 @contextmanager
-def attempt() -> Iterator[Refused]:
-    """Run the block; a ``KapError`` from it is shown here (``show_error``) and swallowed.
+def attempt(where: Any = None) -> Iterator[Refused]:
+    """Run the block; a ``KapError`` from it is shown (``show_error``, in ``where`` if given)
+    and swallowed.
 
-    ``with attempt() as done: ...`` then ``if done: st.success(...)`` — the block's own
-    reruns and stops pass through untouched (they are not ``KapError``).
+    ``with attempt() as done: ...`` then ``if done: st.success(...)`` or ``if not done:
+    st.stop()`` — the block's own reruns and stops pass through untouched (they are not
+    ``KapError``). Put ``with db()`` inside the block, so the refused work is rolled back.
     """
     outcome = Refused()
     try:
         yield outcome
     except KapError as exc:
         outcome.refused = exc
-        show_error(exc)
+        show_error(exc, where)
 
 
 def show_outcome(key: str) -> None:
@@ -57,16 +62,18 @@ def show_outcome(key: str) -> None:
     show_error(outcome[1])
 
 
-def show_error(exc: KapError) -> None:
-    """Plain-language error display; a ValidationError lists each field's message.
+def show_error(exc: KapError, where: Any = None) -> None:
+    """Plain-language error display (in ``where``, a container, or here); a ValidationError
+    lists each field's message.
 
     Messages may quote what the user typed, so they are shown literally, not as markdown.
     """
+    place = st if where is None else where
     if isinstance(exc, ValidationError):
         for field, message in exc.errors.items():
             text = md_escape(message)
-            st.error(text if field == "_" else f"**{md_escape(vocab.field_word(field))}**: {text}")
+            place.error(text if field == "_" else f"**{md_escape(vocab.field_word(field))}**: {text}")
     else:
-        st.error(md_escape(exc))
+        place.error(md_escape(exc))
 
 
