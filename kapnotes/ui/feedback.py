@@ -47,6 +47,19 @@ def attempt(where: Any = None) -> Iterator[Refused]:
         show_error(exc, where)
 
 
+@contextmanager
+def remember_outcome(key: str, success: str, heading: str | None = None) -> Iterator[None]:
+    """For a button callback (it runs before the page and cannot draw on it): run the block and
+    leave its outcome under ``key`` for ``show_outcome(key)`` on the run that follows —
+    ``("ok", success)``, or ``("error", exc, heading)`` for a ``KapError``."""
+    try:
+        yield
+    except KapError as exc:
+        st.session_state[key] = ("error", exc, heading)
+    else:
+        st.session_state[key] = ("ok", success)
+
+
 def show_outcome(key: str) -> None:
     """Show, once, what a button callback left under ``key``: ``("ok", message)`` confirmed
     quietly (a toast) and on the page; ``("error", exc[, heading])`` as plain-language errors."""

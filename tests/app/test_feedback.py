@@ -122,3 +122,31 @@ def test_show_outcome_confirms_once_and_reports_errors_with_a_heading():
     at = _run(_outcome_script, result=("error", ValidationError("Give a reason."), "Not *approved*"))
     assert [e.value for e in at.error] == [r"Not \*approved\*", "Give a reason."]
     assert not _run(_outcome_script).error  # nothing waiting: nothing shown
+
+
+def _callback_script():
+    import streamlit as st
+
+    from kapnotes.errors import PermissionDenied
+    from kapnotes.ui.feedback import remember_outcome, show_outcome
+
+    def works():
+        with remember_outcome("result", "Marked as seen."):
+            pass
+
+    def refused():
+        with remember_outcome("result", "Marked as seen.", heading="Nothing was marked."):
+            raise PermissionDenied()
+
+    show_outcome("result")
+    st.button("Works", on_click=works)
+    st.button("Refused", on_click=refused)
+
+
+def test_remember_outcome_carries_a_callbacks_result_to_the_next_run():
+    at = _run(_callback_script)
+    at.button[0].click().run()
+    assert [s.value for s in at.success] == ["Marked as seen."] and not at.error
+    at.button[1].click().run()
+    assert [e.value for e in at.error] == ["Nothing was marked.", "You do not have access to this record."]
+    assert not at.success
