@@ -5,7 +5,7 @@ import streamlit as st
 
 from kapnotes import admin
 from kapnotes.ui.database import db
-from kapnotes.ui.feedback import attempt
+from kapnotes.ui.feedback import save_and_rerun
 from kapnotes.ui.guard import require_user
 
 actor = require_user("admin")
@@ -32,11 +32,7 @@ if total > len(teams):
 with st.form("new_team", clear_on_submit=True):
     name = st.text_input("New team name")
     if st.form_submit_button("Create team"):
-        with attempt():
-            with db() as session:
-                admin.create_team(session, actor, name)
-            st.toast("Team created")
-            st.rerun()
+        save_and_rerun(lambda session: admin.create_team(session, actor, name), "Team created")
 
 if teams:
     st.subheader("Members")
@@ -46,15 +42,10 @@ if teams:
         clinicians = admin.user_options(session, actor, who, limit=admin.PAGE_SIZE, clinicians_only=True)
     member = st.selectbox("Clinician", clinicians, format_func=lambda u: f"{u[1]} ({u[2]})")
     c1, c2 = st.columns(2)
-    with attempt():
-        if c1.button("Add to team") and member:
-            with db() as session:
-                admin.add_member(session, actor, team.id, member[0])
-            st.rerun()
-        if c2.button("Remove from team") and member:
-            with db() as session:
-                admin.remove_member(session, actor, team.id, member[0])
-            st.rerun()
+    if c1.button("Add to team") and member:
+        save_and_rerun(lambda session: admin.add_member(session, actor, team.id, member[0]))
+    if c2.button("Remove from team") and member:
+        save_and_rerun(lambda session: admin.remove_member(session, actor, team.id, member[0]))
 
     st.subheader("Assign a patient")
     # Least privilege: the administrator places a patient by MRN (from the intake paperwork) and
@@ -69,8 +60,4 @@ if teams:
                            placeholder="Choose the patient" if directory else "Type the full MRN above first")
     target = st.selectbox("New care team", teams, format_func=lambda t: t.name, key="assign_team")
     if st.button("Assign", disabled=patient is None):
-        with attempt():
-            with db() as session:
-                admin.assign_team(session, actor, patient.id, target.id)
-            st.toast("Care team changed")
-            st.rerun()
+        save_and_rerun(lambda session: admin.assign_team(session, actor, patient.id, target.id), "Care team changed")

@@ -15,7 +15,7 @@ from kapnotes.config import get_settings
 from kapnotes.models import User
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.database import db
-from kapnotes.ui.feedback import attempt
+from kapnotes.ui.feedback import attempt, save_and_rerun
 from kapnotes.ui.guard import sign_in_token
 
 CODES_KEY = "account_recovery_codes"
@@ -76,20 +76,13 @@ def _factor_on(actor: Actor, left: int) -> None:
     with c1.form("new_recovery_codes", clear_on_submit=True):
         code = st.text_input("Code from your app", key="codes_code")
         if st.form_submit_button("New recovery codes"):
-            with attempt():
-                with db() as session:
-                    st.session_state[CODES_KEY] = mfa.new_recovery_codes(session, actor, code)
-                st.rerun()
+            save_and_rerun(lambda session: mfa.new_recovery_codes(session, actor, code), keep=CODES_KEY)
     if mfa.required_for(actor.role):
         return
     with c2.form("disable_mfa", clear_on_submit=True):
         code = st.text_input("Code from your app or a recovery code", key="disable_code")
         if st.form_submit_button("Turn off the second factor"):
-            with attempt():
-                with db() as session:
-                    mfa.disable(session, actor, code)
-                st.toast("Second factor turned off")
-                st.rerun()
+            save_and_rerun(lambda session: mfa.disable(session, actor, code), "Second factor turned off")
 
 
 def _factor_pending(actor: Actor, pending: str) -> None:
@@ -102,10 +95,7 @@ def _factor_pending(actor: Actor, pending: str) -> None:
     with st.form("confirm_mfa", clear_on_submit=True):
         code = st.text_input("Code from the app", key="confirm_code")
         if st.form_submit_button("Turn on", type="primary"):
-            with attempt():
-                with db() as session:
-                    st.session_state[CODES_KEY] = mfa.confirm_enrolment(session, actor.id, code)
-                st.rerun()
+            save_and_rerun(lambda session: mfa.confirm_enrolment(session, actor.id, code), keep=CODES_KEY)
 
 
 def signed_in_browsers(actor: Actor) -> None:

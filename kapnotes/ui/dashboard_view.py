@@ -89,10 +89,17 @@ def at_a_glance(data: DashboardData, tz: ZoneInfo) -> None:
     )
 
 
+def _section(title: str, missing: str | None) -> bool:
+    """A section's heading; ``missing`` (what to do when there is nothing to draw yet) shown instead."""
+    st.subheader(title)
+    if missing:
+        st.info(missing)
+    return not missing
+
+
 def scores(data: DashboardData, tz: ZoneInfo) -> None:
-    st.subheader("GAD-7 and PHQ-9")
-    if data.scores.empty:
-        st.info("No GAD-7 or PHQ-9 recorded yet — enter one on the Measures page.")
+    missing = "No GAD-7 or PHQ-9 recorded yet — enter one on the Measures page." if data.scores.empty else None
+    if not _section("GAD-7 and PHQ-9", missing):
         return
     steps = data.steps()
     if len(steps):  # the step line runs to "now": to the minute, so a rerun reuses the built chart
@@ -104,9 +111,8 @@ def scores(data: DashboardData, tz: ZoneInfo) -> None:
 
 
 def effects(data: DashboardData, tz: ZoneInfo) -> None:
-    st.subheader("Per-dose effects")
-    if data.doses.empty:
-        st.info("No doses logged yet — add one or import a CSV.")
+    missing = "No doses logged yet — add one or import a CSV." if data.doses.empty else None
+    if not _section("Per-dose effects", missing):
         return
     trends = data.trends()
     weekly = len(trends) < data.dose_count
@@ -144,10 +150,9 @@ def _taken(plan: TreatmentPlan) -> str:
 
 
 def treatment_plan(data: DashboardData, tz: ZoneInfo) -> None:
-    st.subheader("Treatment plan")
     plan = data.plan
-    if plan is None:
-        st.info("No treatment plan yet. The prescriber sets the first plan.")
+    missing = "No treatment plan yet. The prescriber sets the first plan." if plan is None else None
+    if not _section("Treatment plan", missing):
         return
     st.markdown(
         f"**{plan.dose_mg:g} mg** {vocab.formulation_word(plan.formulation)} **{vocab.every(plan.interval_days)}** "

@@ -9,7 +9,7 @@ passes through untouched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ import streamlit as st
 from kapnotes import vocab
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.textsafe import md_escape
+from kapnotes.ui.database import db
 
 
 class Refused:
@@ -45,6 +46,22 @@ def attempt(where: Any = None) -> Iterator[Refused]:
     except KapError as exc:
         outcome.refused = exc
         show_error(exc, where)
+
+
+def save_and_rerun(call: Callable[..., object], toast: str | None = None, keep: str | None = None,
+                   where: Any = None) -> None:
+    """The usual end of a form or a button: ``call(session)`` in its own unit of work; refused,
+    the reason is shown (``attempt``) and nothing is saved; done, a toast (when given) and a
+    rerun, so the page shows the new state. ``keep``: a ``st.session_state`` key that holds the
+    call's result for that next run (set only once the work is committed)."""
+    with attempt(where):
+        with db() as session:
+            result = call(session)
+        if keep:
+            st.session_state[keep] = result
+        if toast:
+            st.toast(toast)
+        st.rerun()
 
 
 @contextmanager

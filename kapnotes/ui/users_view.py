@@ -18,7 +18,7 @@ from kapnotes.config import get_settings
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.database import db
-from kapnotes.ui.feedback import attempt
+from kapnotes.ui.feedback import save_and_rerun
 
 ROLES = ["therapist", "prescriber", "admin"]
 TEMPORARY_KEY = "admin_temporary_password"
@@ -58,13 +58,12 @@ def create_form(actor: Actor) -> None:
                                  help=f"At least {get_settings().min_password_length} characters; not a common "
                                       "password and not built from the person's name or username.")
         if st.form_submit_button("Create user", type="primary"):
-            with attempt():
-                with db() as session:
-                    admin.validate_email(email)
-                    user = auth.create_user(session, actor, username, role, full_name, password, credentials)
-                    admin.set_email(session, actor, user.id, email)
-                st.toast(f"Created {username}")
-                st.rerun()
+            def create(session) -> None:
+                admin.validate_email(email)
+                user = auth.create_user(session, actor, username, role, full_name, password, credentials)
+                admin.set_email(session, actor, user.id, email)
+
+            save_and_rerun(create, f"Created {username}")
 
 
 def choose_account(users: list[UserRow]) -> UserRow | None:
@@ -89,27 +88,17 @@ def change_account(actor: Actor, choice: UserRow) -> None:
 
 def account_buttons(actor: Actor, choice: UserRow) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    with attempt():
-        if c1.button("Deactivate" if choice.is_active else "Reactivate"):
-            with db() as session:
-                admin.set_active(session, actor, choice.id, not choice.is_active)
-            st.rerun()
-        if c2.button("Clear sign-in wait", disabled=not choice.locked,
-                     help="After repeated failed sign-ins an account waits before the next try; this ends the wait."):
-            with db() as session:
-                admin.unlock(session, actor, choice.id)
-            st.rerun()
-        if c3.button("Reset password", help="A one-time temporary password; every sign-in of theirs ends now."):
-            with db() as session:
-                temp = admin.reset_password(session, actor, choice.id)
-            st.session_state[TEMPORARY_KEY] = (choice.username, temp)
-            st.rerun()
-        if c4.button("Reset second factor", disabled=not choice.mfa,
-                     help="For a lost phone and lost recovery codes: they set it up again."):
-            with db() as session:
-                mfa.admin_reset(session, actor, choice.id)
-            st.toast("Second factor reset")
-            st.rerun()
+    if c1.button("Deactivate" if choice.is_active else "Reactivate"):
+        save_and_rerun(lambda session: admin.set_active(session, actor, choice.id, not choice.is_active))
+    if c2.button("Clear sign-in wait", disabled=not choice.locked,
+                 help="After repeated failed sign-ins an account waits before the next try; this ends the wait."):
+        save_and_rerun(lambda session: admin.unlock(session, actor, choice.id))
+    if c3.button("Reset password", help="A one-time temporary password; every sign-in of theirs ends now."):
+        save_and_rerun(lambda session: (choice.username, admin.reset_password(session, actor, choice.id)),
+                       keep=TEMPORARY_KEY)  # shown on the next run, once
+    if c4.button("Reset second factor", disabled=not choice.mfa,
+                 help="For a lost phone and lost recovery codes: they set it up again."):
+        save_and_rerun(lambda session: mfa.admin_reset(session, actor, choice.id), "Second factor reset")
 
 
 def edit_form(actor: Actor, choice: UserRow) -> None:
@@ -118,11 +107,8 @@ def edit_form(actor: Actor, choice: UserRow) -> None:
         new_credentials = st.text_input("Credentials", value=choice.credentials, key=f"edit_cred_{choice.id}")
         new_role = st.selectbox("Role", ROLES, index=ROLES.index(choice.role), key=f"edit_role_{choice.id}")
         if st.form_submit_button("Save changes"):
-            with attempt():
-                with db() as session:
-                    admin.update_user(session, actor, choice.id, new_name, new_credentials, new_role)
-                st.toast("Saved")
-                st.rerun()
+            save_and_rerun(lambda session: admin.update_user(session, actor, choice.id, new_name, new_credentials,
+                                                             new_role), "Saved")
 
 
 def sign_ins(actor: Actor, choice: UserRow) -> None:
@@ -157,8 +143,5 @@ def email_form(actor: Actor, choice: UserRow) -> None:
                                   key=f"email_{choice.id}_in",
                                   help="Leave empty for none. Notices carry a count only, never patient details.")
         if st.form_submit_button("Save e-mail"):
-            with attempt():
-                with db() as session:
-                    admin.set_email(session, actor, choice.id, new_email)
-                st.toast("E-mail saved" if new_email.strip() else "E-mail removed")
-                st.rerun()
+            save_and_rerun(lambda session: admin.set_email(session, actor, choice.id, new_email),
+                           "E-mail saved" if new_email.strip() else "E-mail removed")

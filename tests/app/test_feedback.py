@@ -150,3 +150,42 @@ def test_remember_outcome_carries_a_callbacks_result_to_the_next_run():
     at.button[1].click().run()
     assert [e.value for e in at.error] == ["Nothing was marked.", "You do not have access to this record."]
     assert not at.success
+
+
+def _save_script():
+    import streamlit as st
+
+    from kapnotes import admin, auth
+    from kapnotes.ui.feedback import save_and_rerun
+
+    st.write(f"kept={st.session_state.get('kept')}")
+    if st.button("Create"):
+        def create(session):
+            ada = auth.load_actor(session, st.session_state["admin_id"])
+            return admin.create_team(session, ada, st.session_state["team_name"]).name
+
+        save_and_rerun(create, "Team created", keep="kept")
+
+
+def test_save_and_rerun_commits_then_reruns_or_shows_the_refusal(sqlite_url, monkeypatch):
+    """Saved: the result is kept for the rerun; refused: the reason shows and nothing is kept."""
+    from sqlmodel import Session, select
+
+    from kapnotes.db import make_engine
+    from kapnotes.models import CareTeam
+    from tests.factories import make_clinic
+
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
+    engine = make_engine(sqlite_url)
+    clinic = make_clinic(engine)
+    at = _run(_save_script, admin_id=clinic.ada.id, team_name="Evening team")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert "kept=Evening team" in [m.value for m in at.markdown]  # the run after the commit
+    at.session_state["kept"] = None
+    at.button[0].click().run()  # the same name again: refused, nothing kept
+    assert any("already exists" in e.value for e in at.error)
+    assert "kept=None" in [m.value for m in at.markdown]
+    with Session(engine) as s:
+        assert list(s.exec(select(CareTeam.name).where(CareTeam.name == "Evening team"))) == ["Evening team"]
+    engine.dispose()
