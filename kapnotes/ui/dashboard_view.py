@@ -126,23 +126,30 @@ def effects(data: DashboardData, tz: ZoneInfo) -> None:
 def adherence_and_last_session(data: DashboardData) -> None:
     left, right = st.columns(2)
     with left:
-        st.subheader("Adherence")
-        if data.adherence_plan is None:
-            st.info("No active plan, so no planned doses to compare with.")
-        else:
-            st.write(f"Since this plan version took effect: {data.adherence_plan.describe()}.")
-            if data.adherence_28 is not None:
-                st.write(f"Last 28 days: {data.adherence_28.describe()}.")
+        _adherence(data)
     with right:
-        st.subheader("Last session")
-        if data.last_session is None:
-            st.info("No signed integration note yet — its plan and homework will show here.")
-        else:
-            st.caption(f"Signed integration note of {data.last_session.session_date.isoformat()}")
-            st.markdown("**Plan**")
-            st.text(data.last_session.plan or "—")
-            st.markdown("**Homework**")
-            st.text(data.last_session.homework or "—")
+        _last_session(data)
+
+
+def _adherence(data: DashboardData) -> None:
+    if not _section("Adherence", "No active plan, so no planned doses to compare with."
+                    if data.adherence_plan is None else None):
+        return
+    st.write(f"Since this plan version took effect: {data.adherence_plan.describe()}.")
+    if data.adherence_28 is not None:
+        st.write(f"Last 28 days: {data.adherence_28.describe()}.")
+
+
+def _last_session(data: DashboardData) -> None:
+    last = data.last_session
+    if not _section("Last session", "No signed integration note yet — its plan and homework will show here."
+                    if last is None else None):
+        return
+    st.caption(f"Signed integration note of {last.session_date.isoformat()}")
+    st.markdown("**Plan**")
+    st.text(last.plan or "—")
+    st.markdown("**Homework**")
+    st.text(last.homework or "—")
 
 
 def _taken(plan: TreatmentPlan) -> str:
