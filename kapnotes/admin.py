@@ -159,8 +159,25 @@ def update_user(session: Session, actor: Actor, user_id: int, full_name: str, cr
     user = session.get(User, user_id)
     if user is None:
         raise ValidationError({"user": "No such user."})
-    errors: dict[str, str] = {}
     full_name, credentials = full_name.strip(), credentials.strip()
+    _check_user_fields(full_name, credentials, role)
+    old_role = user.role
+    if role != old_role:
+        _check_role_change(session, user, role)
+    changed = [what for what, old, new in (("name", user.full_name, full_name),
+                                           ("credentials", user.credentials, credentials)) if old != new]
+    user.full_name, user.credentials, user.role = full_name, credentials, role
+    session.add(user)
+    session.flush()
+    if changed:
+        audit.record(session, actor, "user.edit", "user", user_id, detail=",".join(changed))
+    if role != old_role:
+        audit.record(session, actor, "user.role_change", "user", user_id, detail=f"from={old_role} to={role}")
+        auth.revoke_sessions(session, user_id, "role_change")  # pages and menus follow the new role at once
+
+
+def _check_user_fields(full_name: str, credentials: str, role: str) -> None:
+    errors: dict[str, str] = {}
     if role not in {r.value for r in Role}:
         errors["role"] = "Choose therapist, prescriber or admin."
     if not full_name:
@@ -171,33 +188,23 @@ def update_user(session: Session, actor: Actor, user_id: int, full_name: str, cr
         errors["credentials"] = "Credentials can be at most 64 characters (e.g. LMFT, MD)."
     if errors:
         raise ValidationError(errors)
+
+
+def _check_role_change(session: Session, user: User, role: str) -> None:
+    """A new role must leave an active administrator, and every team with patients its clinicians."""
     old_role = user.role
-    if role != old_role:
-        if old_role == Role.admin and _is_last_active_admin(session, user):
-            raise ValidationError({"role": "This is the last active administrator; "
-                                           "make someone else an administrator first."})
-        teams = session.exec(select(CareTeamMember.team_id).where(CareTeamMember.user_id == user_id)).all()
-        if teams and role == Role.admin:
-            raise ValidationError({"role": "Administrators cannot be on care teams: "
-                                           "remove this person from their teams first."})
-        for team_id in teams:
-            has_patients = session.exec(select(Patient.id).where(Patient.care_team_id == team_id).limit(1)).first()
-            if has_patients and _team_roles(session, team_id).count(old_role) <= 1:
-                team = session.get(CareTeam, team_id)
-                raise ValidationError({"role": f"{team.name} has patients and needs at least one {old_role}."})
-    changed = []
-    if full_name != user.full_name:
-        changed.append("name")
-    if credentials != user.credentials:
-        changed.append("credentials")
-    user.full_name, user.credentials, user.role = full_name, credentials, role
-    session.add(user)
-    session.flush()
-    if changed:
-        audit.record(session, actor, "user.edit", "user", user_id, detail=",".join(changed))
-    if role != old_role:
-        audit.record(session, actor, "user.role_change", "user", user_id, detail=f"from={old_role} to={role}")
-        auth.revoke_sessions(session, user_id, "role_change")  # pages and menus follow the new role at once
+    if old_role == Role.admin and _is_last_active_admin(session, user):
+        raise ValidationError({"role": "This is the last active administrator; "
+                                       "make someone else an administrator first."})
+    teams = session.exec(select(CareTeamMember.team_id).where(CareTeamMember.user_id == user.id)).all()
+    if teams and role == Role.admin:
+        raise ValidationError({"role": "Administrators cannot be on care teams: "
+                                       "remove this person from their teams first."})
+    for team_id in teams:
+        has_patients = session.exec(select(Patient.id).where(Patient.care_team_id == team_id).limit(1)).first()
+        if has_patients and _team_roles(session, team_id).count(old_role) <= 1:
+            team = session.get(CareTeam, team_id)
+            raise ValidationError({"role": f"{team.name} has patients and needs at least one {old_role}."})
 
 
 def user_sessions(session: Session, actor: Actor, user_id: int) -> list[auth.SessionRow]:
