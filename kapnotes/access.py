@@ -7,14 +7,17 @@ Every refusal uses the same words whether or not the record exists.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy import Select
 from sqlmodel import Session, select
 
 from kapnotes.actor import Actor
-from kapnotes.errors import PermissionDenied
+from kapnotes.errors import NotFound, PermissionDenied
 from kapnotes.models import CareTeamMember, Patient, Role
 
 CLINICAL_ROLES = frozenset({Role.therapist.value, Role.prescriber.value})
+R = TypeVar("R")
 
 
 def require_role(actor: Actor | None, *roles: str) -> Actor:
@@ -48,6 +51,17 @@ def require_patient(session: Session, actor: Actor | None, patient_id: int, *rol
     if patient is None:
         raise PermissionDenied()
     return patient
+
+
+def require_record(session: Session, actor: Actor | None, model: type[R], record_id: int, missing: str,
+                   *roles: str) -> R:
+    """One of a patient's records (a dose, an assessment, a suggestion…) by id: ``NotFound(missing)``
+    when there is none, otherwise the care-team rule of ``require_patient`` on its ``patient_id``."""
+    row = session.get(model, record_id)
+    if row is None:
+        raise NotFound(missing)
+    require_patient(session, actor, row.patient_id, *roles)
+    return row
 
 
 def can_see_patient(session: Session, actor: Actor | None, patient_id: int) -> bool:

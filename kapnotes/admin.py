@@ -12,6 +12,7 @@ from kapnotes.access import require_role
 from kapnotes.actor import Actor
 from kapnotes.errors import ValidationError
 from kapnotes.models import CareTeam, CareTeamMember, Patient, Role, User
+from kapnotes.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,6 @@ def _name_filter(q, term: str, *columns):
 def list_users(session: Session, actor: Actor, search: str = "", limit: int | None = None) -> list[UserRow]:
     """Accounts by role and username; ``search`` matches username or name."""
     require_role(actor, Role.admin)
-    from kapnotes.timeutil import utcnow
-
     now = utcnow()
     q = _name_filter(select(User), search, User.username, User.full_name).order_by(User.role, User.username)
     users = session.exec(q.limit(limit) if limit else q).all()
@@ -160,8 +159,25 @@ def update_user(session: Session, actor: Actor, user_id: int, full_name: str, cr
     user = session.get(User, user_id)
     if user is None:
         raise ValidationError({"user": "No such user."})
-    errors: dict[str, str] = {}
     full_name, credentials = full_name.strip(), credentials.strip()
+    _check_user_fields(full_name, credentials, role)
+    old_role = user.role
+    if role != old_role:
+        _check_role_change(session, user, role)
+    changed = [what for what, old, new in (("name", user.full_name, full_name),
+                                           ("credentials", user.credentials, credentials)) if old != new]
+    user.full_name, user.credentials, user.role = full_name, credentials, role
+    session.add(user)
+    session.flush()
+    if changed:
+        audit.record(session, actor, "user.edit", "user", user_id, detail=",".join(changed))
+    if role != old_role:
+        audit.record(session, actor, "user.role_change", "user", user_id, detail=f"from={old_role} to={role}")
+        auth.revoke_sessions(session, user_id, "role_change")  # pages and menus follow the new role at once
+
+
+def _check_user_fields(full_name: str, credentials: str, role: str) -> None:
+    errors: dict[str, str] = {}
     if role not in {r.value for r in Role}:
         errors["role"] = "Choose therapist, prescriber or admin."
     if not full_name:
@@ -172,33 +188,23 @@ def update_user(session: Session, actor: Actor, user_id: int, full_name: str, cr
         errors["credentials"] = "Credentials can be at most 64 characters (e.g. LMFT, MD)."
     if errors:
         raise ValidationError(errors)
+
+
+def _check_role_change(session: Session, user: User, role: str) -> None:
+    """A new role must leave an active administrator, and every team with patients its clinicians."""
     old_role = user.role
-    if role != old_role:
-        if old_role == Role.admin and _is_last_active_admin(session, user):
-            raise ValidationError({"role": "This is the last active administrator; "
-                                           "make someone else an administrator first."})
-        teams = session.exec(select(CareTeamMember.team_id).where(CareTeamMember.user_id == user_id)).all()
-        if teams and role == Role.admin:
-            raise ValidationError({"role": "Administrators cannot be on care teams: "
-                                           "remove this person from their teams first."})
-        for team_id in teams:
-            has_patients = session.exec(select(Patient.id).where(Patient.care_team_id == team_id).limit(1)).first()
-            if has_patients and _team_roles(session, team_id).count(old_role) <= 1:
-                team = session.get(CareTeam, team_id)
-                raise ValidationError({"role": f"{team.name} has patients and needs at least one {old_role}."})
-    changed = []
-    if full_name != user.full_name:
-        changed.append("name")
-    if credentials != user.credentials:
-        changed.append("credentials")
-    user.full_name, user.credentials, user.role = full_name, credentials, role
-    session.add(user)
-    session.flush()
-    if changed:
-        audit.record(session, actor, "user.edit", "user", user_id, detail=",".join(changed))
-    if role != old_role:
-        audit.record(session, actor, "user.role_change", "user", user_id, detail=f"from={old_role} to={role}")
-        auth.revoke_sessions(session, user_id, "role_change")  # pages and menus follow the new role at once
+    if old_role == Role.admin and _is_last_active_admin(session, user):
+        raise ValidationError({"role": "This is the last active administrator; "
+                                       "make someone else an administrator first."})
+    teams = session.exec(select(CareTeamMember.team_id).where(CareTeamMember.user_id == user.id)).all()
+    if teams and role == Role.admin:
+        raise ValidationError({"role": "Administrators cannot be on care teams: "
+                                       "remove this person from their teams first."})
+    for team_id in teams:
+        has_patients = session.exec(select(Patient.id).where(Patient.care_team_id == team_id).limit(1)).first()
+        if has_patients and _team_roles(session, team_id).count(old_role) <= 1:
+            team = session.get(CareTeam, team_id)
+            raise ValidationError({"role": f"{team.name} has patients and needs at least one {old_role}."})
 
 
 def user_sessions(session: Session, actor: Actor, user_id: int) -> list[auth.SessionRow]:
@@ -308,20 +314,32 @@ def remove_member(session: Session, actor: Actor, team_id: int, user_id: int) ->
 
 @dataclass(frozen=True)
 class DirectoryRow:
+    """A patient as an administrator may see one: no name, nothing clinical (DESIGN §1, least privilege)."""
     id: int
     mrn: str
-    full_name: str
     care_team_id: int
     status: str
 
 
 def patient_directory(session: Session, actor: Actor, search: str = "", limit: int = 500) -> list[DirectoryRow]:
-    """Demographics only (MRN, name, team): what an admin needs to assign care teams."""
+    """Patients by MRN (``search`` matches part of it), to place them on care teams.
+
+    An administrator knows a patient by the MRN on the intake paperwork; a name is neither
+    returned nor searched, so the audit log's patient ids cannot be joined to names here."""
     require_role(actor, Role.admin)
-    q = select(Patient.id, Patient.mrn, Patient.full_name, Patient.care_team_id, Patient.status)
-    q = _name_filter(q, search, Patient.full_name, Patient.mrn)
-    rows = session.exec(q.order_by(Patient.full_name).limit(limit)).all()
+    q = select(Patient.id, Patient.mrn, Patient.care_team_id, Patient.status)
+    q = _name_filter(q, search, Patient.mrn)
+    rows = session.exec(q.order_by(Patient.mrn).limit(limit)).all()
     return [DirectoryRow(*r) for r in rows]
+
+
+def find_patient_by_mrn(session: Session, actor: Actor, mrn: str) -> DirectoryRow | None:
+    """The one patient whose MRN is exactly ``mrn`` (any letter case), or None."""
+    mrn = mrn.strip()
+    if not mrn:
+        return None
+    return next((p for p in patient_directory(session, actor, mrn, limit=PAGE_SIZE) if p.mrn.lower() == mrn.lower()),
+                None)
 
 
 def assign_team(session: Session, actor: Actor, patient_id: int, team_id: int) -> None:

@@ -61,7 +61,7 @@ DELAY_BY_IP = auth.DelayTracker()  # growing waits per client IP (after twice th
 
 
 def _engine():
-    from kapnotes.ui.guard import engine  # the one engine per URL the pages use too
+    from kapnotes.ui.database import engine  # the one engine per URL the pages use too
 
     return engine()
 

@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
-from kapnotes.db import lock_for_append
+from kapnotes.actor import Actor
+from kapnotes.db import lock_for_append, session_scope
 from kapnotes.errors import PermissionDenied, ValidationError
-from kapnotes.models import AuditEvent, Role
+from kapnotes.models import AuditEvent, Patient, Role
 from kapnotes.timeutil import utcnow
-
-if TYPE_CHECKING:
-    from kapnotes.actor import Actor
 
 GENESIS_HASH = "0" * 64
 AUDIT_READERS = frozenset({Role.admin.value, Role.auditor.value})
@@ -240,8 +241,6 @@ def list_events(session: Session, actor: Actor, flt: AuditFilter, tz, limit: int
         raise PermissionDenied("Only an administrator or an auditor can read the audit log.")
     q = select(AuditEvent)
     if flt.mrn and flt.mrn.strip():
-        from kapnotes.models import Patient
-
         pid = session.exec(select(Patient.id).where(Patient.mrn == flt.mrn.strip())).first()
         if pid is None:
             raise ValidationError({"mrn": f"No patient has the MRN {flt.mrn.strip()!r}."})
@@ -333,9 +332,6 @@ ANCHOR_FILE_ENV = "KAPNOTES_AUDIT_ANCHOR_FILE"
 
 def anchor_path_from_env():
     """``KAPNOTES_AUDIT_ANCHOR_FILE`` as a Path, or None when unset."""
-    import os
-    from pathlib import Path
-
     raw = os.environ.get(ANCHOR_FILE_ENV, "").strip()
     return Path(raw) if raw else None
 
@@ -346,8 +342,6 @@ def write_anchor(session: Session, path) -> Anchor | None:
     Nothing is written for an empty or broken chain (a broken one must be investigated, not
     anchored), or when the head is already the file's last line. Returns the anchor written.
     """
-    from pathlib import Path
-
     path = Path(path)
     report = verify_chain(session)
     head = anchor_for(report)
@@ -372,8 +366,6 @@ class AnchorThread:
     """A daemon thread writing an anchor every ``every_seconds`` until ``stop()``."""
 
     def __init__(self, engine, path, every_seconds: float) -> None:
-        import threading
-
         self.engine, self.path, self.every = engine, path, every_seconds
         self.written = 0
         self.last_error: str | None = None
@@ -381,10 +373,6 @@ class AnchorThread:
         self._thread = threading.Thread(target=self._run, name="kapnotes-audit-anchor", daemon=True)
 
     def _run(self) -> None:
-        import logging
-
-        from kapnotes.db import session_scope
-
         while not self._stop.is_set():
             try:
                 with session_scope(self.engine, write=False) as s:

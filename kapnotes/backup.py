@@ -31,6 +31,7 @@ from sqlmodel import Session
 from kapnotes import audit
 from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import KapError
+from kapnotes.notes.hashing import default_key_path
 from kapnotes.timeutil import utcnow
 
 SCRATCH_PREFIX = "kapnotes_restore_check_"
@@ -251,6 +252,4 @@ def create_backup(url: str, out_dir: Path, keep: int | None = None, trial_restor
     finally:
         engine.dispose()
     removed = prune(out_dir, keep) if keep is not None else ()
-    from kapnotes.notes.hashing import default_key_path
-
     return BackupReport(target, size, backend, check, events, head, removed, anchor_file, default_key_path(url))

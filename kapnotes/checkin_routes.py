@@ -28,7 +28,7 @@ GENERIC_REFUSAL = ("This check-in link does not work. It may have expired, or yo
 
 
 def _engine():
-    from kapnotes.ui.guard import engine  # the one engine per URL the pages use too
+    from kapnotes.ui.database import engine  # the one engine per URL the pages use too
 
     return engine()
 

@@ -1,126 +1,16 @@
-"""My account: change my password, my second factor (TOTP), my signed-in browsers."""
+"""My account: change my password, my second factor (TOTP), my signed-in browsers.
+The pieces are in ``kapnotes/ui/account_view.py``."""
 
-import pandas as pd
 import streamlit as st
 
-from kapnotes import auth, mfa
-from kapnotes.config import get_settings
-from kapnotes.errors import KapError
-from kapnotes.models import User
 from kapnotes.textsafe import md_escape
-from kapnotes.timeutil import fmt_local
-from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui import account_view
+from kapnotes.ui.guard import require_user
 
 actor = require_user()
-tz = get_settings().tz
 st.title("My account")
 st.caption(f"{md_escape(actor.display_name)} · signed in as {md_escape(actor.username)} ({actor.role})")
 
-
-def _this_token() -> str | None:
-    try:
-        token = st.context.cookies.get(auth.SESSION_COOKIE)
-    except Exception:  # AppTest: no HTTP layer
-        return None
-    return token if isinstance(token, str) else None
-
-
-# --- password -----------------------------------------------------------------------------------
-st.subheader("Password")
-with st.form("change_password", clear_on_submit=True):
-    current = st.text_input("Current password", type="password", autocomplete="current-password")
-    new = st.text_input("New password", type="password", autocomplete="new-password",
-                        help=f"At least {get_settings().min_password_length} characters; not a common password and "
-                             "not built from your name, username or the clinic's name. "
-                             "A few unrelated words work well.")
-    repeat = st.text_input("New password again", type="password", autocomplete="new-password")
-    if st.form_submit_button("Change password", type="primary"):
-        try:
-            with db() as session:
-                ended = auth.change_own_password(session, actor, current, new, repeat, keep_token=_this_token())
-            st.success("Your password is changed." + (
-                f" {ended} other sign-in{'' if ended == 1 else 's'} ended." if ended else ""))
-        except KapError as exc:
-            show_error(exc)
-
-# --- second factor ------------------------------------------------------------------------------
-st.subheader("Second factor (authenticator app)")
-with db() as session:
-    me = session.get(User, actor.id)
-    enabled = mfa.enabled(me)
-    pending = mfa.pending_secret(session, actor.id)
-    left = mfa.recovery_codes_left(session, actor.id) if enabled else 0
-
-new_codes = st.session_state.pop("account_recovery_codes", None)
-if new_codes:
-    st.success("Your second factor is on.")
-    st.warning("Keep these recovery codes somewhere safe, away from your phone. Each signs you in once if you lose "
-               "your phone. They are shown only now.")
-    st.code("\n".join(new_codes), language=None)
-
-if enabled:
-    st.write(f"On. {left} recovery code{'' if left == 1 else 's'} left.")
-    if mfa.required_for(actor.role):
-        st.caption("Your clinic requires a second factor for your role.")
-    c1, c2 = st.columns(2)
-    with c1.form("new_recovery_codes", clear_on_submit=True):
-        code = st.text_input("Code from your app", key="codes_code")
-        if st.form_submit_button("New recovery codes"):
-            try:
-                with db() as session:
-                    st.session_state["account_recovery_codes"] = mfa.new_recovery_codes(session, actor, code)
-                st.rerun()
-            except KapError as exc:
-                show_error(exc)
-    if not mfa.required_for(actor.role):
-        with c2.form("disable_mfa", clear_on_submit=True):
-            code = st.text_input("Code from your app or a recovery code", key="disable_code")
-            if st.form_submit_button("Turn off the second factor"):
-                try:
-                    with db() as session:
-                        mfa.disable(session, actor, code)
-                    st.toast("Second factor turned off")
-                    st.rerun()
-                except KapError as exc:
-                    show_error(exc)
-elif pending:
-    st.write("Scan this code with an authenticator app (for example Google Authenticator, Microsoft "
-             "Authenticator or FreeOTP), then enter the 6-digit code it shows.")
-    st.image(mfa.qr_png(mfa.provisioning_uri(pending, actor.username)), width=240,
-             caption="QR code for your authenticator app")
-    st.caption("Cannot scan? Enter this key instead:")
-    st.code(pending, language=None)
-    with st.form("confirm_mfa", clear_on_submit=True):
-        code = st.text_input("Code from the app", key="confirm_code")
-        if st.form_submit_button("Turn on", type="primary"):
-            try:
-                with db() as session:
-                    st.session_state["account_recovery_codes"] = mfa.confirm_enrolment(session, actor.id, code)
-                st.rerun()
-            except KapError as exc:
-                show_error(exc)
-else:
-    st.write("Off. With a second factor, a stolen password alone cannot sign in as you.")
-    if st.button("Set up a second factor"):
-        with db() as session:
-            mfa.begin_enrolment(session, actor.id)
-        st.rerun()
-
-# --- sessions ------------------------------------------------------------------------------------
-st.subheader("Where I am signed in")
-token = _this_token()
-with db() as session:
-    rows = auth.active_sessions(session, actor.id, token)
-if rows:
-    st.dataframe(pd.DataFrame([
-        {"This browser": "yes" if r.current else "", "Signed in": fmt_local(r.created_at, tz),
-         "Last active": fmt_local(r.last_seen_at, tz), "Address": r.ip, "Browser": r.user_agent}
-        for r in rows]), hide_index=True, width="stretch")
-else:
-    st.caption("No other signed-in browsers.")
-if st.button("Sign out everywhere else", disabled=not any(not r.current for r in rows)):
-    with db() as session:
-        ended = auth.revoke_other_sessions(session, actor.id, token, "sign_out_elsewhere")
-    st.toast(f"Signed out of {ended} other browser{'' if ended == 1 else 's'}")
-    st.rerun()
+account_view.password_form(actor)
+account_view.second_factor(actor)
+account_view.signed_in_browsers(actor)

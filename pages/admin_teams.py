@@ -4,9 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from kapnotes import admin
-from kapnotes.errors import KapError
-from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.database import db
+from kapnotes.ui.feedback import save_and_rerun
+from kapnotes.ui.guard import require_user
 
 actor = require_user("admin")
 st.title("Care teams")
@@ -32,13 +32,7 @@ if total > len(teams):
 with st.form("new_team", clear_on_submit=True):
     name = st.text_input("New team name")
     if st.form_submit_button("Create team"):
-        try:
-            with db() as session:
-                admin.create_team(session, actor, name)
-            st.toast("Team created")
-            st.rerun()
-        except KapError as exc:
-            show_error(exc)
+        save_and_rerun(lambda session: admin.create_team(session, actor, name), "Team created")
 
 if teams:
     st.subheader("Members")
@@ -48,35 +42,22 @@ if teams:
         clinicians = admin.user_options(session, actor, who, limit=admin.PAGE_SIZE, clinicians_only=True)
     member = st.selectbox("Clinician", clinicians, format_func=lambda u: f"{u[1]} ({u[2]})")
     c1, c2 = st.columns(2)
-    try:
-        if c1.button("Add to team") and member:
-            with db() as session:
-                admin.add_member(session, actor, team.id, member[0])
-            st.rerun()
-        if c2.button("Remove from team") and member:
-            with db() as session:
-                admin.remove_member(session, actor, team.id, member[0])
-            st.rerun()
-    except KapError as exc:
-        show_error(exc)
+    if c1.button("Add to team") and member:
+        save_and_rerun(lambda session: admin.add_member(session, actor, team.id, member[0]))
+    if c2.button("Remove from team") and member:
+        save_and_rerun(lambda session: admin.remove_member(session, actor, team.id, member[0]))
 
     st.subheader("Assign a patient")
     # Least privilege: the administrator places a patient by MRN (from the intake paperwork) and
     # never sees a name here, so the audit log's patient ids cannot be joined to names.
     find = st.text_input("Patient MRN", help="The full MRN; names are not shown to administrators.")
-    directory = []
+    found = None
     if find.strip():
         with db() as session:
-            directory = [p for p in admin.patient_directory(session, actor, find.strip(), limit=admin.PAGE_SIZE)
-                         if p.mrn.lower() == find.strip().lower()]
+            found = admin.find_patient_by_mrn(session, actor, find)
+    directory = [found] if found else []
     patient = st.selectbox("Patient", directory, format_func=lambda p: f"MRN {p.mrn}", index=None,
                            placeholder="Choose the patient" if directory else "Type the full MRN above first")
     target = st.selectbox("New care team", teams, format_func=lambda t: t.name, key="assign_team")
     if st.button("Assign", disabled=patient is None):
-        try:
-            with db() as session:
-                admin.assign_team(session, actor, patient.id, target.id)
-            st.toast("Care team changed")
-            st.rerun()
-        except KapError as exc:
-            show_error(exc)
+        save_and_rerun(lambda session: admin.assign_team(session, actor, patient.id, target.id), "Care team changed")

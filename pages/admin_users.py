@@ -1,139 +1,18 @@
 """Administration: user accounts (create, edit, reset a password, deactivate, clear a sign-in wait, sessions,
-the e-mail address for urgent-item notices)."""
+the e-mail address for urgent-item notices). The pieces are in ``kapnotes/ui/users_view.py``."""
 
-import pandas as pd
 import streamlit as st
 
-from kapnotes import admin, auth, mfa
-from kapnotes.config import get_settings
-from kapnotes.errors import KapError
-from kapnotes.textsafe import md_escape
-from kapnotes.timeutil import fmt_local
-from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui import users_view
+from kapnotes.ui.guard import require_user
 
 actor = require_user("admin")
-tz = get_settings().tz
 st.title("Users")
 
-search = st.text_input("Find an account", placeholder="Username or name")
-with db() as session:
-    users = admin.list_users(session, actor, search, limit=admin.PAGE_SIZE)
-    total = admin.count_users(session, actor, search)
-st.dataframe(
-    pd.DataFrame(
-        [
-            {"Username": u.username, "Name": u.full_name, "Credentials": u.credentials, "Role": u.role,
-             "E-mail": u.email or "",
-             "Active": u.is_active, "Waiting": u.locked, "Second factor": u.mfa,
-             "Must change password": u.must_change_password, "Last sign-in": fmt_local(u.last_login_at, tz)}
-            for u in users
-        ]
-    ),
-    hide_index=True,
-    width="stretch",
-)
-if total > len(users):
-    st.caption(f"Showing {len(users)} of {total} accounts; search to narrow the list.")
-
-with st.expander("Create a user"):
-    with st.form("create_user", clear_on_submit=True):
-        username = st.text_input("Username")
-        full_name = st.text_input("Full name")
-        credentials = st.text_input("Credentials", help="e.g. LMFT, PsyD, MD, NP")
-        role = st.selectbox("Role", ["therapist", "prescriber", "admin"])
-        email = st.text_input("E-mail (optional)", key="create_email",
-                              help="Prescribers get a notice here when urgent items wait (never patient details).")
-        password = st.text_input("Initial password", type="password",
-                                 help=f"At least {get_settings().min_password_length} characters; not a common "
-                                      "password and not built from the person's name or username.")
-        if st.form_submit_button("Create user", type="primary"):
-            try:
-                with db() as session:
-                    admin.validate_email(email)
-                    user = auth.create_user(session, actor, username, role, full_name, password, credentials)
-                    admin.set_email(session, actor, user.id, email)
-                st.toast(f"Created {username}")
-                st.rerun()
-            except KapError as exc:
-                show_error(exc)
+users = users_view.user_list(actor)
+users_view.create_form(actor)
 
 st.subheader("Change an account")
-choice = st.selectbox("Account", users, format_func=lambda u: f"{u.username} ({u.role})", index=None,
-                      placeholder="Choose an account")
-temporary = st.session_state.pop("admin_temporary_password", None)
-if temporary:
-    st.success(f"Temporary password for {md_escape(temporary[0])}. Give it to them in person or by phone; it is "
-               "shown only now, and they must choose a new password when they next sign in.")
-    st.code(temporary[1], language=None)
+choice = users_view.choose_account(users)
 if choice is not None:
-    c1, c2, c3, c4 = st.columns(4)
-    try:
-        if c1.button("Deactivate" if choice.is_active else "Reactivate"):
-            with db() as session:
-                admin.set_active(session, actor, choice.id, not choice.is_active)
-            st.rerun()
-        if c2.button("Clear sign-in wait", disabled=not choice.locked,
-                     help="After repeated failed sign-ins an account waits before the next try; this ends the wait."):
-            with db() as session:
-                admin.unlock(session, actor, choice.id)
-            st.rerun()
-        if c3.button("Reset password", help="A one-time temporary password; every sign-in of theirs ends now."):
-            with db() as session:
-                temp = admin.reset_password(session, actor, choice.id)
-            st.session_state["admin_temporary_password"] = (choice.username, temp)
-            st.rerun()
-        if c4.button("Reset second factor", disabled=not choice.mfa,
-                     help="For a lost phone and lost recovery codes: they set it up again."):
-            with db() as session:
-                mfa.admin_reset(session, actor, choice.id)
-            st.toast("Second factor reset")
-            st.rerun()
-    except KapError as exc:
-        show_error(exc)
-    with st.form(f"edit_{choice.id}"):
-        roles = ["therapist", "prescriber", "admin"]
-        new_name = st.text_input("Full name", value=choice.full_name, key=f"edit_name_{choice.id}")
-        new_credentials = st.text_input("Credentials", value=choice.credentials, key=f"edit_cred_{choice.id}")
-        new_role = st.selectbox("Role", roles, index=roles.index(choice.role), key=f"edit_role_{choice.id}")
-        if st.form_submit_button("Save changes"):
-            try:
-                with db() as session:
-                    admin.update_user(session, actor, choice.id, new_name, new_credentials, new_role)
-                st.toast("Saved")
-                st.rerun()
-            except KapError as exc:
-                show_error(exc)
-    st.markdown("**Active sessions**")
-    with db() as session:
-        sessions = admin.user_sessions(session, actor, choice.id)
-    if sessions:
-        st.dataframe(pd.DataFrame([
-            {"Signed in": fmt_local(r.created_at, tz), "Last active": fmt_local(r.last_seen_at, tz),
-             "Address": r.ip, "Browser": r.user_agent} for r in sessions]), hide_index=True, width="stretch")
-        which = st.selectbox("Session", sessions, index=None, placeholder="Choose a session to end",
-                             format_func=lambda r: f"signed in {fmt_local(r.created_at, tz)} from {r.ip or 'unknown'}",
-                             key=f"session_{choice.id}")
-        s1, s2 = st.columns(2)
-        if s1.button("End this session", disabled=which is None):
-            with db() as session:
-                admin.revoke_user_sessions(session, actor, choice.id, which.id)
-            st.rerun()
-        if s2.button("End all their sessions"):
-            with db() as session:
-                admin.revoke_user_sessions(session, actor, choice.id)
-            st.rerun()
-    else:
-        st.caption("Not signed in anywhere.")
-    with st.form(f"email_{choice.id}"):
-        new_email = st.text_input("E-mail for urgent-item notices", value=choice.email or "",
-                                  key=f"email_{choice.id}_in",
-                                  help="Leave empty for none. Notices carry a count only, never patient details.")
-        if st.form_submit_button("Save e-mail"):
-            try:
-                with db() as session:
-                    admin.set_email(session, actor, choice.id, new_email)
-                st.toast("E-mail saved" if new_email.strip() else "E-mail removed")
-                st.rerun()
-            except KapError as exc:
-                show_error(exc)
+    users_view.change_account(actor, choice)

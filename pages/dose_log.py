@@ -7,8 +7,9 @@ import streamlit as st
 
 from kapnotes.config import get_settings
 from kapnotes.dosing.plans import active_plan
+from kapnotes.ui.database import db
 from kapnotes.ui.dose_log_view import add_tab, edit_tab, log_tab
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

@@ -13,6 +13,7 @@ from kapnotes.config import get_settings
 from kapnotes.packet import SECTION_LABELS, SECTIONS, PacketRequest
 from kapnotes.pdf.note_pdf import note_type_label
 from kapnotes.timeutil import to_local, utcnow
+from kapnotes.ui.database import db
 from kapnotes.ui.export_buttons import (
     build_packet,
     deliver,
@@ -22,7 +23,7 @@ from kapnotes.ui.export_buttons import (
     summary_pdf_button,
 )
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

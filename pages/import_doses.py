@@ -11,7 +11,8 @@ from kapnotes.config import get_settings
 from kapnotes.dose_columns import CSV_COLUMNS
 from kapnotes.textsafe import md_escape
 from kapnotes.ui import import_wizard as wizard
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.database import db
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist", "prescriber")

@@ -8,7 +8,8 @@ from kapnotes import scales
 from kapnotes.config import get_settings
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import utcnow
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.database import db
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.measures_view import record_score, scores_over_time
 from kapnotes.ui.patient import require_patient_banner
 

@@ -6,7 +6,8 @@ from kapnotes import notes
 from kapnotes.config import get_settings
 from kapnotes.notes.templates import TEMPLATES
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.database import db
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.note_view import goto
 from kapnotes.ui.patient import select_patient
 

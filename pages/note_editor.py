@@ -10,7 +10,8 @@ import streamlit as st
 
 from kapnotes.config import get_settings
 from kapnotes.ui import note_editor_view as view
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.database import db
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist")

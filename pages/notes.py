@@ -10,8 +10,9 @@ from kapnotes import notes
 from kapnotes.config import get_settings
 from kapnotes.models import NoteStatus, Role
 from kapnotes.notes.templates import TEMPLATES
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.note_view import goto, render_note
 from kapnotes.ui.patient import require_patient_banner, select_patient
 

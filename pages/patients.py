@@ -6,7 +6,8 @@ One row per patient with an "Open" button: one click to the dashboard.
 import streamlit as st
 
 from kapnotes import patients, vocab
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.database import db
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import select_patient
 
 actor = require_user("therapist", "prescriber")

@@ -5,8 +5,9 @@ import streamlit as st
 from kapnotes import process_notes
 from kapnotes.config import get_settings
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 
 actor = require_user("therapist")

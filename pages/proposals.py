@@ -13,8 +13,9 @@ The pieces are in ``kapnotes.ui.proposals_view``.
 import streamlit as st
 
 from kapnotes.ui import proposals_view as view
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_outcome
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import require_patient_banner
 from kapnotes.ui.suggestion_panel import every
 

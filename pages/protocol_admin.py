@@ -14,8 +14,9 @@ from kapnotes.dosing import protocol_settings
 from kapnotes.errors import KapError
 from kapnotes.textsafe import md_escape
 from kapnotes.ui import protocol_view
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db, require_user
+from kapnotes.ui.guard import require_user
 
 actor = require_user("admin")
 

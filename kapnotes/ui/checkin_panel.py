@@ -20,8 +20,8 @@ from kapnotes.config import get_settings
 from kapnotes.errors import KapError, ValidationError
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local, utcnow
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db
 
 LINK_KEY = "checkin_link_id"  # app.py shows the check-in page to a signed-out visitor holding this
 NONCE_KEY = "checkin_nonce"

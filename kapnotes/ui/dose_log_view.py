@@ -17,10 +17,10 @@ from kapnotes import doses, vocab
 from kapnotes.actor import Actor
 from kapnotes.models import TreatmentPlan
 from kapnotes.timeutil import fmt_local, utcnow
+from kapnotes.ui.database import db
 from kapnotes.ui.dose_form import dose_form, save_dose
 from kapnotes.ui.export_buttons import dose_csv_button
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db
 
 PAGE_ROWS = 50  # the log's page: readable, and the query reads only these rows
 

@@ -16,8 +16,8 @@ from streamlit.errors import StreamlitAPIException
 from kapnotes import exports
 from kapnotes.actor import Actor
 from kapnotes.exports import file_stem
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db
 
 PDF_MIME = "application/pdf"
 FHIR_MIME = "application/fhir+json"

@@ -1,70 +1,32 @@
-"""Sign-in state, the page guard, and the database handle for the UI.
+"""The sign-in guard: who is signed in, and the check every page starts with.
 
 Every page starts with ``actor = require_user(...)``. Who is signed in comes from the
-server-side session row found by the HttpOnly cookie (``st.context.cookies``), checked on
+server-side sign-in row found by the HttpOnly cookie (``st.context.cookies``), checked on
 every run; nothing else the browser sends is believed. With no signed-in user the guard
-shows the signed-out view and stops the page, whatever URL was opened. The session state
-holds ids only (``user_id``, ``patient_id``), never ORM objects.
+shows the signed-out view and stops the page, whatever URL was opened. Streamlit's
+``st.session_state`` holds ids only (``user_id``, ``patient_id``), never ORM objects.
+
+Three things are called "session" nearby; this module means the *sign-in* (``auth``'s
+row and its cookie). The database unit of work is ``kapnotes.ui.database.db()``.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from urllib.parse import quote, urlsplit
 
 import streamlit as st
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from kapnotes import auth
 from kapnotes.actor import Actor
 from kapnotes.config import get_settings
-from kapnotes.db import session_scope
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import utcnow
+from kapnotes.ui.database import db
 
 USER_KEY = "user_id"
 LAST_ACTIVITY_KEY = "last_activity"
 NOTICE_KEY = "signin_notice"
-
-
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def engine() -> Engine:
-    """One engine per database URL for the whole server process.
-
-    A plain dict rather than ``st.cache_resource``: every page opens several units of
-    work per rerun, and Streamlit's cache hashes its arguments on each call (≈ 0.2 ms).
-    """
-    url = get_settings().database_url
-    found = _ENGINES.get(url)
-    if found is None:
-        from kapnotes.db import make_engine
-
-        with _ENGINES_LOCK:
-            found = _ENGINES.get(url)
-            if found is None:
-                found = _ENGINES[url] = make_engine(url)
-    return found
-
-
-@contextmanager
-def db() -> Iterator[Session]:
-    """One unit of work: committed when the block ends normally, rolled back otherwise.
-
-    That includes ``st.stop()``/``st.rerun()``/``st.switch_page()`` raised inside the block
-    (Streamlit can raise them from any ``st`` call, e.g. a progress bar when the user
-    clicks mid-import), so an interrupted service never commits half its work. Call
-    ``st.rerun()`` after the ``with`` block, never inside it.
-    """
-    from kapnotes.ui.busy import retry_when_busy  # a busy database: "retrying…", never the crash page
-
-    with retry_when_busy(), session_scope(engine()) as session:
-        yield session
 
 
 TEST_SIGN_IN_FLAG = "KAPNOTES_APPTEST_SIGN_IN"
@@ -73,7 +35,7 @@ TEST_SIGN_IN_FLAG = "KAPNOTES_APPTEST_SIGN_IN"
 def _apptest_mode() -> bool:
     """AppTest has no HTTP layer and so no cookies: with this flag (set only by tests/conftest.py)
     and no real browser connection (no Host header), the guard takes the user id from
-    ``st.session_state`` and signs in through a widget form, as before server-side sessions.
+    ``st.session_state`` and signs in through a widget form, as before server-side sign-ins.
     A served process never honours it: a real connection has a Host header, kapnotes.asgi
     refuses to start with the flag set, and the browser tests' server is started without it."""
     if os.environ.get(TEST_SIGN_IN_FLAG) != "1":
@@ -95,28 +57,33 @@ def _notice_for(status: str) -> str:
     return "You have been signed out."
 
 
-def _session_token() -> str | None:
-    """The only thing the browser sends that the guard believes: the HttpOnly cookie's id."""
-    return st.context.cookies.get(auth.SESSION_COOKIE)
+def sign_in_token() -> str | None:
+    """The only thing the browser sends that the guard believes: the HttpOnly cookie's id
+    (None without one, or with no HTTP request at all, as in AppTest)."""
+    try:
+        token = st.context.cookies.get(auth.SESSION_COOKIE)
+    except Exception:  # no request context
+        return None
+    return token if isinstance(token, str) else None  # (AppTest's context is a mock object)
 
 
 def current_actor() -> Actor | None:
-    """Who is signed in, decided by the server-side session row on every run (one indexed query).
+    """Who is signed in, decided by the server-side sign-in row on every run (one indexed query).
 
     ``st.session_state`` only caches the user id so a change of user clears the old state."""
     if _apptest_mode():
         return _apptest_actor()
-    token = _session_token()
+    token = sign_in_token()
     with db() as session:
         check = auth.check_session(session, token)
     if not check.ok:
         if token or st.session_state.get(USER_KEY) is not None:
             notice = st.session_state.get(NOTICE_KEY) or _notice_for(check.status)
-            _clear()
+            _forget_signed_in_state()
             st.session_state[NOTICE_KEY] = notice
         return None
     if st.session_state.get(USER_KEY) != check.actor.id:
-        _clear()
+        _forget_signed_in_state()
         st.session_state[USER_KEY] = check.actor.id
     return check.actor
 
@@ -128,25 +95,24 @@ def _apptest_actor() -> Actor | None:
     with db() as session:
         actor = auth.load_actor(session, user_id)
         if actor is None:
-            _clear()
+            _forget_signed_in_state()
             return None
         if auth.is_idle(st.session_state.get(LAST_ACTIVITY_KEY)):
             auth.sign_out(session, actor, reason="idle")
-            _clear()
+            _forget_signed_in_state()
             st.session_state[NOTICE_KEY] = _notice_for("idle")
             return None
     st.session_state[LAST_ACTIVITY_KEY] = utcnow()
     return actor
 
 
-def _clear() -> None:
+def _forget_signed_in_state() -> None:
+    """A new or ended sign-in starts from empty Streamlit state: nothing of the last user stays."""
     for key in list(st.session_state.keys()):
         del st.session_state[key]
 
 
 def _current_path() -> str:
-    from urllib.parse import urlsplit
-
     try:
         url = st.context.url or ""
     except Exception:
@@ -158,9 +124,7 @@ def _current_path() -> str:
 def sign_in_form() -> None:
     """The signed-out view inside Streamlit. Signing in happens on the server's own HTML form
     (``/auth/sign-in``, which sets the HttpOnly cookie); a signed-out page load is sent there
-    by kapnotes.asgi, so this shows when a session ends while a tab is open."""
-    from urllib.parse import quote
-
+    by kapnotes.asgi, so this shows when a sign-in ends while a tab is open."""
     st.title("KAPNotes")
     st.caption("Clinical documentation for ketamine-assisted psychotherapy. Sign in to continue.")
     notice = st.session_state.pop(NOTICE_KEY, None)
@@ -182,7 +146,7 @@ def _apptest_sign_in_form() -> None:
         with db() as session:
             result = auth.authenticate(session, username, password)
         if result.ok:
-            _clear()
+            _forget_signed_in_state()
             st.session_state[USER_KEY] = result.actor.id
             st.session_state[LAST_ACTIVITY_KEY] = utcnow()
             st.rerun()
@@ -196,7 +160,7 @@ def require_user(*roles: str) -> Actor:
     if actor is None:
         sign_in_form()
         st.stop()
-    sidebar_account(actor)
+    signed_in_sidebar(actor)
     if roles and actor.role not in roles:
         st.error("This page is not available for your role.")
         st.stop()
@@ -204,7 +168,7 @@ def require_user(*roles: str) -> Actor:
 
 
 def _idle_check() -> None:
-    """Runs on a timer in the browser session: once the server says the session is over
+    """Runs on a timer in the open tab: once the server says the sign-in is over
     (idle, lifetime, signed out in another tab), rerun the app, which shows the signed-out view.
 
     Without it a tab left open would keep showing patient data until the next click.
@@ -216,7 +180,7 @@ def _idle_check() -> None:
             st.rerun()
         return
     with db() as session:
-        check = auth.check_session(session, _session_token(), touch=False)
+        check = auth.check_session(session, sign_in_token(), touch=False)
     if not check.ok:
         st.session_state[NOTICE_KEY] = _notice_for(check.status)
         st.rerun()
@@ -227,7 +191,8 @@ def idle_check_seconds() -> int:
     return max(10, min(60, get_settings().idle_timeout_minutes * 10))
 
 
-def sidebar_account(actor: Actor) -> None:
+def signed_in_sidebar(actor: Actor) -> None:
+    """Who is signed in, the sign-out button, and the timer that notices an ended sign-in."""
     with st.sidebar:
         st.caption(f"Signed in as **{md_escape(actor.display_name)}** ({actor.role})")
         if st.button("Sign out", key="sign_out"):
@@ -235,18 +200,8 @@ def sidebar_account(actor: Actor) -> None:
                 if _apptest_mode():
                     auth.sign_out(session, actor)
                 else:
-                    auth.end_session(session, _session_token())  # the row is revoked: the cookie is dead
-            _clear()
+                    auth.end_session(session, sign_in_token())  # the row is revoked: the cookie is dead
+            _forget_signed_in_state()
             st.session_state[NOTICE_KEY] = "You have signed out."
             st.rerun()
         st.fragment(_idle_check, run_every=idle_check_seconds())()
-
-
-def audit_open_once(session: Session, actor: Actor, patient_id: int, view: str) -> None:
-    """Record opening a patient's record once per view per sign-in, not on every rerun."""
-    from kapnotes import patients
-
-    seen: set = st.session_state.setdefault("_audited_opens", set())
-    if (patient_id, view) not in seen:
-        patients.open_record(session, actor, patient_id, view)
-        seen.add((patient_id, view))

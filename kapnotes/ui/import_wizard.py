@@ -20,8 +20,8 @@ from kapnotes.csv_import import ImportResult, ParsedFile
 from kapnotes.dose_columns import CSV_COLUMNS, LABELS
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db
 
 IGNORE = "(ignore)"
 DATE_ORDER_WORDS = {"dmy": "Day/month/year (03/04/2026 is 3 April)", "mdy": "Month/day/year (03/04/2026 is March 4)"}

@@ -13,8 +13,8 @@ from kapnotes.actor import Actor
 from kapnotes.errors import ValidationError
 from kapnotes.textsafe import md_escape
 from kapnotes.ui.chart_cache import altair_chart
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db
 
 TABLE_COLUMNS = {"administered_on": "Date", "instrument": "Scale", "total": "Total", "band": "Band",
                  "item9": "Item 9", "loinc_total": "LOINC (total)", "status": "Status", "entered as": "Entered as"}

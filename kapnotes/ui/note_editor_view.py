@@ -20,8 +20,8 @@ from kapnotes.timeutil import fmt_local, to_local
 from kapnotes.ui import note_editor_state as es
 from kapnotes.ui import note_form as nf
 from kapnotes.ui.components.autosave_text import autosave_bridge
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt, show_error
-from kapnotes.ui.guard import db
 from kapnotes.ui.note_view import read_once, render_note
 
 EDIT_KEY = "edit_note_id"

@@ -16,8 +16,8 @@ from kapnotes.models import NoteStatus, SessionNote
 from kapnotes.notes.queries import NoteView
 from kapnotes.notes.templates import template
 from kapnotes.timeutil import fmt_local
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import attempt
-from kapnotes.ui.guard import db
 from kapnotes.ui.note_form import MODALITY_LABELS, render_readonly
 
 SIGNATURE_WORDS = {"ok": "signature and content hash verified",

@@ -14,12 +14,11 @@ from streamlit.errors import StreamlitAPIException
 from kapnotes import notify, vocab
 from kapnotes.actor import Actor
 from kapnotes.config import get_settings
-from kapnotes.errors import KapError
 from kapnotes.models import Role
 from kapnotes.textsafe import md_escape
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.feedback import show_error
-from kapnotes.ui.guard import db
+from kapnotes.ui.database import db
+from kapnotes.ui.feedback import remember_outcome, show_error
 from kapnotes.ui.suggestion_panel import action_label, every
 
 REVIEW_QUEUE_PAGE = "pages/review_queue.py"
@@ -117,10 +116,5 @@ def _therapist(actor: Actor) -> None:
 
 def _mark_seen(actor: Actor, newest) -> None:
     """A callback, so it runs before the next script run, whichever page it renders."""
-    try:
-        with db() as session:
-            notify.mark_decisions_seen(session, actor, newest)
-    except KapError as exc:
-        st.session_state[SEEN_OUTCOME_KEY] = ("error", exc)
-    else:
-        st.session_state[SEEN_OUTCOME_KEY] = ("ok", "Decisions marked as seen.")
+    with remember_outcome(SEEN_OUTCOME_KEY, "Decisions marked as seen."), db() as session:
+        notify.mark_decisions_seen(session, actor, newest)

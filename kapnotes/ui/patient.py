@@ -9,6 +9,7 @@ from streamlit.errors import StreamlitAPIException
 from kapnotes import patients
 from kapnotes.actor import Actor
 from kapnotes.errors import PermissionDenied
+from kapnotes.textsafe import md_escape
 
 PATIENT_KEY = "patient_id"
 
@@ -32,11 +33,17 @@ def select_patient(patient_id: int) -> None:
     st.session_state[PATIENT_KEY] = patient_id
 
 
+def audit_open_once(session: Session, actor: Actor, patient_id: int, view: str) -> None:
+    """Record opening a patient's record once per view per sign-in, not on every rerun
+    (the guard empties ``st.session_state`` at each sign-in, so a new sign-in records again)."""
+    seen: set = st.session_state.setdefault("_audited_opens", set())
+    if (patient_id, view) not in seen:
+        patients.open_record(session, actor, patient_id, view)
+        seen.add((patient_id, view))
+
+
 def require_patient_banner(session: Session, actor: Actor, view: str) -> int:
     """Show the banner for the selected patient, or stop with what to do next."""
-    from kapnotes.textsafe import md_escape
-    from kapnotes.ui.guard import audit_open_once
-
     pid = selected_patient_id()
     if pid is None:
         st.info("Choose a patient on the Patients page first.")

@@ -16,7 +16,7 @@ from kapnotes.dosing import plans, suggestions
 from kapnotes.errors import KapError
 from kapnotes.models import HARD_MAX_DOSE_MG, DoseAdjustment
 from kapnotes.timeutil import fmt_local
-from kapnotes.ui.guard import db
+from kapnotes.ui.database import db
 from kapnotes.ui.suggestion_panel import decision_block, proposal_text, suggestion_card
 
 RESULT_KEY = "_proposals_result"

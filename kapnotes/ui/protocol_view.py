@@ -11,8 +11,8 @@ import streamlit as st
 from kapnotes.actor import Actor
 from kapnotes.dosing import protocol_settings
 from kapnotes.textsafe import md_escape
+from kapnotes.ui.database import db
 from kapnotes.ui.feedback import Refused, attempt
-from kapnotes.ui.guard import db
 
 NOTICE_KEY = "_protocol_notice"
 

@@ -21,7 +21,7 @@ from kapnotes.errors import KapError, ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG
 from kapnotes.timeutil import fmt_local
 from kapnotes.ui.chart_cache import altair_chart
-from kapnotes.ui.guard import db
+from kapnotes.ui.database import db
 from kapnotes.ui.patient import select_patient
 from kapnotes.ui.suggestion_panel import FLAG_LABELS, every, md_escape, proposal_text, suggestion_card
 

@@ -484,7 +484,7 @@ def _save_then_stop_script():
     import streamlit as st
 
     from kapnotes import admin, auth
-    from kapnotes.ui.guard import db
+    from kapnotes.ui.database import db
 
     with db() as session:
         ada = auth.load_actor(session, st.session_state["admin_id"])
@@ -496,7 +496,7 @@ def _fail_script():
     import streamlit as st
 
     from kapnotes import admin, auth
-    from kapnotes.ui.guard import db
+    from kapnotes.ui.database import db
 
     try:
         with db() as session:

@@ -107,3 +107,22 @@ def test_moving_a_patient_moves_access(session, clinic):
     assert _mrns(session, clinic.theo) == ["A-001", "B-001"]
     with pytest.raises(PermissionDenied):
         access.require_patient(session, clinic.tina, clinic.a1)
+
+
+def test_require_record_follows_its_patients_care_team(session, clinic):
+    from datetime import date
+
+    from kapnotes import assessments
+    from kapnotes.errors import NotFound
+    from kapnotes.models import Assessment
+
+    row = assessments.record_assessment(session, clinic.tina, clinic.a1, "GAD-7", date.today(), total=5)
+    found = access.require_record(session, clinic.paul, Assessment, row.id, "No such assessment.")
+    assert found.id == row.id
+    for outsider in (clinic.pia, clinic.ada, None):
+        with pytest.raises(PermissionDenied):
+            access.require_record(session, outsider, Assessment, row.id, "No such assessment.")
+    with pytest.raises(PermissionDenied, match="role"):
+        access.require_record(session, clinic.tina, Assessment, row.id, "No such assessment.", "prescriber")
+    with pytest.raises(NotFound, match="No such assessment"):
+        access.require_record(session, clinic.tina, Assessment, 987654, "No such assessment.")

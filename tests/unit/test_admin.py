@@ -79,7 +79,7 @@ def test_admin_lists_search_and_limit(session, clinic):
     assert [u for _, u, _ in admin.user_options(session, ada, "pia")] == ["pia"]
     assert len(admin.user_options(session, ada, limit=1)) == 1
     found = admin.patient_directory(session, ada, "a-00")
-    assert sorted(p.mrn for p in found) == ["A-001", "A-002"]  # by name, demographics only
+    assert sorted(p.mrn for p in found) == ["A-001", "A-002"]  # by MRN, no names
     assert admin.patient_directory(session, ada, "a-00", limit=1) == found[:1]
 
 
@@ -148,12 +148,20 @@ def test_assign_patient_team(session, clinic):
         admin.assign_team(session, clinic.ada, 987654, team_b)
 
 
-def test_patient_directory_is_demographics_only(session, clinic):
+def test_patient_directory_shows_no_names(session, clinic):
+    """Least privilege (DESIGN §1): an administrator finds a patient by MRN; names are neither shown nor searched."""
     rows = admin.patient_directory(session, clinic.ada)
-    assert sorted(r.mrn for r in rows) == ["A-001", "A-002", "B-001"]
-    assert set(rows[0].__dataclass_fields__) == {"id", "mrn", "full_name", "care_team_id", "status"}
-    assert [r.mrn for r in admin.patient_directory(session, clinic.ada, "bea")] == ["B-001"]
+    assert [r.mrn for r in rows] == ["A-001", "A-002", "B-001"]
+    assert set(rows[0].__dataclass_fields__) == {"id", "mrn", "care_team_id", "status"}
+    name = session.get(Patient, clinic.b1).full_name
+    assert admin.patient_directory(session, clinic.ada, name.split()[0]) == []  # a name finds nothing
+    assert [r.mrn for r in admin.patient_directory(session, clinic.ada, "b-0")] == ["B-001"]
     assert admin.patient_directory(session, clinic.ada, "%") == []
+    assert admin.find_patient_by_mrn(session, clinic.ada, " b-001 ").id == clinic.b1
+    assert admin.find_patient_by_mrn(session, clinic.ada, "B-00") is None  # the whole MRN, not a part
+    assert admin.find_patient_by_mrn(session, clinic.ada, "  ") is None
+    with pytest.raises(PermissionDenied):
+        admin.find_patient_by_mrn(session, clinic.tina, "B-001")
 
 
 def test_deactivate_user(session, clinic):

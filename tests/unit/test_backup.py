@@ -76,12 +76,18 @@ def test_keep_deletes_only_older_kapnotes_backups(sqlite_url, tmp_path):
         backup.prune(out, 0)
 
 
-def test_a_copy_whose_audit_chain_is_broken_is_not_kept(sqlite_url, tmp_path):
-    engine = make_engine(sqlite_url)
-    make_clinic(engine)
+def _tamper_third_event(engine) -> int:
+    """Change the third audit event's detail behind the chain's back; returns its id."""
     with session_scope(engine) as s:
         victim = s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).all()[2]
         unguarded(s, "UPDATE audit_events SET detail = 'tampered' WHERE id = :id", id=victim)
+    return victim
+
+
+def test_a_copy_whose_audit_chain_is_broken_is_not_kept(sqlite_url, tmp_path):
+    engine = make_engine(sqlite_url)
+    make_clinic(engine)
+    victim = _tamper_third_event(engine)
     out = tmp_path / "b"
     with pytest.raises(KapError, match=f"broken at event {victim}"):
         backup.create_backup(sqlite_url, out)
@@ -160,9 +166,7 @@ def test_postgres_trial_restore_finds_a_broken_chain_keeps_nothing_and_drops_the
 
     truncate_all(pg_session_engine)
     make_clinic(pg_session_engine)
-    with session_scope(pg_session_engine) as s:
-        victim = s.exec(select(AuditEvent.id).order_by(col(AuditEvent.id))).all()[2]
-        unguarded(s, "UPDATE audit_events SET detail = 'tampered' WHERE id = :id", id=victim)
+    victim = _tamper_third_event(pg_session_engine)
     out = tmp_path / "b"
     with pytest.raises(KapError, match=f"broken at event {victim}.*Nothing was kept"):
         backup.create_backup(PG_URL, out, trial_restore=True)
