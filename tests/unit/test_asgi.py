@@ -472,3 +472,43 @@ def test_a_colleagues_wrong_guesses_cost_a_short_wait_not_a_lock(direct):
         assert "Wait" in r.text
         time.sleep(0.2)  # polling the outcome, not waiting a fixed time
     assert r.status_code == 303
+
+
+def test_two_processes_on_one_database_share_sign_ins_sessions_and_limits(tmp_path_factory):
+    """Issue 19: behind a balancer, the next request of a browser may reach another process.
+    A sign-in started on one (right password) finishes on the other (the code); the session made
+    there is valid on the first; failed sign-ins from one address count on both."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from tests.e2e.conftest import start_server
+
+    env = {"KAPNOTES_TRUST_PROXY": "1", "KAPNOTES_SIGNIN_IP_LIMIT": "3"}
+    proc_a, base_a, db_url = _start(tmp_path_factory, "two_processes", env)
+    proc_b = None
+    try:
+        proc_b, base_b = start_server(Path(make_url(db_url).database), extra_env=env, seed=False)
+        secret, _ = _enrol_in_db(db_url, "mokafor")
+        on_a, on_b = Client(base_a, ip="198.51.100.7"), Client(base_b, ip="198.51.100.7")
+        on_b.cookies = on_a.cookies  # one browser, two processes
+        first = _sign_in(on_a, username="mokafor", next_path="/patients")
+        assert first.status_code == 200 and "Second step" in first.text
+        done = _step(on_b, first, code=_next_code(db_url, "mokafor", secret))
+        assert done.status_code == 303 and done.headers["location"] == "/patients"
+        assert on_a.get("/patients").status_code == 200 and on_b.get("/patients").status_code == 200
+
+        plain_a, plain_b = Client(base_a, ip="198.51.100.8"), Client(base_b, ip="198.51.100.8")
+        plain_b.cookies = plain_a.cookies
+        assert _sign_in(plain_a).status_code == 303
+        assert plain_b.get("/dose_log").status_code == 200  # a session made on A, valid on B
+
+        guess_a, guess_b = Client(base_a, ip="198.51.100.9"), Client(base_b, ip="198.51.100.9")
+        for client in (guess_a, guess_b, guess_a):
+            assert _sign_in(client, password="wrong-password").status_code == 401
+        refused = _sign_in(guess_b)  # the right password, but this address used its 3 tries on both
+        assert refused.status_code == 429 and "from this network" in refused.text
+    finally:
+        _stop(proc_a)
+        if proc_b is not None:
+            _stop(proc_b)
