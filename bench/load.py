@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,8 @@ def accounts(url: str) -> dict[str, list[str]]:
     engine = create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT username, role FROM users WHERE is_active")).all()
-        plans = dict(conn.execute(text("SELECT patient_id, dose_mg FROM treatment_plans WHERE status = 'active'")).all())
+        plans = dict(conn.execute(
+            text("SELECT patient_id, dose_mg FROM treatment_plans WHERE status = 'active'")).all())
     engine.dispose()
     found = {"therapist": sorted(u for u, r in rows if r == "therapist"),
              "prescriber": sorted(u for u, r in rows if r == "prescriber"), "plans": plans}
@@ -171,7 +171,8 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     plot(report, args.out.with_suffix(".png"))
     for t in report["targets"]:
-        log(f"  {'MET    ' if t['met'] else 'NOT MET'} {t['target']}: {t['figure']}" + (f" ({t['why']})" if t.get("why") else ""))
+        why = f" ({t['why']})" if t.get("why") else ""
+        log(f"  {'MET    ' if t['met'] else 'NOT MET'} {t['target']}: {t['figure']}{why}")
     log(f"wrote {args.out} and {args.out.with_suffix('.png')} in {report['wall_seconds']} s")
     return 0 if all(t["met"] for t in report["targets"]) else 1
 

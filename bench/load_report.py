@@ -101,7 +101,7 @@ def plot(report: dict, path: Path) -> None:
     y = 40
     for a in actions:
         d.text((10, y), a, fill="black")
-        for i, (name, r) in enumerate(runs.items()):
+        for i, r in enumerate(runs.values()):
             v = r["per_action"].get(a, {}).get("p95_ms", 0)
             d.rectangle([left, y, left + int(width * v / top), y + row - 4], fill=colours[i % len(colours)])
             d.text((left + int(width * v / top) + 4, y), f"{v:.0f}", fill="black")
