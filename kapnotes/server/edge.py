@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, quote, urlencode
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.responses import PlainTextResponse, RedirectResponse
@@ -15,7 +16,7 @@ from kapnotes import auth, checkin_routes
 from kapnotes.checkin_routes import CHECKIN_PATH
 from kapnotes.db import session_scope
 from kapnotes.server.headers import security_headers
-from kapnotes.server.pages import SIGN_IN_PATH
+from kapnotes.server.pages import SIGN_IN_PATH, database_unavailable_page
 from kapnotes.web import NOT_PAGES, engine, is_https, safe_next, scope_cookie
 
 # Served only to a signed-in staff session (issue 20): download_button files and uploads.
@@ -83,13 +84,28 @@ class EdgeMiddleware:
             return
         headers = security_headers(is_https(scope))
 
+        started = False
+
         async def send_with_headers(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 mutable = MutableHeaders(scope=message)
                 for name, value in headers.items():
                     mutable[name] = value
             await send(message)
 
+        try:
+            await self._guarded(scope, receive, send_with_headers)
+        except (OperationalError, InterfaceError):
+            # the database is down or restarting: a plain answer, and the pool reconnects by itself
+            if started:
+                raise
+            response = database_unavailable_page()
+            response.headers["Retry-After"] = "30"
+            await response(scope, receive, send_with_headers)
+
+    async def _guarded(self, scope, receive, send_with_headers):
         path = scope.get("path", "/")
         closed = path.startswith(STAFF_ONLY) or path in SIGNED_IN_ONLY
         # the patient's door (kapnotes.checkin_routes) needs no staff session

@@ -132,3 +132,13 @@ def enrol_page(pending: Pending, secret: str, qr_data_uri: str, error: str, stat
         '<label for="code">Code from the app</label>',
         '<input id="code" name="code" autocomplete="one-time-code" inputmode="numeric" maxlength="10">',
     ], "Turn on"), status)
+
+
+DATABASE_UNAVAILABLE = ("KAPNotes cannot reach its database just now. Nothing you saved is lost. "
+                        "Please try again in a minute.")
+
+
+def database_unavailable_page() -> HTMLResponse:
+    """A request that needed the database while it was down or restarting (HTTP 503, retry soon)."""
+    alert = f'<p class="error" role="alert">{html.escape(DATABASE_UNAVAILABLE)}</p>'
+    return page("Please try again in a minute", [alert], status=503)

@@ -512,3 +512,82 @@ def test_two_processes_on_one_database_share_sign_ins_sessions_and_limits(tmp_pa
         _stop(proc_a)
         if proc_b is not None:
             _stop(proc_b)
+
+
+def _throwaway_postgres(tmp_path_factory):
+    """A PostgreSQL cluster of our own (initdb + pg_ctl as the postgres user, on a free port under
+    /tmp): restarting it disturbs nobody else's database."""
+    import glob
+    import os
+    import shutil
+
+    from tests.e2e.conftest import _free_port
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not bins or os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs PostgreSQL's pg_ctl and root (to run it as the postgres user)")
+    import tempfile
+    from pathlib import Path
+
+    pg_ctl = bins[-1]
+    data = Path(tempfile.mkdtemp(prefix="kap-pgfault-")) / "data"  # outside pytest's root-only tmp
+    data.parent.chmod(0o777)
+    port = _free_port()
+
+    def as_postgres(*args, check=True):
+        return subprocess.run(["runuser", "-u", "postgres", "--", *args], check=check, capture_output=True, text=True)
+
+    as_postgres(pg_ctl.replace("pg_ctl", "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    opts = f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def start():
+        as_postgres(pg_ctl, "-D", str(data), "-o", opts, "-l", str(data.parent / "pg.log"), "-w", "start")
+
+    def stop(remove=False):
+        as_postgres(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop", check=False)
+        if remove:
+            shutil.rmtree(data.parent, ignore_errors=True)
+
+    start()
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", start, stop
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_fails_requests_cleanly_and_the_app_recovers_by_itself(tmp_path_factory):
+    """Issue 19 fault: PostgreSQL restarts under a running app. While it is down, a signed-in page
+    load and a sign-in get a plain 503 page that says so (never a crash or a traceback); once it is
+    back, the same app process (not restarted) serves the same session again."""
+    import time
+
+    from tests.e2e.conftest import start_server
+
+    url, pg_start, pg_stop = _throwaway_postgres(tmp_path_factory)
+    proc = None
+    try:
+        proc, base = start_server(tmp_path_factory.mktemp("pgfault_app") / "unused.db",
+                                  extra_env={"KAPNOTES_DATABASE_URL": url})
+        client = Client(base)
+        assert _sign_in(client).status_code == 303
+        assert client.get("/patients").status_code == 200
+        pg_stop()
+        down = client.get("/patients")
+        assert down.status_code == 503 and "cannot reach its database" in down.text
+        assert "Traceback" not in down.text and down.headers["Retry-After"] == "30"
+        assert "content-security-policy" in {k.lower() for k in down.headers}
+        other = Client(base)
+        form = other.get("/auth/sign-in")
+        assert form.status_code == 200  # the form itself needs no database
+        r = _sign_in(other)
+        assert r.status_code == 503 and "cannot reach its database" in r.text
+        pg_start()
+        began = time.monotonic()
+        while client.get("/patients").status_code != 200:
+            assert time.monotonic() - began < 30, "the app did not recover after PostgreSQL came back"
+            time.sleep(0.5)
+        print(f"recovered {time.monotonic() - began:.1f} s after PostgreSQL was back")
+        assert _sign_in(Client(base)).status_code == 303
+        assert proc.poll() is None  # the same process, never restarted
+    finally:
+        if proc is not None:
+            _stop(proc)
+        pg_stop(remove=True)
