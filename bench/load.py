@@ -28,8 +28,9 @@ PASSWORD = "kapnotes-demo-2026"  # kapnotes.seed.DEMO_PASSWORD
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     p.add_argument("--clinicians", type=int, default=30, help="concurrent clinicians in the loaded runs")
-    p.add_argument("--seconds", type=float, default=45, help="length of each run")
-    p.add_argument("--patients", type=int, default=58, help="demo clinic size (58: 4 therapists, 2 prescribers)")
+    p.add_argument("--seconds", type=float, default=40,
+                   help="no action starts after this many seconds of a run (actions in flight finish)")
+    p.add_argument("--patients", type=int, default=33, help="demo clinic size (33: 3 therapists, 2 prescribers)")
     p.add_argument("--postgres-url", default=os.environ.get("KAPNOTES_BENCH_POSTGRES_URL")
                    or os.environ.get("KAPNOTES_TEST_POSTGRES_URL"),
                    help="an expendable PostgreSQL database for the two-process runs (it is emptied)")
@@ -63,7 +64,7 @@ async def _clinician(n: int, role: str, username: str, base: str, deadline: floa
         return
     session = Session(base, cookies)
     who = Clinician(n, role, session, ledger, timings, get_settings().tz, shared["run_id"], shared["plans"])
-    who.faults = faults
+    who.faults, who.deadline = faults, deadline
     while time.perf_counter() < deadline:
         try:
             if session.ws is None:
@@ -76,8 +77,12 @@ async def _clinician(n: int, role: str, username: str, base: str, deadline: floa
                     who.draft_open = False
                 faults["connected_once"][n] = True
             await who.one_round()
-        except (OSError, ProtocolError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - a dropped socket
-            if type(exc).__module__.startswith("websockets") or isinstance(exc, (OSError, asyncio.TimeoutError)):
+        except asyncio.TimeoutError:
+            timings.fail("run took over 60 s", "no script_finished within 60 s; the tab reconnects")
+            await session.close()
+            session.ws = None
+        except Exception as exc:  # noqa: BLE001 - a dropped socket, or a protocol surprise (counted)
+            if type(exc).__module__.startswith("websockets") or isinstance(exc, OSError):
                 faults["disconnects"] += 1
                 session.ws = None
                 await asyncio.sleep(0.5)

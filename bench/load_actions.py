@@ -68,6 +68,7 @@ class Clinician:
         self.draft_generation = 0  # a new draft after a reconnect (the open editor was in the lost process)
         self.doses_saved = 0
         self.faults: dict = {"in_flight_writes_found_saved": 0}
+        self.deadline = float("inf")  # no new action starts after it (the run is bounded in time)
 
     async def timed(self, action: str, coro) -> object:
         try:
@@ -183,14 +184,14 @@ class Clinician:
             self.t.fail("decide queue item", "; ".join(screen.errors + screen.texts[-2:])[:200] or "no confirmation")
 
     async def one_round(self) -> None:
-        if await self.patients_list() is None:
+        if await self.patients_list() is None or time.perf_counter() > self.deadline:
             return
         if await self.dashboard() is None:
             return
-        if self.role == "prescriber":
-            await self.decide()
-            return
-        for step in (self.add_dose, self.gad7, self.save_draft):
+        steps = (self.decide,) if self.role == "prescriber" else (self.add_dose, self.gad7, self.save_draft)
+        for step in steps:
+            if time.perf_counter() > self.deadline:
+                return
             try:
                 await step()
             except ProtocolError as exc:

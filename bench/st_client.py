@@ -151,7 +151,10 @@ class Session:
 
     async def close(self) -> None:
         if self.ws is not None:
-            await self.ws.close()
+            try:
+                await asyncio.wait_for(self.ws.close(), 5)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
             self.ws = None
 
     async def run(self, page: str | None = None, set_values: dict[str, WidgetState] | None = None,
