@@ -28,7 +28,7 @@ PASSWORD = "kapnotes-demo-2026"  # kapnotes.seed.DEMO_PASSWORD
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     p.add_argument("--clinicians", type=int, default=30, help="concurrent clinicians in the loaded runs")
-    p.add_argument("--seconds", type=float, default=40,
+    p.add_argument("--seconds", type=float, default=30,
                    help="no action starts after this many seconds of a run (actions in flight finish)")
     p.add_argument("--patients", type=int, default=33, help="demo clinic size (33: 3 therapists, 2 prescribers)")
     p.add_argument("--postgres-url", default=os.environ.get("KAPNOTES_BENCH_POSTGRES_URL")
@@ -45,7 +45,7 @@ def accounts(url: str) -> dict[str, list[str]]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT username, role FROM users WHERE is_active")).all()
         plans = dict(conn.execute(
-            text("SELECT patient_id, dose_mg FROM treatment_plans WHERE status = 'active'")).all())
+            text("SELECT patient_id, dose_mg FROM treatment_plans WHERE status = 'active' ORDER BY id")).all())
     engine.dispose()
     found = {"therapist": sorted(u for u, r in rows if r == "therapist"),
              "prescriber": sorted(u for u, r in rows if r == "prescriber"), "plans": plans}

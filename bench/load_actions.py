@@ -171,7 +171,9 @@ class Clinician:
             self.t.ok("queue empty (nothing to decide)", 0.0)
             return
         rationale = next(w for w in queue.widgets.values() if w.id.endswith("_rationale"))
-        values = {rationale.id: _text(f"{MARK} {self.run_id} c{self.n}: reviewed", rationale.id)}
+        decision = next(w for w in queue.widgets.values() if w.id.endswith("_decision"))
+        values = {rationale.id: _text(f"{MARK} {self.run_id} c{self.n}: reviewed", rationale.id),
+                  decision.id: _text("Approve", decision.id)}  # no decision is preselected
         seconds, screen = await self.s.run(set_values=values, trigger=submit.id)
         if _says(screen, "Decision recorded"):
             self.t.ok("decide queue item", seconds)
