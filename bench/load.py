@@ -28,7 +28,7 @@ PASSWORD = "kapnotes-demo-2026"  # kapnotes.seed.DEMO_PASSWORD
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     p.add_argument("--clinicians", type=int, default=30, help="concurrent clinicians in the loaded runs")
-    p.add_argument("--seconds", type=float, default=30,
+    p.add_argument("--seconds", type=float, default=60,
                    help="no action starts after this many seconds of a run (actions in flight finish)")
     p.add_argument("--patients", type=int, default=33, help="demo clinic size (33: 3 therapists, 2 prescribers)")
     p.add_argument("--postgres-url", default=os.environ.get("KAPNOTES_BENCH_POSTGRES_URL")
