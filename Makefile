@@ -42,3 +42,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# Issue 19: simulated clinicians over Streamlit's WebSocket protocol, one process (SQLite) and two
+# behind nginx (PostgreSQL: KAPNOTES_BENCH_POSTGRES_URL, emptied); writes bench/load-results.json
+bench-load: $(STAMP)
+	$(PY) -m bench.load $(BENCH_LOAD_ARGS)

@@ -4,7 +4,8 @@ A failed sign-in never says whether the user exists. After ``max_failed_logins``
 row, each further failure makes the account wait before the next attempt is even checked: 1 s,
 then doubling up to ``lockout_minutes`` (NIST SP 800-63B §5.2.2 throttling). A colleague's wrong
 guesses therefore cost them a short wait, never a lock that only an administrator can lift.
-The same growing delay applies per source address (in this process) and to unknown usernames,
+The same growing delay applies per source address and to unknown usernames (kept in the database,
+so every app process behind a balancer sees them: kapnotes.throttle),
 so the wait itself says nothing about which accounts exist.
 
 A signed-in browser holds a random 256-bit session id in an HttpOnly cookie; the database
@@ -18,8 +19,6 @@ import hashlib
 import math
 import re
 import secrets
-import threading
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -30,9 +29,10 @@ from sqlmodel import Session, select
 
 from kapnotes import audit, passwords
 from kapnotes.actor import Actor, actor_of
-from kapnotes.config import get_settings, require_mfa, signin_delay_max_seconds
+from kapnotes.config import get_settings, require_mfa
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import Role, User, UserSession
+from kapnotes.throttle import DelayTracker, SlidingWindow, delay_for
 from kapnotes.timeutil import utcnow
 
 GENERIC_FAILURE = "Sign-in failed. Check your username and password, or ask your administrator."
@@ -181,14 +181,6 @@ class SignInResult:
 # --- growing delays instead of a lockout ----------------------------------------------------
 
 
-def delay_for(failures: int) -> int:
-    """Seconds to wait after ``failures`` in a row: none below the threshold, then 1 s doubling."""
-    threshold = get_settings().max_failed_logins
-    if failures < threshold:
-        return 0
-    return min(2 ** min(failures - threshold, 30), signin_delay_max_seconds())
-
-
 def wait_message(seconds: int) -> str:
     """Said while a wait runs; the same for any account or address, so it reveals nothing."""
     if seconds >= 90:
@@ -199,46 +191,9 @@ def wait_message(seconds: int) -> str:
             "makes the wait longer.")
 
 
-class DelayTracker:
-    """Failures in a row per key (a source address, an unknown username) and the time until the
-    next attempt is checked, in this process's memory; a quiet ``window`` forgets a key."""
-
-    def __init__(self, window: timedelta = timedelta(minutes=15)):
-        self.window = window
-        self._state: dict[str, tuple[int, datetime, datetime]] = {}  # key -> (failures, last, until)
-        self._lock = threading.Lock()
-
-    def wait(self, key: str, now: datetime | None = None) -> int:
-        now = now or utcnow()
-        with self._lock:
-            state = self._state.get(key)
-            if state is None:
-                return 0
-            if now - state[1] > max(self.window, timedelta(seconds=signin_delay_max_seconds())):
-                del self._state[key]
-                return 0
-            return max(0, math.ceil((state[2] - now).total_seconds()))
-
-    def fail(self, key: str, now: datetime | None = None, threshold_scale: int = 1) -> int:
-        """Count a failure; returns the wait it starts (seconds)."""
-        now = now or utcnow()
-        self.wait(key, now)  # forget a stale key first
-        with self._lock:
-            failures = self._state.get(key, (0, now, now))[0] + 1
-            delay = delay_for(max(0, failures - (threshold_scale - 1) * get_settings().max_failed_logins))
-            self._state[key] = (failures, now, now + timedelta(seconds=delay))
-            return delay
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._state.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._state.clear()
-
-
-UNKNOWN_NAMES = DelayTracker()  # unknown usernames wait like real ones: the wait reveals no account
+UNKNOWN_NAMES = DelayTracker("unknown_name")  # unknown usernames wait like real ones: the wait reveals no account
+SIGN_IN_FAILURES_BY_IP = SlidingWindow("sign_in_ip")  # failed sign-ins per source address, 15 minutes
+SIGN_IN_DELAY_BY_IP = DelayTracker("sign_in_ip")  # growing waits per address (at twice the account threshold)
 
 
 def account_wait(user: User, now: datetime | None = None) -> int:
@@ -296,10 +251,10 @@ def authenticate(session: Session, username: str, password: str, now: datetime |
 
     if user is None or not user.is_active:
         _verify_quietly(_dummy_hash(settings.fast_password_hashing), password)  # same cost either way
-        wait = UNKNOWN_NAMES.wait(name, now)
+        wait = UNKNOWN_NAMES.wait(session, name, now)
         if wait:
             return SignInResult(None, GENERIC_FAILURE, wait_seconds=wait, checked=False)
-        UNKNOWN_NAMES.fail(name, now)
+        UNKNOWN_NAMES.fail(session, name, now)
         audit.record(session, None, "auth.sign_in_failed", "user", detail="unknown or inactive account",
                      actor_username=name or "(blank)")
         return SignInResult(None, GENERIC_FAILURE)
@@ -518,40 +473,3 @@ def revoke_session_row(session: Session, user_id: int, session_id: int, reason: 
         return False
     _revoke(session, row, reason, utcnow())
     return True
-
-
-class SlidingWindow:
-    """In-process count of events per key over the last ``window`` (e.g. failed sign-ins per IP).
-
-    One process's memory: enough for this single-server app; a restart forgets it (the
-    per-account lockout, kept in the database, does not)."""
-
-    def __init__(self, window: timedelta = timedelta(minutes=15)):
-        self.window = window
-        self._events: dict[str, deque[datetime]] = {}
-        self._lock = threading.Lock()
-
-    def _prune(self, key: str, now: datetime) -> deque[datetime]:
-        q = self._events.setdefault(key, deque())
-        while q and now - q[0] > self.window:
-            q.popleft()
-        if not q:
-            del self._events[key]
-            return deque()
-        return q
-
-    def count(self, key: str, now: datetime | None = None) -> int:
-        with self._lock:
-            return len(self._prune(key, now or utcnow()))
-
-    def add(self, key: str, now: datetime | None = None) -> int:
-        now = now or utcnow()
-        with self._lock:
-            q = self._prune(key, now)
-            q.append(now)
-            self._events[key] = q
-            return len(q)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._events.clear()

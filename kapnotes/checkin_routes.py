@@ -1,6 +1,8 @@
 """``GET /checkin?t=TOKEN``: the patient's door into the check-in page (issue 15).
 
-The token is checked here (rate-limited per IP with ``checkin.LIMITER``), then kept in an
+The token is checked here (rate-limited per IP: ``FAILURES``, counted in the database so every
+app process behind the balancer sees the same count; the same limit and window as
+``checkin.LIMITER``), then kept in an
 HttpOnly cookie and the browser is sent to ``/`` with no token in the address: a reload finds
 the link again through the cookie, the history and the address bar never hold the secret.
 SameSite=Lax so the cookie is sent when the patient arrives from a QR scan (a top-level
@@ -11,6 +13,7 @@ expiring the link ends it at the patient's next action: every use re-checks the 
 from __future__ import annotations
 
 import html
+from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,18 +22,15 @@ from starlette.routing import Route
 
 from kapnotes import checkin
 from kapnotes.db import session_scope
+from kapnotes.throttle import SlidingWindow
 from kapnotes.timeutil import utcnow
+from kapnotes.web import engine, is_https
 
 CHECKIN_PATH = "/checkin"
 CHECKIN_COOKIE = "kapnotes_checkin"
 GENERIC_REFUSAL = ("This check-in link does not work. It may have expired, or your clinic may have ended it. "
                    "Please contact your clinic for a new link.")  # the page's own words (checkin_panel)
-
-
-def _engine():
-    from kapnotes.ui.database import engine  # the one engine per URL the pages use too
-
-    return engine()
+FAILURES = SlidingWindow("checkin_ip", timedelta(seconds=checkin.LIMITER.window))  # wrong tokens per address
 
 
 def refusal_page(status: int = 404) -> HTMLResponse:
@@ -48,7 +48,7 @@ def live_link_id(token: str | None) -> int | None:
     """The id of the live link this token opens, or None (blocking: call off the event loop)."""
     if not token:
         return None
-    with session_scope(_engine()) as session:
+    with session_scope(engine()) as session:
         link = checkin.resolve(session, token)
         return link.id if link is not None else None
 
@@ -62,21 +62,19 @@ def request_key(scope) -> str:
 
 def check_token(token: str | None, key: str, opened: bool = False) -> tuple[int | None, int]:
     """(link id or None, seconds until it expires), counting a failure against ``key``."""
-    if checkin.LIMITER.blocked(key):
-        return None, 0
-    with session_scope(_engine()) as session:
+    with session_scope(engine()) as session:
+        if FAILURES.count(session, key) >= checkin.LIMITER.limit:
+            return None, 0
         link = checkin.resolve(session, token) if token else None
         if link is not None:
             if opened:
                 checkin.note_opened(session, link)
             return link.id, max(1, int((link.expires_at - utcnow()).total_seconds()))
-    checkin.LIMITER.fail(key)
+        FAILURES.add(session, key)
     return None, 0
 
 
 async def open_link(request: Request) -> Response:
-    from kapnotes.asgi import is_https
-
     token = request.query_params.get("t", "")
     link_id, max_age = await run_in_threadpool(check_token, token, request_key(request.scope), True)
     if link_id is None:

@@ -10,11 +10,17 @@ and never takes the write lock, so it runs while another process writes (WAL rea
 the last committed state).
 
 On PostgreSQL the schema belongs to an owner role (``init-db``) and the app connects as a
-runtime role with data rights only (``grant_runtime_role``).
+runtime role with data rights only (``grant_runtime_role``). Several app processes share one
+PostgreSQL (issue 19), so each keeps a bounded pool (``KAPNOTES_DB_POOL_SIZE`` connections plus
+``KAPNOTES_DB_MAX_OVERFLOW``; N processes need N × both below ``max_connections``) and may set a
+``KAPNOTES_DB_STATEMENT_TIMEOUT_MS`` so one runaway query cannot hold a connection for ever. A
+restarted PostgreSQL costs the requests in flight only: ``pool_pre_ping`` replaces dead connections.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +54,45 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
         )
         _install_sqlite_hooks(engine)
         return engine
+    if "poolclass" not in kwargs:  # the app's pooled engine (migrations pass NullPool and no limits)
+        kwargs = {**postgres_pool_options(), **kwargs}
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, "").strip() or default)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number") from None
+
+
+def postgres_pool_options() -> dict:
+    """Pool size, overflow and wait, and the statement timeout (0 = none), from the environment."""
+    options: dict = {
+        "pool_size": _env_int("KAPNOTES_DB_POOL_SIZE", 5),
+        "max_overflow": _env_int("KAPNOTES_DB_MAX_OVERFLOW", 5),
+        "pool_timeout": _env_int("KAPNOTES_DB_POOL_TIMEOUT", 30),
+    }
+    timeout_ms = _env_int("KAPNOTES_DB_STATEMENT_TIMEOUT_MS", 0)
+    if timeout_ms > 0:
+        options["connect_args"] = {"options": f"-c statement_timeout={timeout_ms}"}
+    return options
+
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_engine(url: str | None = None) -> Engine:
+    """One engine (one pool) per database URL for the whole process: the server's routes use it."""
+    url = url or get_settings().database_url
+    found = _ENGINES.get(url)
+    if found is None:
+        with _ENGINES_LOCK:
+            found = _ENGINES.get(url)
+            if found is None:
+                found = _ENGINES[url] = make_engine(url)
+    return found
 
 
 def _install_sqlite_hooks(engine: Engine) -> None:

@@ -441,3 +441,46 @@ class CheckinSubmission(SQLModel, table=True):
     assessment_ids: list = json_field(list)
     crisis: bool = Field(default=False)
     created_at: datetime = utc_field(nullable=False, default_now=True)
+
+
+# --- state every app process must see (issue 19: several processes behind one balancer) ---------
+
+
+class AuthFlow(SQLModel, table=True):
+    """A sign-in between two requests: a right password whose code is still to come, or a single
+    sign-on flow between the redirect to the provider and its answer. In the database, not one
+    process's memory, so the next request may land on any process. Only the SHA-256 of the
+    browser's random id is kept; ``expires_at`` bounds its life (rows past it are ignored and pruned)."""
+
+    __tablename__ = "auth_flows"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)  # "sign_in" (the steps after a password) or "oidc"
+    data: dict = json_field(dict)
+    expires_at: datetime = utc_field(nullable=False, index=True)
+
+
+class ThrottleState(SQLModel, table=True):
+    """Failures in a row per key (a source address, an unknown username) and when the next
+    attempt may be checked: the growing sign-in delays, shared by every process."""
+
+    __tablename__ = "throttle_states"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=128)
+    failures: int = Field(default=0)
+    last_at: datetime = utc_field(nullable=False, index=True)
+    until_at: datetime = utc_field(nullable=False)
+
+
+class ThrottleEvent(SQLModel, table=True):
+    """One counted failure (a failed sign-in, a wrong check-in token) per key, for limits over a
+    sliding window (e.g. 10 in 10 minutes per address), shared by every process."""
+
+    __tablename__ = "throttle_events"
+    __table_args__ = (Index("ix_throttle_events_kind_key_at", "kind", "key", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    key: str = Field(max_length=128)
+    at: datetime = utc_field(nullable=False)

@@ -12,10 +12,10 @@ Streamlit's own ``st.login`` is not used: it keeps the identity in Streamlit's o
 cookie, outside our ``user_sessions`` table, so sign-out, idle and absolute timeouts and
 revocation (all decided by that table) would not apply to it.
 
-The flow's secrets (state, nonce, PKCE verifier, where to go next) stay in this process's
-memory for ten minutes, keyed by a random id held in a short-lived HttpOnly cookie, so the
-callback is bound to the browser that started it and each flow is used once. (One server
-process, like the per-IP sign-in limit; a restart just means signing in again.)
+The flow's secrets (state, nonce, PKCE verifier, where to go next) are kept for ten minutes in
+the database (``kapnotes.auth_flows``), keyed by the hash of a random id held in a short-lived
+HttpOnly cookie, so the callback is bound to the browser that started it, each flow is used
+once, and the provider's answer may reach any app process behind the balancer.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import hashlib
 import hmac
 import html
 import secrets
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -34,15 +34,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from kapnotes import audit, auth
+from kapnotes import audit, auth, auth_flows
 from kapnotes.actor import Actor, actor_of
 from kapnotes.config import OidcSettings, get_oidc_settings
+from kapnotes.db import session_scope
+from kapnotes.web import client_ip, engine, is_https, safe_next, set_session_cookie
 
 START_PATH = "/auth/oidc/start"
 CALLBACK_PATH = "/auth/oidc/callback"
 FLOW_COOKIE = "kapnotes_oidc_flow"
 FLOW_SECONDS = 600  # from the button to the provider's answer
-MAX_FLOWS = 5000  # the start route is open to anyone: memory stays bounded
+FLOW_KIND = "oidc"  # its rows in auth_flows
 SCOPE = "openid email"
 HTTP_TIMEOUT = 10  # seconds, for discovery, JWKS and the code exchange
 METADATA_SECONDS = 3600
@@ -62,7 +64,6 @@ class Flow:
     nonce: str
     verifier: str
     next_path: str
-    created: float = field(default_factory=time.monotonic)
 
     @property
     def challenge(self) -> str:
@@ -82,42 +83,15 @@ def new_flow(next_path: str) -> Flow:
                 verifier=secrets.token_urlsafe(48), next_path=next_path)
 
 
-class FlowStore:
-    """Flows in progress, by the random id in the browser's cookie; each is taken once."""
-
-    def __init__(self, seconds: int = FLOW_SECONDS, limit: int = MAX_FLOWS):
-        self.seconds, self.limit = seconds, limit
-        self._flows: dict[str, Flow] = {}
-        self._lock = threading.Lock()
-
-    def _prune(self, now: float) -> None:
-        for key in [k for k, f in self._flows.items() if now - f.created > self.seconds]:
-            del self._flows[key]
-        while len(self._flows) >= self.limit:  # the oldest go first (dicts keep insertion order)
-            del self._flows[next(iter(self._flows))]
-
-    def put(self, flow: Flow) -> str:
-        flow_id = secrets.token_urlsafe(32)
-        with self._lock:
-            self._prune(time.monotonic())
-            self._flows[flow_id] = flow
-        return flow_id
-
-    def take(self, flow_id: str | None, now: float | None = None) -> Flow | None:
-        if not flow_id:
-            return None
-        with self._lock:
-            flow = self._flows.pop(flow_id, None)
-        if flow is None or (now if now is not None else time.monotonic()) - flow.created > self.seconds:
-            return None
-        return flow
-
-    def clear(self) -> None:
-        with self._lock:
-            self._flows.clear()
+def put_flow(session, flow: Flow, now: datetime | None = None) -> str:
+    """Keep a flow for ``FLOW_SECONDS``; returns the random id for the browser's cookie."""
+    return auth_flows.put(session, FLOW_KIND, asdict(flow), FLOW_SECONDS, now)
 
 
-FLOWS = FlowStore()
+def take_flow(session, flow_id: str | None, now: datetime | None = None) -> Flow | None:
+    """The flow for this id, once: a replayed callback (on any process) finds nothing."""
+    data = auth_flows.take(session, FLOW_KIND, flow_id, now)
+    return Flow(**data) if data is not None else None
 
 
 def state_matches(flow: Flow, sent_state: str | None) -> bool:
@@ -319,8 +293,6 @@ def _page(title: str, message: str, status: int, link: tuple[str, str] | None = 
 
 
 def _redirect_uri(request: Request) -> str:
-    from kapnotes.asgi import is_https
-
     scheme = "https" if is_https(request.scope) else "http"
     return f"{scheme}://{request.headers.get('host', '')}{CALLBACK_PATH}"
 
@@ -338,8 +310,6 @@ async def start(request: Request) -> Response:
     settings = get_oidc_settings()
     if settings is None:
         return _not_configured()
-    from kapnotes.asgi import is_https, safe_next  # the server's helpers (asgi includes these routes)
-
     flow = new_flow(safe_next(request.query_params.get("next")))
     try:
         url = await run_in_threadpool(authorization_url, settings, flow, _redirect_uri(request))
@@ -347,9 +317,14 @@ async def start(request: Request) -> Response:
         return _page("Single sign-on is unavailable",
                      "The sign-in service could not be reached. Try again in a moment, or sign in with "
                      "your KAPNotes username and password.", 502)
+    def _keep() -> str:
+        with session_scope(engine()) as session:
+            return put_flow(session, flow)
+
+    flow_id = await run_in_threadpool(_keep)
     response = RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
     # SameSite=Lax: the provider's redirect back is a cross-site top-level GET, which Strict would strip
-    response.set_cookie(FLOW_COOKIE, FLOWS.put(flow), max_age=FLOW_SECONDS, path="/auth/oidc/", httponly=True,
+    response.set_cookie(FLOW_COOKIE, flow_id, max_age=FLOW_SECONDS, path="/auth/oidc/", httponly=True,
                         samesite="lax", secure=is_https(request.scope))
     return response
 
@@ -358,11 +333,8 @@ async def callback(request: Request) -> Response:
     settings = get_oidc_settings()
     if settings is None:
         return _not_configured()
-    from kapnotes.asgi import _engine, client_ip, is_https, set_session_cookie
-    from kapnotes.db import session_scope
-
     def scope():
-        return session_scope(_engine())
+        return session_scope(engine())
 
     async def fail(reason: str, message: str, status: int = 400) -> Response:
         """Audited (the reason only), the flow cookie cleared, a plain page with a way back."""
@@ -375,7 +347,11 @@ async def callback(request: Request) -> Response:
         return _clear_flow(_page("Single sign-on did not work", message, status))
 
     params = request.query_params
-    flow = FLOWS.take(request.cookies.get(FLOW_COOKIE))
+    def _take() -> Flow | None:
+        with scope() as session:
+            return take_flow(session, request.cookies.get(FLOW_COOKIE))
+
+    flow = await run_in_threadpool(_take)
     if flow is None:
         return await fail("no_flow", "This sign-in took too long or was started in another browser. "
                                      "Please start again.")

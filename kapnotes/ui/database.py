@@ -6,35 +6,20 @@ SQLAlchemy ``Session``: the guard decides who is signed in, this module talks to
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from kapnotes.config import get_settings
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope, shared_engine
 from kapnotes.ui.busy import retry_when_busy
-
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
 
 
 def engine() -> Engine:
-    """One engine per database URL for the whole server process.
-
-    A plain dict rather than ``st.cache_resource``: every page opens several units of
-    work per rerun, and Streamlit's cache hashes its arguments on each call (≈ 0.2 ms).
-    """
-    url = get_settings().database_url
-    found = _ENGINES.get(url)
-    if found is None:
-        with _ENGINES_LOCK:
-            found = _ENGINES.get(url)
-            if found is None:
-                found = _ENGINES[url] = make_engine(url)
-    return found
+    """The process's one engine (one pool) per database URL, shared with the server's routes
+    (``kapnotes.db.shared_engine``): one pool per process, whoever asks."""
+    return shared_engine()
 
 
 @contextmanager

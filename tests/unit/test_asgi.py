@@ -472,3 +472,122 @@ def test_a_colleagues_wrong_guesses_cost_a_short_wait_not_a_lock(direct):
         assert "Wait" in r.text
         time.sleep(0.2)  # polling the outcome, not waiting a fixed time
     assert r.status_code == 303
+
+
+def test_two_processes_on_one_database_share_sign_ins_sessions_and_limits(tmp_path_factory):
+    """Issue 19: behind a balancer, the next request of a browser may reach another process.
+    A sign-in started on one (right password) finishes on the other (the code); the session made
+    there is valid on the first; failed sign-ins from one address count on both."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from tests.e2e.conftest import start_server
+
+    env = {"KAPNOTES_TRUST_PROXY": "1", "KAPNOTES_SIGNIN_IP_LIMIT": "3"}
+    proc_a, base_a, db_url = _start(tmp_path_factory, "two_processes", env)
+    proc_b = None
+    try:
+        proc_b, base_b = start_server(Path(make_url(db_url).database), extra_env=env, seed=False)
+        secret, _ = _enrol_in_db(db_url, "mokafor")
+        on_a, on_b = Client(base_a, ip="198.51.100.7"), Client(base_b, ip="198.51.100.7")
+        on_b.cookies = on_a.cookies  # one browser, two processes
+        first = _sign_in(on_a, username="mokafor", next_path="/patients")
+        assert first.status_code == 200 and "Second step" in first.text
+        done = _step(on_b, first, code=_next_code(db_url, "mokafor", secret))
+        assert done.status_code == 303 and done.headers["location"] == "/patients"
+        assert on_a.get("/patients").status_code == 200 and on_b.get("/patients").status_code == 200
+
+        plain_a, plain_b = Client(base_a, ip="198.51.100.8"), Client(base_b, ip="198.51.100.8")
+        plain_b.cookies = plain_a.cookies
+        assert _sign_in(plain_a).status_code == 303
+        assert plain_b.get("/dose_log").status_code == 200  # a session made on A, valid on B
+
+        guess_a, guess_b = Client(base_a, ip="198.51.100.9"), Client(base_b, ip="198.51.100.9")
+        for client in (guess_a, guess_b, guess_a):
+            assert _sign_in(client, password="wrong-password").status_code == 401
+        refused = _sign_in(guess_b)  # the right password, but this address used its 3 tries on both
+        assert refused.status_code == 429 and "from this network" in refused.text
+    finally:
+        _stop(proc_a)
+        if proc_b is not None:
+            _stop(proc_b)
+
+
+def _throwaway_postgres(tmp_path_factory):
+    """A PostgreSQL cluster of our own (initdb + pg_ctl as the postgres user, on a free port under
+    /tmp): restarting it disturbs nobody else's database."""
+    import glob
+    import os
+    import shutil
+
+    from tests.e2e.conftest import _free_port
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not bins or os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs PostgreSQL's pg_ctl and root (to run it as the postgres user)")
+    import tempfile
+    from pathlib import Path
+
+    pg_ctl = bins[-1]
+    data = Path(tempfile.mkdtemp(prefix="kap-pgfault-")) / "data"  # outside pytest's root-only tmp
+    data.parent.chmod(0o777)
+    port = _free_port()
+
+    def as_postgres(*args, check=True):
+        return subprocess.run(["runuser", "-u", "postgres", "--", *args], check=check, capture_output=True, text=True)
+
+    as_postgres(pg_ctl.replace("pg_ctl", "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    opts = f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def start():
+        as_postgres(pg_ctl, "-D", str(data), "-o", opts, "-l", str(data.parent / "pg.log"), "-w", "start")
+
+    def stop(remove=False):
+        as_postgres(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop", check=False)
+        if remove:
+            shutil.rmtree(data.parent, ignore_errors=True)
+
+    start()
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", start, stop
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_fails_requests_cleanly_and_the_app_recovers_by_itself(tmp_path_factory):
+    """Issue 19 fault: PostgreSQL restarts under a running app. While it is down, a signed-in page
+    load and a sign-in get a plain 503 page that says so (never a crash or a traceback); once it is
+    back, the same app process (not restarted) serves the same session again."""
+    import time
+
+    from tests.e2e.conftest import start_server
+
+    url, pg_start, pg_stop = _throwaway_postgres(tmp_path_factory)
+    proc = None
+    try:
+        proc, base = start_server(tmp_path_factory.mktemp("pgfault_app") / "unused.db",
+                                  extra_env={"KAPNOTES_DATABASE_URL": url})
+        client = Client(base)
+        assert _sign_in(client).status_code == 303
+        assert client.get("/patients").status_code == 200
+        pg_stop()
+        down = client.get("/patients")
+        assert down.status_code == 503 and "cannot reach its database" in down.text
+        assert "Traceback" not in down.text and down.headers["Retry-After"] == "30"
+        assert "content-security-policy" in {k.lower() for k in down.headers}
+        other = Client(base)
+        form = other.get("/auth/sign-in")
+        assert form.status_code == 200  # the form itself needs no database
+        r = _sign_in(other)
+        assert r.status_code == 503 and "cannot reach its database" in r.text
+        pg_start()
+        began = time.monotonic()
+        while client.get("/patients").status_code != 200:
+            assert time.monotonic() - began < 30, "the app did not recover after PostgreSQL came back"
+            time.sleep(0.5)
+        print(f"recovered {time.monotonic() - began:.1f} s after PostgreSQL was back")
+        assert _sign_in(Client(base)).status_code == 303
+        assert proc.poll() is None  # the same process, never restarted
+    finally:
+        if proc is not None:
+            _stop(proc)
+        pg_stop(remove=True)

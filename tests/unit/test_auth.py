@@ -20,13 +20,6 @@ from tests.factories import PASSWORD
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_unknown_name_delays():
-    auth.UNKNOWN_NAMES.clear()
-    yield
-    auth.UNKNOWN_NAMES.clear()
-
-
 def _user(session, username) -> User:
     session.expire_all()
     return session.exec(select(User).where(User.username == username)).one()
@@ -400,8 +393,28 @@ def test_password_reset_by_an_admin_revokes_sessions(session, clinic):
     assert auth.revoke_sessions(session, clinic.tina.id, "test") == 0
 
 
-def test_sliding_window_counts_within_the_window_only():
-    window = auth.SlidingWindow(timedelta(minutes=15))
-    assert [window.add("1.2.3.4", now=T0 + timedelta(minutes=m)) for m in (0, 5, 10)] == [1, 2, 3]
-    assert window.count("1.2.3.4", now=T0 + timedelta(minutes=16)) == 2
-    assert window.count("5.6.7.8", now=T0) == 0
+def test_sliding_window_counts_within_the_window_only(session):
+    window = auth.SlidingWindow("test", timedelta(minutes=15))
+    assert [window.add(session, "1.2.3.4", now=T0 + timedelta(minutes=m)) for m in (0, 5, 10)] == [1, 2, 3]
+    assert window.count(session, "1.2.3.4", now=T0 + timedelta(minutes=16)) == 2
+    assert window.count(session, "5.6.7.8", now=T0) == 0
+
+
+def test_delays_are_kept_in_the_database_so_another_process_sees_them(engine):
+    """Two app processes are two engines on one database: a failure counted by one is a wait on the other."""
+    from kapnotes.db import make_engine, session_scope
+
+    other = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    tracker = auth.DelayTracker("test_ip")
+    try:
+        for i in range(10):
+            with session_scope(engine if i % 2 else other) as s:
+                tracker.fail(s, "9.9.9.9", now=T0, threshold_scale=1)
+        with session_scope(other) as s:
+            assert tracker.wait(s, "9.9.9.9", now=T0) > 0
+        with session_scope(engine) as s:
+            tracker.reset(s, "9.9.9.9")
+        with session_scope(other) as s:
+            assert tracker.wait(s, "9.9.9.9", now=T0) == 0
+    finally:
+        other.dispose()

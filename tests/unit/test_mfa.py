@@ -16,11 +16,6 @@ from tests.factories import PASSWORD
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_delays():
-    auth.UNKNOWN_NAMES.clear()
-
-
 def _code(secret: str, when: datetime) -> str:
     return pyotp.TOTP(secret).at(when)
 

@@ -111,23 +111,41 @@ def test_state_must_match_exactly():
     assert not oidc.state_matches(flow, None)
 
 
-def test_a_flow_is_taken_once_only_by_its_id_and_expires():
-    store = oidc.FlowStore(seconds=600)
-    flow = oidc.new_flow("/review_queue")
-    flow_id = store.put(flow)
-    assert store.take("someone-elses-id") is None
-    assert store.take(None) is None
-    assert store.take(flow_id) is flow
-    assert store.take(flow_id) is None  # single use: a replayed callback finds nothing
-    old = oidc.new_flow("/")
-    old_id = store.put(old)
-    assert store.take(old_id, now=old.created + 601) is None
+def test_a_flow_is_taken_once_only_by_its_id_and_expires(engine):
+    """In the database: started on one process (engine), finished on another (a second engine)."""
+    from datetime import timedelta
+
+    from kapnotes.db import make_engine, session_scope
+    from kapnotes.timeutil import utcnow
+
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        flow = oidc.new_flow("/review_queue")
+        with session_scope(engine) as s:
+            flow_id = oidc.put_flow(s, flow)
+        with session_scope(other) as s:
+            assert oidc.take_flow(s, "someone-elses-id") is None
+            assert oidc.take_flow(s, None) is None
+            assert oidc.take_flow(s, flow_id) == flow
+        with session_scope(engine) as s:
+            assert oidc.take_flow(s, flow_id) is None  # single use: a replayed callback finds nothing
+            old_id = oidc.put_flow(s, oidc.new_flow("/"))
+        with session_scope(other) as s:
+            assert oidc.take_flow(s, old_id, now=utcnow() + timedelta(seconds=601)) is None
+    finally:
+        other.dispose()
 
 
-def test_the_flow_store_stays_bounded():
-    store = oidc.FlowStore(limit=3)
-    ids = [store.put(oidc.new_flow("/")) for _ in range(5)]
-    assert len(store._flows) == 3 and store.take(ids[0]) is None and store.take(ids[-1]) is not None
+def test_expired_flows_are_pruned_when_new_ones_start(session):
+    from datetime import timedelta
+
+    from kapnotes.models import AuthFlow
+    from kapnotes.timeutil import utcnow
+
+    for _ in range(3):
+        oidc.put_flow(session, oidc.new_flow("/"), now=utcnow() - timedelta(hours=1))
+    oidc.put_flow(session, oidc.new_flow("/"))
+    assert session.exec(select(func.count()).select_from(AuthFlow)).one() == 1
 
 
 # --- the ID token ------------------------------------------------------------------------
@@ -238,13 +256,14 @@ def test_routes_answer_404_when_not_configured(no_oidc_env):
     assert client.get("/auth/oidc/callback?code=x&state=y", follow_redirects=False).status_code == 404
 
 
-def test_start_sends_the_browser_to_the_provider_with_a_flow_cookie(no_oidc_env, monkeypatch):
+def test_start_sends_the_browser_to_the_provider_with_a_flow_cookie(no_oidc_env, monkeypatch, engine, db_url):
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
     no_oidc_env.setenv("KAPNOTES_OIDC_DISCOVERY_URL", SETTINGS.discovery_url)
     no_oidc_env.setenv("KAPNOTES_OIDC_CLIENT_ID", CLIENT)
     monkeypatch.delenv("KAPNOTES_APPTEST_SIGN_IN", raising=False)  # the routes use the server's helpers
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", db_url)  # the flow is kept in the database
     monkeypatch.setitem(oidc._metadata_cache, SETTINGS.discovery_url, (time.monotonic(), METADATA))
     client = TestClient(Starlette(routes=oidc.routes()), base_url="http://kap.test")
     r = client.get("/auth/oidc/start?next=//evil.example/x", follow_redirects=False)
@@ -253,6 +272,9 @@ def test_start_sends_the_browser_to_the_provider_with_a_flow_cookie(no_oidc_env,
     assert "kapnotes_oidc_flow=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     assert "path=/auth/oidc/" in cookie and "max-age=600" in cookie
     flow_id = r.cookies.get(oidc.FLOW_COOKIE)
-    flow = oidc.FLOWS.take(flow_id)
+    from kapnotes.db import session_scope
+
+    with session_scope(engine) as s:
+        flow = oidc.take_flow(s, flow_id)
     assert flow.next_path == "/"  # another site is never a destination
     assert dict(parse_qsl(urlsplit(r.headers["location"]).query))["state"] == flow.state
