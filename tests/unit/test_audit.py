@@ -430,6 +430,7 @@ def test_anchors_catch_a_cut_tail_and_a_rewritten_chain(session, db_url, clinic,
     assert anchors.read_text() == saved  # a failed check appends nothing
 
 
+@pytest.mark.slow
 def test_anchors_catch_a_rewritten_chain(session, db_url, clinic, tmp_path):
     anchors = tmp_path / "anchors.jsonl"
     session.commit()
