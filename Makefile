@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 PORT   ?= 8501
+# pytest-xdist workers for `make test` and `make check` (auto: one per CPU; JOBS=0: no workers)
+JOBS   ?= auto
 
 .PHONY: run test check lint bench install clean
 
@@ -25,14 +27,16 @@ $(AXE): package.json
 	@if command -v npm >/dev/null 2>&1; then npm install --silent --no-audit --no-fund && touch $(AXE); \
 	else echo "npm not found: accessibility tests will be skipped (and fail in CI)"; fi
 
+# Every tier (unit on SQLite and PostgreSQL, AppTest, browser) in parallel: each pytest-xdist worker
+# has its own PostgreSQL database, SQLite files and browser-tier server (tests/conftest.py).
 test: $(STAMP) $(AXE)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 # The fast loop: lint, then the unit tier on SQLite in parallel, without the tests marked slow
 # (`make test` runs everything).
 check: lint
 	env -u KAPNOTES_TEST_POSTGRES_URL -u KAPNOTES_REQUIRE_E2E \
-		$(PY) -m pytest tests/unit -n auto -m "not slow" -q $(PYTEST_ARGS)
+		$(PY) -m pytest tests/unit -n $(JOBS) --dist loadgroup -m "not slow and not postgres" -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

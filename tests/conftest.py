@@ -1,16 +1,25 @@
 """Shared fixtures: a migrated database per test, on SQLite and (when configured) PostgreSQL.
 
 ``engine`` is parametrized over both backends, so every service test runs twice when
-``KAPNOTES_TEST_POSTGRES_URL`` is set. With ``KAPNOTES_REQUIRE_E2E=1`` (CI) a skipped
-test is reported as a failure: no tier may silently not run.
+``KAPNOTES_TEST_POSTGRES_URL`` is set (those runs carry the ``postgres`` marker). With
+``KAPNOTES_REQUIRE_E2E=1`` (CI) a skipped test is reported as a failure: no tier may silently
+not run.
+
+Under pytest-xdist each worker has a database of its own: ``<db>_gw0``, ``<db>_gw1``… on the
+server of ``KAPNOTES_TEST_POSTGRES_URL``, created empty when the worker starts (migrated on first
+use) and dropped when it ends; ``PG_URL`` names the worker's database. SQLite tests copy one
+migrated template file per worker.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 os.environ.setdefault("KAPNOTES_FAST_HASH", "1")  # Argon2id with a tiny cost: tests hash many passwords
 os.environ.setdefault("KAPNOTES_APPTEST_SIGN_IN", "1")  # AppTest has no cookies: see kapnotes/ui/guard.py
@@ -22,7 +31,53 @@ from kapnotes.db import make_engine, migrate  # noqa: E402
 from tests.factories import Clinic, make_clinic  # noqa: E402
 
 REQUIRE_ALL = os.environ.get("KAPNOTES_REQUIRE_E2E") == "1"
-PG_URL = os.environ.get("KAPNOTES_TEST_POSTGRES_URL")
+BASE_PG_URL = os.environ.get("KAPNOTES_TEST_POSTGRES_URL")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1… under pytest-xdist; None otherwise
+
+
+def _worker_url(url: str | None) -> str | None:
+    if not url or not WORKER:
+        return url
+    u = make_url(url)
+    return u.set(database=f"{u.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+PG_URL = _worker_url(BASE_PG_URL)
+# Tests that look at the whole PostgreSQL server (every database's name), not their own database:
+# pytest-xdist runs each group on one worker, one after the other.
+SERVER_WIDE = ("test_postgres_trial_restore",)
+
+
+def _admin(sql: str) -> None:
+    """Run one CREATE/DROP DATABASE on the server of KAPNOTES_TEST_POSTGRES_URL."""
+    engine = create_engine(BASE_PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def pytest_sessionstart(session):
+    if PG_URL and PG_URL != BASE_PG_URL:
+        name = make_url(PG_URL).database
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # left by a killed run
+        _admin(f'CREATE DATABASE "{name}"')
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if PG_URL and PG_URL != BASE_PG_URL:
+        _admin(f'DROP DATABASE IF EXISTS "{make_url(PG_URL).database}" WITH (FORCE)')
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group markers
+def pytest_collection_modifyitems(items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "postgres":
+            item.add_marker(pytest.mark.postgres)
+        if item.name.startswith(SERVER_WIDE):
+            item.add_marker(pytest.mark.xdist_group("postgres-server"))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -62,12 +117,30 @@ def backend(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def sqlite_clinic_template(tmp_path_factory, sqlite_template) -> tuple[Path, Clinic]:
+    """The small clinic of tests/factories.py, built once per worker on a migrated SQLite file:
+    a test that takes ``clinic`` on SQLite starts on a copy (it is the same data make_clinic
+    writes; building it for each test was a tenth of the unit tier's time)."""
+    path = tmp_path_factory.mktemp("template") / "clinic.db"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        return path, make_clinic(engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def db_url(backend, request, tmp_path, sqlite_template) -> str:
-    """A migrated, empty database for this test."""
+    """A migrated database for this test: empty, or (SQLite, when the test takes ``clinic``)
+    holding the small clinic already."""
     if backend == "sqlite":
         path = tmp_path / "kapnotes.db"
-        shutil.copy(sqlite_template, path)
+        template = sqlite_template
+        if "clinic" in request.fixturenames:
+            template = request.getfixturevalue("sqlite_clinic_template")[0]
+        shutil.copy(template, path)
         return f"sqlite:///{path}"
     engine = request.getfixturevalue("pg_session_engine")
     truncate_all(engine)
@@ -92,7 +165,9 @@ def session(engine):
 
 
 @pytest.fixture
-def clinic(engine) -> Clinic:
+def clinic(engine, db_url, backend, request) -> Clinic:
+    if backend == "sqlite" and engine.url.database == make_url(db_url).database:
+        return request.getfixturevalue("sqlite_clinic_template")[1]  # db_url copied it
     return make_clinic(engine)
 
 

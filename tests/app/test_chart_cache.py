@@ -15,7 +15,8 @@ from kapnotes import assessments, charts, doses
 from kapnotes.db import session_scope
 from kapnotes.timeutil import utcnow
 from kapnotes.ui import chart_cache
-from tests.app.test_dose_pages import add_history, env, page  # noqa: F401 - fixture
+from tests.app.conftest import run_page
+from tests.helpers.records import add_history
 
 CHARTS = ("scores_chart", "effects_chart", "bp_chart")
 
@@ -46,10 +47,9 @@ def _dataset_rows(at) -> int:
     return sum(pa.ipc.open_stream(d.data.data).read_all().num_rows for d in datasets)
 
 
-def test_rerun_with_unchanged_data_reuses_every_chart(env, builds):
-    engine, clinic = env
+def test_rerun_with_unchanged_data_reuses_every_chart(engine, clinic, builds):
     add_history(engine, clinic)
-    at = page("dashboard", clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     assert not at.exception, at.exception
     assert len(at.get("vega_lite_chart")) == 3
     first = dict(builds)
@@ -60,10 +60,9 @@ def test_rerun_with_unchanged_data_reuses_every_chart(env, builds):
     assert len(at.get("vega_lite_chart")) == 3  # and still drawn
 
 
-def test_new_score_or_dose_rebuilds_the_affected_charts(env, builds):
-    engine, clinic = env
+def test_new_score_or_dose_rebuilds_the_affected_charts(engine, clinic, builds):
     add_history(engine, clinic)
-    at = page("dashboard", clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     rows_before = _dataset_rows(at)
     with session_scope(engine) as s:  # another clinician enters a score
         assessments.record_assessment(s, clinic.paul, clinic.a1, "GAD-7", date.today() - timedelta(days=1), total=8)
@@ -79,10 +78,9 @@ def test_new_score_or_dose_rebuilds_the_affected_charts(env, builds):
     assert builds["effects_chart"] == builds["bp_chart"] == 2
 
 
-def test_a_voided_dose_rebuilds_the_dose_charts(env, builds):
-    engine, clinic = env
+def test_a_voided_dose_rebuilds_the_dose_charts(engine, clinic, builds):
     add_history(engine, clinic)
-    at = page("dashboard", clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     with session_scope(engine) as s:
         entry = doses.list_doses(s, clinic.tina, clinic.a1).iloc[0]
         doses.void_dose(s, clinic.tina, int(entry["id"]), "entered twice", expected_version=int(entry["version"]))
@@ -90,12 +88,11 @@ def test_a_voided_dose_rebuilds_the_dose_charts(env, builds):
     assert builds["effects_chart"] == builds["bp_chart"] == 2
 
 
-def test_each_session_builds_its_own_charts(env, builds):
+def test_each_session_builds_its_own_charts(engine, clinic, builds):
     """Another user's session never starts from the first user's stored specs."""
-    engine, clinic = env
     add_history(engine, clinic)
-    tina = page("dashboard", clinic.tina, clinic.a1)
-    paul = page("dashboard", clinic.paul, clinic.a1)
+    tina = run_page("dashboard", "tina", "A-001")
+    paul = run_page("dashboard", "paul", "A-001")
     assert builds["scores_chart"] == 2
     assert chart_cache.STATE_KEY in tina.session_state and chart_cache.STATE_KEY in paul.session_state
 

@@ -3,46 +3,24 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-import kapnotes.timeutil
 from kapnotes import checkin
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope
 from kapnotes.models import CheckinLink, DoseEntry
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.checkin_panel import GENERIC_REFUSAL, LINK_KEY
-from tests.app.uitext import rendered_text
-from tests.factories import make_clinic
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def env(sqlite_url, monkeypatch):
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
-    checkin.LIMITER._hits.clear()
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
-    yield engine, clinic
-    checkin.LIMITER._hits.clear()
-    engine.dispose()
+from tests.app.conftest import run_page
+from tests.helpers.uitext import rendered_text
 
 
 def new_link(engine, clinic, **kw):
     with session_scope(engine) as s:
         link, token = checkin.create_link(s, clinic.tina, clinic.a1, **kw)
         return link.id, token
-
-
-def open_page(token: str | None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/checkin.py"), default_timeout=60)
-    if token is not None:
-        at.query_params["t"] = token
-    return at.run()
 
 
 def fill_dose(at: AppTest) -> None:
@@ -60,10 +38,9 @@ def send(at: AppTest) -> AppTest:
     return at.run()
 
 
-def test_valid_token_shows_first_name_and_clinic_only_and_clears_url(env):
-    engine, clinic = env
+def test_valid_token_shows_first_name_and_clinic_only_and_clears_url(engine, clinic):
     link_id, token = new_link(engine, clinic)
-    at = open_page(token)
+    at = run_page("checkin", query={"t": token})
     assert not at.exception
     text = rendered_text(at)
     assert "Hello Alice" in text and "KAPNotes Demo Clinic" in text
@@ -77,10 +54,9 @@ def test_valid_token_shows_first_name_and_clinic_only_and_clears_url(env):
     assert "Hello Alice" in rendered_text(at)
 
 
-def test_submit_stores_patient_dose_and_shows_crisis_for_item9(env):
-    engine, clinic = env
+def test_submit_stores_patient_dose_and_shows_crisis_for_item9(engine, clinic):
     _, token = new_link(engine, clinic)
-    at = open_page(token)
+    at = run_page("checkin", query={"t": token})
     fill_dose(at)
     at.text_area(key="ck_note").set_value("**bold** <script>alert(1)</script>")
     for i, v in enumerate([1, 1, 0, 0, 1, 0, 0], start=1):
@@ -98,10 +74,9 @@ def test_submit_stores_patient_dose_and_shows_crisis_for_item9(env):
         assert entry.source == "patient" and entry.anxiety_before == 6 and entry.nausea == 1
 
 
-def test_impossible_values_refused_in_plain_words(env):
-    engine, clinic = env
+def test_impossible_values_refused_in_plain_words(engine, clinic):
     _, token = new_link(engine, clinic)
-    at = open_page(token)
+    at = run_page("checkin", query={"t": token})
     fill_dose(at)
     at.number_input(key="ck_sys").set_value(400)
     at.number_input(key="ck_dia").set_value(80)
@@ -117,10 +92,9 @@ def test_impossible_values_refused_in_plain_words(env):
         assert s.exec(select(DoseEntry)).all() == []
 
 
-def test_double_submit_stores_one(env):
-    engine, clinic = env
+def test_double_submit_stores_one(engine, clinic):
     _, token = new_link(engine, clinic)
-    at = open_page(token)
+    at = run_page("checkin", query={"t": token})
     fill_dose(at)
     nonce = at.session_state["checkin_nonce"]
     at = send(at)
@@ -133,8 +107,7 @@ def test_double_submit_stores_one(env):
 
 
 @pytest.mark.parametrize("kind", ["expired", "revoked", "unknown"])
-def test_bad_tokens_get_one_generic_page(env, kind):
-    engine, clinic = env
+def test_bad_tokens_get_one_generic_page(engine, clinic, kind):
     link_id, token = new_link(engine, clinic)
     with session_scope(engine) as s:
         link = s.get(CheckinLink, link_id)
@@ -143,22 +116,21 @@ def test_bad_tokens_get_one_generic_page(env, kind):
             s.add(link)
         elif kind == "revoked":
             checkin.revoke_link(s, clinic.tina, link_id)
-    at = open_page(token if kind != "unknown" else "x" * 43)
+    at = run_page("checkin", query={"t": token if kind != "unknown" else "x" * 43})
     text = rendered_text(at)
     assert GENERIC_REFUSAL in text
     assert "Alice" not in text and "Send my check-in" not in text
     assert LINK_KEY not in at.session_state
 
 
-def test_no_token_is_refused(env):
-    at = open_page(None)
+def test_no_token_is_refused(clinic):
+    at = run_page("checkin")
     assert GENERIC_REFUSAL in rendered_text(at)
 
 
-def test_link_revoked_while_open_stops_the_page(env):
-    engine, clinic = env
+def test_link_revoked_while_open_stops_the_page(engine, clinic):
     link_id, token = new_link(engine, clinic)
-    at = open_page(token)
+    at = run_page("checkin", query={"t": token})
     assert "Hello Alice" in rendered_text(at)
     with session_scope(engine) as s:
         checkin.revoke_link(s, clinic.tina, link_id)
@@ -166,29 +138,19 @@ def test_link_revoked_while_open_stops_the_page(env):
     assert GENERIC_REFUSAL in rendered_text(at)
 
 
-def test_failed_tokens_are_rate_limited(env):
-    engine, clinic = env
+def test_failed_tokens_are_rate_limited(engine, clinic):
     _, token = new_link(engine, clinic)
     for _ in range(checkin.LIMITER.limit):
-        open_page("wrong-token-" + "y" * 30)
-    at = open_page(token)  # even the right token: this address is blocked for a while
+        run_page("checkin", query={"t": "wrong-token-" + "y" * 30})
+    at = run_page("checkin", query={"t": token})  # even the right token: this address is blocked for a while
     assert GENERIC_REFUSAL in rendered_text(at)
 
 
 # --- the clinician's panel on the dashboard -------------------------------------------------------
 
 
-def dashboard(user, patient_id) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/dashboard.py"), default_timeout=60)
-    at.session_state["user_id"] = user.id
-    at.session_state["last_activity"] = kapnotes.timeutil.utcnow()
-    at.session_state["patient_id"] = patient_id
-    return at.run()
-
-
-def test_dashboard_panel_creates_lists_and_revokes(env):
-    engine, clinic = env
-    at = dashboard(clinic.tina, clinic.a1)
+def test_dashboard_panel_creates_lists_and_revokes(engine, clinic):
+    at = run_page("dashboard", "tina", "A-001")
     assert not at.exception
     assert "No check-in link yet." in rendered_text(at)
     [b for b in at.button if b.label == "Create a check-in link"][0].click()
@@ -209,20 +171,15 @@ def test_dashboard_panel_creates_lists_and_revokes(env):
         assert checkin.resolve(s, token) is None
 
 
-def test_patient_reported_dose_shows_on_dashboard_and_dose_log(env):
-    engine, clinic = env
+def test_patient_reported_dose_shows_on_dashboard_and_dose_log(engine, clinic):
     link_id, _ = new_link(engine, clinic)
     with session_scope(engine) as s:
         checkin.submit(s, link_id, "n-dash", checkin.CheckinInput(taken_at=utcnow() - timedelta(hours=1),
                                                                   anxiety_before=5))
-    at = dashboard(clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     assert "Latest patient-reported dose: 150 mg" in rendered_text(at)
     assert "1 check-in" in rendered_text(at)
-    log = AppTest.from_file(str(ROOT / "pages/dose_log.py"), default_timeout=60)
-    log.session_state["user_id"] = clinic.tina.id
-    log.session_state["last_activity"] = kapnotes.timeutil.utcnow()
-    log.session_state["patient_id"] = clinic.a1
-    log.run()
+    log = run_page("dose_log", "tina", "A-001")
     assert not log.exception
     table = log.dataframe[0].value
     assert list(table["Source"]) == ["patient-reported"]

@@ -3,42 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-import kapnotes.timeutil
 from kapnotes import assessments, doses
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope
 from kapnotes.models import Assessment, AuditEvent, DoseEntry, NoteStatus, SessionNote
 from kapnotes.timeutil import utcnow
-from tests.factories import make_clinic
+from tests.app.conftest import run_page
+from tests.helpers.records import add_history
 
-ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["dashboard", "dose_log", "import_doses", "measures"]
-
-
-@pytest.fixture
-def env(sqlite_url, monkeypatch):
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
-    yield engine, clinic
-    engine.dispose()
-
-
-def page(name: str, user=None, patient_id=None, tab: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / f"pages/{name}.py"), default_timeout=60)
-    if tab is not None:  # the dose log's stateful tabs: as if the user had clicked this one
-        at.session_state["dose_tab"] = tab
-    if user is not None:
-        at.session_state["user_id"] = user.id
-        at.session_state["last_activity"] = kapnotes.timeutil.utcnow()
-    if patient_id is not None:
-        at.session_state["patient_id"] = patient_id
-    return at.run()
 
 
 def texts(at: AppTest) -> str:
@@ -48,56 +25,35 @@ def texts(at: AppTest) -> str:
     return "\n".join(parts)
 
 
-def add_history(engine, clinic):
-    now = utcnow()
-    today = assessments._today()  # the clinic's today: a later date is refused
-    with session_scope(engine) as s:
-        for k in range(6):
-            doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
-                taken_at=now - timedelta(days=1 + 7 * k), dose_mg=150, formulation="odt", anxiety_before=6,
-                anxiety_after=2, dissociation=4, nausea=1, bp_systolic_pre=120, bp_diastolic_pre=80,
-                bp_systolic_post=135, bp_diastolic_post=88))
-        for days_ago, total in ((42, 15), (14, 10), (0, 6)):
-            assessments.record_assessment(s, clinic.tina, clinic.a1, "GAD-7", today - timedelta(days=days_ago),
-                                          total=total)
-        s.add(SessionNote(patient_id=clinic.a1, author_id=clinic.tina.id, note_type="integration",
-                          status=NoteStatus.signed, session_date=today - timedelta(days=2),
-                          fields={"homework": "Breathing practice <b>twice</b> daily", "plan": "Next dose Friday"}))
-
-
 @pytest.mark.parametrize("name", PAGES)
-def test_signed_out_shows_sign_in_only(env, name):
-    at = page(name)
+def test_signed_out_shows_sign_in_only(clinic, name):
+    at = run_page(name)
     assert any(b.label == "Sign in" for b in at.button)
     assert "Alice" not in texts(at) and "A-001" not in texts(at)
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_admin_refused(env, name):
-    _engine, clinic = env
-    at = page(name, clinic.ada, clinic.a1)
+def test_admin_refused(clinic, name):
+    at = run_page(name, "ada", "A-001")
     assert "not available for your role" in texts(at)
     assert "A-001" not in texts(at)
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_other_team_patient_refused(env, name):
-    _engine, clinic = env
-    at = page(name, clinic.theo, clinic.a1)
+def test_other_team_patient_refused(clinic, name):
+    at = run_page(name, "theo", "A-001")
     assert "do not have access" in texts(at)
     assert "Alice" not in texts(at)
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_no_patient_selected(env, name):
-    _engine, clinic = env
-    at = page(name, clinic.tina)
+def test_no_patient_selected(clinic, name):
+    at = run_page(name, "tina")
     assert "Choose a patient on the Patients page first." in texts(at)
 
 
-def test_dashboard_empty_states(env):
-    _engine, clinic = env
-    at = page("dashboard", clinic.tina, clinic.a2)
+def test_dashboard_empty_states(clinic):
+    at = run_page("dashboard", "tina", "A-002")
     assert not at.exception
     t = texts(at)
     assert "No doses logged yet — add one or import a CSV." in t
@@ -106,10 +62,9 @@ def test_dashboard_empty_states(env):
     assert "No signed integration note yet" in t
 
 
-def test_dashboard_with_history(env):
-    engine, clinic = env
+def test_dashboard_with_history(engine, clinic):
     add_history(engine, clinic)
-    at = page("dashboard", clinic.paul, clinic.a1)
+    at = run_page("dashboard", "paul", "A-001")
     assert not at.exception
     t = texts(at)
     assert "Dose log: 6 doses logged" in t
@@ -126,11 +81,10 @@ def test_dashboard_with_history(env):
         assert [e.detail for e in opened] == ["dashboard"]
 
 
-def test_dashboard_shows_safety_flag(env):
-    engine, clinic = env
+def test_dashboard_shows_safety_flag(engine, clinic):
     with session_scope(engine) as s:
         assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", assessments._today(), items=[1] * 9)
-    at = page("dashboard", clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     assert "SAFETY FLAG" in texts(at)
 
 
@@ -139,12 +93,11 @@ def _submit(at: AppTest, label: str) -> AppTest:
     return at.run()
 
 
-def test_dose_log_add_and_bad_input(env):
-    engine, clinic = env
-    at = page("dose_log", clinic.tina, clinic.a1)
+def test_dose_log_add_and_bad_input(engine, clinic):
+    at = run_page("dose_log", "tina", "A-001")
     assert not at.exception
     assert "No doses logged yet — add one or import a CSV." in texts(at)
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     at.number_input(key="add_bp_systolic_pre").set_value(120)
     at.number_input(key="add_bp_diastolic_pre").set_value(130)  # systolic not above diastolic
     at = _submit(at, "Save dose")
@@ -159,36 +112,34 @@ def test_dose_log_add_and_bad_input(env):
         rows = s.exec(select(DoseEntry)).all()
         assert len(rows) == 1
         assert (rows[0].dose_mg, rows[0].formulation, rows[0].anxiety_before) == (150, "odt", 7)  # plan defaults
-    at = page("dose_log", clinic.tina, clinic.a1)
+    at = run_page("dose_log", "tina", "A-001")
     assert "1 dose shown" in texts(at)
 
 
-def test_dose_log_runs_only_the_open_tab(env):
+def test_dose_log_runs_only_the_open_tab(engine, clinic):
     """The entry forms (about 40 widgets) are built only when their tab is open: a rerun of the
     log does not pay for them, and the log's table is not built behind the forms."""
-    engine, clinic = env
     add_history(engine, clinic)
     with session_scope(engine) as s:
         doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
             taken_at=utcnow() - timedelta(hours=3), dose_mg=150, formulation="odt", context="home_with_sitter"))
-    at = page("dose_log", clinic.tina, clinic.a1)
+    at = run_page("dose_log", "tina", "A-001")
     keys = {w.key for w in at.number_input}
     assert len(at.dataframe) == 1 and "7 doses shown" in texts(at)
     assert "At home with a sitter" in list(at.dataframe[0].value["Context"])  # words, not codes
     assert not any(k.startswith(("add_", "edit")) for k in keys)
     assert "de_entry" not in {w.key for w in at.selectbox}
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     assert "add_dose" in {w.key for w in at.number_input} and len(at.dataframe) == 0
     assert [b.label for b in at.button if b.label != "Sign out"] == ["Save dose"]
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Edit or void")
     assert len(at.dataframe) == 0 and at.selectbox(key="de_entry").value is not None
     assert "Save dose" not in [b.label for b in at.button]
 
 
-def test_dose_log_void(env):
-    engine, clinic = env
+def test_dose_log_void(engine, clinic):
     add_history(engine, clinic)
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Edit or void")
     entry_id = at.selectbox(key="de_entry").value
     at.text_input(key=f"void_reason_{entry_id}").input("Entered twice")
     at = _submit(at, "Void this entry")
@@ -197,9 +148,8 @@ def test_dose_log_void(env):
         assert s.get(DoseEntry, entry_id).void_reason == "Entered twice"
 
 
-def test_measures_items_and_flag(env):
-    engine, clinic = env
-    at = page("measures", clinic.tina, clinic.a1)
+def test_measures_items_and_flag(engine, clinic):
+    at = run_page("measures", "tina", "A-001")
     assert "Feeling nervous, anxious, or on edge" in "\n".join(r.label for r in at.radio)
     for i in range(1, 8):
         at.radio(key=f"ms_GAD-7_item{i}").set_value(2)
@@ -220,9 +170,8 @@ def test_measures_items_and_flag(env):
     assert "SAFETY FLAG" in texts(at)
 
 
-def test_measures_incomplete_items_write_nothing(env):
-    engine, clinic = env
-    at = page("measures", clinic.tina, clinic.a1)
+def test_measures_incomplete_items_write_nothing(engine, clinic):
+    at = run_page("measures", "tina", "A-001")
     at.radio(key="ms_GAD-7_item1").set_value(3)
     at = _submit(at, "Save score")
     assert "Answer every item before saving" in texts(at)
@@ -230,9 +179,8 @@ def test_measures_incomplete_items_write_nothing(env):
         assert s.exec(select(Assessment)).all() == []
 
 
-def test_measures_total_only_phq9_requires_item9(env):
-    engine, clinic = env
-    at = page("measures", clinic.tina, clinic.a1)
+def test_measures_total_only_phq9_requires_item9(clinic):
+    at = run_page("measures", "tina", "A-001")
     at.radio(key="ms_instrument").set_value("PHQ-9").run()
     at.radio(key="ms_mode").set_value("Total only").run()
     at.number_input(key="ms_PHQ-9_total").set_value(12)
@@ -244,18 +192,16 @@ def test_measures_total_only_phq9_requires_item9(env):
     assert "Saved PHQ-9: total **12**, band **moderate**." in texts(at)
 
 
-def test_import_page_without_file(env):
-    _engine, clinic = env
-    at = page("import_doses", clinic.tina, clinic.a1)
+def test_import_page_without_file(clinic):
+    at = run_page("import_doses", "tina", "A-001")
     assert not at.exception
     assert "Nothing is written until you press Import" in texts(at)
     assert "No imports for this patient yet." in texts(at)
 
 
-def test_dose_log_edit_and_locked_entry(env):
-    engine, clinic = env
+def test_dose_log_edit_and_locked_entry(engine, clinic):
     add_history(engine, clinic)
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Edit or void")
     entry_id = at.selectbox(key="de_entry").value
     with session_scope(engine) as s:
         version = s.get(DoseEntry, entry_id).version
@@ -271,15 +217,14 @@ def test_dose_log_edit_and_locked_entry(env):
         s.flush()
         row.session_note_id = note.id
         s.add(row)
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Edit or void")
     assert "part of a signed session note" in texts(at)
     assert not [b for b in at.button if b.label in ("Save changes", "Void this entry")]
 
 
-def test_dashboard_three_years_of_daily_doses(env):
+def test_dashboard_three_years_of_daily_doses(engine, clinic):
     from sqlalchemy import insert
 
-    engine, clinic = env
     now = utcnow()
     with session_scope(engine) as s:
         s.execute(insert(DoseEntry.__table__), [
@@ -288,30 +233,28 @@ def test_dashboard_three_years_of_daily_doses(env):
              "bp_systolic_pre": 120, "bp_diastolic_pre": 80, "bp_systolic_post": 132, "bp_diastolic_post": 86,
              "adverse_events": "", "patient_id": clinic.a1, "source": "import", "entered_by_id": clinic.tina.id,
              "created_at": now, "version": 1} for i in range(1, 1096)])
-    at = page("dashboard", clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     assert not at.exception
     assert "Dose log: 1095 doses logged" in texts(at)
     assert len(at.get("vega_lite_chart")) == 2  # no scores yet: effects + BP (weekly means)
 
 
-def test_hostile_text_renders_literally(env):
-    engine, clinic = env
+def test_hostile_text_renders_literally(engine, clinic):
     hostile = "<img src=x onerror=alert(1)> **bold** [link](http://evil.example)"
     with session_scope(engine) as s:
         doses.add_dose(s, clinic.tina, clinic.a1, doses.DoseInput(
             taken_at=utcnow() - timedelta(days=1), dose_mg=150, formulation="odt", notes=hostile))
         s.add(SessionNote(patient_id=clinic.a1, author_id=clinic.tina.id, note_type="integration",
                           status=NoteStatus.signed, session_date=date.today(), fields={"homework": hostile}))
-    at = page("dashboard", clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     assert hostile in [t.value for t in at.text]  # st.text: no markdown, no HTML
-    at = page("dose_log", clinic.tina, clinic.a1)
+    at = run_page("dose_log", "tina", "A-001")
     assert not at.exception
     table = at.dataframe[0].value
     assert hostile in list(table["Notes"])
 
 
-def test_banner_prints_a_markdown_name_literally(env):
-    engine, clinic = env
+def test_banner_prints_a_markdown_name_literally(engine, clinic):
     from kapnotes.models import Patient
     from kapnotes.textsafe import md_escape
 
@@ -319,7 +262,7 @@ def test_banner_prints_a_markdown_name_literally(env):
         p = s.get(Patient, clinic.a1)
         p.full_name = "**Ann** _[x](http://evil.example)_ # <b>"
         s.add(p)
-    at = page("dashboard", clinic.tina, clinic.a1)
+    at = run_page("dashboard", "tina", "A-001")
     assert not at.exception, at.exception
     heading = at.markdown[0].value
     assert heading.startswith("### ")
@@ -333,11 +276,10 @@ def _rows(engine, model=DoseEntry) -> list:
         return s.exec(select(model)).all()
 
 
-def test_dose_log_unusual_dose_asks_for_confirmation_then_saves(env):
+def test_dose_log_unusual_dose_asks_for_confirmation_then_saves(engine, clinic):
     """900 mg on a 150 mg plan: the reason and a confirmation at the dose field, nothing saved;
     confirmed, it is recorded as taken."""
-    engine, clinic = env
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     at.number_input(key="add_dose").set_value(900.0)
     at = _submit(at, "Save dose")
     assert not at.exception
@@ -358,9 +300,8 @@ def test_dose_log_unusual_dose_asks_for_confirmation_then_saves(env):
     assert "a dose above the plan's dose was taken" in texts(at)
 
 
-def test_dose_log_confirmation_is_for_that_dose_only(env):
-    engine, clinic = env
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+def test_dose_log_confirmation_is_for_that_dose_only(engine, clinic):
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     at.number_input(key="add_dose").set_value(900.0)
     at = _submit(at, "Save dose")
     at.checkbox(key="add_confirm_900").check()
@@ -375,11 +316,10 @@ def test_dose_log_confirmation_is_for_that_dose_only(env):
     ("add_time", "Time taken: enter a valid time"),
     ("add_dose", "Dose (mg): enter the dose in mg."),
 ])
-def test_dose_log_unreadable_value_is_refused_not_replaced(env, key, words):
+def test_dose_log_unreadable_value_is_refused_not_replaced(engine, clinic, key, words):
     """A date, time or dose the browser could not read comes back empty: Save says why at the
     field, and nothing is recorded with today's date or the plan's dose instead."""
-    engine, clinic = env
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     getattr(at, {"add_date": "date_input", "add_time": "time_input", "add_dose": "number_input"}[key])(
         key=key).set_value(None)
     at = _submit(at, "Save dose")
@@ -388,18 +328,16 @@ def test_dose_log_unreadable_value_is_refused_not_replaced(env, key, words):
     assert _rows(engine) == []
 
 
-def test_dose_log_future_dose_refused_at_the_field(env):
-    engine, clinic = env
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+def test_dose_log_future_dose_refused_at_the_field(engine, clinic):
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     at.date_input(key="add_date").set_value(date(2090, 1, 1))
     at = _submit(at, "Save dose")
     assert "Date and time taken: this time is in the future" in texts(at)
     assert _rows(engine) == []
 
 
-def test_dose_log_messages_use_the_labels(env):
-    engine, clinic = env
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Add a dose")
+def test_dose_log_messages_use_the_labels(engine, clinic):
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     at.number_input(key="add_bp_systolic_pre").set_value(300)
     at.number_input(key="add_bp_diastolic_pre").set_value(80)
     at = _submit(at, "Save dose")
@@ -409,9 +347,8 @@ def test_dose_log_messages_use_the_labels(env):
     assert _rows(engine) == []
 
 
-def test_measures_future_date_refused_not_saved_as_today(env):
-    engine, clinic = env
-    at = page("measures", clinic.tina, clinic.a1)
+def test_measures_future_date_refused_not_saved_as_today(engine, clinic):
+    at = run_page("measures", "tina", "A-001")
     at.date_input(key="ms_date_GAD-7").set_value(date(2090, 1, 1))
     for i in range(1, 8):
         at.radio(key=f"ms_GAD-7_item{i}").set_value(2)
@@ -426,10 +363,9 @@ def test_measures_future_date_refused_not_saved_as_today(env):
     assert _rows(engine, Assessment) == []
 
 
-def test_dose_log_edit_to_unusual_dose_asks_for_confirmation(env):
-    engine, clinic = env
+def test_dose_log_edit_to_unusual_dose_asks_for_confirmation(engine, clinic):
     add_history(engine, clinic)
-    at = page("dose_log", clinic.tina, clinic.a1, tab="Edit or void")
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Edit or void")
     entry_id = at.selectbox(key="de_entry").value
     with session_scope(engine) as s:
         version = s.get(DoseEntry, entry_id).version
@@ -450,26 +386,24 @@ def test_dose_log_edit_to_unusual_dose_asks_for_confirmation(env):
 # --- one click from the patient (issue 16) --------------------------------------------------------
 
 
-def test_dashboard_action_row_has_every_patient_task(env):
-    engine, clinic = env
-    at = page("dashboard", clinic.tina, clinic.a1)
+def test_dashboard_action_row_has_every_patient_task(clinic):
+    at = run_page("dashboard", "tina", "A-001")
     assert not at.exception, at.exception
     labels = [b.label for b in at.button]  # page links become (disabled) buttons when run on its own
     for label in ("New note", "Add a dose", "Enter GAD-7 / PHQ-9", "Propose a change", "Export"):
         assert label in labels, labels
-    at = page("dashboard", clinic.paul, clinic.a1)
+    at = run_page("dashboard", "paul", "A-001")
     labels = [b.label for b in at.button]
     assert "New note" not in labels and "Propose a change" in labels and "Export" in labels
 
 
-def test_audit_log_filters_by_mrn(env):
+def test_audit_log_filters_by_mrn(engine, clinic):
     """The admin types the MRN (never an internal id); the service resolves it."""
-    engine, clinic = env
     from kapnotes import patients
 
     with session_scope(engine) as s:
         patients.open_record(s, clinic.tina, clinic.a1, "dashboard")
-    at = page("audit_log", clinic.ada)
+    at = run_page("audit_log", "ada")
     assert not at.exception, at.exception
     assert "Patient id" not in [w.label for w in at.number_input]
 
@@ -485,14 +419,13 @@ def test_audit_log_filters_by_mrn(env):
     assert any("No patient has the MRN 'Z-999'" in e.value for e in at.error)
 
 
-def test_audit_log_pages_50_at_a_time(env):
-    engine, clinic = env
+def test_audit_log_pages_50_at_a_time(engine, clinic):
     from kapnotes import audit
 
     with session_scope(engine) as s:
         for _ in range(70):
             audit.record(s, clinic.tina, "patient.open", "patient", clinic.a1, clinic.a1, detail="dashboard")
-    at = page("audit_log", clinic.ada)
+    at = run_page("audit_log", "ada")
     assert len(at.dataframe[0].value) == 50
     assert next(b for b in at.button if b.label == "Previous").disabled
     next(b for b in at.button if b.label == "Next").click().run()
@@ -500,14 +433,13 @@ def test_audit_log_pages_50_at_a_time(env):
     assert any("events 51–" in c.value for c in at.caption)
 
 
-def test_import_preview_warns_of_doses_above_the_plan(env):
+def test_import_preview_warns_of_doses_above_the_plan(engine, clinic):
     """A 400 mg row (the plan is 150 mg) is recorded as the file says; the preview warns by row
     that the dose rules will hold the plan. Nothing is written by the preview."""
-    engine, clinic = env
     day = (utcnow() - timedelta(days=3)).date().isoformat()
     data = (f"taken_at,dose_mg,formulation,context,adverse_events,notes\n"
             f"{day} 10:00,150,odt,home,,\n{day} 19:00,400,odt,home_with_sitter,chest_pain,second\n").encode()
-    at = page("import_doses", clinic.tina, clinic.a1)
+    at = run_page("import_doses", "tina", "A-001")
     at.file_uploader[0].upload("doses.csv", data, "text/csv").run()
     assert not at.exception, at.exception
     warning = "\n".join(w.value for w in at.warning)
@@ -521,14 +453,13 @@ def test_import_preview_warns_of_doses_above_the_plan(env):
         assert not s.exec(select(DoseEntry).where(DoseEntry.patient_id == clinic.a1)).all()
 
 
-def test_dose_log_pages_fifty_rows_at_a_time(env):
+def test_dose_log_pages_fifty_rows_at_a_time(engine, clinic):
     """1,100 doses: the page shows 50 of them with "Rows 1–50 of 1,100"; Next moves on."""
-    engine, clinic = env
     now = utcnow()
     with session_scope(engine) as s:
         s.add_all([DoseEntry(patient_id=clinic.a1, taken_at=now - timedelta(hours=2 + 2 * i), dose_mg=150,
                              formulation="odt", context="home", entered_by_id=clinic.tina.id) for i in range(1100)])
-    at = page("dose_log", clinic.tina, clinic.a1)
+    at = run_page("dose_log", "tina", "A-001")
     at.session_state["dl_period"] = ((now - timedelta(days=200)).date(), now.date())
     at.run()
     assert not at.exception, at.exception

@@ -8,37 +8,20 @@ import io
 import pytest
 from pypdf import PdfReader
 from sqlmodel import select
-from streamlit.testing.v1 import AppTest
 
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope
 from kapnotes.models import AuditEvent
-from kapnotes.timeutil import utcnow
-from tests.app.uitext import ROOT, rendered_text
-from tests.factories import make_clinic
+from tests.app.conftest import run_page
+from tests.helpers.uitext import rendered_text
 from tests.unit.pdf_data import build_world
 
-PAGE = "pages/exports.py"
+PAGE = "exports"
 
 
-@pytest.fixture
-def ui(sqlite_url, monkeypatch):
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
-    world = build_world(engine, clinic, days=30)
-    yield engine, clinic, world
-    engine.dispose()
-
-
-def run(user_id=None, patient_id=None, page=PAGE) -> AppTest:
-    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
-    if user_id is not None:
-        at.session_state["user_id"] = user_id
-        at.session_state["last_activity"] = utcnow()
-    if patient_id is not None:
-        at.session_state["patient_id"] = patient_id
-    at.run()
-    return at
+@pytest.fixture(autouse=True)
+def world(engine, clinic):
+    """A month of records for patient A1 (tests/unit/pdf_data.py): notes, doses, scores, a draft."""
+    return build_world(engine, clinic, days=30)
 
 
 def exports_audited(engine) -> list[AuditEvent]:
@@ -54,30 +37,27 @@ def downloads(at) -> list:
     return [el for el in at.get("download_button")]
 
 
-def test_signed_out_shows_sign_in_only(ui):
-    at = run()
+def test_signed_out_shows_sign_in_only(clinic):
+    at = run_page(PAGE)
     text = rendered_text(at)
     assert "Sign in" in text and "Alice Able" not in text and "Treatment summary" not in text
 
 
-def test_admin_is_refused(ui):
-    _, clinic, _ = ui
-    at = run(clinic.ada.id, clinic.a1)
+def test_admin_is_refused(clinic):
+    at = run_page(PAGE, "ada", "A-001")
     assert "not available for your role" in rendered_text(at)
     assert "Alice Able" not in rendered_text(at)
 
 
-def test_other_team_cannot_see_the_patient(ui):
-    engine, clinic, _ = ui
-    at = run(clinic.theo.id, clinic.a1)
+def test_other_team_cannot_see_the_patient(engine, clinic):
+    at = run_page(PAGE, "theo", "A-001")
     assert "Alice Able" not in rendered_text(at)
     assert not [b for b in at.button if b.key and b.key.endswith("_prepare")]
     assert exports_audited(engine) == []
 
 
-def test_nothing_is_built_until_prepare_is_clicked(ui):
-    engine, clinic, _ = ui
-    at = run(clinic.tina.id, clinic.a1)
+def test_nothing_is_built_until_prepare_is_clicked(engine, clinic):
+    at = run_page(PAGE, "tina", "A-001")
     assert not at.exception
     text = rendered_text(at)
     assert "Alice Able" in text and "Treatment summary" in text and "Single note" in text
@@ -98,11 +78,10 @@ def test_nothing_is_built_until_prepare_is_clicked(ui):
     assert downloads(at) == [] and len(exports_audited(engine)) == 1
 
 
-def test_full_notes_and_full_dose_log_checkboxes_reach_the_summary(ui, monkeypatch):
+def test_full_notes_and_full_dose_log_checkboxes_reach_the_summary(engine, clinic, monkeypatch):
     """Unticked, the summary is short (notes in brief, doses by week); each box asks for its full form."""
     from kapnotes import exports
 
-    engine, clinic, _ = ui
     calls, built = [], []
     real_prepare, real_render = exports.prepare_summary, exports.render_summary
 
@@ -117,7 +96,7 @@ def test_full_notes_and_full_dose_log_checkboxes_reach_the_summary(ui, monkeypat
 
     monkeypatch.setattr(exports, "prepare_summary", prepare)
     monkeypatch.setattr(exports, "render_summary", render)
-    at = run(clinic.tina.id, clinic.a1)
+    at = run_page(PAGE, "tina", "A-001")
     assert not at.checkbox(key="export_full_notes").value and not at.checkbox(key="export_full_dose_log").value
     assert "Full session notes" in at.checkbox(key="export_full_notes").label
     button(at, "exports_summary_prepare").click().run()
@@ -136,9 +115,8 @@ def test_full_notes_and_full_dose_log_checkboxes_reach_the_summary(ui, monkeypat
     assert len(exports_audited(engine)) == 3
 
 
-def test_note_pdf_button(ui):
-    engine, clinic, _ = ui
-    at = run(clinic.paul.id, clinic.a1)
+def test_note_pdf_button(engine, clinic):
+    at = run_page(PAGE, "paul", "A-001")
     button(at, "exports_note_prepare").click().run()
     assert not at.exception
     [dl] = downloads(at)
@@ -147,18 +125,16 @@ def test_note_pdf_button(ui):
     assert ev.action == "export.note_pdf" and ev.actor_id == clinic.paul.id
 
 
-def test_include_drafts_offers_only_my_drafts(ui):
-    _, clinic, _ = ui
-    at = run(clinic.tina.id, clinic.a1)
+def test_include_drafts_offers_only_my_drafts(clinic):
+    at = run_page(PAGE, "tina", "A-001")
     at.checkbox(key="export_drafts").check().run()
     options = next(s for s in at.selectbox if s.key == "export_note_id").options
     assert any("DRAFT" in o for o in options)
     assert len(options) == 3  # two signed notes + tina's draft, never paul's
 
 
-def test_bad_range_shows_a_message_and_no_button(ui):
-    _, clinic, _ = ui
-    at = run(clinic.tina.id, clinic.a1)
+def test_bad_range_shows_a_message_and_no_button(clinic):
+    at = run_page(PAGE, "tina", "A-001")
     at.date_input(key="export_from").set_value(at.date_input(key="export_to").value).run()
     import datetime as dt
 
@@ -167,11 +143,10 @@ def test_bad_range_shows_a_message_and_no_button(ui):
     assert not [b for b in at.button if b.key == "exports_summary_prepare"]
 
 
-def test_builders_return_the_pdf_bytes(ui):
+def test_builders_return_the_pdf_bytes(engine, clinic, world):
     """Download buttons only expose a mock URL in AppTest: test the bytes-producing functions."""
     from kapnotes.ui.export_buttons import build_note, build_summary
 
-    engine, clinic, world = ui
     name, pdf = build_summary(clinic.tina, clinic.a1)
     assert name.startswith("summary-A-001_") and name.endswith(".pdf")
     assert "Treatment summary" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
@@ -181,15 +156,9 @@ def test_builders_return_the_pdf_bytes(ui):
     assert [e.action for e in exports_audited(engine)] == ["export.summary_pdf", "export.note_pdf"]
 
 
-def test_note_viewer_offers_the_pdf(ui):
+def test_note_viewer_offers_the_pdf(engine, clinic, world):
     """The notes page's viewer carries the note's PDF button (hooked into its note actions)."""
-    engine, clinic, world = ui
-    at = AppTest.from_file(str(ROOT / "pages/notes.py"), default_timeout=60)
-    at.session_state["user_id"] = clinic.tina.id
-    at.session_state["last_activity"] = utcnow()
-    at.session_state["patient_id"] = clinic.a1
-    at.session_state["view_note_id"] = world.dosing_note_id
-    at.run()
+    at = run_page("notes", "tina", "A-001", view_note_id=world.dosing_note_id)
     assert not at.exception
     assert downloads(at) == []
     button(at, f"note_pdf_{world.dosing_note_id}_prepare").click().run()
@@ -199,9 +168,8 @@ def test_note_viewer_offers_the_pdf(ui):
     assert [e.action for e in exports_audited(engine)] == ["export.note_pdf"]
 
 
-def test_dashboard_offers_the_summary_pdf(ui):
-    engine, clinic, _ = ui
-    at = run(clinic.paul.id, clinic.a1, page="pages/dashboard.py")
+def test_dashboard_offers_the_summary_pdf(engine, clinic):
+    at = run_page("dashboard", "paul", "A-001")
     assert not at.exception, at.exception
     button(at, "dashboard_summary_pdf_prepare").click().run()
     [dl] = downloads(at)
@@ -212,9 +180,8 @@ def test_dashboard_offers_the_summary_pdf(ui):
 # --- dose log CSV, FHIR and the records-request packet ---------------------------------------------
 
 
-def test_page_offers_the_new_downloads_and_the_packet_form(ui):
-    engine, clinic, _ = ui
-    at = run(clinic.tina.id, clinic.a1)
+def test_page_offers_the_new_downloads_and_the_packet_form(engine, clinic):
+    at = run_page(PAGE, "tina", "A-001")
     assert not at.exception
     text = rendered_text(at)
     assert "Dose log (CSV)" in text and "FHIR R4 export" in text and "Records-request packet" in text
@@ -225,9 +192,8 @@ def test_page_offers_the_new_downloads_and_the_packet_form(ui):
     assert exports_audited(engine) == []  # nothing is built by showing the page
 
 
-def test_dose_csv_and_fhir_buttons_deliver_and_audit(ui):
-    engine, clinic, _ = ui
-    at = run(clinic.tina.id, clinic.a1)
+def test_dose_csv_and_fhir_buttons_deliver_and_audit(engine, clinic):
+    at = run_page(PAGE, "tina", "A-001")
     button(at, "exports_dose_csv_prepare").click().run()
     assert not at.exception
     [dl] = downloads(at)
@@ -239,9 +205,8 @@ def test_dose_csv_and_fhir_buttons_deliver_and_audit(ui):
     assert [e.action for e in exports_audited(engine)] == ["export.dose_csv", "export.fhir"]
 
 
-def test_packet_form(ui):
-    engine, clinic, _ = ui
-    at = run(clinic.paul.id, clinic.a1)
+def test_packet_form(engine, clinic):
+    at = run_page(PAGE, "paul", "A-001")
     # the form refuses a packet without recipient and purpose, and exports nothing
     next(b for b in at.button if "Prepare records packet" in b.label).click().run()
     assert not at.exception
@@ -259,9 +224,8 @@ def test_packet_form(ui):
     assert ev.detail.startswith("sections=summary,scores,doses,plans;")
 
 
-def test_packet_bytes_from_the_page_builder(ui, monkeypatch):
+def test_packet_bytes_from_the_page_builder(clinic, monkeypatch):
     """Download buttons expose only a label in AppTest: the bytes come from the same builder."""
-    engine, clinic, _ = ui
     from kapnotes.packet import PacketRequest
     from kapnotes.ui import export_buttons
 

@@ -13,11 +13,11 @@ import pytest
 from sqlmodel import Session, col, select
 from streamlit.testing.v1 import AppTest
 
-from kapnotes.db import make_engine
 from kapnotes.models import AuditEvent
 from kapnotes.timeutil import utcnow
-from tests.app.uitext import ROOT, app_pages, rendered_text
-from tests.factories import PASSWORD, make_clinic
+from tests.app.conftest import run_page
+from tests.factories import PASSWORD
+from tests.helpers.uitext import ROOT, app_pages, rendered_text
 
 FOUNDATION_PAGES = {
     "pages/patients.py": ("therapist", "prescriber"),
@@ -29,27 +29,6 @@ FOUNDATION_PAGES = {
 PATIENT_MARKERS = ("Alice Able", "A-001", "Aaron Ames", "A-002", "Bea Brook", "B-001")
 REFUSAL = "This page is not available for your role."
 GENERIC_DENIED = "You do not have access to this record."
-
-
-@pytest.fixture
-def ui(sqlite_url, monkeypatch):
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
-    monkeypatch.delenv("KAPNOTES_IDLE_MINUTES", raising=False)
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
-    yield clinic, engine
-    engine.dispose()
-
-
-def run_page(page: str, user_id: int | None = None, patient_id: int | None = None,
-             last_activity=None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / page), default_timeout=60)
-    if user_id is not None:
-        at.session_state["user_id"] = user_id
-        at.session_state["last_activity"] = last_activity or utcnow()
-    if patient_id is not None:
-        at.session_state["patient_id"] = patient_id
-    return at.run()
 
 
 def actions(engine, action: str) -> list[AuditEvent]:
@@ -77,24 +56,22 @@ def test_foundation_pages_are_in_the_navigation_with_their_roles():
 
 
 @pytest.mark.parametrize("page", sorted(FOUNDATION_PAGES))
-def test_signed_out_page_shows_only_the_sign_in_form(ui, page):
-    clinic, _ = ui
-    shows_sign_in_only(run_page(page, patient_id=clinic.a1))
+def test_signed_out_page_shows_only_the_sign_in_form(clinic, page):
+    shows_sign_in_only(run_page(page, patient="A-001"))
 
 
 @pytest.mark.parametrize("page", sorted(FOUNDATION_PAGES))
-def test_deactivated_user_is_signed_out(ui, page):
+def test_deactivated_user_is_signed_out(engine, clinic, page):
     from kapnotes import admin, auth
     from kapnotes.db import session_scope
 
-    clinic, engine = ui
     with session_scope(engine) as s:
         if "admin" in FOUNDATION_PAGES[page]:
-            user_id = auth.create_user(s, None, "ada2", "admin", "Ada Two", PASSWORD).id
+            user = auth.create_user(s, None, "ada2", "admin", "Ada Two", PASSWORD)
         else:
-            user_id = clinic.tina.id
-        admin.set_active(s, clinic.ada, user_id, False)
-    at = run_page(page, user_id=user_id, patient_id=clinic.a1)
+            user = clinic.tina
+        admin.set_active(s, clinic.ada, user.id, False)
+    at = run_page(page, user.username, patient="A-001")
     shows_sign_in_only(at)
     assert "user_id" not in at.session_state
 
@@ -107,10 +84,9 @@ def test_deactivated_user_is_signed_out(ui, page):
     [(p, r) for p, roles in sorted(FOUNDATION_PAGES.items()) for r in ("therapist", "prescriber", "admin")
      if r not in roles],
 )
-def test_wrong_role_is_refused_and_sees_no_data(ui, page, role):
-    clinic, _ = ui
+def test_wrong_role_is_refused_and_sees_no_data(clinic, page, role):
     actor = {"therapist": clinic.tina, "prescriber": clinic.paul, "admin": clinic.ada}[role]
-    at = run_page(page, user_id=actor.id, patient_id=clinic.a1)
+    at = run_page(page, actor.username, patient="A-001")
     assert not at.exception
     assert [e.value for e in at.error] == [REFUSAL]
     text = rendered_text(at)
@@ -123,9 +99,8 @@ def test_wrong_role_is_refused_and_sees_no_data(ui, page, role):
 
 
 @pytest.mark.parametrize("who", ["tina", "paul"])
-def test_patients_page_lists_own_patients_only(ui, who):
-    clinic, _ = ui
-    at = run_page("pages/patients.py", user_id=getattr(clinic, who).id)
+def test_patients_page_lists_own_patients_only(clinic, who):
+    at = run_page("pages/patients.py", who)
     assert not at.exception
     text = rendered_text(at)
     assert "Alice Able" in text and "A-002" in text
@@ -134,9 +109,8 @@ def test_patients_page_lists_own_patients_only(ui, who):
     assert [b.label for b in at.button if b.label == "Open"] == ["Open", "Open"]
 
 
-def test_patients_page_search(ui):
-    clinic, _ = ui
-    at = run_page("pages/patients.py", user_id=clinic.tina.id)
+def test_patients_page_search(clinic):
+    at = run_page("pages/patients.py", "tina")
     at.text_input[0].input("ames").run()
     text = rendered_text(at)
     assert "Aaron Ames" in text and "Alice Able" not in text
@@ -145,20 +119,18 @@ def test_patients_page_search(ui):
     assert "Bea Brook" not in rendered_text(at)
 
 
-def test_patients_page_empty_state(ui):
+def test_patients_page_empty_state(engine, clinic):
     from kapnotes import auth
     from kapnotes.db import session_scope
 
-    _, engine = ui
     with session_scope(engine) as s:
         new = auth.create_user(s, None, "nina", "therapist", "Nina New", PASSWORD)
-    at = run_page("pages/patients.py", user_id=new.id)
+    at = run_page("pages/patients.py", new.username)
     assert "No patients on your care teams yet" in rendered_text(at)
 
 
-def test_dashboard_shows_own_patient_and_audits_the_open_once(ui):
-    clinic, engine = ui
-    at = run_page("pages/dashboard.py", user_id=clinic.tina.id, patient_id=clinic.a1)
+def test_dashboard_shows_own_patient_and_audits_the_open_once(engine, clinic):
+    at = run_page("pages/dashboard.py", "tina", patient="A-001")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "Alice Able" in text and "MRN A-001" in text
@@ -170,9 +142,8 @@ def test_dashboard_shows_own_patient_and_audits_the_open_once(ui):
 
 
 @pytest.mark.parametrize("who", ["tina", "paul"])
-def test_dashboard_other_teams_patient_is_refused_without_the_name(ui, who):
-    clinic, engine = ui
-    at = run_page("pages/dashboard.py", user_id=getattr(clinic, who).id, patient_id=clinic.b1)
+def test_dashboard_other_teams_patient_is_refused_without_the_name(engine, clinic, who):
+    at = run_page("pages/dashboard.py", who, patient="B-001")
     assert not at.exception
     assert [e.value for e in at.error] == [GENERIC_DENIED]
     text = rendered_text(at)
@@ -181,23 +152,20 @@ def test_dashboard_other_teams_patient_is_refused_without_the_name(ui, who):
     assert actions(engine, "patient.open") == []
 
 
-def test_dashboard_nonexistent_patient_gets_the_same_refusal(ui):
-    clinic, _ = ui
-    at = run_page("pages/dashboard.py", user_id=clinic.tina.id, patient_id=987654)
+def test_dashboard_nonexistent_patient_gets_the_same_refusal(clinic):
+    at = run_page("pages/dashboard.py", "tina", patient=987654)
     assert [e.value for e in at.error] == [GENERIC_DENIED]
 
 
-def test_dashboard_without_a_patient_says_what_to_do(ui):
-    clinic, _ = ui
-    at = run_page("pages/dashboard.py", user_id=clinic.tina.id)
+def test_dashboard_without_a_patient_says_what_to_do(clinic):
+    at = run_page("pages/dashboard.py", "tina")
     # (st.page_link to Patients raises in AppTest, where no st.navigation ran; the message comes first)
     assert "Choose a patient on the Patients page first." in rendered_text(at)
     assert "Alice Able" not in rendered_text(at)
 
 
-def test_admin_users_page(ui):
-    clinic, engine = ui
-    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+def test_admin_users_page(clinic):
+    at = run_page("pages/admin_users.py", "ada")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert sorted(table["Username"]) == ["ada", "paul", "pia", "theo", "tina"]
@@ -206,22 +174,20 @@ def test_admin_users_page(ui):
         assert marker not in rendered_text(at)
 
 
-def test_admin_users_page_search_and_page_size(ui, monkeypatch):
-    clinic, engine = ui
+def test_admin_users_page_search_and_page_size(clinic, monkeypatch):
     from kapnotes import admin
 
-    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    at = run_page("pages/admin_users.py", "ada")
     next(t for t in at.text_input if t.label == "Find an account").input("Ti").run()
     assert list(at.dataframe[0].value["Username"]) == ["tina"]
     monkeypatch.setattr(admin, "PAGE_SIZE", 2)
-    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    at = run_page("pages/admin_users.py", "ada")
     assert len(at.dataframe[0].value) == 2
     assert any("Showing 2 of 5 accounts" in c.value for c in at.caption)
 
 
-def test_admin_users_page_creates_a_user(ui):
-    clinic, engine = ui
-    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+def test_admin_users_page_creates_a_user(engine, clinic):
+    at = run_page("pages/admin_users.py", "ada")
     inputs = {t.label: t for t in at.text_input}
     inputs["Username"].input("newbie")
     inputs["Full name"].input("New Bie")
@@ -238,9 +204,8 @@ def test_admin_users_page_creates_a_user(ui):
     assert [e.record_id for e in actions(engine, "user.create")][-1] is not None
 
 
-def test_admin_teams_page(ui):
-    clinic, _ = ui
-    at = run_page("pages/admin_teams.py", user_id=clinic.ada.id)
+def test_admin_teams_page(clinic):
+    at = run_page("pages/admin_teams.py", "ada")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert sorted(table["Patients"]) == [1, 2]
@@ -260,9 +225,8 @@ def test_admin_teams_page(ui):
         assert marker not in text
 
 
-def test_admin_teams_page_refuses_removing_last_therapist(ui):
-    clinic, engine = ui
-    at = run_page("pages/admin_teams.py", user_id=clinic.ada.id)
+def test_admin_teams_page_refuses_removing_last_therapist(engine, clinic):
+    at = run_page("pages/admin_teams.py", "ada")
     from kapnotes import admin
     from kapnotes.db import session_scope
 
@@ -278,14 +242,13 @@ def test_admin_teams_page_refuses_removing_last_therapist(ui):
     assert actions(engine, "team.member_remove") == []
 
 
-def test_audit_log_page_lists_and_filters(ui):
-    clinic, engine = ui
+def test_audit_log_page_lists_and_filters(engine, clinic):
     from kapnotes import patients
     from kapnotes.db import session_scope
 
     with session_scope(engine) as s:
         patients.open_record(s, clinic.tina, clinic.a1, "dashboard")
-    at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
+    at = run_page("pages/audit_log.py", "ada")
     assert not at.exception, at.exception
     assert any("has not been verified" in w.value for w in at.warning)
     assert not at.success  # the whole chain is walked only when asked
@@ -304,14 +267,13 @@ def test_audit_log_page_lists_and_filters(ui):
     assert set(at.dataframe[0].value["Action"]) == {"patient.open"}
 
 
-def test_audit_log_page_shows_a_broken_chain(ui):
-    clinic, engine = ui
+def test_audit_log_page_shows_a_broken_chain(engine, clinic):
     from sqlalchemy import text
 
     with engine.begin() as conn:
         conn.execute(text("DROP TRIGGER trg_audit_no_update"))  # as the database file's owner can
         conn.execute(text("UPDATE audit_events SET detail = 'forged' WHERE id = 3"))
-    at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
+    at = run_page("pages/audit_log.py", "ada")
     next(b for b in at.button if b.label == "Verify chain now").click().run()
     assert any("BROKEN at event 3" in e.value for e in at.error)
     at.run()  # the failed check stays loud on later visits
@@ -322,11 +284,10 @@ def test_audit_log_page_shows_a_broken_chain(ui):
 
 
 @pytest.mark.parametrize("page", sorted(FOUNDATION_PAGES))
-def test_idle_session_is_signed_out(ui, page, monkeypatch):
-    clinic, engine = ui
+def test_idle_session_is_signed_out(engine, clinic, page, monkeypatch):
     monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
     user = clinic.ada if "admin" in FOUNDATION_PAGES[page] else clinic.tina
-    at = run_page(page, user_id=user.id, patient_id=clinic.a1,
+    at = run_page(page, user.username, patient="A-001",
                   last_activity=utcnow() - timedelta(minutes=15, seconds=30))
     shows_sign_in_only(at)
     assert [i.value for i in at.info] == ["You were signed out after 15 minutes without activity."]
@@ -334,27 +295,24 @@ def test_idle_session_is_signed_out(ui, page, monkeypatch):
     assert [e.actor_id for e in actions(engine, "auth.idle_sign_out")] == [user.id]
 
 
-def test_recent_activity_keeps_the_session(ui, monkeypatch):
-    clinic, engine = ui
+def test_recent_activity_keeps_the_session(engine, clinic, monkeypatch):
     monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "15")
-    at = run_page("pages/patients.py", user_id=clinic.tina.id,
+    at = run_page("pages/patients.py", "tina",
                   last_activity=utcnow() - timedelta(minutes=14))
     assert "Alice Able" in rendered_text(at)
     assert utcnow() - at.session_state["last_activity"] < timedelta(minutes=1)  # activity refreshed
     assert actions(engine, "auth.idle_sign_out") == []
 
 
-def test_idle_timeout_is_configurable(ui, monkeypatch):
-    clinic, _ = ui
+def test_idle_timeout_is_configurable(clinic, monkeypatch):
     monkeypatch.setenv("KAPNOTES_IDLE_MINUTES", "5")
-    at = run_page("pages/patients.py", user_id=clinic.tina.id, last_activity=utcnow() - timedelta(minutes=6))
+    at = run_page("pages/patients.py", "tina", last_activity=utcnow() - timedelta(minutes=6))
     shows_sign_in_only(at)
     assert "after 5 minutes" in at.info[0].value
 
 
-def test_sign_out_button(ui):
-    clinic, engine = ui
-    at = run_page("pages/patients.py", user_id=clinic.tina.id)
+def test_sign_out_button(engine, clinic):
+    at = run_page("pages/patients.py", "tina")
     assert "Signed in as **Tina Torres, LMFT** (therapist)" in rendered_text(at)
     at.sidebar.button(key="sign_out").click().run()
     shows_sign_in_only(at)
@@ -377,8 +335,7 @@ def _sign_in(at: AppTest, username: str, password: str) -> AppTest:
     return at.button[0].click().run()
 
 
-def test_sign_in_form_signs_in(ui):
-    clinic, engine = ui
+def test_sign_in_form_signs_in(engine, clinic):
     at = AppTest.from_function(_gate_script, default_timeout=60).run()
     shows_sign_in_only(at)
     _sign_in(at, "tina", PASSWORD)
@@ -389,7 +346,7 @@ def test_sign_in_form_signs_in(ui):
 
 
 @pytest.mark.parametrize("username, password", [("tina", "wrong-password-xx"), ("nobody", PASSWORD), ("", "")])
-def test_sign_in_failure_is_generic(ui, username, password):
+def test_sign_in_failure_is_generic(clinic, username, password):
     from kapnotes.auth import GENERIC_FAILURE
 
     at = AppTest.from_function(_gate_script, default_timeout=60).run()
@@ -399,7 +356,7 @@ def test_sign_in_failure_is_generic(ui, username, password):
     assert [b.label for b in at.button] == ["Sign in"]
 
 
-def test_sign_in_form_honours_lockout(ui):
+def test_sign_in_form_honours_lockout(clinic):
     from kapnotes.auth import GENERIC_FAILURE
 
     at = AppTest.from_function(_gate_script, default_timeout=60).run()
@@ -410,16 +367,16 @@ def test_sign_in_form_honours_lockout(ui):
     assert "user_id" not in at.session_state
 
 
-def test_sign_in_with_admin_on_clinical_gate_is_refused(ui):
+def test_sign_in_with_admin_on_clinical_gate_is_refused(clinic):
     at = AppTest.from_function(_gate_script, default_timeout=60).run()
     _sign_in(at, "ada", PASSWORD)
     assert [e.value for e in at.error] == [REFUSAL]
     assert "Welcome" not in rendered_text(at)
 
 
-def test_app_entry_signed_out_shows_sign_in(ui):
+def test_app_entry_signed_out_shows_sign_in(clinic):
     """app.py's first run (before any page): the hidden sign-in page only."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = run_page("app")
     shows_sign_in_only(at)
 
 
@@ -431,8 +388,8 @@ def test_app_entry_signed_out_shows_sign_in(ui):
         ("ada", ("Users",), PATIENT_MARKERS),
     ],
 )
-def test_app_entry_sign_in_lands_on_the_first_page_of_the_role(ui, username, expected, absent):
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+def test_app_entry_sign_in_lands_on_the_first_page_of_the_role(clinic, username, expected, absent):
+    at = run_page("app")
     _sign_in(at, username, PASSWORD)
     assert not at.exception, at.exception
     text = rendered_text(at)
@@ -443,25 +400,24 @@ def test_app_entry_sign_in_lands_on_the_first_page_of_the_role(ui, username, exp
     assert at.title[0].value == expected[0]
 
 
-def test_app_entry_wrong_password(ui):
+def test_app_entry_wrong_password(clinic):
     from kapnotes.auth import GENERIC_FAILURE
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = run_page("app")
     _sign_in(at, "tina", "not-the-password")
     assert [e.value for e in at.error] == [GENERIC_FAILURE]
     shows_sign_in_only(at)
 
 
-def test_error_messages_quote_user_text_literally(ui):
+def test_error_messages_quote_user_text_literally(engine, clinic):
     """A typed value echoed in an error must not become markdown (bold, links, colours)."""
-    clinic, engine = ui
     from kapnotes import admin
     from kapnotes.db import session_scope
 
     hostile = "**Bold** [click](http://evil.example) :red[x] <img src=x>"
     with session_scope(engine) as s:
         admin.create_team(s, clinic.ada, hostile)
-    at = run_page("pages/admin_teams.py", user_id=clinic.ada.id)
+    at = run_page("pages/admin_teams.py", "ada")
     form_input = next(t for t in at.text_input if t.label == "New team name")
     form_input.input(hostile)
     at.button[[b.label for b in at.button].index("Create team")].click().run()
@@ -508,11 +464,10 @@ def _fail_script():
 
 
 @pytest.mark.parametrize("script", [_save_then_stop_script, _fail_script])
-def test_db_rolls_back_work_interrupted_by_stop_or_error(ui, script):
+def test_db_rolls_back_work_interrupted_by_stop_or_error(engine, clinic, script):
     """st.stop()/st.rerun() can fire inside a service (from a progress callback): never commit half of it."""
     from kapnotes.models import CareTeam
 
-    clinic, engine = ui
     at = AppTest.from_function(script, default_timeout=60)
     at.session_state["admin_id"] = clinic.ada.id
     at.run()
@@ -537,10 +492,9 @@ def _clinical_events(engine, clinic):
                      detail="action=hold role=prescriber")
 
 
-def test_audit_log_shows_admins_no_clinical_values(ui):
-    clinic, engine = ui
+def test_audit_log_shows_admins_no_clinical_values(engine, clinic):
     _clinical_events(engine, clinic)
-    at = run_page("pages/audit_log.py", user_id=clinic.ada.id)
+    at = run_page("pages/audit_log.py", "ada")
     assert not at.exception, at.exception
     details = " | ".join(str(d) for d in at.dataframe[0].value["Detail"])
     for fact in ("suicidality", "PHQ-9", "hold", "items"):
@@ -551,21 +505,20 @@ def test_audit_log_shows_admins_no_clinical_values(ui):
             == "flag=suicidality"
 
 
-def test_an_auditor_reads_full_details_and_nothing_clinical_elsewhere(ui):
+def test_an_auditor_reads_full_details_and_nothing_clinical_elsewhere(engine, clinic):
     from kapnotes import auth
     from kapnotes.db import session_scope
 
-    clinic, engine = ui
     _clinical_events(engine, clinic)
     with session_scope(engine) as s:
         auditor = auth.create_user(s, None, "audrey", "auditor", "Audrey Auditor", PASSWORD)
-    at = run_page("pages/audit_log.py", user_id=auditor.id)
+    at = run_page("pages/audit_log.py", auditor.username)
     assert not at.exception, at.exception
     details = " | ".join(str(d) for d in at.dataframe[0].value["Detail"])
     assert "flag=suicidality" in details and "instrument=PHQ-9" in details and "action=hold" in details
     assert actions(engine, "audit.read")[-1].actor_username == "audrey"  # an investigation is itself logged
     for page in ("pages/patients.py", "pages/dashboard.py", "pages/admin_users.py", "pages/admin_teams.py"):
-        other = run_page(page, user_id=auditor.id, patient_id=clinic.a1)
+        other = run_page(page, auditor.username, patient="A-001")
         assert [e.value for e in other.error] == [REFUSAL], page
         for marker in PATIENT_MARKERS:
             assert marker not in rendered_text(other)
@@ -593,9 +546,8 @@ def test_app_csv_neutralises_formulas():
     assert lines[3].startswith("'@SUM") and lines[4].startswith("'-2+3") and lines[5] == "tina,3.0"
 
 
-def test_admin_users_page_resets_a_password_and_changes_a_role(ui):
-    clinic, engine = ui
-    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+def test_admin_users_page_resets_a_password_and_changes_a_role(engine, clinic):
+    at = run_page("pages/admin_users.py", "ada")
     account = next(s for s in at.selectbox if s.label == "Account")
     account.select(next(o for o in account.options if o.startswith("theo"))).run()
     at.button[[b.label for b in at.button].index("Reset password")].click().run()
@@ -607,7 +559,7 @@ def test_admin_users_page_resets_a_password_and_changes_a_role(ui):
     with Session(engine) as s:
         result = auth.authenticate(s, "theo", temporary)
         assert result.steps == ("change_password",)
-    at = run_page("pages/admin_users.py", user_id=clinic.ada.id)
+    at = run_page("pages/admin_users.py", "ada")
     account = next(s for s in at.selectbox if s.label == "Account")
     account.select(next(o for o in account.options if o.startswith("ada"))).run()
     at.selectbox(key=f"edit_role_{clinic.ada.id}").select("therapist")  # sent with the form's submit
@@ -617,9 +569,8 @@ def test_admin_users_page_resets_a_password_and_changes_a_role(ui):
     assert actions(engine, "user.role_change") == []
 
 
-def test_my_account_changes_the_password(ui):
-    clinic, engine = ui
-    at = run_page("pages/account.py", user_id=clinic.tina.id)
+def test_my_account_changes_the_password(engine, clinic):
+    at = run_page("pages/account.py", "tina")
     assert not at.exception, at.exception
     inputs = {t.label: t for t in at.text_input}
     inputs["Current password"].input(PASSWORD)

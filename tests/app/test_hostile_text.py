@@ -11,14 +11,12 @@ import re
 
 import pytest
 from sqlmodel import select
-from streamlit.testing.v1 import AppTest
 
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope
 from kapnotes.models import DoseEntry, Patient, User
 from kapnotes.textsafe import BIDI_CONTROLS
-from kapnotes.timeutil import utcnow
-from tests.app.uitext import ROOT, app_pages
-from tests.factories import make_clinic
+from tests.app.conftest import run_page
+from tests.helpers.uitext import app_pages
 
 LINKS = "[Verify your account](http://evil.example) ![u](http://evil.example/t.png) :red[x] <b>b</b> http://evil.example"
 RLO = "evil\u202eexe.txt"
@@ -75,13 +73,11 @@ def live_markup(bodies: list[str]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def hostile_clinic(sqlite_url, monkeypatch):
+def hostile(engine, clinic, monkeypatch) -> None:
+    """The small clinic with hostile text in every name and free-text field patient A1 has."""
     import tests.unit.pdf_data as pdf_data
 
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
     monkeypatch.setattr(pdf_data, "HOSTILE", (LINKS, RLO))  # note text, themes, addenda
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
     pdf_data.build_world(engine, clinic, days=30, hostile=True)
     with session_scope(engine) as s:
         for uid in (clinic.tina, clinic.paul, clinic.ada):
@@ -95,20 +91,9 @@ def hostile_clinic(sqlite_url, monkeypatch):
             if i % 2 == 0:
                 entry.adverse_events = f"nausea;{LINKS};{RLO}"
                 s.add(entry)
-    yield engine, clinic
-    engine.dispose()
 
 
-def _run(page: str, user, patient_id: int) -> AppTest:
-    at = AppTest.from_file(str(ROOT / page), default_timeout=90)
-    at.session_state["user_id"] = user.id
-    at.session_state["last_activity"] = utcnow()
-    at.session_state["patient_id"] = patient_id
-    return at.run()
-
-
-def test_every_page_as_every_role_renders_hostile_text_literally(hostile_clinic):
-    engine, clinic = hostile_clinic
+def test_every_page_as_every_role_renders_hostile_text_literally(engine, clinic, hostile):
     from kapnotes import auth
     from kapnotes.db import session_scope
 
@@ -119,7 +104,7 @@ def test_every_page_as_every_role_renders_hostile_text_literally(hostile_clinic)
     failures = []
     for path, _title, _icon, roles, _section in PAGES:
         for role in roles:
-            at = _run(path, users[role], clinic.a1)
+            at = run_page(path, users[role].username, "A-001")
             assert not at.exception, (path, role, at.exception)
             bodies = markdown_bodies(at)
             seen_hostile += sum("Verify your account" in b for b in bodies)
@@ -128,9 +113,8 @@ def test_every_page_as_every_role_renders_hostile_text_literally(hostile_clinic)
     assert seen_hostile >= 5, "the hostile text never reached a Markdown element: the sweep checks nothing"
 
 
-def test_import_preview_shows_hostile_csv_headers_literally(hostile_clinic):
-    engine, clinic = hostile_clinic
-    at = _run("pages/import_doses.py", clinic.tina, clinic.a1)
+def test_import_preview_shows_hostile_csv_headers_literally(hostile):
+    at = run_page("import_doses", "tina", "A-001")
     csv = (f"taken_at,dose_mg,{LINKS},{RLO}\n2026-01-05 09:00,150,a,b\n").encode()
     at.file_uploader[0].upload(RLO + ".csv", csv, "text/csv")
     at.run()
@@ -140,17 +124,14 @@ def test_import_preview_shows_hostile_csv_headers_literally(hostile_clinic):
     assert live_markup(bodies) == []
 
 
-def test_checkin_page_shows_a_hostile_clinic_and_first_name_literally(hostile_clinic):
+def test_checkin_page_shows_a_hostile_clinic_and_first_name_literally(engine, clinic, hostile):
     from kapnotes import auth, checkin
 
-    engine, clinic = hostile_clinic
     with session_scope(engine) as s:
         patient = s.get(Patient, clinic.a1)
         patient.full_name = f"{LINKS} {RLO}"
         s.add(patient)
         _link, token = checkin.create_link(s, auth.load_actor(s, clinic.tina.id), clinic.a1)
-    at = AppTest.from_file(str(ROOT / "pages" / "checkin.py"), default_timeout=90)
-    at.query_params["t"] = token
-    at.run()
+    at = run_page("checkin", query={"t": token})
     assert not at.exception, at.exception
     assert live_markup(markdown_bodies(at)) == []

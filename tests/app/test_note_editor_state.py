@@ -12,23 +12,18 @@ import pytest
 from sqlmodel import Session
 
 from kapnotes import notes
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope
 from kapnotes.models import NoteStatus, SessionNote
 from kapnotes.ui import note_editor_state as es
-from tests.factories import make_clinic
 
 YESTERDAY = date.today() - timedelta(days=1)
 
 
 @pytest.fixture
-def env(sqlite_url):
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
+def draft(engine, clinic) -> SessionNote:
+    """Tina's check-in draft for patient A1, yesterday at 10:00."""
     with session_scope(engine) as s:
-        note = notes.create_draft(s, clinic.tina, clinic.a1, "check_in", session_date=YESTERDAY, start_time="10:00")
-        nid, version = note.id, note.version
-    yield engine, clinic, nid, version
-    engine.dispose()
+        return notes.create_draft(s, clinic.tina, clinic.a1, "check_in", session_date=YESTERDAY, start_time="10:00")
 
 
 def content(**over):
@@ -72,8 +67,8 @@ def test_sign_summary_says_type_date_times_and_dose():
     assert "Telehealth" in text
 
 
-def test_typing_autosaves_and_moves_the_version(env):
-    engine, clinic, nid, version = env
+def test_typing_autosaves_and_moves_the_version(engine, clinic, draft):
+    nid, version = draft.id, draft.version
     ed = {"version": version, "conflict": None}
     out = run(engine, clinic, nid, ed, content())
     assert out.saved is not None and not out.errors
@@ -81,16 +76,16 @@ def test_typing_autosaves_and_moves_the_version(env):
     assert stored(engine, nid).free_text == "Typed text."
 
 
-def test_review_with_bad_times_saves_the_draft_but_does_not_sign(env):
-    engine, clinic, nid, version = env
+def test_review_with_bad_times_saves_the_draft_but_does_not_sign(engine, clinic, draft):
+    nid, version = draft.id, draft.version
     ed = {"version": version, "conflict": None}
     out = run(engine, clinic, nid, ed, content(end_time="09:00"), es.REVIEW)
     assert "end_time" in out.errors and "Not signed yet" in out.message and not out.signed
     assert ed.get("confirm") is None and stored(engine, nid).status == NoteStatus.draft
 
 
-def test_sign_needs_the_confirmation_of_the_same_content(env):
-    engine, clinic, nid, version = env
+def test_sign_needs_the_confirmation_of_the_same_content(engine, clinic, draft):
+    nid, version = draft.id, draft.version
     ed = {"version": version, "conflict": None}
     run(engine, clinic, nid, ed, content(), es.REVIEW)
     assert ed["confirm"] is not None
@@ -102,8 +97,8 @@ def test_sign_needs_the_confirmation_of_the_same_content(env):
     assert out.signed and stored(engine, nid).status == NoteStatus.signed
 
 
-def test_cancel_closes_the_confirmation(env):
-    engine, clinic, nid, version = env
+def test_cancel_closes_the_confirmation(engine, clinic, draft):
+    nid, version = draft.id, draft.version
     ed = {"version": version, "conflict": None}
     run(engine, clinic, nid, ed, content(), es.REVIEW)
     run(engine, clinic, nid, ed, content(), es.CANCEL)
@@ -111,8 +106,8 @@ def test_cancel_closes_the_confirmation(env):
     assert not run(engine, clinic, nid, ed, content(), es.SIGN).signed
 
 
-def test_a_save_elsewhere_is_a_conflict_not_an_overwrite(env):
-    engine, clinic, nid, version = env
+def test_a_save_elsewhere_is_a_conflict_not_an_overwrite(engine, clinic, draft):
+    nid, version = draft.id, draft.version
     with session_scope(engine) as s:  # another tab saved first
         notes.save_draft(s, clinic.tina, nid, version, free_text="From the other tab.")
     ed = {"version": version, "conflict": None}
@@ -123,8 +118,8 @@ def test_a_save_elsewhere_is_a_conflict_not_an_overwrite(env):
     assert out.saved is not None and stored(engine, nid).free_text == "Typed text." and ed["conflict"] is None
 
 
-def test_discard(env):
-    engine, clinic, nid, version = env
+def test_discard(engine, clinic, draft):
+    nid, version = draft.id, draft.version
     ed = {"version": version, "conflict": None}
     out = run(engine, clinic, nid, ed, notes.content_of(stored(engine, nid)), es.DISCARD)
     assert out.discarded

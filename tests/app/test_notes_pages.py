@@ -11,35 +11,15 @@ from streamlit.testing.v1 import AppTest
 
 from kapnotes import notes, process_notes
 from kapnotes.config import get_settings
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope
 from kapnotes.models import Addendum, NoteStatus, SessionNote
 from kapnotes.notes.templates import TEMPLATES, template
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.note_form import fkey, hkey, label_of, skey
-from tests.app.uitext import ROOT, rendered_text
-from tests.factories import make_clinic
+from tests.app.conftest import run_page
+from tests.helpers.uitext import rendered_text
 
 YESTERDAY = utcnow().date() - timedelta(days=1)
-
-
-@pytest.fixture
-def ui(sqlite_url, monkeypatch):
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
-    yield clinic, engine
-    engine.dispose()
-
-
-def _page(name: str, user, patient_id: int | None = None, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=60)
-    at.session_state["user_id"] = user.id
-    at.session_state["last_activity"] = utcnow()
-    if patient_id is not None:
-        at.session_state["patient_id"] = patient_id
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
 
 
 def _ok(at: AppTest) -> AppTest:
@@ -85,10 +65,9 @@ TEMPLATES_ALL = [s for t in TEMPLATES.values() for s in t.fields]
 
 
 @pytest.mark.parametrize("note_type", list(TEMPLATES))
-def test_each_template_form_renders_fills_and_signs(ui, note_type):
-    clinic, engine = ui
+def test_each_template_form_renders_fills_and_signs(engine, clinic, note_type):
     tpl = template(note_type)
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, note_type)
     labels = {w.label for kind in ("text_input", "text_area", "number_input", "checkbox", "time_input",
                                    "selectbox", "multiselect", "date_input") for w in getattr(at, kind)}
@@ -121,9 +100,8 @@ def test_each_template_form_renders_fills_and_signs(ui, note_type):
     assert "Note signed." in rendered_text(at)
 
 
-def test_bad_input_shows_at_field_and_saves_nothing(ui):
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+def test_bad_input_shows_at_field_and_saves_nothing(engine, clinic):
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "dosing")
     version = at.session_state[skey(nid, "state")]["version"]
     at.number_input(key=fkey(nid, "bp_systolic_pre")).set_value(300).run()
@@ -148,9 +126,8 @@ def test_bad_input_shows_at_field_and_saves_nothing(ui):
         assert s.get(SessionNote, nid).fields["dose_differs_from_plan"] is True
 
 
-def test_conflict_shows_both_versions_and_overwrites_nothing(ui):
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+def test_conflict_shows_both_versions_and_overwrites_nothing(engine, clinic):
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "check_in")
     at.text_area(key=fkey(nid, "data")).input("from this tab").run()
     v = at.session_state[skey(nid, "state")]["version"]
@@ -170,9 +147,8 @@ def test_conflict_shows_both_versions_and_overwrites_nothing(ui):
     assert "Your version (not saved)" not in rendered_text(at)
 
 
-def test_conflict_load_saved_version(ui):
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+def test_conflict_load_saved_version(engine, clinic):
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "check_in")
     v = at.session_state[skey(nid, "state")]["version"]
     with session_scope(engine) as s:
@@ -185,31 +161,29 @@ def test_conflict_load_saved_version(ui):
         assert s.get(SessionNote, nid).fields["data"] == "theirs"
 
 
-def test_reopen_draft_from_my_drafts_restores_content(ui):
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+def test_reopen_draft_from_my_drafts_restores_content(clinic):
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "preparation")
     at.text_area(key=fkey(nid, "intention")).input("Be gentle with myself").run()
     # A new browser session (the tab was closed): My drafts lists the draft, Open restores it.
-    at2 = _ok(_page("my_drafts.py", clinic.tina))
+    at2 = _ok(run_page("my_drafts.py", "tina"))
     assert "A-001" in rendered_text(at2)
     at2.button(key=f"open_draft_{nid}").click().run()
     _ok(at2)
     assert at2.session_state["edit_note_id"] == nid and at2.session_state["patient_id"] == clinic.a1
     # (st.switch_page needs app.py's navigation; AppTest runs the editor page with that state.)
-    at3 = _ok(_page("note_editor.py", clinic.tina, clinic.a1, edit_note_id=nid))
+    at3 = _ok(run_page("note_editor.py", "tina", "A-001", edit_note_id=nid))
     assert at3.text_area(key=fkey(nid, "intention")).value == "Be gentle with myself"
     assert "Sign note" in [b.label for b in at3.button]
 
 
-def test_load_last_note_marks_carried_over(ui):
-    clinic, engine = ui
+def test_load_last_note_marks_carried_over(engine, clinic):
     with session_scope(engine) as s:
         n = notes.create_draft(s, clinic.tina, clinic.a1, "preparation", session_date=YESTERDAY,
                                fields={"data": "d", "assessment": "a", "plan": "Old plan", "intention": "Old intention",
                                        "homework": "Old homework"})
         notes.sign(s, clinic.tina, n.id, n.version, start_time="09:00")
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "preparation", carry=True)
     assert "Carried over from the signed note" in rendered_text(at)
     assert at.text_area(key=fkey(nid, "homework")).value == "Old homework"
@@ -225,11 +199,10 @@ def _signed(engine, clinic, free_text="Plain words.", patient=None):
         return n.id
 
 
-def test_viewer_read_only_addenda_in_order_and_hostile_text_literal(ui):
-    clinic, engine = ui
+def test_viewer_read_only_addenda_in_order_and_hostile_text_literal(engine, clinic):
     hostile = "**bold** <script>alert(1)</script> [link](http://evil.example)"
     nid = _signed(engine, clinic, hostile)
-    at = _ok(_page("notes.py", clinic.paul, clinic.a1, view_note_id=nid))
+    at = _ok(run_page("notes.py", "paul", "A-001", view_note_id=nid))
     texts = [t.value for t in at.text]
     assert hostile in texts  # rendered with st.text: literally, not as Markdown
     assert all(hostile not in m.value for m in at.markdown)
@@ -238,7 +211,7 @@ def test_viewer_read_only_addenda_in_order_and_hostile_text_literal(ui):
     at.text_area(key=f"addendum_text_{nid}").input("Prescriber addendum one")
     at.button(key=f"FormSubmitter:addendum_{nid}-Add addendum").click().run()
     _ok(at)
-    at2 = _ok(_page("notes.py", clinic.tina, clinic.a1, view_note_id=nid))
+    at2 = _ok(run_page("notes.py", "tina", "A-001", view_note_id=nid))
     at2.text_area(key=f"addendum_text_{nid}").input("Therapist addendum two")
     at2.button(key=f"FormSubmitter:addendum_{nid}-Add addendum").click().run()
     _ok(at2)
@@ -250,40 +223,38 @@ def test_viewer_read_only_addenda_in_order_and_hostile_text_literal(ui):
         assert s.get(SessionNote, nid).free_text == hostile
 
 
-def test_prescriber_sees_signed_notes_never_drafts_or_process_notes(ui):
-    clinic, engine = ui
+def test_prescriber_sees_signed_notes_never_drafts_or_process_notes(engine, clinic):
     signed = _signed(engine, clinic)
     with session_scope(engine) as s:
         draft = notes.create_draft(s, clinic.tina, clinic.a1, "dosing", session_date=YESTERDAY,
                                    free_text="DRAFT-ONLY-WORDS")
         process_notes.add(s, clinic.tina, clinic.a1, "PRIVATE-PROCESS-WORDS")
-    at = _ok(_page("notes.py", clinic.paul, clinic.a1))
+    at = _ok(run_page("notes.py", "paul", "A-001"))
     buttons = [b.key for b in at.button]
     assert f"open_note_{signed}" in buttons and f"open_note_{draft.id}" not in buttons
     assert "New note" not in [b.label for b in at.button]
     # Forcing the draft's id into the session shows a refusal, not the draft.
-    at = _ok(_page("notes.py", clinic.paul, clinic.a1, view_note_id=draft.id))
+    at = _ok(run_page("notes.py", "paul", "A-001", view_note_id=draft.id))
     text = rendered_text(at)
     assert "DRAFT-ONLY-WORDS" not in text and "do not have access" in text
     for page in ("process_notes.py", "my_drafts.py", "note_editor.py"):
-        at = _ok(_page(page, clinic.paul, clinic.a1, edit_note_id=draft.id))
+        at = _ok(run_page(page, "paul", "A-001", edit_note_id=draft.id))
         text = rendered_text(at)
         assert "not available for your role" in text
         assert "PRIVATE-PROCESS-WORDS" not in text and "DRAFT-ONLY-WORDS" not in text
     # The therapist sees both, and the draft opens in the viewer with "Continue editing".
-    at = _ok(_page("notes.py", clinic.tina, clinic.a1, view_note_id=draft.id))
+    at = _ok(run_page("notes.py", "tina", "A-001", view_note_id=draft.id))
     assert "Continue editing" in [b.label for b in at.button]
-    at = _ok(_page("process_notes.py", clinic.tina, clinic.a1))
+    at = _ok(run_page("process_notes.py", "tina", "A-001"))
     assert "PRIVATE-PROCESS-WORDS" in rendered_text(at)
 
 
-def test_timeline_filters_and_search(ui):
-    clinic, engine = ui
+def test_timeline_filters_and_search(engine, clinic):
     signed = _signed(engine, clinic, "The word aurora appears here.")
     other = _signed(engine, clinic, "Nothing special.", patient=clinic.a2)
     with session_scope(engine) as s:
         draft = notes.create_draft(s, clinic.tina, clinic.a1, "preparation", session_date=YESTERDAY)
-    at = _ok(_page("notes.py", clinic.tina, clinic.a1))
+    at = _ok(run_page("notes.py", "tina", "A-001"))
     keys = [b.key for b in at.button]
     assert f"open_note_{signed}" in keys and f"open_note_{draft.id}" in keys and f"open_note_{other}" not in keys
     at.multiselect(key="filter_status").select("draft").run()
@@ -301,9 +272,8 @@ def test_timeline_filters_and_search(ui):
     assert "The word aurora appears here." in [t.value for t in at.text]
 
 
-def test_process_notes_page_write_and_edit(ui):
-    clinic, engine = ui
-    at = _ok(_page("process_notes.py", clinic.tina, clinic.a1))
+def test_process_notes_page_write_and_edit(engine, clinic):
+    at = _ok(run_page("process_notes.py", "tina", "A-001"))
     at.text_area(key="pn_new_text").input("First private thought")
     at.button(key="FormSubmitter:new_process_note-Save process note").click().run()
     _ok(at)
@@ -318,11 +288,10 @@ def test_process_notes_page_write_and_edit(ui):
         assert process_notes.list_mine(s, clinic.tina, clinic.a1)[0].text == "Revised thought"
 
 
-def test_inputs_emptied_together_by_an_interrupted_run_are_restored(ui):
+def test_inputs_emptied_together_by_an_interrupted_run_are_restored(engine, clinic):
     """Streamlit can hand back several untouched inputs empty after a stopped run; autosave must
     not wipe them. A single input cleared by the user is saved as cleared."""
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "dosing")
     at.number_input(key=fkey(nid, "minutes_in_mouth")).set_value(None)
     at.number_input(key=fkey(nid, "session_number")).set_value(None)
@@ -341,11 +310,10 @@ def test_inputs_emptied_together_by_an_interrupted_run_are_restored(ui):
         assert "minutes_in_mouth" not in s.get(SessionNote, nid).fields
 
 
-def test_sign_with_end_before_start_or_no_date_is_refused_at_the_field(ui):
+def test_sign_with_end_before_start_or_no_date_is_refused_at_the_field(engine, clinic):
     """End before start, or a session date the browser could not read (it comes back empty):
     Sign says why at the field; the note is not signed, and never with today's date instead."""
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "integration")
     at.date_input(key=hkey(nid, "session_date")).set_value(YESTERDAY).run()
     for name, value in (("client_account", "Calmer."), ("risk_check", "Denies."), ("plan", "Continue.")):
@@ -384,10 +352,9 @@ def _ready_integration(at, nid, end=time(10, 50)):
         at.time_input(key=hkey(nid, "end_time")).set_value(end).run()
 
 
-def test_sign_asks_for_confirmation_with_a_summary(ui):
+def test_sign_asks_for_confirmation_with_a_summary(engine, clinic):
     """Sign shows type, date, times and asks; "Not yet" and an edit leave a draft; "Yes, sign" signs."""
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "integration")
     _ready_integration(at, nid)
     at.button(key="sign_note").click().run()
@@ -412,9 +379,8 @@ def test_sign_asks_for_confirmation_with_a_summary(ui):
         assert note.status == NoteStatus.signed and note.fields["plan"] == "Continue; review in a week."
 
 
-def test_sign_refuses_a_missing_or_future_end_time(ui):
-    clinic, engine = ui
-    at = _ok(_page("note_editor.py", clinic.tina, clinic.a1))
+def test_sign_refuses_a_missing_or_future_end_time(engine, clinic):
+    at = _ok(run_page("note_editor.py", "tina", "A-001"))
     nid = _start(at, "integration")
     _ready_integration(at, nid, end=None)
     at.button(key="sign_note").click().run()

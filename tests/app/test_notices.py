@@ -5,35 +5,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from kapnotes.db import make_engine, session_scope
-from kapnotes.dosing import protocol, suggestions
+from kapnotes.db import session_scope
+from kapnotes.dosing import suggestions
 from kapnotes.models import DoseAdjustment, User
 from kapnotes.timeutil import utcnow
-from tests.app.uitext import ROOT, rendered_text
-from tests.factories import make_clinic
+from tests.app.conftest import run_page
+from tests.helpers.uitext import rendered_text
 
 
-@pytest.fixture
-def ui(sqlite_url, monkeypatch):
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
-    monkeypatch.delenv(protocol.ENV_VAR, raising=False)
-    monkeypatch.delenv("KAPNOTES_SMTP_URL", raising=False)
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
-    yield engine, clinic
-    engine.dispose()
-
-
-def app_as(user) -> AppTest:
+def app_as(username: str) -> AppTest:
     """app.py for a signed-in user: navigation, the sidebar notices, then the role's first page."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["user_id"] = user.id
-    at.session_state["last_activity"] = utcnow()
-    at.run()
+    at = run_page("app", username)
     assert not at.exception, at.exception
     return at
 
@@ -56,16 +41,15 @@ def urgent(engine, patient_id: int, is_urgent: bool = True) -> None:
 
 
 
-def test_prescriber_sees_the_urgent_count_in_the_sidebar_on_every_page(ui):
-    engine, clinic = ui
-    at = app_as(clinic.paul)
+def test_prescriber_sees_the_urgent_count_in_the_sidebar_on_every_page(engine, clinic):
+    at = app_as("paul")
     assert at.title[0].value == "Patients"
     assert "urgent" not in sidebar_text(at)  # nothing waiting: nothing shown
     urgent(engine, clinic.a1)
     urgent(engine, clinic.a2)
     urgent(engine, clinic.a2, is_urgent=False)
     urgent(engine, clinic.b1)  # another team's patient: not Paul's to count
-    at = app_as(clinic.paul)
+    at = app_as("paul")
     text = sidebar_text(at)
     assert "2 urgent items waiting (3 in the queue)" in text
     assert "Alice" not in text and "A-001" not in text
@@ -74,11 +58,10 @@ def test_prescriber_sees_the_urgent_count_in_the_sidebar_on_every_page(ui):
     # (AppTest cannot show it on a second page: with ``pages/`` + ``st.navigation``, its
     # switch_page runs the page file without app.py; a browser session always runs app.py.)
     # Pia sees her own team's item only
-    assert "1 urgent item waiting" in sidebar_text(app_as(clinic.pia))
+    assert "1 urgent item waiting" in sidebar_text(app_as("pia"))
 
 
-def test_therapist_sees_a_decision_on_her_proposal_until_marked_as_seen(ui):
-    engine, clinic = ui
+def test_therapist_sees_a_decision_on_her_proposal_until_marked_as_seen(engine, clinic):
     hostile = "Mara **Bold** [x](http://evil.example)"
     with session_scope(engine) as s:
         from kapnotes.models import Patient
@@ -88,7 +71,7 @@ def test_therapist_sees_a_decision_on_her_proposal_until_marked_as_seen(ui):
         item = suggestions.propose(s, clinic.tina, clinic.a1, 200, 7, "Anxiety still high after 6 weeks.")
     with session_scope(engine) as s:
         suggestions.decide(s, clinic.paul, item.id, "reject", "Not while her BP is <b>high</b>.")
-    at = app_as(clinic.tina)
+    at = app_as("tina")
     title = "1 decision on your proposals since your last visit"
     (exp,) = [e for e in at.sidebar if e.type == "expander" and title in e.label]
     text = rendered_text_of(exp)
@@ -101,8 +84,8 @@ def test_therapist_sees_a_decision_on_her_proposal_until_marked_as_seen(ui):
     assert "America/New_York" not in text and ("EST" in text or "EDT" in text)  # clinic time
     assert "Theo" not in sidebar_text(at)
     # the prescriber has no such line, and another therapist sees nothing of Tina's
-    assert title not in sidebar_text(app_as(clinic.paul))
-    assert "decision" not in sidebar_text(app_as(clinic.theo))
+    assert title not in sidebar_text(app_as("paul"))
+    assert "decision" not in sidebar_text(app_as("theo"))
 
     next(b for b in at.button if b.label == "Mark as seen").click()
     at.run()
@@ -111,5 +94,5 @@ def test_therapist_sees_a_decision_on_her_proposal_until_marked_as_seen(ui):
         seen = s.exec(select(User.decisions_seen_at).where(User.id == clinic.tina.id)).one()
         decided_at = s.get(DoseAdjustment, item.id).decided_at
         assert abs(seen - decided_at) < timedelta(milliseconds=1)
-    at = app_as(clinic.tina)  # a later visit: still gone
+    at = app_as("tina")  # a later visit: still gone
     assert "decision" not in sidebar_text(at)

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 from sqlmodel import Session, func, select
-from streamlit.testing.v1 import AppTest
 
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import session_scope
 from kapnotes.dosing import plans, suggestions
 from kapnotes.dosing import protocol_settings as protocol
 from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
 from kapnotes.timeutil import utcnow
-from tests.app.uitext import ROOT
-from tests.app.uitext import rendered_text as _rendered
-from tests.factories import make_clinic
-from tests.unit.dosing_data import healthy as _healthy
+from tests.app.conftest import run_page
+from tests.helpers.records import healthy as _healthy
+from tests.helpers.uitext import rendered_text as _rendered
 
 
 def rendered_text(at) -> str:
@@ -32,25 +29,6 @@ def healthy(engine, clinic, *pids):
             _healthy(s, clinic, pid)
 
 
-@pytest.fixture
-def ui(sqlite_url, monkeypatch):
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", sqlite_url)
-    monkeypatch.delenv(protocol.ENV_VAR, raising=False)
-    engine = make_engine(sqlite_url)
-    clinic = make_clinic(engine)
-    yield engine, clinic
-    engine.dispose()
-
-
-def page(name: str, user, patient_id: int | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=60)
-    at.session_state["user_id"] = user.id
-    at.session_state["last_activity"] = utcnow()
-    if patient_id is not None:
-        at.session_state["patient_id"] = patient_id
-    return at.run()
-
-
 def button(at, label):
     return next(b for b in at.button if b.label == label)
 
@@ -62,10 +40,9 @@ def non_responder(engine, clinic, pid):
         return suggestions.run_for_patient(s, clinic.tina, pid).id
 
 
-def test_therapist_sends_the_latest_suggestion(ui):
-    engine, clinic = ui
+def test_therapist_sends_the_latest_suggestion(engine, clinic):
     sid = non_responder(engine, clinic, clinic.a1)
-    at = page("proposals.py", clinic.tina, clinic.a1)
+    at = run_page("proposals.py", "tina", "A-001")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "Increase: 200 mg every 7 days" in text
@@ -81,9 +58,8 @@ def test_therapist_sends_the_latest_suggestion(ui):
                                                                      "Client is keen; tolerating well.")
 
 
-def test_therapist_writes_a_proposal_and_bad_input_writes_nothing(ui):
-    engine, clinic = ui
-    at = page("proposals.py", clinic.tina, clinic.a1)
+def test_therapist_writes_a_proposal_and_bad_input_writes_nothing(engine, clinic):
+    at = run_page("proposals.py", "tina", "A-001")
     assert not at.exception, at.exception
     at.number_input(key="prop_dose").set_value(200.0)
     button(at, "Send proposal to prescriber").click()
@@ -105,9 +81,8 @@ def test_therapist_writes_a_proposal_and_bad_input_writes_nothing(ui):
             "proposal", "pending", 200, 7)
 
 
-def test_prescriber_sees_no_propose_form_and_can_hold_the_plan(ui):
-    engine, clinic = ui
-    at = page("proposals.py", clinic.paul, clinic.a1)
+def test_prescriber_sees_no_propose_form_and_can_hold_the_plan(engine, clinic):
+    at = run_page("proposals.py", "paul", "A-001")
     assert not at.exception, at.exception
     assert "Send proposal to prescriber" not in [b.label for b in at.button]
     at.radio(key="plan_status_choice").set_value("Hold")
@@ -129,11 +104,10 @@ def _proposal(engine, clinic, pid=None, **kw):
                                    **kw).id
 
 
-def test_queue_approve_with_rationale_creates_the_plan_version(ui):
-    engine, clinic = ui
+def test_queue_approve_with_rationale_creates_the_plan_version(engine, clinic):
     healthy(engine, clinic, clinic.a1)
     item = _proposal(engine, clinic, dose_mg=200)
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "Alice Able" in text and "Increase: 200 mg every 7 days" in text and "Needs more." in text
@@ -151,12 +125,11 @@ def test_queue_approve_with_rationale_creates_the_plan_version(ui):
         assert s.get(DoseAdjustment, item).status == "approved"
 
 
-def test_queue_reject_needs_rationale_and_modify_uses_the_entered_values(ui):
-    engine, clinic = ui
+def test_queue_reject_needs_rationale_and_modify_uses_the_entered_values(engine, clinic):
     healthy(engine, clinic, clinic.a1, clinic.a2)
     first = _proposal(engine, clinic, dose_mg=250)
     second = _proposal(engine, clinic, clinic.a2, interval_days=3)
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     at.radio(key=f"q{first}_decision").set_value("Reject")
     button(at, "Record decision").click()
     at.run()
@@ -175,10 +148,9 @@ def test_queue_reject_needs_rationale_and_modify_uses_the_entered_values(ui):
     assert "Aaron Ames" in rendered_text(at) and "Alice Able" not in rendered_text(at)
 
 
-def test_queue_conflict_when_another_prescriber_decided_first(ui):
-    engine, clinic = ui
+def test_queue_conflict_when_another_prescriber_decided_first(engine, clinic):
     item = _proposal(engine, clinic, dose_mg=200)
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     with session_scope(engine) as s:  # someone else decides while the page is open
         suggestions.decide(s, clinic.paul, item, "reject", "Not now.")
     at.radio(key=f"q{item}_decision").set_value("Reject")
@@ -194,14 +166,13 @@ def test_queue_conflict_when_another_prescriber_decided_first(ui):
                       .where(TreatmentPlan.patient_id == clinic.a1)).one() == 1
 
 
-def test_queue_marks_hold_flagged_patients_first(ui):
-    engine, clinic = ui
+def test_queue_marks_hold_flagged_patients_first(engine, clinic):
     _proposal(engine, clinic, clinic.a2, dose_mg=200)  # older, routine
     _proposal(engine, clinic, clinic.a1, dose_mg=200)  # newer, but the patient has a hold flag
     with session_scope(engine) as s:
         s.add(DoseEntry(patient_id=clinic.a1, taken_at=utcnow() - timedelta(days=1), dose_mg=150, formulation="odt",
                         bp_systolic_post=186, bp_diastolic_post=100, entered_by_id=clinic.tina.id))
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert list(table["Patient"].str.split(" \\(").str[0]) == ["Alice Able", "Aaron Ames"]
@@ -211,13 +182,12 @@ def test_queue_marks_hold_flagged_patients_first(ui):
     assert "HOLD" in heads[0] and "Alice Able" in heads[0] and "BP ≥ hold threshold" in heads[0]
 
 
-def test_dashboard_panel_shows_suggestion_reasons_and_latest_decision(ui):
-    engine, clinic = ui
+def test_dashboard_panel_shows_suggestion_reasons_and_latest_decision(engine, clinic):
     non_responder(engine, clinic, clinic.a1)
     item = _proposal(engine, clinic, interval_days=14, reason="Doing well.")
     with session_scope(engine) as s:
         suggestions.decide(s, clinic.paul, item, "reject", "Keep weekly <i>for now</i>.")
-    at = page("dashboard.py", clinic.tina, clinic.a1)
+    at = run_page("dashboard.py", "tina", "A-001")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "Dose suggestion" in text and "Increase: 200 mg every 7 days" in text
@@ -225,12 +195,11 @@ def test_dashboard_panel_shows_suggestion_reasons_and_latest_decision(ui):
     assert "Rejected" in text and "Keep weekly <i>for now</i>." in text
 
 
-def test_protocol_admin_edits_the_protocol_as_text_never_a_server_path(ui, tmp_path):
+def test_protocol_admin_edits_the_protocol_as_text_never_a_server_path(engine, clinic, tmp_path):
     """Issue 20: pasted text is validated (a bad key refused by name, nothing written), good text
     is kept in the database and audited with its hash; no path input, no server file named."""
-    engine, clinic = ui
     default = protocol.load_default()
-    at = page("protocol_admin.py", clinic.ada)
+    at = run_page("protocol_admin.py", "ada")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert default.name in text and default.sha256 in text
@@ -268,11 +237,10 @@ def test_protocol_admin_edits_the_protocol_as_text_never_a_server_path(ui, tmp_p
     assert "cannot be used" in text and "token" not in text
 
 
-def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(ui):
+def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(engine, clinic):
     """After a holiday: 13 pending items. The table lists all of them, most urgent first (the
     hold, then the oldest); only the open item has a decision form; another item is opened
     from the picker, and once it is decided the most urgent one is open again."""
-    engine, clinic = ui
     with session_scope(engine) as s:
         plan_ids = {pid: s.exec(select(TreatmentPlan.id).where(TreatmentPlan.patient_id == pid)).first()
                     for pid in (clinic.a1, clinic.a2)}
@@ -290,7 +258,7 @@ def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(ui):
             s.add(adj)
             s.flush()
             ids.append(adj.id)
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     assert not at.exception
     assert "13 items waiting · 1 urgent" in rendered_text(at)
     table = at.dataframe[0].value
@@ -326,14 +294,13 @@ def _dose_now(engine, clinic, pid, **kw) -> int:
             taken_at=utcnow() - timedelta(minutes=5), dose_mg=150, formulation="odt", nausea=0, **kw)).id
 
 
-def test_a_hold_raised_by_a_new_dose_is_in_the_queue_without_forwarding_and_leaves_when_superseded(ui):
-    engine, clinic = ui
+def test_a_hold_raised_by_a_new_dose_is_in_the_queue_without_forwarding_and_leaves_when_superseded(engine, clinic):
     healthy(engine, clinic, clinic.a1)
     dose = _dose_now(engine, clinic, clinic.a1, bp_systolic_pre=190, bp_diastolic_pre=115)
     with Session(engine) as s:
         hold = s.exec(select(DoseAdjustment).where(DoseAdjustment.status == "pending")).one()
         assert (hold.action, hold.kind, hold.sent_by_id, hold.urgent) == ("hold", "suggestion", None, True)
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "1 item waiting · 1 urgent" in text and "sent automatically by the rules engine" in text
@@ -353,22 +320,21 @@ def test_a_hold_raised_by_a_new_dose_is_in_the_queue_without_forwarding_and_leav
     from kapnotes import doses as dose_service
     with session_scope(engine) as s:
         dose_service.void_dose(s, clinic.tina, dose, "Wrong patient.")
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     assert not at.exception, at.exception
     assert "Nothing waiting for review" in rendered_text(at)
     with Session(engine) as s:
         assert s.get(DoseAdjustment, hold.id).status == "superseded"
 
 
-def test_approving_an_increase_for_a_flagged_patient_needs_the_override_and_its_rationale(ui):
-    engine, clinic = ui
+def test_approving_an_increase_for_a_flagged_patient_needs_the_override_and_its_rationale(engine, clinic):
     healthy(engine, clinic, clinic.a1)
     from kapnotes import assessments
     with session_scope(engine) as s:
         assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", date.today() - timedelta(days=1),
                                       items=[1, 1, 1, 1, 1, 1, 1, 1, 1])
     item = _proposal(engine, clinic, dose_mg=200, reason="Wants more effect.")
-    at = page("review_queue.py", clinic.paul)
+    at = run_page("review_queue.py", "paul")
     assert not at.exception, at.exception
     at.selectbox(key="queue_item").set_value(item).run()  # the engine's hold is first: open the proposal
     assert "Wants more effect." in rendered_text(at)
@@ -399,13 +365,12 @@ def test_approving_an_increase_for_a_flagged_patient_needs_the_override_and_its_
         assert plan.dose_mg == 200 and "Override (PHQ-9 item 9 above 0" in plan.rationale
 
 
-def test_therapist_sees_an_auto_sent_hold_and_a_prescriber_takes_an_increase_to_review(ui):
-    engine, clinic = ui
+def test_therapist_sees_an_auto_sent_hold_and_a_prescriber_takes_an_increase_to_review(engine, clinic):
     healthy(engine, clinic, clinic.a1)
     with session_scope(engine) as s:
         inc = suggestions.run_for_patient(s, clinic.tina, clinic.a1)
         assert (inc.action, inc.status) == ("increase", "open")
-    at = page("proposals.py", clinic.paul, clinic.a1)
+    at = run_page("proposals.py", "paul", "A-001")
     assert not at.exception, at.exception
     button(at, "Take to review").click()
     at.run()
@@ -413,22 +378,18 @@ def test_therapist_sees_an_auto_sent_hold_and_a_prescriber_takes_an_increase_to_
     with Session(engine) as s:
         assert s.get(DoseAdjustment, inc.id).status == "pending"
     _dose_now(engine, clinic, clinic.a1, bp_systolic_post=190, bp_diastolic_post=115)
-    at = page("proposals.py", clinic.tina, clinic.a1)
+    at = run_page("proposals.py", "tina", "A-001")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "sent automatically by the rules engine" in text and "Send to prescriber" not in [b.label for b in at.button]
 
 
-def test_open_patient_opens_the_patients_dashboard(ui):
+def test_open_patient_opens_the_patients_dashboard(engine, clinic):
     """The queue's "Open patient" selects the item's patient and opens the dashboard (the app with
     its navigation, as a browser runs it)."""
-    engine, clinic = ui
     with session_scope(engine) as s:
         suggestions.propose(s, clinic.tina, clinic.a2, dose_mg=200, reason="Asks for more effect.")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.session_state["user_id"] = clinic.paul.id
-    at.session_state["last_activity"] = utcnow()
-    at.run()
+    at = run_page("app", "paul")
     at.switch_page("pages/review_queue.py").run()
     assert not at.exception, at.exception
     assert "Treatment plan" not in rendered_text(at)

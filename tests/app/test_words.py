@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -22,11 +23,11 @@ from kapnotes import checkin
 from kapnotes.db import make_engine, session_scope
 from kapnotes.doses import CSV_COLUMNS
 from kapnotes.models import DoseAdjustment, DoseEntry
-from kapnotes.timeutil import utcnow
-from tests.app.uitext import ROOT, app_pages
+from tests.app.conftest import run_page
 from tests.factories import make_clinic
+from tests.helpers.uitext import app_pages
+from tests.helpers.words import code_words
 from tests.unit.pdf_data import add_safety_story, build_world
-from tests.unit.test_pdf_words import code_words
 
 ROLES = {"therapist": "tina", "prescriber": "paul", "admin": "ada"}
 # The import page names the file's own column headers (what a spreadsheet must hold) and offers
@@ -38,6 +39,9 @@ ICON = re.compile(r":material/[a-z0-9_]+:")  # drawn as an icon, never read as t
 AUDIT_CODES = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")
 AUDIT_PAGES = tuple(p.split("/")[-1][:-3] for p, *_ in app_pages())
 OPTION_WIDGETS = ("selectbox", "multiselect", "radio", "select_slider", "button_group", "pills", "segmented_control")
+
+
+pytestmark = pytest.mark.xdist_group("words")  # one worker builds the record once
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +75,13 @@ def world(tmp_path_factory, sqlite_template):
                              created_at=now - timedelta(days=21)))
         checkin.create_link(s, clinic.tina, clinic.a1, days=7)
     engine.dispose()
-    return url, clinic, w
+    return SimpleNamespace(url=url, clinic=clinic, records=w)
+
+
+@pytest.fixture(autouse=True)
+def words_database(app_database, world, monkeypatch) -> None:
+    """Every test here reads the module's one full record (built once; the pages only read it)."""
+    monkeypatch.setenv("KAPNOTES_DATABASE_URL", world.url)
 
 
 def screen_text(at: AppTest, skip_code: bool = False) -> str:
@@ -124,16 +134,6 @@ def screen_text(at: AppTest, skip_code: bool = False) -> str:
     return ICON.sub(" ", "\n".join(parts).replace("\\", ""))
 
 
-def run_page(url: str, page: str, user, patient_id: int, state: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / page), default_timeout=90)
-    at.session_state["user_id"] = user.id
-    at.session_state["last_activity"] = utcnow()
-    at.session_state["patient_id"] = patient_id
-    for k, v in (state or {}).items():
-        at.session_state[k] = v
-    return at.run()
-
-
 def _cases():
     out = []
     for path, _title, _icon, roles, _section in app_pages():
@@ -156,13 +156,11 @@ CASES = _cases()
 @pytest.mark.parametrize(("page", "role", "state"), CASES,
                          ids=[f"{c[0].split('/')[-1][:-3]}-{c[1]}" + (f"-{next(iter(c[2].values()))}" if c[2] else "")
                               for c in (getattr(x, "values", x) for x in CASES)])
-def test_page_speaks_in_words(world, monkeypatch, page, role, state):
-    url, clinic, w = world
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", url)
+def test_page_speaks_in_words(world, page, role, state):
+    w = world.records
     ids = {"dosing": w.dosing_note_id, "integration": w.integration_note_id, "draft": w.draft_note_id}
     state = {k: ids.get(v, v) for k, v in (state or {}).items()}
-    user = getattr(clinic, ROLES[role])
-    at = run_page(url, page, user, clinic.a1, state)
+    at = run_page(page, ROLES[role], "A-001", **state)
     assert not at.exception, at.exception
     # the protocol page shows and edits the protocol file itself (its TOML keys are the file format)
     text = screen_text(at, skip_code=page.endswith("protocol_admin.py"))
@@ -175,31 +173,26 @@ def test_page_speaks_in_words(world, monkeypatch, page, role, state):
     assert code_words(text, allowed) == [], f"{page} as {role}"
 
 
-def test_scan_sees_the_records(world, monkeypatch):
+def test_scan_sees_the_records():
     """The scan reads what it must: the dose log's tags and contexts are on screen, in words."""
-    url, clinic, _w = world
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", url)
-    text = screen_text(run_page(url, "pages/dose_log.py", clinic.tina, clinic.a1, {"dl_voided": True}))
+    text = screen_text(run_page("dose_log", "tina", "A-001", dl_voided=True))
     for words in ("chest pain, fall", "At home with a sitter", "In session", "Swallowed", "patient-reported",
                   "voided", "rows 1–"):
         assert words in text, words
 
 
-def test_dose_form_tags_are_words_without_select_all(world, monkeypatch):
-    url, clinic, _w = world
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", url)
-    at = run_page(url, "pages/dose_log.py", clinic.tina, clinic.a1, {"dose_tab": "Add a dose"})
+def test_dose_form_tags_are_words_without_select_all():
+    at = run_page("dose_log", "tina", "A-001", dose_tab="Add a dose")
     tags = at.multiselect(key="add_tags")
     assert "chest pain" in tags.options and "difficulty breathing" in tags.options and "fall" in tags.options
     assert tags.proto.select_all == 0, "one click must never tag every adverse event"
 
 
-def test_note_form_multiselect_has_no_select_all(world, monkeypatch):
-    url, clinic, w = world
-    monkeypatch.setenv("KAPNOTES_DATABASE_URL", url)
-    from kapnotes.db import make_engine as _me
+def test_note_form_multiselect_has_no_select_all(world):
     from kapnotes.models import SessionNote
-    eng = _me(url)
+
+    clinic = world.clinic
+    eng = make_engine(world.url)
     with session_scope(eng) as s:
         note = SessionNote(patient_id=clinic.a1, author_id=clinic.tina.id, note_type="dosing", status="draft",
                            session_date=datetime.now(UTC).date(), modality="in_person", fields={})
@@ -207,7 +200,7 @@ def test_note_form_multiselect_has_no_select_all(world, monkeypatch):
         s.flush()
         nid = note.id
     eng.dispose()
-    at = run_page(url, "pages/note_editor.py", clinic.tina, clinic.a1, {"edit_note_id": nid})
+    at = run_page("note_editor", "tina", "A-001", edit_note_id=nid)
     assert not at.exception, at.exception
     boxes = [m for m in at.multiselect if m.label == "Adverse events"]
     assert boxes and "chest pain" in boxes[0].options and boxes[0].proto.select_all == 0

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.app.uitext import app_pages
 from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.axe import AXE, violations
+from tests.helpers.uitext import app_pages
 
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-RULES = "{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}"
 DEMO_USER = {"therapist": "tsato", "prescriber": "mokafor", "admin": "admin"}
 
 
@@ -26,13 +23,6 @@ def axe_source() -> str:
     if not AXE.exists():
         pytest.skip("axe-core is not installed (make test runs npm install)")
     return str(AXE)
-
-
-def violations(page, axe_path: str) -> list[str]:
-    page.add_script_tag(path=axe_path)
-    result = page.evaluate(f"axe.run(document, {RULES})")
-    return [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes) e.g. {v['nodes'][0]['html'][:120]}"
-            for v in result["violations"]]
 
 
 def test_sign_in_page_is_accessible(page, app_server, axe_source):
@@ -55,7 +45,6 @@ def test_role_pages_are_accessible(page, app_server, axe_source, role):
             continue
         page.get_by_role("link", name=title, exact=True).first.click()
         wait_idle(page)
-        page.wait_for_timeout(500)
         problems = violations(page, axe_source)
         if problems:
             found[title] = problems

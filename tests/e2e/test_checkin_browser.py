@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import ROOT, sign_in, start_server, wait_idle
-from tests.e2e.test_accessibility import violations
+from tests.helpers.axe import violations
 
 MRN = "KAP-1002"  # tsato's patient, prescriber mokafor
 PHONE = {"width": 390, "height": 844}

@@ -7,8 +7,8 @@ from pathlib import Path
 from playwright.sync_api import expect
 
 from kapnotes.seed import DEMO_PATIENTS
-from tests.app.uitext import app_pages
 from tests.e2e.conftest import sign_in, wait_app, wait_idle
+from tests.helpers.uitext import app_pages
 
 # every page of app.py's PAGES table (URL path = file name), so a page added later is covered
 PAGE_PATHS = [""] + [Path(row[0]).stem for row in app_pages()]

@@ -140,6 +140,7 @@ def test_verify_audit_cli_intact_and_broken(session, db_url, clinic):
     assert bad.stdout == ""
 
 
+@pytest.mark.slow
 def test_verify_audit_cli_names_event_after_deleted_one(session, db_url, clinic):
     ids = _ids(session)
     _raw(session, "DELETE FROM audit_events WHERE id = :id", id=ids[4])
@@ -430,6 +431,7 @@ def test_anchors_catch_a_cut_tail_and_a_rewritten_chain(session, db_url, clinic,
     assert anchors.read_text() == saved  # a failed check appends nothing
 
 
+@pytest.mark.slow
 def test_anchors_catch_a_rewritten_chain(session, db_url, clinic, tmp_path):
     anchors = tmp_path / "anchors.jsonl"
     session.commit()
@@ -443,6 +445,7 @@ def test_anchors_catch_a_rewritten_chain(session, db_url, clinic, tmp_path):
     assert bad.returncode == 1 and "rewritten" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_malformed_anchor_file_is_refused_unchanged(session, db_url, clinic, tmp_path):
     anchors = tmp_path / "anchors.jsonl"
     anchors.write_text('{"event_id": 1, "hash": "abc"}\n')
@@ -467,6 +470,7 @@ def test_audit_events_refuse_update_and_delete(engine, clinic):
         audit.record(s, None, "test.append", actor_username="system")
 
 
+@pytest.mark.slow
 def test_backup_appends_the_head_to_the_anchor_file(db_url, backend, clinic, tmp_path, monkeypatch):
     from kapnotes import backup
 

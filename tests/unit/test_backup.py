@@ -29,6 +29,7 @@ def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_backup_is_a_checked_private_copy_and_is_audited(engine, db_url, backend, clinic, tmp_path):
     with session_scope(engine) as s:
         patients = s.exec(select(func.count()).select_from(Patient)).one()
@@ -95,6 +96,7 @@ def test_a_copy_whose_audit_chain_is_broken_is_not_kept(sqlite_url, tmp_path):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_an_unusable_folder_is_a_plain_error(sqlite_url, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

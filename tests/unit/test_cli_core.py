@@ -84,6 +84,7 @@ def test_init_db_twice_on_migrated_database(db_url, engine):
     assert current_revision(engine) == before
 
 
+@pytest.mark.slow
 def test_create_user_password_stdin(db_url, engine):
     r = kap(db_url, "create-user", "Nora", "--role", "therapist", "--full-name", "Nora North",
             "--credentials", "LCSW", "--password-stdin", stdin=GOOD_PASSWORD + "\n")
@@ -112,6 +113,7 @@ def test_create_user_refusals(db_url, engine, run_cli, args, stdin, expect):
     assert counts(engine)["User"] == 0
 
 
+@pytest.mark.slow
 def test_short_password_as_a_real_process(db_url, engine):
     r = kap(db_url, "create-user", "someone", "--role", "admin", "--full-name", "Some One", "--password-stdin",
             stdin="too-short\n")
@@ -150,6 +152,7 @@ def test_create_user_with_a_bad_email_writes_nothing(db_url, engine, run_cli):
     assert counts(engine)["User"] == 0
 
 
+@pytest.mark.slow
 def test_create_user_interactive_passwords_must_match(db_url, engine):
     # without a terminal getpass falls back to reading standard input
     r = kap(db_url, "create-user", "mia", "--role", "therapist", "--full-name", "Mia",
@@ -159,6 +162,7 @@ def test_create_user_interactive_passwords_must_match(db_url, engine):
     assert counts(engine)["User"] == 0
 
 
+@pytest.mark.slow
 def test_add_patient_success(db_url, engine):
     add_staff(engine)
     r = kap(db_url, "add-patient", "--mrn", "KAP-9001", "--name", "Robin Reyes", "--dob", "1984-02-03",
@@ -204,6 +208,7 @@ def test_add_patient_refusals_write_nothing(db_url, engine, run_cli, overrides, 
     assert counts(engine) == before
 
 
+@pytest.mark.slow
 def test_add_patient_refusal_as_a_real_process(db_url, engine):
     add_staff(engine)
     r = kap(db_url, "add-patient", "--mrn", "KAP-9002", "--name", "Robin Reyes", "--dob", "1984-02-30",

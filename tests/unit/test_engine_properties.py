@@ -14,6 +14,7 @@ import dataclasses
 import re
 from datetime import date, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,6 +94,7 @@ def cases(draw):
     return plan, doses, assessments, proto
 
 
+pytestmark = pytest.mark.slow  # property tests: hundreds of engine runs each (make test runs them)
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -60,6 +60,7 @@ def test_date_range(cli_db, engine, tmp_path):
     assert f"from={d_from.isoformat()};to={d_to.isoformat()}" in ev.detail
 
 
+@pytest.mark.slow
 def test_full_dose_log_flag(cli_db, engine, clinic, tmp_path):
     """By default home doses print by week; --full-dose-log prints every dose (one patient and --all)."""
     weekly, full = tmp_path / "weekly.pdf", tmp_path / "full.pdf"
@@ -85,6 +86,7 @@ def _text(path: Path) -> str:
     return flat("\n".join(pg.extract_text() for pg in PdfReader(io.BytesIO(path.read_bytes())).pages))
 
 
+@pytest.mark.slow
 def test_full_notes_flag(cli_db, engine, clinic, tmp_path):
     """By default signed notes print one row each; --full-notes prints them in full (one patient, and
     --all in worker processes, where a summary made in the other form is not skipped as unchanged)."""

@@ -76,6 +76,7 @@ def test_cover_letter_attestation_notice_and_course(engine, clinic, world, tmp_p
 
 
 @pytest.mark.parametrize("off", packet.SECTIONS)
+@pytest.mark.slow
 def test_every_section_switch_is_honoured(engine, clinic, world, tmp_path, off):
     on = tuple(s for s in packet.SECTIONS if s != off)
     pdf = make(engine, clinic.tina, clinic.a1, sections=on)

@@ -112,6 +112,7 @@ def test_invariant_output_is_byte_identical(engine, clinic, world):
     assert a.startswith(b"%PDF-")
 
 
+@pytest.mark.slow
 def test_draft_is_watermarked_and_only_for_its_author(engine, clinic, world):
     with session_scope(engine) as s:
         pdf = exports.note_pdf(s, clinic.tina, world.draft_note_id, generated_at=FIXED)

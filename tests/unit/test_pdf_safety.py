@@ -220,6 +220,7 @@ def test_markdown_and_bidi_print_literally_with_controls_removed(markdown_hostil
     assert b"/URI" not in pdf
 
 
+@pytest.mark.slow
 def test_a_long_note_prints_in_small_blocks_and_keeps_every_word():
     """Issue 20: a 100,000-character note took 19 s to print, because one Paragraph holding it was
     re-wrapped from the top at every page break. It now prints as blocks of a few lines and a few

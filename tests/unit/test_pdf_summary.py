@@ -103,6 +103,7 @@ def test_private_process_notes_never_and_drafts_only_when_asked(engine, clinic, 
     assert world.other_draft_text in paul_drafts and world.draft_text not in paul_drafts
 
 
+@pytest.mark.slow
 def test_date_range_limits_doses_scores_and_notes(engine, clinic, world):
     with session_scope(engine) as s:
         full = exports.gather_summary(s, clinic.tina, clinic.a1)
@@ -235,6 +236,7 @@ def test_fingerprint_ignores_who_and_when_but_not_data(engine, clinic, world):
     assert exports.fingerprint(a) != exports.fingerprint(c)
 
 
+@pytest.mark.slow
 def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world):
     """The dose log is one long table split across pages: no row lost, duplicated or reordered."""
     from kapnotes.pdf.model import DoseRow
@@ -276,6 +278,7 @@ def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, worl
         assert positions == sorted(positions)
 
 
+@pytest.mark.slow
 def test_summary_notes_leave_out_empty_fields_and_keep_links_and_signature(engine, clinic, world):
     """In the summary a note lists the fields with an answer (the note's own PDF lists all),
     its linked doses on a line, and its signature, with a hash mismatch still printed loudly."""
@@ -400,6 +403,7 @@ def test_plan_history_labels_superseded_versions_and_prints_the_override(engine,
 # --- shorter summaries: home doses by week, doses that need attention one by one (issue 17 item 4) ----
 
 
+@pytest.mark.slow
 def test_four_months_of_the_heaviest_demo_patient_fit_in_a_few_pages(tmp_path, sqlite_template):
     """The demo's daily patient over 4 months: a few pages, and the weekly counts add up to the
     doses on record (not voided) in that range."""

@@ -41,6 +41,7 @@ def write(tmp_path, doc, name="scenario.json") -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_documented_json(tmp_path):
     """The real command in a subprocess: no database needed, JSON on stdout, protocol on stderr."""
     path = write(tmp_path, SCENARIO)
@@ -196,6 +197,7 @@ def test_scenario_file_gives_its_expected_suggestion(path, capsys, monkeypatch):
     check_expected(json.loads(capsys.readouterr().out), json.loads(path.read_text())["expected"])
 
 
+@pytest.mark.slow
 def test_a_scenario_file_through_the_real_command(tmp_path):
     """One subprocess: the hold for BP 192/118 with chest pain, as a clinic would run it."""
     path = ROOT / "tests" / "data" / "scenarios" / "hold_bp_192_118_chest_pain.json"

@@ -95,6 +95,7 @@ def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_templat
     big.dispose()
 
 
+@pytest.mark.slow
 def test_demo_clinic_shape_and_integrity(engine):
     summary = seed_demo(engine, today=TODAY)
     assert [u for u, _ in summary.users] == [u[0] for u in DEMO_USERS]
@@ -225,6 +226,7 @@ def _engine_output(out) -> dict:
             "checks": [c.as_dict() for c in out.checks], "protocol_hash": out.protocol_hash}
 
 
+@pytest.mark.slow
 def test_every_demo_suggestion_is_what_the_engine_says_on_the_record_up_to_then(engine):
     seed_demo(engine, today=TODAY)
     tz = get_settings().tz

@@ -86,6 +86,7 @@ def _rewrite_note_and_hash(engine, nid: int) -> None:
                   ("session_notes",), t="Nothing notable.", h=forged, id=nid)
 
 
+@pytest.mark.slow
 def test_rewriting_a_note_and_its_hash_is_named_by_verify_audit(engine, db_url, clinic, key_file):
     _signed_note(engine, clinic, "First.")
     victim = _signed_note(engine, clinic, "Disclosed a plan; safety plan reviewed.")
@@ -102,6 +103,7 @@ def test_rewriting_a_note_and_its_hash_is_named_by_verify_audit(engine, db_url, 
     assert f"note {victim}:" in bad.stderr and bad.stdout == ""
 
 
+@pytest.mark.slow
 def test_rewriting_the_audit_chain_too_still_fails_the_mac(engine, db_url, clinic, key_file):
     """Even with the sign event's hash edited and the whole chain re-hashed, the MAC holds."""
     victim = _signed_note(engine, clinic)
@@ -124,6 +126,7 @@ def test_rewriting_the_audit_chain_too_still_fails_the_mac(engine, db_url, clini
     assert f"note {victim}: its keyed signature (MAC) does not match" in bad.stderr
 
 
+@pytest.mark.slow
 def test_an_altered_addendum_is_named(engine, db_url, clinic, key_file):
     nid = _signed_note(engine, clinic)
     with session_scope(engine) as s:

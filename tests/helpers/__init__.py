@@ -1,0 +1,7 @@
+"""Helpers shared by test modules (a test module never imports another test module).
+
+- ``uitext``: the pages listed in app.py, and all text an AppTest run rendered.
+- ``records``: clinical histories written straight to the database (doses, scores, notes).
+- ``words``: the scanner for code-like words a clinician should never read.
+- ``axe``: axe-core accessibility checks in the browser tier.
+"""
