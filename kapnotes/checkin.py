@@ -13,7 +13,7 @@ user, the link is that clinician's act of giving access, and the services keep c
 the clinician is still on the care team (a clinician who left the team ends their links).
 
 Every refusal of a token (unknown, expired, revoked) is the same ``None``; callers show one
-generic page and count the failure per IP (``RateLimiter``).
+generic page and count the failure per IP (``LIMITER``, in the database).
 
 What the patient enters and its plain-words check live in ``kapnotes.checkin_form``; the
 handout's data (``PlanWords``, ``HandoutData``) beside its builder in ``kapnotes.pdf``.
@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from kapnotes import assessments, audit, doses
+from kapnotes import assessments, audit, doses, throttle
 from kapnotes.access import require_patient
 from kapnotes.actor import Actor, actor_of
 from kapnotes.checkin_form import NOTE_MAX, SIDE_EFFECTS, CheckinInput, validate  # noqa: F401 - re-exported
@@ -362,38 +359,9 @@ def new_nonce() -> str:
 # --- abuse: failed tokens per IP ------------------------------------------------------------------
 
 
-class RateLimiter:
-    """At most ``limit`` failures per key within ``window`` seconds (in-process, thread-safe).
-
-    One server process serves the clinic; a restart forgets the counts, which only gives a
-    guesser a fresh ``limit`` tries against 2^256 tokens.
-    """
-
-    def __init__(self, limit: int = 10, window: float = 600.0, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._hits: dict[str, deque] = {}
-        self._lock = threading.Lock()
-
-    def _trim(self, key: str) -> deque:
-        q = self._hits.setdefault(key, deque())
-        cutoff = self.clock() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
-
-    def blocked(self, key: str) -> bool:
-        with self._lock:
-            return len(self._trim(key)) >= self.limit
-
-    def fail(self, key: str) -> None:
-        with self._lock:
-            self._trim(key).append(self.clock())
-            if len(self._hits) > 10000:  # bound the memory a flood of addresses can take
-                for k in [k for k, q in self._hits.items() if not q][:5000]:
-                    del self._hits[k]
-
-
-LIMITER = RateLimiter()
+# Wrong tokens per client address, counted in the database (``kapnotes.throttle``) so that every
+# app process behind the balancer, and both ways in (the /checkin route and this page), share one count.
+LIMITER = throttle.RateLimiter("checkin_ip", limit=10, window=600)
 
 
 def client_key(headers: dict | None, remote_ip: str | None, trust_proxy: bool | None = None) -> str:

@@ -13,7 +13,6 @@ expiring the link ends it at the patient's next action: every use re-checks the 
 from __future__ import annotations
 
 import html
-from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -22,7 +21,6 @@ from starlette.routing import Route
 
 from kapnotes import checkin
 from kapnotes.db import session_scope
-from kapnotes.throttle import SlidingWindow
 from kapnotes.timeutil import utcnow
 from kapnotes.web import engine, is_https
 
@@ -30,7 +28,7 @@ CHECKIN_PATH = "/checkin"
 CHECKIN_COOKIE = "kapnotes_checkin"
 GENERIC_REFUSAL = ("This check-in link does not work. It may have expired, or your clinic may have ended it. "
                    "Please contact your clinic for a new link.")  # the page's own words (checkin_panel)
-FAILURES = SlidingWindow("checkin_ip", timedelta(seconds=checkin.LIMITER.window))  # wrong tokens per address
+FAILURES = checkin.LIMITER.events  # wrong tokens per address: the same count as the check-in page
 
 
 def refusal_page(status: int = 404) -> HTMLResponse:

@@ -22,7 +22,6 @@ import pytest
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from kapnotes import checkin
 from kapnotes.db import make_engine
 from kapnotes.dosing import protocol
 from kapnotes.models import Patient, User
@@ -92,14 +91,12 @@ def backend() -> str:
 @pytest.fixture(autouse=True)
 def app_database(db_url, monkeypatch) -> str:
     """Point the pages at this test's database, with nothing from the caller's environment that
-    changes what they show (a protocol file, mail, a shorter idle time) and an empty check-in
-    rate limiter."""
+    changes what they show (a protocol file, mail, a shorter idle time). The check-in rate
+    limiter counts in this database, so each test starts with none."""
     monkeypatch.setenv("KAPNOTES_DATABASE_URL", db_url)
     for name in (protocol.ENV_VAR, "KAPNOTES_SMTP_URL", "KAPNOTES_IDLE_MINUTES"):
         monkeypatch.delenv(name, raising=False)
-    checkin.LIMITER._hits.clear()
-    yield db_url
-    checkin.LIMITER._hits.clear()
+    return db_url
 
 
 @pytest.fixture(name="run_page")

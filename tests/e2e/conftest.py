@@ -71,13 +71,15 @@ def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: b
 
     Without the AppTest-only sign-in flag: the browser signs in through the real routes. Each
     server has its own database file and a free port (a port taken in between is tried again), so
-    pytest-xdist workers never share either."""
+    pytest-xdist workers never share either. ``seed=False`` on a database that already exists
+    starts a second process on it, as is (issue 19: several processes, one database)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("STREAMLIT_") and k != "KAPNOTES_APPTEST_SIGN_IN"}
     env.update({"KAPNOTES_DATABASE_URL": f"sqlite:///{db_path}", "KAPNOTES_FAST_HASH": "1",
                 "PYTHONUNBUFFERED": "1"})
     env.update(extra_env or {})
-    _prepared_database(db_path, env, seed, (seed, tuple(sorted((extra_env or {}).items()))))
+    if seed or not db_path.exists():
+        _prepared_database(db_path, env, seed, (seed, tuple(sorted((extra_env or {}).items()))))
     for _attempt in range(3):
         started = _serve(db_path, env)
         if started:

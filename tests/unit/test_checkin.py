@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlmodel import col, select
@@ -190,15 +190,23 @@ def test_link_of_a_clinician_who_left_the_team_stops_working(engine, clinic):
         assert checkin.resolve(s, token) is None
 
 
-def test_rate_limiter_and_client_key():
-    now = [0.0]
-    lim = checkin.RateLimiter(limit=3, window=60, clock=lambda: now[0])
-    for _ in range(3):
-        assert not lim.blocked("1.2.3.4")
-        lim.fail("1.2.3.4")
-    assert lim.blocked("1.2.3.4") and not lim.blocked("5.6.7.8")
-    now[0] = 61
-    assert not lim.blocked("1.2.3.4")
+def test_wrong_tokens_are_counted_per_address_in_the_database(engine):
+    """The page and the /checkin route count in one table, so every app process sees the count."""
+    from kapnotes import checkin_routes
+
+    assert checkin_routes.FAILURES is checkin.LIMITER.events
+    window, t0 = checkin.LIMITER.events, datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    with session_scope(engine) as s:
+        for i in range(checkin.LIMITER.limit):
+            assert window.count(s, "1.2.3.4", t0) == i
+            window.add(s, "1.2.3.4", t0)
+    with session_scope(engine) as s:  # a second unit of work (another process) sees the same count
+        assert window.count(s, "1.2.3.4", t0) == checkin.LIMITER.limit
+        assert window.count(s, "5.6.7.8", t0) == 0
+        assert window.count(s, "1.2.3.4", t0 + window.window + timedelta(seconds=1)) == 0
+
+
+def test_client_key():
     # nginx appends the address it saw: earlier entries are whatever the client sent (spoofable)
     headers = {"X-Forwarded-For": "6.6.6.6, 9.9.9.9"}
     assert checkin.client_key(headers, "127.0.0.1", trust_proxy=False) == "127.0.0.1"
