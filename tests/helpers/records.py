@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
+from sqlmodel import func, select
+
 from kapnotes import assessments, doses
 from kapnotes.config import get_settings
 from kapnotes.db import session_scope
@@ -41,7 +43,7 @@ def add_assessment(session, clinic, pid, instrument, days_ago, items=None, total
 def healthy(session, clinic, pid):
     """A record on which no safety rule fires: weekly 150 mg doses with normal BP, mild effects,
     recent GAD-7 and PHQ-9 (item 9 = 0). A change toward more drug then needs no override when it
-    stays on the protocol's steps and intervals. (The same history as tests/unit/test_suggestions.py.)"""
+    stays on the protocol's steps and intervals."""
     for i in range(8):
         add_dose(session, clinic, pid, 7 * i + 1, nausea=0, dissociation=2, bp_systolic_pre=120, bp_diastolic_pre=78,
                  bp_systolic_post=124, bp_diastolic_post=80)
@@ -49,6 +51,10 @@ def healthy(session, clinic, pid):
     add_assessment(session, clinic, pid, "GAD-7", 2, total=14)
     add_assessment(session, clinic, pid, "PHQ-9", 56, items=[1, 1, 1, 1, 1, 1, 1, 1, 0])
     add_assessment(session, clinic, pid, "PHQ-9", 2, items=[1, 1, 1, 1, 1, 1, 1, 1, 0])
+
+
+def count(session, model, *where) -> int:
+    return session.exec(select(func.count()).select_from(model).where(*where)).one()
 
 
 def add_history(engine, clinic):

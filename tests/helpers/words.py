@@ -1,6 +1,6 @@
 """The scanner for code-like words (snake_case, raw stored codes, record ids) a clinician should
-never read: used on rendered pages (tests/app/test_words.py). A copy of the scanner in
-tests/unit/test_pdf_words.py, which checks the PDFs with it."""
+never read: shared by the AppTest of every page (tests/app/test_words.py) and the PDF tests
+(tests/unit/test_pdf_words.py), so it lives in no test module."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from kapnotes import doses as dose_service
 from kapnotes.dosing import plans, suggestions
 from kapnotes.errors import ConflictError, PermissionDenied, ValidationError
 from kapnotes.models import HARD_MAX_DOSE_MG, AuditEvent, DoseAdjustment, TreatmentPlan
-from tests.unit.dosing_data import add_assessment, add_dose, at_day, count, healthy, today
+from tests.helpers.records import add_assessment, add_dose, at_day, count, healthy, today
 
 
 @pytest.fixture

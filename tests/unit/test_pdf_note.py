@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-from datetime import UTC, datetime
 
 import pytest
 from pypdf import PdfReader
@@ -17,26 +15,7 @@ from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent, SessionNote
 from kapnotes.notes.templates import template
-from tests.unit.pdf_data import DOSING_FIELDS, build_world
-
-FIXED = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)
-
-
-def pdf_text(pdf: bytes) -> tuple[PdfReader, list[str]]:
-    reader = PdfReader(io.BytesIO(pdf))
-    return reader, [page.extract_text() or "" for page in reader.pages]
-
-
-def flat(text: str) -> str:
-    """Whitespace-normalised text: a label wrapped over two lines still matches."""
-    return " ".join(text.split())
-
-
-def qpdf_ok(pdf: bytes, tmp_path) -> None:
-    path = tmp_path / "check.pdf"
-    path.write_bytes(pdf)
-    result = subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
+from tests.unit.pdf_data import DOSING_FIELDS, FIXED, build_world, flat, long_text, pdf_text, qpdf_ok
 
 
 @pytest.fixture
@@ -171,12 +150,6 @@ def test_field_rows_follow_the_template_and_keep_unknown_keys():
     assert {label: value for _, label, value in rows}["Plan"] == "Continue"
 
 
-def _long_text(tag: str, sentences: int = 600) -> str:
-    """About 40,000 characters in paragraphs: taller than a page in any cell or column."""
-    parts = [f"{tag}-{i:04d} the session went on and the patient reflected at length." for i in range(sentences)]
-    return "\n\n".join(" ".join(parts[i:i + 20]) for i in range(0, sentences, 20))
-
-
 @pytest.mark.slow
 def test_a_field_longer_than_a_page_prints_whole_and_in_order(engine, clinic, world, tmp_path):
     """A structured field, free text or addendum of many pages splits across pages (a table row taller
@@ -190,8 +163,8 @@ def test_a_field_longer_than_a_page_prints_whole_and_in_order(engine, clinic, wo
     from kapnotes.pdf.model import AddendumRow
 
     addendum = AddendumRow(id=99, author="Tina Torres, LMFT", signed_at="2026-03-02 10:00",
-                           text=_long_text("add", 300), content_hash="0" * 64)
-    note = dataclasses.replace(note, fields={**note.fields, key: _long_text("fld")}, free_text=_long_text("ftx"),
+                           text=long_text("add", 300), content_hash="0" * 64)
+    note = dataclasses.replace(note, fields={**note.fields, key: long_text("fld")}, free_text=long_text("ftx"),
                                addenda=[*note.addenda, addendum])
     pdf = exports.render_note(meta, patient, note)
     qpdf_ok(pdf, tmp_path)

@@ -13,8 +13,8 @@ import pytest
 from kapnotes import exports
 from kapnotes.db import session_scope
 from kapnotes.models import DoseEntry
+from tests.helpers.words import code_words
 from tests.unit.pdf_data import FIXED, add_safety_story, build_world, flat, pdf_text
-from tests.unit.plain_words import code_words
 
 
 def test_the_scanner_catches_what_it_must():

@@ -21,7 +21,7 @@ from kapnotes.models import (
     SessionNote,
     TreatmentPlan,
 )
-from tests.unit.dosing_data import add_assessment, add_dose, at_day, count, healthy, today
+from tests.helpers.records import add_assessment, add_dose, at_day, count, healthy, today
 
 
 def non_responder(session, clinic, pid):
