@@ -78,7 +78,11 @@ def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: b
     env.update({"KAPNOTES_DATABASE_URL": f"sqlite:///{db_path}", "KAPNOTES_FAST_HASH": "1",
                 "PYTHONUNBUFFERED": "1"})
     env.update(extra_env or {})
-    if seed or not db_path.exists():
+    if env["KAPNOTES_DATABASE_URL"] != f"sqlite:///{db_path}":  # a database of the caller's (PostgreSQL)
+        for command in (["init-db"], ["seed-demo", "--if-empty"])[: 2 if seed else 1]:
+            subprocess.run([sys.executable, "-m", "kapnotes", *command], cwd=ROOT, env=env, check=True,
+                           capture_output=True)
+    elif seed or not db_path.exists():
         _prepared_database(db_path, env, seed, (seed, tuple(sorted((extra_env or {}).items()))))
     for _attempt in range(3):
         started = _serve(db_path, env)
