@@ -15,10 +15,10 @@ import pandas as pd
 from sqlmodel import Session, col, select
 
 from kapnotes import audit, events, scales
-from kapnotes.access import require_patient
+from kapnotes.access import require_patient, require_record
 from kapnotes.actor import Actor
 from kapnotes.config import get_settings
-from kapnotes.errors import NotFound, ValidationError
+from kapnotes.errors import ValidationError
 from kapnotes.models import Assessment, Instrument
 from kapnotes.patients import safety_flags
 from kapnotes.query import not_voided
@@ -102,10 +102,7 @@ def _audit_flag_change(session: Session, actor: Actor, patient_id: int, assessme
 
 
 def void_assessment(session: Session, actor: Actor, assessment_id: int, reason: str) -> Assessment:
-    row = session.get(Assessment, assessment_id)
-    if row is None:
-        raise NotFound("No such assessment.")
-    require_patient(session, actor, row.patient_id)
+    row = require_record(session, actor, Assessment, assessment_id, "No such assessment.")
     if not (reason or "").strip():
         raise ValidationError({"reason": "Give the reason for voiding this score."})
     if row.voided_at is not None:

@@ -30,12 +30,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from kapnotes import assessments, audit, doses, throttle
-from kapnotes.access import require_patient
+from kapnotes.access import require_patient, require_record
 from kapnotes.actor import Actor, actor_of
 from kapnotes.checkin_form import NOTE_MAX, SIDE_EFFECTS, CheckinInput, validate  # noqa: F401 - re-exported
 from kapnotes.config import get_settings
 from kapnotes.dosing.plans import current_plan
-from kapnotes.errors import NotFound, PermissionDenied, ValidationError
+from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import (
     Assessment,
     CheckinLink,
@@ -119,10 +119,7 @@ def link_status(link: CheckinLink, now: datetime | None = None) -> str:
 
 
 def revoke_link(session: Session, actor: Actor, link_id: int) -> CheckinLink:
-    link = session.get(CheckinLink, link_id)
-    if link is None:
-        raise NotFound("No such check-in link.")
-    require_patient(session, actor, link.patient_id)
+    link = require_record(session, actor, CheckinLink, link_id, "No such check-in link.")
     if link.revoked_at is None:
         link.revoked_at = utcnow()
         link.revoked_by_id = actor.id

@@ -19,12 +19,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
 from kapnotes import audit, events, vitals
-from kapnotes.access import require_patient
+from kapnotes.access import require_patient, require_record
 from kapnotes.actor import Actor
 from kapnotes.adherence import Adherence, adherence, adherence_from, adherences  # noqa: F401  (re-exported)
 from kapnotes.dose_columns import CSV_COLUMNS, INT_COLUMNS, LABELS  # noqa: F401  (re-exported)
 from kapnotes.dosing import protocol_settings as protocol
-from kapnotes.errors import ConflictError, NotFound, ValidationError
+from kapnotes.errors import ConflictError, ValidationError
 from kapnotes.models import (
     Administration,
     DoseContext,
@@ -193,11 +193,7 @@ def is_locked(session: Session, entry: DoseEntry) -> bool:
 
 
 def get_dose(session: Session, actor: Actor, dose_id: int) -> DoseEntry:
-    entry = session.get(DoseEntry, dose_id)
-    if entry is None:
-        raise NotFound("No such dose entry.")
-    require_patient(session, actor, entry.patient_id)
-    return entry
+    return require_record(session, actor, DoseEntry, dose_id, "No such dose entry.")
 
 
 def find_duplicate(session: Session, patient_id: int, taken_at: datetime, dose_mg: float) -> DoseEntry | None:

@@ -6,11 +6,11 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from kapnotes import audit, events
-from kapnotes.access import require_patient
+from kapnotes.access import require_patient, require_record
 from kapnotes.actor import Actor
 from kapnotes.csv_import.staging import BATCH_COMPLETE, IMPORT_LOCK_BASE
 from kapnotes.db import lock_for_append
-from kapnotes.errors import NotFound, ValidationError
+from kapnotes.errors import ValidationError
 from kapnotes.models import DoseEntry, ImportBatch, NoteStatus, SessionNote
 from kapnotes.query import not_voided
 from kapnotes.timeutil import utcnow
@@ -25,10 +25,7 @@ def list_batches(session: Session, actor: Actor, patient_id: int) -> list[Import
 
 def undo_batch(session: Session, actor: Actor, batch_id: int, reason: str = "Import undone") -> int:
     """Void every live entry of the batch at once; returns how many were voided."""
-    batch = session.get(ImportBatch, batch_id)
-    if batch is None:
-        raise NotFound("No such import batch.")
-    require_patient(session, actor, batch.patient_id)
+    batch = require_record(session, actor, ImportBatch, batch_id, "No such import batch.")
     if batch.undone_at is not None:
         raise ValidationError({"_": "This import was already undone."})
     if batch.status != BATCH_COMPLETE:

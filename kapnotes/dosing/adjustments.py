@@ -9,10 +9,10 @@ from __future__ import annotations
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from kapnotes.access import require_patient
+from kapnotes.access import require_patient, require_record
 from kapnotes.actor import Actor
 from kapnotes.dosing.rules import CONTINUE, DECREASE, HOLD, INCREASE, INSUFFICIENT, REVIEW, SPACE_OUT
-from kapnotes.errors import ConflictError, NotFound
+from kapnotes.errors import ConflictError
 from kapnotes.models import AdjustmentKind, AdjustmentStatus, DoseAdjustment, User
 
 DECISIONS = ("approve", "modify", "reject")
@@ -59,11 +59,7 @@ def parse_number(value, field_name: str, integer: bool, errors: dict):
 
 
 def get_adjustment(session: Session, actor: Actor, adjustment_id: int) -> DoseAdjustment:
-    row = session.get(DoseAdjustment, adjustment_id)
-    if row is None:
-        raise NotFound("No such suggestion or proposal.")
-    require_patient(session, actor, row.patient_id)
-    return row
+    return require_record(session, actor, DoseAdjustment, adjustment_id, "No such suggestion or proposal.")
 
 
 def latest_suggestion(session: Session, actor: Actor, patient_id: int) -> DoseAdjustment | None:

@@ -15,15 +15,15 @@ from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from kapnotes.pdf.model import PlanRow, ScoreRow
-from kapnotes.pdf.styles import FONT, FONT_BOLD, register_fonts
+from kapnotes.pdf.styles import ACCENT, FONT, FONT_BOLD, MUTED, register_fonts
 
-GAD_COLOR = colors.HexColor("#1d4e89")
+GAD_COLOR = ACCENT  # the house blue
 PHQ_COLOR = colors.HexColor("#d9822b")
 DOSE_COLOR = colors.HexColor("#2f855a")
 RESPONSE_COLOR = colors.HexColor("#6b46c1")
 REMISSION_COLOR = colors.HexColor("#2f855a")
 GRID = colors.HexColor("#dde3ea")
-AXIS = colors.HexColor("#52606d")
+AXIS = MUTED
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
