@@ -130,8 +130,8 @@ def _non_selective_search(conn, detail: str) -> str | None:
     if key not in _KEY_ROWS:
         known = " AND ".join(f"{c} IS NOT NULL" for c in cols)  # "= ?" never matches NULL
         total = conn.exec_driver_sql(f"SELECT count(*) FROM {table} WHERE {known}").scalar()
-        groups = conn.exec_driver_sql(
-            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {known} GROUP BY {', '.join(cols)}) AS key_groups").scalar()
+        groups = conn.exec_driver_sql(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {known} "
+                                      f"GROUP BY {', '.join(cols)}) AS key_groups").scalar()
         _KEY_ROWS[key] = total / max(1, groups)
     if _KEY_ROWS[key] > NON_SELECTIVE_ROWS_PER_KEY:
         return f"{detail}: ≈ {_KEY_ROWS[key]:,.0f} rows per key (not selective)"
