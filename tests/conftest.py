@@ -70,14 +70,38 @@ def pytest_sessionfinish(session, exitstatus):
         _admin(f'DROP DATABASE IF EXISTS "{make_url(PG_URL).database}" WITH (FORCE)')
 
 
+def _module_fixture_group(item) -> str | None:
+    """The xdist group of a test that uses a module-scoped fixture of its own module (a seeded big
+    clinic, a started server): the module and that fixture's parameters. Without it both workers
+    would build the same fixture, each for its share of the module's tests."""
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    module_scoped = [name for name, fixturedefs in defs.items()
+                     if fixturedefs and fixturedefs[-1].scope == "module"
+                     and fixturedefs[-1].baseid == item.module.__name__.replace(".", "/") + ".py"]
+    if not module_scoped:
+        return None
+    callspec = getattr(item, "callspec", None)
+    params = [str(callspec.params[n]) for n in sorted(module_scoped) if callspec and n in callspec.params]
+    return "-".join([item.module.__name__.rsplit(".", 1)[-1], *params])
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group markers
 def pytest_collection_modifyitems(items):
+    grouped = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "postgres":
             item.add_marker(pytest.mark.postgres)
         if item.name.startswith(SERVER_WIDE):
             item.add_marker(pytest.mark.xdist_group("postgres-server"))
+        group = _module_fixture_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+            grouped.append(item)
+    # the grouped modules are the long work units: handed out first, they do not leave one worker
+    # busy at the end while the other waits
+    first = set(grouped)
+    items[:] = grouped + [item for item in items if item not in first]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -32,30 +32,40 @@ TODAY = utcnow().date() - timedelta(days=1)
 INTEGRATION = {"client_account": "Gentle.", "risk_check": "Denies.", "plan": "Continue."}
 
 
+@pytest.fixture(scope="module")
+def runtime_role(pg_session_engine):
+    """A fresh password-less role granted by the CLI (``grant-runtime-role``), once per module: the
+    grants are on the tables, so they outlive each test's emptying of them."""
+    from tests.conftest import PG_URL
+
+    role = f"kap_rt_{secrets.token_hex(4)}"
+    with pg_session_engine.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+    try:
+        env = {**os.environ, "KAPNOTES_DATABASE_URL": PG_URL}
+        done = subprocess.run([sys.executable, "-m", "kapnotes", "grant-runtime-role", role], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        yield make_url(PG_URL).set(username=role, password=None).render_as_string(hide_password=False)
+    finally:
+        with pg_session_engine.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+
+
 @pytest.fixture
-def runtime(pg_session_engine, tmp_path, monkeypatch):
-    """(owner engine, runtime engine, clinic) with a fresh password-less role granted by the CLI."""
-    from tests.conftest import PG_URL, truncate_all
+def runtime(pg_session_engine, runtime_role, tmp_path, monkeypatch):
+    """(owner engine, runtime engine, clinic): the small clinic on an emptied database."""
+    from tests.conftest import truncate_all
 
     monkeypatch.setenv("KAPNOTES_SIGNING_KEY_FILE", str(tmp_path / "signing.key"))
     truncate_all(pg_session_engine)
     clinic = make_clinic(pg_session_engine)
-    role = f"kap_rt_{secrets.token_hex(4)}"
-    with pg_session_engine.begin() as conn:
-        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
-    env = {**os.environ, "KAPNOTES_DATABASE_URL": PG_URL}
-    done = subprocess.run([sys.executable, "-m", "kapnotes", "grant-runtime-role", role], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    url = make_url(PG_URL).set(username=role, password=None)
-    rt = make_engine(url.render_as_string(hide_password=False))
+    rt = make_engine(runtime_role)
     try:
         yield pg_session_engine, rt, clinic
     finally:
         rt.dispose()
-        with pg_session_engine.begin() as conn:
-            conn.execute(text(f'DROP OWNED BY "{role}"'))
-            conn.execute(text(f'DROP ROLE "{role}"'))
 
 
 @pytest.mark.parametrize("sql", [
