@@ -20,6 +20,7 @@ restarted PostgreSQL costs the requests in flight only: ``pool_pre_ping`` replac
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from kapnotes.config import PROJECT_ROOT, get_settings
@@ -109,11 +111,48 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        write = conn.get_execution_options().get(_WRITE_OPTION, True)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        statement = "BEGIN IMMEDIATE" if options.get(_WRITE_OPTION, True) else "BEGIN"
+        for _ in range(options.get(_EXTRA_ROUNDS_OPTION, 0)):  # batch work: more rounds of busy_timeout
+            try:
+                conn.connection.driver_connection.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _sqlite_busy_text(str(exc)):
+                    raise
+        conn.exec_driver_sql(statement)
 
 
 _WRITE_OPTION = "kapnotes_write"
+_EXTRA_ROUNDS_OPTION = "kapnotes_extra_busy_rounds"
+BATCH_EXTRA_ROUNDS = 7  # a batch writer waits up to 8 × busy_timeout (2 minutes) for the write lock
+_PG_BUSY = {"40P01", "55P03", "40001"}  # deadlock, lock not available, serialization failure
+
+
+def _sqlite_busy_text(text: str) -> bool:
+    text = text.lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A database error that means "another writer holds the lock; try again", not a fault."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _PG_BUSY:
+        return True
+    return _sqlite_busy_text(str(orig or exc))
+
+
+def batch_writer(engine: Engine) -> Engine:
+    """The same engine for batch work (a large import from the command line) whose SQLite write
+    transactions wait several rounds of ``busy_timeout`` for the lock.
+
+    SQLite's busy handler is not fair: a clinic's stream of short writes (every page read is
+    audited) can keep one writer out past a single ``busy_timeout``, which would fail an import
+    half-way through its chunks. A page gives up sooner and says so (``ui/busy.py``); a batch
+    waits its turn."""
+    return engine.execution_options(**{_EXTRA_ROUNDS_OPTION: BATCH_EXTRA_ROUNDS})
 
 
 def is_sqlite(engine_or_session) -> bool:

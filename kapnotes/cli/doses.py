@@ -22,7 +22,7 @@ from kapnotes import csv_import, doses
 from kapnotes.access import require_patient
 from kapnotes.actor import actor_of
 from kapnotes.config import get_settings
-from kapnotes.db import make_engine, session_scope
+from kapnotes.db import batch_writer, make_engine, session_scope
 from kapnotes.errors import ValidationError
 from kapnotes.models import User
 
@@ -65,7 +65,7 @@ def cmd_import_doses(args) -> int:
     if not path.is_file():
         raise ValidationError({"file": f"No such file: {args.file}"})
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    engine = batch_writer(make_engine(settings.database_url))  # waits its turn for the lock behind a busy clinic
     with session_scope(engine) as session:  # a short read: who, for whom, and the clinic's column mapping
         patient = csv_import.patient_by_mrn(session, args.patient)
         patient_id = patient.id

@@ -15,25 +15,14 @@ from contextlib import contextmanager
 import streamlit as st
 from sqlalchemy.exc import DBAPIError
 
+from kapnotes.db import is_busy
+
 BUSY_MESSAGE = "The database is busy; retrying…"
 GAVE_UP_MESSAGE = ("The database stayed busy (a large import or a backup may be running). "
                    "Nothing was lost; please try again in a minute.")
 MAX_TRIES = 4
 _STATE_KEY = "_kap_db_busy"
 _FRESH_AFTER = 60.0  # seconds without a busy error: the next one starts a new count
-_PG_BUSY = {"40P01", "55P03", "40001"}  # deadlock, lock not available, serialization failure
-
-
-def is_busy(exc: BaseException) -> bool:
-    if not isinstance(exc, DBAPIError):
-        return False
-    orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", None) in _PG_BUSY:
-        return True
-    text = str(orig or exc).lower()
-    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
-
-
 @contextmanager
 def retry_when_busy() -> Iterator[None]:
     """Wrap a unit of work: a busy database becomes a pause and a rerun of the page."""
