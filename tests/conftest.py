@@ -94,12 +94,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.postgres)
         if item.name.startswith(SERVER_WIDE):
             item.add_marker(pytest.mark.xdist_group("postgres-server"))
-        group = _module_fixture_group(item)
+        group = None if any(item.iter_markers("xdist_group")) else _module_fixture_group(item)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+        if any(item.iter_markers("xdist_group")):
             grouped.append(item)
-    # the grouped modules are the long work units: handed out first, they do not leave one worker
-    # busy at the end while the other waits
+    # the groups are the long work units: handed out first, they do not leave one worker busy at
+    # the end while the other waits
     first = set(grouped)
     items[:] = grouped + [item for item in items if item not in first]
 

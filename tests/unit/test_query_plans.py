@@ -1,6 +1,7 @@
 """Hot queries use indexes: no full scan of a large table, on SQLite and PostgreSQL.
 
-A synthetic clinic (300 patients × 1 year, built once per backend) is seeded; each hot
+A synthetic clinic (300 patients × 1 year) is seeded once on SQLite and copied row for row
+into PostgreSQL; each hot
 operation is run through its real service function while the SQL it sends is captured,
 and every captured SELECT is EXPLAINed:
 - SQLite: ``EXPLAIN QUERY PLAN`` — a ``SCAN <table>`` of a clinical table (with or
@@ -20,7 +21,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from kapnotes import audit, auth, patients
 from kapnotes.actor import Actor
@@ -29,8 +30,9 @@ from kapnotes.models import Patient, User
 from kapnotes.seed import seed_demo
 from tests.conftest import PG_URL, truncate_all
 
-# seeds whole clinics: `make test` runs this module, `make check` leaves it out
-pytestmark = pytest.mark.slow
+# seeds a whole clinic: `make test` runs this module, `make check` leaves it out; on one pytest-xdist
+# worker, so the clinic is seeded once for both backends
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("query-plans")]
 
 CLINICAL_TABLES = {"patients", "dose_entries", "assessments", "session_notes", "addenda", "audit_events",
                    "dose_adjustments", "treatment_plans", "process_notes", "import_batches"}
@@ -47,20 +49,45 @@ class SeededClinic:
     patient_id: int
 
 
+@pytest.fixture(scope="module")
+def seeded_sqlite(tmp_path_factory, sqlite_template):
+    """The synthetic clinic, seeded once through the real engine and decisions on SQLite."""
+    path = tmp_path_factory.mktemp("plans") / "plans.db"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}")
+    seed_demo(engine, patients=300, years=1, seed=3, today=TODAY)
+    yield engine
+    engine.dispose()
+
+
+def _copy_rows(source, target) -> None:
+    """The seeded rows, as they are, into the emptied PostgreSQL database, and its id sequences
+    past them (the test server's superuser may switch the foreign keys off). Seeding there again
+    through the engine would take longer and give the same clinic: the seed is deterministic
+    (tests/unit/test_seed.py)."""
+    with source.connect() as src, target.begin() as dst:
+        # notes and doses point at each other: foreign keys (and triggers) wait while the copy runs
+        dst.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in SQLModel.metadata.sorted_tables:
+            rows = [dict(row) for row in src.execute(table.select()).mappings()]
+            for start in range(0, len(rows), 5000):
+                dst.execute(table.insert(), rows[start:start + 5000])
+            if rows and "id" in table.c and table.c.id.autoincrement in (True, "auto"):
+                dst.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                 f"(SELECT max(id) FROM \"{table.name}\"))"))
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def big_clinic(request, tmp_path_factory, sqlite_template):
+def big_clinic(request, seeded_sqlite):
     if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("plans") / "plans.db"
-        shutil.copy(sqlite_template, path)
-        engine = make_engine(f"sqlite:///{path}")
+        engine = seeded_sqlite
     else:
         if not PG_URL:
             pytest.skip("KAPNOTES_TEST_POSTGRES_URL is not set")
         migrate(PG_URL)
         engine = make_engine(PG_URL)
         truncate_all(engine)
-    seed_demo(engine, patients=300, years=1, seed=3, today=TODAY)
-    if request.param == "postgres":
+        _copy_rows(seeded_sqlite, engine)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
     with Session(engine, expire_on_commit=False) as s:  # the heaviest patient: tsato / mokafor
@@ -70,7 +97,7 @@ def big_clinic(request, tmp_path_factory, sqlite_template):
     yield SeededClinic(engine, request.param, tsato, prescriber, pid)
     if request.param == "postgres":
         truncate_all(engine)
-    engine.dispose()
+        engine.dispose()
 
 
 class Captured:
