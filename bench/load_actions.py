@@ -21,6 +21,7 @@ MARK = "bench-load"  # in every text the generator writes
 @dataclass
 class Ledger:
     doses: list[str] = field(default_factory=list)  # the notes text of every dose saved
+    doses_in_doubt: list[str] = field(default_factory=list)  # sent, no answer (the socket dropped): saved or not
     gad7: int = 0
     drafts: dict[str, str] = field(default_factory=dict)  # draft marker -> the last plan text saved
     decisions: int = 0
@@ -67,6 +68,7 @@ class Clinician:
         self.draft_saves = 0
         self.draft_generation = 0  # a new draft after a reconnect (the open editor was in the lost process)
         self.doses_saved = 0
+        self.dose_pending: tuple[str, datetime] | None = None  # the dose being entered: kept for a retry
         self.faults: dict = {"in_flight_writes_found_saved": 0}
         self.deadline = float("inf")  # no new action starts after it (the run is bounded in time)
 
@@ -100,8 +102,10 @@ class Clinician:
         await self.s.run(page="dose_log", query="dose_tab=Add+a+dose")
         form = self.s.last
         pid = int(self.patient_key.split("_")[1])
-        when = datetime.now(self.tz) - timedelta(minutes=5 * (1 + self.n * 50 + self.doses_saved))
-        note = f"{MARK} {self.run_id} c{self.n} d{self.doses_saved}"
+        if self.dose_pending is None:  # a retry re-enters the same dose: the time it was taken does not move
+            when = datetime.now(self.tz) - timedelta(minutes=5 * (1 + self.n * 50 + self.doses_saved))
+            self.dose_pending = (f"{MARK} {self.run_id} c{self.n} d{self.doses_saved}", when)
+        note, when = self.dose_pending
         values = {w.id: v for w, v in [
             (form.find(key="add_date"), _dates(when.strftime("%Y-%m-%d"), form.find(key="add_date").id)),
             (form.find(key="add_time"), _text(when.strftime("%H:%M"), form.find(key="add_time").id)),
@@ -109,15 +113,23 @@ class Clinician:
                                                      double_value=self.dose_mg.get(pid, 100.0))),
             (form.find(key="add_notes"), _text(note, form.find(key="add_notes").id)),
         ]}
-        screen = await self.timed("add dose", self.s.run(set_values=values, trigger=form.find(label="Save dose").id))
+        submit = form.find(label="Save dose").id
+        try:
+            screen = await self.timed("add dose", self.s.run(set_values=values, trigger=submit))
+        except BaseException:  # no answer (dropped socket, run timeout): saved or not, the retry will tell
+            if note not in self.ledger.doses_in_doubt:
+                self.ledger.doses_in_doubt.append(note)
+            raise
         if screen is not None and _says(screen, "Dose saved"):
             self.ledger.doses.append(note)
             self.doses_saved += 1
+            self.dose_pending = None
         elif screen is not None and _says(screen, "already in the log"):
             # the same dose sent again after a dropped connection: the first try had been saved
             # before the process died (its answer was lost); the duplicate guard refused the second
             self.ledger.doses.append(note)
             self.doses_saved += 1
+            self.dose_pending = None
             self.faults["in_flight_writes_found_saved"] += 1
         elif screen is not None:
             self.t.fail("add dose", "not saved: " + " | ".join(screen.texts[-3:])[:150])

@@ -40,13 +40,19 @@ def check_database(url: str, ledger: Ledger, before: dict) -> dict:
     after = database_counts(url)
     expected_doses = Counter(ledger.doses)
     run_doses = Counter({k: v for k, v in doses.items() if any(k.startswith(f"{MARK} {r}") for r in _run_ids(ledger))})
+    # sent without an answer and never confirmed (no retry before the run ended): stored once or not at all
+    in_doubt = set(ledger.doses_in_doubt) - set(expected_doses)
+    extra = run_doses - expected_doses
+    reply_lost = sum(1 for note, n in extra.items() if note in in_doubt and n == 1)
     lost_drafts = [m for m, plan in ledger.drafts.items()
                    if not any(m in d and f"{plan}'" in d or (m in d and f'{plan}"' in d) for d in drafts)]
     result = {
         "doses_saved_by_generator": sum(expected_doses.values()),
         "doses_in_database": sum(run_doses.values()),
         "doses_missing": sum((expected_doses - run_doses).values()),
-        "doses_unexpected_or_duplicated": sum((run_doses - expected_doses).values()),
+        "doses_sent_unanswered": len(set(ledger.doses_in_doubt)),
+        "doses_saved_reply_lost": reply_lost,
+        "doses_unexpected_or_duplicated": sum(extra.values()) - reply_lost,
         "gad7_saved_by_generator": ledger.gad7,
         "gad7_new_in_database": after["gad7"] - before["gad7"],
         "decisions_by_generator": ledger.decisions,
@@ -67,4 +73,4 @@ def check_database(url: str, ledger: Ledger, before: dict) -> dict:
 
 
 def _run_ids(ledger: Ledger) -> set[str]:
-    return {note.split(" ")[1] for note in ledger.doses} or {"-"}
+    return {note.split(" ")[1] for note in [*ledger.doses, *ledger.doses_in_doubt]} or {"-"}
