@@ -12,7 +12,7 @@ from kapnotes import assessments, doses
 from kapnotes.db import session_scope
 from kapnotes.models import Assessment, AuditEvent, DoseEntry, NoteStatus, SessionNote
 from kapnotes.timeutil import utcnow
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.records import add_history
 
 PAGES = ["dashboard", "dose_log", "import_doses", "measures"]

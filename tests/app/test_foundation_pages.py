@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from kapnotes.models import AuditEvent
 from kapnotes.timeutil import utcnow
-from tests.app.conftest import run_page
 from tests.factories import PASSWORD
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import ROOT, app_pages, rendered_text
 
 FOUNDATION_PAGES = {

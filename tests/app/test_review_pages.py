@@ -12,7 +12,7 @@ from kapnotes.dosing import plans, suggestions
 from kapnotes.dosing import protocol_settings as protocol
 from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
 from kapnotes.timeutil import utcnow
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.records import healthy as _healthy
 from tests.helpers.uitext import rendered_text as _rendered
 

@@ -23,8 +23,8 @@ from kapnotes import checkin
 from kapnotes.db import make_engine, session_scope
 from kapnotes.doses import CSV_COLUMNS
 from kapnotes.models import DoseAdjustment, DoseEntry
-from tests.app.conftest import run_page
 from tests.factories import make_clinic
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import app_pages
 from tests.helpers.words import code_words
 from tests.unit.pdf_data import add_safety_story, build_world

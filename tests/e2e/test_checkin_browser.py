@@ -18,8 +18,8 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT, sign_in, start_server, wait_idle
 from tests.helpers.axe import violations
+from tests.helpers.browser import ROOT, sign_in, start_server, wait_idle
 
 MRN = "KAP-1002"  # tsato's patient, prescriber mokafor
 PHONE = {"width": 390, "height": 844}

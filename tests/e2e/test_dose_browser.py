@@ -14,8 +14,8 @@ from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
 from kapnotes.models import DoseAdjustment, DoseEntry, Patient
 from kapnotes.timeutil import utcnow
-from tests.e2e.browsing import open_patient as _open_patient
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import open_patient as _open_patient
+from tests.helpers.browser import sign_in, wait_idle
 
 TZ = get_settings().tz
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from kapnotes.db import make_engine, session_scope
 from kapnotes.models import DoseEntry, SessionNote
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import sign_in, wait_idle
 
 
 def _nav(page, title: str) -> None:

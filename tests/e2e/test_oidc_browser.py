@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from sqlmodel import Session, create_engine, func, select
 
 from kapnotes.models import AuditEvent, User, UserSession
-from tests.e2e.conftest import start_server, wait_app
+from tests.helpers.browser import start_server, wait_app
 
 KNOWN = ("okafor-at-idp", {"email": "Michelle.Okafor@clinic.example", "email_verified": True})
 UNKNOWN = ("stranger-at-idp", {"email": "stranger@elsewhere.example", "email_verified": True})

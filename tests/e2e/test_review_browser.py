@@ -19,9 +19,9 @@ from kapnotes.actor import actor_of
 from kapnotes.db import make_engine, session_scope
 from kapnotes.dosing import plans, protocol_settings, rules, suggestions
 from kapnotes.models import DoseAdjustment, Patient, User
-from tests.e2e.browsing import nav as _nav
-from tests.e2e.browsing import open_patient as _open_patient
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import nav as _nav
+from tests.helpers.browser import open_patient as _open_patient
+from tests.helpers.browser import sign_in, wait_idle
 
 TOKEN = uuid.uuid4().hex[:8]
 REASON = f"GAD-7 barely moved in six weeks at 150 mg; tolerating well ({TOKEN})."

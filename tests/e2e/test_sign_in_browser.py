@@ -7,7 +7,7 @@ from pathlib import Path
 from playwright.sync_api import expect
 
 from kapnotes.seed import DEMO_PATIENTS
-from tests.e2e.conftest import sign_in, wait_app, wait_idle
+from tests.helpers.browser import sign_in, wait_app, wait_idle
 from tests.helpers.uitext import app_pages
 
 # every page of app.py's PAGES table (URL path = file name), so a page added later is covered
@@ -108,7 +108,7 @@ def test_idle_tab_is_signed_out_without_a_click(page, tmp_path):
     into the past on the server (what two idle minutes would do), and nobody touches the page."""
     import subprocess
 
-    from tests.e2e.conftest import start_server
+    from tests.helpers.browser import start_server
 
     db = tmp_path / "idle.db"
     proc, base = start_server(db, extra_env={"KAPNOTES_IDLE_MINUTES": "1"})
