@@ -9,12 +9,11 @@ are here.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import RUN_TRACKER, start_server
+from tests.helpers.browser import RUN_TRACKER, start_server, stop_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,11 +40,7 @@ def app_server(tmp_path_factory, browser_type_launch_args):
     db_path = tmp_path_factory.mktemp("e2e") / "e2e.db"
     proc, base = start_server(db_path)
     yield {"url": base, "db_url": f"sqlite:///{db_path}"}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Plain helpers of the browser tier (issue 18: no test module imports another, nor a conftest).
 
-- ``start_server``: ``uvicorn kapnotes.asgi:app`` (as ``make run``) on a free port and its own
-  database, seeded with the demo clinic so tests can sign in as the demo users.
+- ``start_server``, ``stop_server``: ``uvicorn kapnotes.asgi:app`` (as ``make run``) on a free port
+  and its own database, seeded with the demo clinic so tests can sign in as the demo users.
 - ``RUN_TRACKER``, ``wait_idle``, ``wait_app``: wait for Streamlit's own state, never a duration.
 - ``sign_in``, ``open_patient``, ``nav``: moves in the browser that many tests make.
 
@@ -75,6 +75,15 @@ def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: b
         if started:
             return started
     raise RuntimeError(f"the server did not start; see {db_path.with_suffix('.log')}")
+
+
+def stop_server(proc) -> None:
+    """Stop a server ``start_server`` started (killed if it has not stopped after ten seconds)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _serve(db_path: Path, env: dict[str, str]):

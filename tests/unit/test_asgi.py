@@ -71,11 +71,9 @@ def _start(tmp_path_factory, name, env):
 
 
 def _stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    from tests.helpers.browser import stop_server
+
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
