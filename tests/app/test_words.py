@@ -5,7 +5,7 @@ and draft notes with addenda, plan versions (held, resumed), engine suggestions 
 proposals with decisions including a safety override, urgent items waiting, and a check-in link.
 Each page is run as each role that may open it (dose-log tabs, the note viewer and the note editor
 too) and its rendered text is scanned for snake_case tokens, raw stored codes, "every 1 days",
-"modifyed" and record ids (``tests.unit.test_pdf_words.code_words``).
+"modifyed" and record ids (``tests.helpers.words.code_words``).
 """
 
 from __future__ import annotations

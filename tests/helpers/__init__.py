@@ -6,4 +6,6 @@
 - ``axe``: axe-core accessibility checks in the browser tier.
 - ``browser``: the browser tier's server, waits and moves (``start_server``, ``sign_in``, ``wait_idle``).
 - ``apptest``: the AppTest harness ``run_page``.
+- ``threads``: code run in several threads at once.
+- ``dosefiles``: dose CSV files for the import tests.
 """
