@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import app_pages, rendered_text
 
 PAGES = app_pages()

@@ -15,7 +15,7 @@ from kapnotes import assessments, charts, doses
 from kapnotes.db import session_scope
 from kapnotes.timeutil import utcnow
 from kapnotes.ui import chart_cache
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.records import add_history
 
 CHARTS = ("scores_chart", "effects_chart", "bp_chart")

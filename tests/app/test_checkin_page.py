@@ -13,7 +13,7 @@ from kapnotes.db import session_scope
 from kapnotes.models import CheckinLink, DoseEntry
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.checkin_panel import GENERIC_REFUSAL, LINK_KEY
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import rendered_text
 
 

@@ -12,7 +12,7 @@ from kapnotes import assessments, doses
 from kapnotes.db import session_scope
 from kapnotes.models import Assessment, AuditEvent, DoseEntry, NoteStatus, SessionNote
 from kapnotes.timeutil import utcnow
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.records import add_history
 
 PAGES = ["dashboard", "dose_log", "import_doses", "measures"]
@@ -199,12 +199,19 @@ def test_import_page_without_file(clinic):
     assert "No imports for this patient yet." in texts(at)
 
 
-def test_dose_log_edit_and_locked_entry(engine, clinic):
+def _edit_form(engine, clinic) -> tuple[AppTest, int, int]:
+    """The dose log's edit tab on the small clinic's history: the page, the entry it selected first
+    and that entry's version (the edit form's keys name both)."""
     add_history(engine, clinic)
     at = run_page("dose_log", "tina", "A-001", dose_tab="Edit or void")
     entry_id = at.selectbox(key="de_entry").value
     with session_scope(engine) as s:
         version = s.get(DoseEntry, entry_id).version
+    return at, entry_id, version
+
+
+def test_dose_log_edit_and_locked_entry(engine, clinic):
+    at, entry_id, version = _edit_form(engine, clinic)
     at.number_input(key=f"edit{entry_id}v{version}_dose").set_value(125.0)
     at = _submit(at, "Save changes")
     assert not at.exception
@@ -364,11 +371,7 @@ def test_measures_future_date_refused_not_saved_as_today(engine, clinic):
 
 
 def test_dose_log_edit_to_unusual_dose_asks_for_confirmation(engine, clinic):
-    add_history(engine, clinic)
-    at = run_page("dose_log", "tina", "A-001", dose_tab="Edit or void")
-    entry_id = at.selectbox(key="de_entry").value
-    with session_scope(engine) as s:
-        version = s.get(DoseEntry, entry_id).version
+    at, entry_id, version = _edit_form(engine, clinic)
     prefix = f"edit{entry_id}v{version}"
     at.number_input(key=f"{prefix}_dose").set_value(400.0)
     at = _submit(at, "Save changes")

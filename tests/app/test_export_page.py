@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from kapnotes.db import session_scope
 from kapnotes.models import AuditEvent
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import rendered_text
 from tests.unit.pdf_data import build_world
 

@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from kapnotes.models import AuditEvent
 from kapnotes.timeutil import utcnow
-from tests.app.conftest import run_page
 from tests.factories import PASSWORD
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import ROOT, app_pages, rendered_text
 
 FOUNDATION_PAGES = {
@@ -34,6 +34,11 @@ GENERIC_DENIED = "You do not have access to this record."
 def actions(engine, action: str) -> list[AuditEvent]:
     with Session(engine) as s:
         return list(s.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.id))).all())
+
+
+def press(at: AppTest, label: str) -> AppTest:
+    """Click the first button labelled ``label`` and run the page."""
+    return at.button[[b.label for b in at.button].index(label)].click().run()
 
 
 def shows_sign_in_only(at: AppTest) -> None:
@@ -192,13 +197,13 @@ def test_admin_users_page_creates_a_user(engine, clinic):
     inputs["Username"].input("newbie")
     inputs["Full name"].input("New Bie")
     inputs["Initial password"].input("short")
-    at.button[[b.label for b in at.button].index("Create user")].click().run()
+    press(at, "Create user")
     assert any("12 characters" in e.value for e in at.error)
     inputs = {t.label: t for t in at.text_input}
     inputs["Username"].input("newbie")
     inputs["Full name"].input("New Bie")
     inputs["Initial password"].input("a-long-enough-password")
-    at.button[[b.label for b in at.button].index("Create user")].click().run()
+    press(at, "Create user")
     assert not at.exception
     assert "newbie" in list(at.dataframe[0].value["Username"])
     assert [e.record_id for e in actions(engine, "user.create")][-1] is not None
@@ -236,7 +241,7 @@ def test_admin_teams_page_refuses_removing_last_therapist(engine, clinic):
     at.selectbox[0].select(team_a)
     at.selectbox[1].select((clinic.tina.id, "tina", "therapist"))
     at.run()
-    at.button[[b.label for b in at.button].index("Remove from team")].click().run()
+    press(at, "Remove from team")
     assert not at.exception, at.exception
     assert any("needs at least one therapist" in e.value for e in at.error)
     assert actions(engine, "team.member_remove") == []
@@ -420,7 +425,7 @@ def test_error_messages_quote_user_text_literally(engine, clinic):
     at = run_page("pages/admin_teams.py", "ada")
     form_input = next(t for t in at.text_input if t.label == "New team name")
     form_input.input(hostile)
-    at.button[[b.label for b in at.button].index("Create team")].click().run()
+    press(at, "Create team")
     assert not at.exception, at.exception
     (error,) = at.error
     assert "already exists" in error.value
@@ -550,7 +555,7 @@ def test_admin_users_page_resets_a_password_and_changes_a_role(engine, clinic):
     at = run_page("pages/admin_users.py", "ada")
     account = next(s for s in at.selectbox if s.label == "Account")
     account.select(next(o for o in account.options if o.startswith("theo"))).run()
-    at.button[[b.label for b in at.button].index("Reset password")].click().run()
+    press(at, "Reset password")
     assert not at.exception, at.exception
     temporary = at.code[0].value
     assert len(temporary) == 19 and any("shown only now" in s.value for s in at.success)
@@ -563,7 +568,7 @@ def test_admin_users_page_resets_a_password_and_changes_a_role(engine, clinic):
     account = next(s for s in at.selectbox if s.label == "Account")
     account.select(next(o for o in account.options if o.startswith("ada"))).run()
     at.selectbox(key=f"edit_role_{clinic.ada.id}").select("therapist")  # sent with the form's submit
-    at.button[[b.label for b in at.button].index("Save changes")].click().run()
+    press(at, "Save changes")
     assert any("last active administrator" in e.value for e in at.error), (
         [e.value for e in at.error], [s.label + "=" + str(s.value) for s in at.selectbox])
     assert actions(engine, "user.role_change") == []
@@ -572,17 +577,17 @@ def test_admin_users_page_resets_a_password_and_changes_a_role(engine, clinic):
 def test_my_account_changes_the_password(engine, clinic):
     at = run_page("pages/account.py", "tina")
     assert not at.exception, at.exception
-    inputs = {t.label: t for t in at.text_input}
-    inputs["Current password"].input(PASSWORD)
-    inputs["New password"].input("password1234")
-    inputs["New password again"].input("password1234")
-    at.button[[b.label for b in at.button].index("Change password")].click().run()
+
+    def change_password(new: str) -> None:
+        inputs = {t.label: t for t in at.text_input}
+        inputs["Current password"].input(PASSWORD)
+        inputs["New password"].input(new)
+        inputs["New password again"].input(new)
+        press(at, "Change password")
+
+    change_password("password1234")
     assert any("common or breached" in e.value for e in at.error)
-    inputs = {t.label: t for t in at.text_input}
-    inputs["Current password"].input(PASSWORD)
-    inputs["New password"].input("granite lantern orbit")
-    inputs["New password again"].input("granite lantern orbit")
-    at.button[[b.label for b in at.button].index("Change password")].click().run()
+    change_password("granite lantern orbit")
     assert any("password is changed" in s.value for s in at.success)
     from kapnotes import auth
     with Session(engine) as s:

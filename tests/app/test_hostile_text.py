@@ -15,7 +15,7 @@ from sqlmodel import select
 from kapnotes.db import session_scope
 from kapnotes.models import DoseEntry, Patient, User
 from kapnotes.textsafe import BIDI_CONTROLS
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import app_pages
 
 LINKS = "[Verify your account](http://evil.example) ![u](http://evil.example/t.png) :red[x] <b>b</b> http://evil.example"

@@ -16,7 +16,7 @@ from kapnotes.models import Addendum, NoteStatus, SessionNote
 from kapnotes.notes.templates import TEMPLATES, template
 from kapnotes.timeutil import utcnow
 from kapnotes.ui.note_form import fkey, hkey, label_of, skey
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import rendered_text
 
 YESTERDAY = utcnow().date() - timedelta(days=1)

@@ -12,7 +12,7 @@ from kapnotes.db import session_scope
 from kapnotes.dosing import suggestions
 from kapnotes.models import DoseAdjustment, User
 from kapnotes.timeutil import utcnow
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.uitext import rendered_text
 
 

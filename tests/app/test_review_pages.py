@@ -12,7 +12,7 @@ from kapnotes.dosing import plans, suggestions
 from kapnotes.dosing import protocol_settings as protocol
 from kapnotes.models import AuditEvent, DoseAdjustment, DoseEntry, TreatmentPlan
 from kapnotes.timeutil import utcnow
-from tests.app.conftest import run_page
+from tests.helpers.apptest import run_page
 from tests.helpers.records import healthy as _healthy
 from tests.helpers.uitext import rendered_text as _rendered
 
@@ -31,6 +31,17 @@ def healthy(engine, clinic, *pids):
 
 def button(at, label):
     return next(b for b in at.button if b.label == label)
+
+
+def decide(at, item, decision: str | None = None, rationale: str | None = None):
+    """On the review queue: choose ``decision`` and write ``rationale`` for ``item`` (None: leave
+    it as it is), press "Record decision" and run the page."""
+    if decision is not None:
+        at.radio(key=f"q{item}_decision").set_value(decision)
+    if rationale is not None:
+        at.text_area(key=f"q{item}_rationale").input(rationale)
+    button(at, "Record decision").click()
+    return at.run()
 
 
 def non_responder(engine, clinic, pid):
@@ -112,10 +123,7 @@ def test_queue_approve_with_rationale_creates_the_plan_version(engine, clinic):
     text = rendered_text(at)
     assert "Alice Able" in text and "Increase: 200 mg every 7 days" in text and "Needs more." in text
     assert at.radio(key=f"q{item}_decision").value is None  # nothing preselected
-    at.radio(key=f"q{item}_decision").set_value("Approve")
-    at.text_area(key=f"q{item}_rationale").input("Well tolerated; step up.")
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, item, "Approve", "Well tolerated; step up.")
     assert not at.exception, at.exception
     assert "Nothing waiting for review" in rendered_text(at)
     with Session(engine) as s:
@@ -130,16 +138,12 @@ def test_queue_reject_needs_rationale_and_modify_uses_the_entered_values(engine,
     first = _proposal(engine, clinic, dose_mg=250)
     second = _proposal(engine, clinic, clinic.a2, interval_days=3)
     at = run_page("review_queue.py", "paul")
-    at.radio(key=f"q{first}_decision").set_value("Reject")
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, first, "Reject")
     text = rendered_text(at)
     assert "your decision was not saved" in text and "Give the reason for rejecting." in text
     at.radio(key=f"q{first}_decision").set_value("Modify").run()
     at.number_input(key=f"q{first}_dose").set_value(200.0)
-    at.text_area(key=f"q{first}_rationale").input("One step at a time.")
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, first, rationale="One step at a time.")
     assert not at.exception, at.exception
     with Session(engine) as s:
         assert s.get(DoseAdjustment, first).status == "modified"
@@ -153,10 +157,7 @@ def test_queue_conflict_when_another_prescriber_decided_first(engine, clinic):
     at = run_page("review_queue.py", "paul")
     with session_scope(engine) as s:  # someone else decides while the page is open
         suggestions.decide(s, clinic.paul, item, "reject", "Not now.")
-    at.radio(key=f"q{item}_decision").set_value("Reject")
-    at.text_area(key=f"q{item}_rationale").input("Not now either.")
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, item, "Reject", "Not now either.")
     assert not at.exception, at.exception
     text = rendered_text(at)
     assert "your decision was not saved" in text and "changed by someone else" in text
@@ -271,10 +272,7 @@ def test_a_long_queue_is_one_table_and_one_open_item_most_urgent_first(engine, c
     at.run()
     text = rendered_text(at)
     assert "reason 05" in text and "reason 12" not in text
-    at.radio(key=f"q{ids[5]}_decision").set_value("Reject")
-    at.text_area(key=f"q{ids[5]}_rationale").input("Not now.")
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, ids[5], "Reject", "Not now.")
     assert not at.exception, at.exception
     assert "12 items waiting" in rendered_text(at)
     assert at.selectbox(key="queue_item").value == ids[12]  # back to the most urgent
@@ -310,8 +308,7 @@ def test_a_hold_raised_by_a_new_dose_is_in_the_queue_without_forwarding_and_leav
     assert "Every check the rules made" in text or not hold.checks
     assert "hypertension_severe" not in text and "not_evaluable" not in text  # words, not codes
     # a decision needs a choice and a rationale
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, hold.id)
     text = rendered_text(at)
     assert "Choose a decision: approve, modify or reject." in text
     with Session(engine) as s:
@@ -342,21 +339,17 @@ def test_approving_an_increase_for_a_flagged_patient_needs_the_override_and_its_
     at.radio(key=f"q{item}_decision").set_value("Approve").run()
     text = rendered_text(at)
     assert "needs an explicit override" in text and "PHQ-9 item 9 above 0" in text
-    at.text_area(key=f"q{item}_rationale").input("Patient asks for more.")
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, item, rationale="Patient asks for more.")
     assert not at.exception, at.exception
     assert "Tick “Override the safety check” and give its rationale." in rendered_text(at)
     with Session(engine) as s:
         assert s.get(DoseAdjustment, item).status == "pending" and plans.current_plan(s, clinic.a1).version_number == 1
     at.checkbox(key=f"q{item}_override").check()
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, item)
     assert "Give the rationale for the override." in rendered_text(at)
     at.checkbox(key=f"q{item}_override").check()
     at.text_area(key=f"q{item}_override_rationale").input("Seen today; passive thoughts only; safety plan.")
-    button(at, "Record decision").click()
-    at.run()
+    decide(at, item)
     assert not at.exception, at.exception
     with Session(engine) as s:
         row = s.get(DoseAdjustment, item)

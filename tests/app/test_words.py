@@ -5,12 +5,11 @@ and draft notes with addenda, plan versions (held, resumed), engine suggestions 
 proposals with decisions including a safety override, urgent items waiting, and a check-in link.
 Each page is run as each role that may open it (dose-log tabs, the note viewer and the note editor
 too) and its rendered text is scanned for snake_case tokens, raw stored codes, "every 1 days",
-"modifyed" and record ids (``tests.unit.test_pdf_words.code_words``).
+"modifyed" and record ids (``tests.helpers.words.code_words``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -23,9 +22,9 @@ from kapnotes import checkin
 from kapnotes.db import make_engine, session_scope
 from kapnotes.doses import CSV_COLUMNS
 from kapnotes.models import DoseAdjustment, DoseEntry
-from tests.app.conftest import run_page
 from tests.factories import make_clinic
-from tests.helpers.uitext import app_pages
+from tests.helpers.apptest import run_page
+from tests.helpers.uitext import app_pages, rendered_text
 from tests.helpers.words import code_words
 from tests.unit.pdf_data import add_safety_story, build_world
 
@@ -38,7 +37,6 @@ ICON = re.compile(r":material/[a-z0-9_]+:")  # drawn as an icon, never read as t
 # page a record was opened from are what an auditor filters and matches against the logs.
 AUDIT_CODES = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")
 AUDIT_PAGES = tuple(p.split("/")[-1][:-3] for p, *_ in app_pages())
-OPTION_WIDGETS = ("selectbox", "multiselect", "radio", "select_slider", "button_group", "pills", "segmented_control")
 
 
 pytestmark = pytest.mark.xdist_group("words")  # one worker builds the record once
@@ -86,52 +84,10 @@ def words_database(app_database, world, monkeypatch) -> None:
 
 def screen_text(at: AppTest, skip_code: bool = False) -> str:
     """What a reader sees: labels, bodies, captions, option words (never a select's raw value),
-    table cells under their configured headers; Markdown escapes removed."""
-    parts: list[str] = []
-
-    def table(node) -> None:
-        frame = node.value
-        try:
-            config = json.loads(node.proto.columns or "{}")
-        except ValueError:
-            config = {}
-        for c in frame.columns:
-            cfg = config.get(f"name:{c}") or config.get(str(c)) or {}
-            if cfg is None or cfg.get("hidden"):
-                continue
-            parts.append(str(cfg.get("label") or c))
-        parts.append(frame.to_string(header=False, index=False))
-
-    def walk(node) -> None:
-        children = getattr(node, "children", None)
-        if children:
-            label = getattr(node, "label", None)
-            if isinstance(label, str) and label:
-                parts.append(label)
-            for key in sorted(children):
-                walk(children[key])
-            return
-        kind = getattr(node, "type", "")
-        if skip_code and kind in ("code", "text_area"):  # the protocol's own TOML, shown or edited as the file is
-            return
-        if kind in ("dataframe", "arrow_data_frame", "table"):
-            table(node)
-            return
-        attrs = ("label", "help", "placeholder") if kind in OPTION_WIDGETS else \
-            ("value", "label", "body", "help", "placeholder")
-        for attr in attrs:
-            try:
-                v = getattr(node, attr, None)
-            except Exception:  # some elements compute attributes lazily
-                v = None
-            if v is None or isinstance(v, bool):
-                continue
-            parts.append(v.to_string() if callable(getattr(v, "to_string", None)) else str(v))
-        for opt in getattr(node, "options", None) or ():
-            parts.append(str(opt))
-
-    walk(at._tree)
-    return ICON.sub(" ", "\n".join(parts).replace("\\", ""))
+    table cells under their configured headers; Markdown escapes removed. ``skip_code``: not the
+    protocol's own TOML, shown or edited as the file is."""
+    text = rendered_text(at, skip=("code", "text_area") if skip_code else (), reader=True)
+    return ICON.sub(" ", text.replace("\\", ""))
 
 
 def _cases():

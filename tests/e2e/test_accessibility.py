@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import sign_in, wait_idle
 from tests.helpers.axe import AXE, violations
+from tests.helpers.browser import sign_in, wait_idle
 from tests.helpers.uitext import app_pages
 
 DEMO_USER = {"therapist": "tsato", "prescriber": "mokafor", "admin": "admin"}

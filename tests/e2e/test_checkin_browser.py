@@ -18,8 +18,8 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT, sign_in, start_server, wait_idle
 from tests.helpers.axe import violations
+from tests.helpers.browser import ROOT, sign_in, start_server, stop_server, wait_idle
 
 MRN = "KAP-1002"  # tsato's patient, prescriber mokafor
 PHONE = {"width": 390, "height": 844}
@@ -32,11 +32,7 @@ def server(tmp_path_factory, browser_type_launch_args):
     db_path = tmp_path_factory.mktemp("checkin") / "checkin.db"
     proc, base = start_server(db_path)
     yield {"url": base, "db_url": f"sqlite:///{db_path}", "dir": db_path.parent}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 def _cli(server, *args) -> str:

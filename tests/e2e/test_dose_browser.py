@@ -14,8 +14,8 @@ from kapnotes.config import get_settings
 from kapnotes.db import make_engine, session_scope
 from kapnotes.models import DoseAdjustment, DoseEntry, Patient
 from kapnotes.timeutil import utcnow
-from tests.e2e.browsing import open_patient as _open_patient
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import open_patient as _open_patient
+from tests.helpers.browser import sign_in, wait_idle
 
 TZ = get_settings().tz
 
@@ -46,7 +46,11 @@ def _open_holds(db_url: str, mrn: str) -> list[DoseAdjustment]:
         engine.dispose()
 
 
-def _open_add_tab(page, base_url: str, mrn: str):
+def _open_add_tab(browser, base_url: str, mrn: str):
+    """A new browser context signed in as the therapist, on the patient's "Add a dose" tab:
+    (context, page, its "Save dose" button)."""
+    ctx = browser.new_context()
+    page = ctx.new_page()
     sign_in(page, base_url, "tsato")
     _open_patient(page, mrn)
     page.get_by_role("link", name="Add a dose").first.click()
@@ -54,7 +58,7 @@ def _open_add_tab(page, base_url: str, mrn: str):
     expect(page.get_by_role("heading", name="Dose log")).to_be_visible(timeout=20000)
     save = page.get_by_role("button", name="Save dose")
     expect(save).to_be_visible(timeout=20000)
-    return save
+    return ctx, page, save
 
 
 def _fill(locator, text: str) -> None:
@@ -67,9 +71,7 @@ def _fill(locator, text: str) -> None:
 
 
 def test_dashboard_link_opens_the_add_tab_and_the_log_tab_shows_the_dose(browser, app_server):
-    ctx = browser.new_context()
-    page = ctx.new_page()
-    save = _open_add_tab(page, app_server["url"], "KAP-1002")
+    ctx, page, save = _open_add_tab(browser, app_server["url"], "KAP-1002")
     assert "dose_tab=" in page.url
     expect(page.get_by_role("tab", name="Add a dose")).to_have_attribute("aria-selected", "true")
     expect(page.get_by_text("doses shown", exact=False)).to_have_count(0)  # the log did not run
@@ -92,9 +94,7 @@ def test_dashboard_link_opens_the_add_tab_and_the_log_tab_shows_the_dose(browser
 def test_900_mg_asks_for_confirmation_then_saves_and_shows_in_the_log(browser, app_server):
     mrn = "KAP-1003"
     before = len(_doses(app_server["db_url"], mrn))
-    ctx = browser.new_context()
-    page = ctx.new_page()
-    save = _open_add_tab(page, app_server["url"], mrn)
+    ctx, page, save = _open_add_tab(browser, app_server["url"], mrn)
     _fill(page.get_by_role("spinbutton", name="Dose (mg)"), "900")
     page.get_by_role("textbox", name="Notes").fill("Confirmed large dose 5c1e")
     save.click()
@@ -128,9 +128,7 @@ def test_900_mg_asks_for_confirmation_then_saves_and_shows_in_the_log(browser, a
 def test_a_bad_date_is_refused_at_the_field_not_replaced(browser, app_server):
     mrn = "KAP-1004"
     before = len(_doses(app_server["db_url"], mrn))
-    ctx = browser.new_context()
-    page = ctx.new_page()
-    save = _open_add_tab(page, app_server["url"], mrn)
+    ctx, page, save = _open_add_tab(browser, app_server["url"], mrn)
     year = page.get_by_role("spinbutton", name="year, Date taken")
     expect(year).to_be_visible(timeout=20000)
     year.click()

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import sign_in, wait_idle
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 NY = ZoneInfo("America/New_York")  # the default clinic zone

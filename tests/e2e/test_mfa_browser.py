@@ -11,7 +11,7 @@ from sqlmodel import Session, delete, select
 
 from kapnotes.db import make_engine
 from kapnotes.models import RecoveryCode, User
-from tests.e2e.conftest import sign_in, wait_app, wait_idle
+from tests.helpers.browser import sign_in, wait_app, wait_idle
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import sign_in, wait_idle
 
 PAGES = ("Patients", "Session notes", "Review queue")
 

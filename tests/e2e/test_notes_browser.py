@@ -11,12 +11,20 @@ from sqlmodel import select
 
 from kapnotes.db import make_engine, session_scope
 from kapnotes.models import DoseEntry, SessionNote
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import open_patient, sign_in, wait_idle
 
 
 def _nav(page, title: str) -> None:
     page.get_by_role("link", name=title, exact=True).first.click()
     wait_idle(page)
+
+
+def _tab(browser, url: str, username: str = "tsato"):
+    """A new tab (browser context) signed in as ``username``: (context, page)."""
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    sign_in(page, url, username)
+    return ctx, page
 
 
 def _saved_fields(engine) -> dict:
@@ -49,13 +57,9 @@ def test_dosing_note_survives_closed_tab_then_signs(browser, app_server):
     intention = "Meet the fear with curiosity — ünïcödé ✓"
 
     # --- first tab: start a dosing note for KAP-1001 and type into it -------------------------
-    first = browser.new_context()
-    page = first.new_page()
-    sign_in(page, url, "tsato")
+    first, page = _tab(browser, url)
     expect(page.get_by_text("KAP-1001", exact=True)).to_be_visible(timeout=20000)
-    row = page.locator("[data-testid='stHorizontalBlock']").filter(has_text="KAP-1001")
-    row.get_by_role("button", name="Open").click()
-    wait_idle(page)
+    open_patient(page, "KAP-1001")
     _nav(page, "Write note")
     page.get_by_label("Note type").click()
     page.get_by_role("option", name="KAP dosing session").click()
@@ -82,9 +86,7 @@ def test_dosing_note_survives_closed_tab_then_signs(browser, app_server):
         note_id, start = draft.id, draft.start_time  # "HH:MM": the session began when the note was started
 
     # --- second tab: My drafts -> reopen, everything is there; sign ---------------------------
-    second = browser.new_context()
-    page = second.new_page()
-    sign_in(page, url, "tsato")
+    second, page = _tab(browser, url)
     expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=20000)
     _nav(page, "My drafts")
     expect(page.get_by_text("KAP-1001", exact=True)).to_be_visible()
@@ -126,9 +128,7 @@ def test_dosing_note_survives_closed_tab_then_signs(browser, app_server):
 
 
 def test_prescriber_sees_no_drafts_or_process_notes_in_the_browser(browser, app_server):
-    context = browser.new_context()
-    page = context.new_page()
-    sign_in(page, app_server["url"], "mokafor")
+    context, page = _tab(browser, app_server["url"], "mokafor")
     expect(page.get_by_role("button", name="Sign out")).to_be_visible(timeout=20000)
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "Session notes" in nav
@@ -143,12 +143,8 @@ def test_free_text_typed_without_leaving_the_field_survives_a_closed_tab(browser
     url = app_server["url"]
     engine = make_engine(app_server["db_url"])
     words = "She named the fear out loud — first time, ünïcödé ✓"
-    first = browser.new_context()
-    page = first.new_page()
-    sign_in(page, url, "tsato")
-    row = page.locator("[data-testid='stHorizontalBlock']").filter(has_text="KAP-1002")
-    row.get_by_role("button", name="Open").click()
-    wait_idle(page)
+    first, page = _tab(browser, url)
+    open_patient(page, "KAP-1002")
     _nav(page, "Write note")
     page.get_by_role("button", name="Start note").click()
     wait_idle(page)
@@ -172,9 +168,7 @@ def test_free_text_typed_without_leaving_the_field_survives_a_closed_tab(browser
     assert saved_before  # the indicator was there from the start and is still shown
     first.close()
 
-    second = browser.new_context()
-    page = second.new_page()
-    sign_in(page, url, "tsato")
+    second, page = _tab(browser, url)
     _nav(page, "My drafts")
     page.get_by_role("button", name="Open").first.click()
     wait_idle(page)

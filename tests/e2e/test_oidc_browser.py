@@ -5,7 +5,6 @@ nothing is created; a tampered ``state`` is refused."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import urllib.request
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -15,7 +14,7 @@ from playwright.sync_api import expect
 from sqlmodel import Session, create_engine, func, select
 
 from kapnotes.models import AuditEvent, User, UserSession
-from tests.e2e.conftest import start_server, wait_app
+from tests.helpers.browser import start_server, stop_server, wait_app
 
 KNOWN = ("okafor-at-idp", {"email": "Michelle.Okafor@clinic.example", "email_verified": True})
 UNKNOWN = ("stranger-at-idp", {"email": "stranger@elsewhere.example", "email_verified": True})
@@ -57,11 +56,7 @@ def sso_server(tmp_path_factory, browser_type_launch_args, provider):
         session.add(user)
         session.commit()
     yield {"url": base, "engine": engine}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
     engine.dispose()
 
 

@@ -19,9 +19,9 @@ from kapnotes.actor import actor_of
 from kapnotes.db import make_engine, session_scope
 from kapnotes.dosing import plans, protocol_settings, rules, suggestions
 from kapnotes.models import DoseAdjustment, Patient, User
-from tests.e2e.browsing import nav as _nav
-from tests.e2e.browsing import open_patient as _open_patient
-from tests.e2e.conftest import sign_in, wait_idle
+from tests.helpers.browser import nav as _nav
+from tests.helpers.browser import open_patient as _open_patient
+from tests.helpers.browser import sign_in, wait_idle
 
 TOKEN = uuid.uuid4().hex[:8]
 REASON = f"GAD-7 barely moved in six weeks at 150 mg; tolerating well ({TOKEN})."
@@ -85,6 +85,22 @@ def _choose(item, label: str) -> None:
     wait_idle(item.page)
 
 
+def _record(item) -> None:
+    item.get_by_role("button", name="Record decision").click()
+    wait_idle(item.page)
+
+
+def _prescriber_queue(browser, base_url: str):
+    """A new browser context signed in as the prescriber (mokafor), on the review queue: (context, page)."""
+    ctx = browser.new_context()
+    p = ctx.new_page()
+    sign_in(p, base_url, "mokafor")
+    expect(p.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
+    _nav(p, "Review queue")
+    expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
+    return ctx, p
+
+
 def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browser, app_server):
     # --- the therapist proposes ---------------------------------------------------------------
     ctx_t = browser.new_context()
@@ -104,12 +120,7 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
     expect(t.get_by_text(REASON).first).to_be_visible()
 
     # --- the prescriber approves with a rationale -------------------------------------------------
-    ctx_p = browser.new_context()
-    p = ctx_p.new_page()
-    sign_in(p, app_server["url"], "mokafor")
-    expect(p.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
-    _nav(p, "Review queue")
-    expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
+    ctx_p, p = _prescriber_queue(browser, app_server["url"])
     # the queue is one table; the new proposal (Jordan Ellis, KAP-1001) is opened from the picker
     expect(p.get_by_text("Urgent first", exact=False).first).to_be_visible(timeout=20000)
     _pick(p, rf"Jordan Ellis \(KAP-1001\) · Increase: {target} mg")
@@ -125,8 +136,7 @@ def test_therapist_proposes_prescriber_approves_plan_and_dashboard_update(browse
         item.get_by_text("Override the safety check", exact=True).click()
         item.get_by_role("textbox", name="Override rationale (required for an override)").fill(
             f"Reviewed in clinic ({TOKEN}).")
-    item.get_by_role("button", name="Record decision").click()
-    wait_idle(p)
+    _record(item)
     expect(p.get_by_text("Decision recorded: approved.").first).to_be_visible(timeout=20000)
     expect(p.get_by_text(REASON)).to_have_count(0)
 
@@ -169,29 +179,21 @@ def test_a_hold_from_a_new_dose_reaches_the_queue_and_needs_a_decision_and_ratio
         assert (hold.action, hold.status, hold.urgent) == ("hold", "pending", True)
     assert sent_by is None  # nobody forwarded it
 
-    ctx = browser.new_context()
-    p = ctx.new_page()
-    sign_in(p, app_server["url"], "mokafor")
-    expect(p.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
-    _nav(p, "Review queue")
-    expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
+    ctx, p = _prescriber_queue(browser, app_server["url"])
     _pick(p, rf"^Urgent · .*\({mrn}\)")
     item = _item(p, number)
     expect(item.get_by_text("Urgent", exact=True).first).to_be_visible(timeout=20000)
     expect(item.get_by_text("sent automatically by the rules engine", exact=False).first).to_be_visible()
     # nothing preselected: recording without a choice is refused at the field
     expect(item.get_by_role("radio", checked=True)).to_have_count(0)
-    item.get_by_role("button", name="Record decision").click()
-    wait_idle(p)
+    _record(item)
     expect(item.get_by_text("Choose a decision: approve, modify or reject.")).to_be_visible(timeout=20000)
     # a choice without a rationale is refused too
     _choose(item, "Approve")
-    item.get_by_role("button", name="Record decision").click()
-    wait_idle(p)
+    _record(item)
     expect(item.get_by_text("Give the rationale for approving.")).to_be_visible(timeout=20000)
     item.get_by_role("textbox", name="Rationale (required for every decision)").fill(HOLD_RATIONALE)
-    item.get_by_role("button", name="Record decision").click()
-    wait_idle(p)
+    _record(item)
     expect(p.get_by_text("Decision recorded: approved.").first).to_be_visible(timeout=20000)
     expect(_item(p, number)).to_have_count(0)
     ctx.close()
@@ -207,12 +209,7 @@ def test_approving_an_increase_for_a_flagged_patient_needs_an_override_and_its_r
         number = suggestions.propose(s, therapist, pid, higher, plans.current_plan(s, pid).interval_days,
                                      f"The client asks for a stronger dose ({TOKEN}).").id
 
-    ctx = browser.new_context()
-    p = ctx.new_page()
-    sign_in(p, app_server["url"], "mokafor")
-    expect(p.get_by_role("heading", name="Patients")).to_be_visible(timeout=20000)
-    _nav(p, "Review queue")
-    expect(p.get_by_role("heading", name="Review queue")).to_be_visible(timeout=20000)
+    ctx, p = _prescriber_queue(browser, app_server["url"])
     _pick(p, r"\(KAP-1003\) · Increase")
     item = _item(p, number)
     _choose(item, "Approve")
@@ -220,22 +217,19 @@ def test_approving_an_increase_for_a_flagged_patient_needs_an_override_and_its_r
     expect(item.get_by_text("This decision needs an explicit override", exact=False).first).to_be_visible(
         timeout=20000)
     item.get_by_role("textbox", name="Rationale (required for every decision)").fill(RATIONALE)
-    item.get_by_role("button", name="Record decision").click()
-    wait_idle(p)
+    _record(item)
     expect(item.get_by_text("Override the safety check\u201d and give its rationale", exact=False).first) \
         .to_be_visible(timeout=20000)
     # ticking the override without its own rationale is refused too
     item.get_by_text("Override the safety check", exact=True).click()
     wait_idle(p)
-    item.get_by_role("button", name="Record decision").click()
-    wait_idle(p)
+    _record(item)
     expect(item.get_by_text("Give the rationale for the override.", exact=False).first).to_be_visible(timeout=20000)
     with _db(app_server["db_url"]) as s:
         assert s.get(DoseAdjustment, number).status == "pending"  # nothing decided yet
     override_why = f"Seen in clinic today, safety plan in place, PHQ-9 repeated ({TOKEN})."
     item.get_by_role("textbox", name="Override rationale (required for an override)").fill(override_why)
-    item.get_by_role("button", name="Record decision").click()
-    wait_idle(p)
+    _record(item)
     expect(p.get_by_text("Decision recorded: approved.").first).to_be_visible(timeout=20000)
     with _db(app_server["db_url"]) as s:
         row = s.get(DoseAdjustment, number)

@@ -7,7 +7,7 @@ from pathlib import Path
 from playwright.sync_api import expect
 
 from kapnotes.seed import DEMO_PATIENTS
-from tests.e2e.conftest import sign_in, wait_app, wait_idle
+from tests.helpers.browser import sign_in, stop_server, wait_app, wait_idle
 from tests.helpers.uitext import app_pages
 
 # every page of app.py's PAGES table (URL path = file name), so a page added later is covered
@@ -106,9 +106,8 @@ def test_idle_tab_is_signed_out_without_a_click(page, tmp_path):
 
     A 1-minute timeout makes the page check every 10 s; the session is then moved two minutes
     into the past on the server (what two idle minutes would do), and nobody touches the page."""
-    import subprocess
 
-    from tests.e2e.conftest import start_server
+    from tests.helpers.browser import start_server
 
     db = tmp_path / "idle.db"
     proc, base = start_server(db, extra_env={"KAPNOTES_IDLE_MINUTES": "1"})
@@ -124,11 +123,7 @@ def test_idle_tab_is_signed_out_without_a_click(page, tmp_path):
         page.reload()  # the server revoked the session: the cookie no longer opens anything
         expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=20000)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 # --- server-side sessions: refresh, tabs, deep links, revocation --------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,8 +18,34 @@ def app_pages() -> list[tuple[str, str, str, tuple[str, ...], str]]:
     raise AssertionError("app.py has no PAGES table")
 
 
-def rendered_text(at) -> str:
-    """Every string an AppTest run put on screen: values, labels, bodies, options, table cells."""
+# Widgets whose value is a stored choice (a code); the reader sees its option's words instead.
+OPTION_WIDGETS = ("selectbox", "multiselect", "radio", "select_slider", "button_group", "pills", "segmented_control")
+TABLES = ("dataframe", "arrow_data_frame", "table")
+
+
+def _table_text(node) -> list[str]:
+    """A table as a reader sees it: the shown columns under their configured headers, then the cells."""
+    frame = node.value
+    try:
+        config = json.loads(node.proto.columns or "{}")
+    except ValueError:
+        config = {}
+    parts = []
+    for c in frame.columns:
+        cfg = config.get(f"name:{c}") or config.get(str(c)) or {}
+        if cfg is None or cfg.get("hidden"):
+            continue
+        parts.append(str(cfg.get("label") or c))
+    parts.append(frame.to_string(header=False, index=False))
+    return parts
+
+
+def rendered_text(at, *, skip: tuple[str, ...] = (), reader: bool = False) -> str:
+    """Every string an AppTest run put on screen: values, labels, bodies, options, table cells.
+
+    ``skip``: element types left out (e.g. ``("code", "text_area")``). ``reader=True``: as a reader
+    sees it: tables under their configured headers (hidden columns left out), and never the raw
+    value of an option widget (its options' words are read instead)."""
     parts: list[str] = []
 
     def walk(node) -> None:
@@ -30,7 +57,16 @@ def rendered_text(at) -> str:
             for key in sorted(children):
                 walk(children[key])
             return
-        for attr in ("value", "label", "body", "help", "placeholder"):
+        kind = getattr(node, "type", "")
+        if kind in skip:
+            return
+        if reader and kind in TABLES:
+            parts.extend(_table_text(node))
+            return
+        attrs = ("value", "label", "body", "help", "placeholder")
+        if reader and kind in OPTION_WIDGETS:
+            attrs = attrs[1:]
+        for attr in attrs:
             try:
                 v = getattr(node, attr, None)
             except Exception:  # some elements compute attributes lazily

@@ -47,6 +47,17 @@ def qpdf_ok(pdf: bytes, tmp_path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def assert_every_page_framed(pdf: bytes, *words: str, min_pages: int = 1) -> None:
+    """Every page of ``pdf`` carries the frame: "Page i of n", the confidentiality line and ``words``
+    (the patient, who generated it); the PDF has at least ``min_pages`` pages."""
+    pages = pdf_text(pdf)[1]
+    assert len(pages) >= min_pages, f"{len(pages)} pages"
+    for i, page in enumerate(pages, start=1):
+        page = flat(page)
+        for expected in (f"Page {i} of {len(pages)}", "Confidential — contains protected health information", *words):
+            assert expected in page, f"{expected!r} not on page {i}"
+
+
 def long_text(tag: str, sentences: int = 600) -> str:
     """About 40,000 characters in paragraphs: taller than a page in any cell or column."""
     parts = [f"{tag}-{i:04d} the session went on and the patient reflected at length." for i in range(sentences)]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from kapnotes import audit
+from kapnotes.models import AuditEvent
+
 GUARDED = ("audit_events", "session_notes", "addenda")
 
 
@@ -25,3 +28,14 @@ def unguarded(session, sql: str, tables: tuple[str, ...] = GUARDED, **params) ->
         for t in tables:
             session.execute(text(f"ALTER TABLE {t} ENABLE TRIGGER USER"))
     session.commit()
+
+
+def rehash_audit_chain(session) -> None:
+    """A forger with database access: rewrite the audit chain with fresh, self-consistent hashes."""
+    rows = session.execute(AuditEvent.__table__.select().order_by(AuditEvent.__table__.c.id)).all()
+    prev = audit.GENESIS_HASH
+    for row in rows:
+        digest = audit._digest(prev, row)
+        unguarded(session, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id", p=prev, h=digest,
+                  id=row.id)
+        prev = digest

@@ -63,7 +63,7 @@ class Client:
 
 
 def _start(tmp_path_factory, name, env):
-    from tests.e2e.conftest import start_server
+    from tests.helpers.browser import start_server
 
     db = tmp_path_factory.mktemp(name) / "asgi.db"
     proc, base = start_server(db, extra_env=env)
@@ -71,11 +71,9 @@ def _start(tmp_path_factory, name, env):
 
 
 def _stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    from tests.helpers.browser import stop_server
+
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +263,7 @@ def _checkin_cli(db_url, *args) -> str:
     import os
     import sys
 
-    from tests.e2e.conftest import ROOT
+    from tests.helpers.browser import ROOT
 
     env = dict(os.environ, KAPNOTES_DATABASE_URL=db_url, KAPNOTES_FAST_HASH="1")
     out = subprocess.run([sys.executable, "-m", "kapnotes", "checkin-link", *args], cwd=ROOT, env=env,
@@ -482,7 +480,7 @@ def test_two_processes_on_one_database_share_sign_ins_sessions_and_limits(tmp_pa
 
     from sqlalchemy.engine import make_url
 
-    from tests.e2e.conftest import start_server
+    from tests.helpers.browser import start_server
 
     env = {"KAPNOTES_TRUST_PROXY": "1", "KAPNOTES_SIGNIN_IP_LIMIT": "3"}
     proc_a, base_a, db_url = _start(tmp_path_factory, "two_processes", env)
@@ -521,7 +519,7 @@ def _throwaway_postgres(tmp_path_factory):
     import os
     import shutil
 
-    from tests.e2e.conftest import _free_port
+    from tests.helpers.browser import free_port
 
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     if not bins or os.geteuid() != 0 or shutil.which("runuser") is None:
@@ -532,7 +530,7 @@ def _throwaway_postgres(tmp_path_factory):
     pg_ctl = bins[-1]
     data = Path(tempfile.mkdtemp(prefix="kap-pgfault-")) / "data"  # outside pytest's root-only tmp
     data.parent.chmod(0o777)
-    port = _free_port()
+    port = free_port()
 
     def as_postgres(*args, check=True):
         return subprocess.run(["runuser", "-u", "postgres", "--", *args], check=check, capture_output=True, text=True)
@@ -559,7 +557,7 @@ def test_a_postgresql_restart_fails_requests_cleanly_and_the_app_recovers_by_its
     back, the same app process (not restarted) serves the same session again."""
     import time
 
-    from tests.e2e.conftest import start_server
+    from tests.helpers.browser import start_server
 
     url, pg_start, pg_stop = _throwaway_postgres(tmp_path_factory)
     proc = None

@@ -19,7 +19,7 @@ from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent
 from tests.factories import PASSWORD
-from tests.unit.tamper import unguarded
+from tests.unit.tamper import rehash_audit_chain, unguarded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -275,25 +275,16 @@ def test_list_events_date_range_uses_clinic_days(engine, session, clinic):
 
 def test_concurrent_writers_keep_one_chain(engine, clinic):
     """Several sessions appending at once never fork the chain (advisory lock / BEGIN IMMEDIATE)."""
-    import threading
+    from functools import partial
 
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
+    from tests.helpers.threads import together
 
     def writer(n):
-        try:
-            barrier.wait(timeout=10)
-            for i in range(10):
-                with session_scope(engine) as s:
-                    audit.record(s, clinic.ada, "test.concurrent", detail=f"w{n}-{i}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for i in range(10):
+            with session_scope(engine) as s:
+                audit.record(s, clinic.ada, "test.concurrent", detail=f"w{n}-{i}")
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    errors = together(*(partial(writer, n) for n in range(4)), timeout=120)
     assert not errors
     with session_scope(engine) as s:
         report = audit.verify_chain(s)
@@ -388,17 +379,6 @@ def test_repeated_identical_reads_are_recorded_once(session, clinic, monkeypatch
     assert len(saves) == 3
 
 
-def _rehash_all(session) -> None:
-    """A forger with database access: rewrite the chain with fresh, self-consistent hashes."""
-    rows = session.execute(AuditEvent.__table__.select().order_by(AuditEvent.__table__.c.id)).all()
-    prev = audit.GENESIS_HASH
-    for row in rows:
-        digest = audit._digest(prev, row._replace(prev_hash=prev) if hasattr(row, "_replace") else row)
-        unguarded(session, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id",
-                  p=prev, h=digest, id=row.id)
-        prev = digest
-
-
 @pytest.mark.slow
 def test_anchors_catch_a_cut_tail_and_a_rewritten_chain(session, db_url, clinic, tmp_path):
     anchors = tmp_path / "audit-anchors.jsonl"
@@ -438,7 +418,7 @@ def test_anchors_catch_a_rewritten_chain(session, db_url, clinic, tmp_path):
     assert _cli(db_url, "verify-audit", "--anchor", str(anchors)).returncode == 0
     ids = _ids(session)
     _raw(session, "UPDATE audit_events SET detail = 'forged' WHERE id = :id", id=ids[2])
-    _rehash_all(session)
+    rehash_audit_chain(session)
     assert audit.verify_chain(session).ok  # the chain alone cannot tell
     session.commit()
     bad = _cli(db_url, "verify-audit", "--anchor", str(anchors))

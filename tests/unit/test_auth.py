@@ -5,8 +5,8 @@ Service tests run on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 from sqlmodel import Session, col, select
@@ -16,6 +16,7 @@ from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent, User
 from tests.factories import PASSWORD
+from tests.helpers.threads import together
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 
@@ -235,22 +236,11 @@ def test_admin_unlock(session, clinic):
 
 def test_concurrent_wrong_passwords_all_count(engine, clinic):
     """Parallel guesses must not overwrite each other's failure count (lost update)."""
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
-
     def guess(i):
-        try:
-            barrier.wait(timeout=10)
-            with session_scope(engine) as s:
-                auth.authenticate(s, "tina", f"wrong-password-{i}", now=T0)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        with session_scope(engine) as s:
+            auth.authenticate(s, "tina", f"wrong-password-{i}", now=T0)
 
-    threads = [threading.Thread(target=guess, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    errors = together(*(partial(guess, i) for i in range(6)))
     assert not errors
     with Session(engine) as s:
         user = s.exec(select(User).where(User.username == "tina")).one()

@@ -25,6 +25,7 @@ from kapnotes.cli import main as cli_main
 from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import AuditEvent, DoseEntry, ImportBatch
+from tests.helpers.dosefiles import big_dose_csv
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -329,20 +330,10 @@ def test_cli_unknown_mrn_and_user_outside_team(cli, engine, capsys):
     assert count(engine) == 0
 
 
-def _big_csv(path: Path, n: int) -> None:
-    start = datetime(2010, 1, 1, 8, tzinfo=timezone.utc)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(doses.CSV_COLUMNS)
-        for i in range(n):
-            t = (start + timedelta(hours=3 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            w.writerow([t, 150, "odt", "spit", "home", 6, 2, 5, 1, "no", 120, 80, 130, 85, 70, "", f"row {i}"])
-
-
 @pytest.mark.slow
 def test_killed_import_leaves_nothing_half_imported(db_url, clinic, engine, tmp_path):
     big = tmp_path / "big.csv"
-    _big_csv(big, 40_000)
+    big_dose_csv(big, 40_000, datetime(2010, 1, 1, 8, tzinfo=timezone.utc), every_hours=3)
     env = {**os.environ, "KAPNOTES_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "kapnotes", "import-doses", "--patient", "A-001", str(big)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -382,25 +373,16 @@ def test_cli_uses_the_clinics_saved_mapping(cli, engine, clinic, capsys):
 
 
 def test_two_simultaneous_imports_of_one_file_add_each_row_once(engine, clinic):
-    import threading
+    from tests.helpers.threads import together
 
     parsed = read("doses_good.csv")
-    results, errors = [], []
-    barrier = threading.Barrier(2)
+    results = []
 
     def worker():
-        try:
-            barrier.wait()
-            with session_scope(engine) as s:
-                results.append(csv_import.import_doses(s, clinic.tina, clinic.a1, parsed, "same.csv"))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        with session_scope(engine) as s:
+            results.append(csv_import.import_doses(s, clinic.tina, clinic.a1, parsed, "same.csv"))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = together(worker, worker)
     assert errors == []
     assert sorted((r.imported, r.duplicates) for r in results) == [(0, 4), (4, 0)]
     assert count(engine) == 4
@@ -454,12 +436,18 @@ def test_cli_imports_an_unusual_dose_as_the_file_says_and_warns(cli, engine, tmp
 # --- spreadsheets as they come (issue 16) -----------------------------------------------------------
 
 
+def _read_clean(data: bytes) -> csv_import.ParsedFile:
+    """Read ``data`` as a file from New York and check that every row is valid."""
+    parsed = csv_import.read_csv(data, NY)
+    assert not parsed.errors, parsed.errors
+    return parsed
+
+
 def test_excel_style_semicolon_bom_day_first_file():
     text = ("taken_at;dose_mg;formulation;context;notes\r\n"
             "03/04/2026 19:30;100;ODT;home;first\r\n"
             "25/03/2026 20:00;112,5;odt;home;\r\n")
-    parsed = csv_import.read_csv(text.encode("utf-8-sig"), NY)
-    assert not parsed.errors, parsed.errors
+    parsed = _read_clean(text.encode("utf-8-sig"))
     assert [d.taken_at for _, d in parsed.rows] == [datetime(2026, 4, 3, 23, 30, tzinfo=timezone.utc),
                                                    datetime(2026, 3, 26, 0, 0, tzinfo=timezone.utc)]
     assert parsed.rows[1][1].dose_mg == 112.5
@@ -471,8 +459,7 @@ def test_windows_1252_month_first_file_keeps_the_accented_name():
     text = ("taken_at,dose_mg,formulation,notes\r\n"
             "3/25/2026 7:30 PM,100,odt,Seen by Zoë Brontë – calm\r\n"
             "4/2/2026 8:05 AM,100,odt,\r\n")
-    parsed = csv_import.read_csv(text.encode("cp1252"), NY)
-    assert not parsed.errors, parsed.errors
+    parsed = _read_clean(text.encode("cp1252"))
     assert parsed.rows[0][1].notes == "Seen by Zoë Brontë – calm"
     assert parsed.rows[0][1].taken_at == datetime(2026, 3, 25, 23, 30, tzinfo=timezone.utc)
     assert parsed.rows[1][1].taken_at == datetime(2026, 4, 2, 12, 5, tzinfo=timezone.utc)
@@ -497,8 +484,7 @@ def test_xlsx_written_by_openpyxl():
     ws.append(["13/03/2026 20:00", 100, "odt", "no", None, None])
     buf = io.BytesIO()
     wb.save(buf)
-    parsed = csv_import.read_csv(buf.getvalue(), NY)
-    assert not parsed.errors, parsed.errors
+    parsed = _read_clean(buf.getvalue())
     assert [n for n, _ in parsed.rows] == [2, 3, 4]  # the sheet's row numbers
     first, second = parsed.rows[0][1], parsed.rows[1][1]
     assert first.taken_at == datetime(2026, 3, 1, 19, 30, tzinfo=NY).astimezone(timezone.utc)

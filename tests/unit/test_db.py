@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import date, datetime, timezone
 
 import pytest
@@ -14,6 +13,7 @@ from sqlmodel import Session, select
 from kapnotes import db_guards
 from kapnotes.db import is_sqlite, lock_for_append, make_engine, session_scope
 from kapnotes.models import Addendum, CareTeam, CareTeamMember, Patient, SessionNote
+from tests.helpers.threads import run_threads
 
 # --- SQLite connection settings ----------------------------------------------------------
 
@@ -69,11 +69,7 @@ def test_sqlite_writers_do_not_lose_updates(tmp_path):
                 team.name = str(int(team.name) + 1)
                 s.add(team)
 
-    threads = [threading.Thread(target=bump) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    run_threads(*[bump] * 4)
     with Session(engine) as s:
         assert s.exec(select(CareTeam)).one().name == "40"
     engine.dispose()

@@ -15,7 +15,16 @@ from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent, SessionNote
 from kapnotes.notes.templates import template
-from tests.unit.pdf_data import DOSING_FIELDS, FIXED, build_world, flat, long_text, pdf_text, qpdf_ok
+from tests.unit.pdf_data import (
+    DOSING_FIELDS,
+    FIXED,
+    assert_every_page_framed,
+    build_world,
+    flat,
+    long_text,
+    pdf_text,
+    qpdf_ok,
+)
 
 
 @pytest.fixture
@@ -63,15 +72,8 @@ def test_note_pdf_linked_doses_scores_addenda_and_signature(engine, clinic, worl
 def test_every_page_has_the_frame(engine, clinic, world):
     with session_scope(engine) as s:
         pdf = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
-    _, pages = pdf_text(pdf)
-    n = len(pages)
-    assert n >= 2
-    for i, page in enumerate(pages, start=1):
-        page = flat(page)
-        assert f"Page {i} of {n}" in page
-        assert "Confidential — contains protected health information" in page
-        assert "Alice Able · MRN A-001" in page
-        assert "Generated 2026-03-01 10:30 EST by Tina Torres, LMFT" in page
+    assert_every_page_framed(pdf, "Alice Able · MRN A-001", "Generated 2026-03-01 10:30 EST by Tina Torres, LMFT",
+                             min_pages=2)
 
 
 def test_metadata(engine, clinic, world):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import threading
 import unicodedata
 
 import pytest
@@ -20,6 +19,7 @@ from kapnotes import exports
 from kapnotes.db import make_engine, session_scope
 from kapnotes.pdf.styles import esc, make_styles
 from tests.factories import make_clinic
+from tests.helpers.threads import together
 from tests.unit.pdf_data import FIXED, HOSTILE, build_world, flat, pdf_text, qpdf_ok
 
 LITERAL = ("<b>", '<img src="/etc/passwd">', "AT&T", "a<b", "😀", "שלום עולם", "مرحبا بالعالم", "日本語のテキスト",
@@ -39,21 +39,32 @@ def no_links_or_images(pdf: bytes) -> None:
         assert list(page.images) == [], "an image reached the PDF"
 
 
-@pytest.fixture(scope="module")
-def hostile_pdfs(tmp_path_factory, sqlite_template):
+def _fresh_clinic(tmp_path_factory, sqlite_template, name: str):
+    """The small clinic on a new copy of the migrated SQLite database: (engine, clinic)."""
     import shutil
 
-    path = tmp_path_factory.mktemp("hostile") / "h.db"
+    path = tmp_path_factory.mktemp(name) / "h.db"
     shutil.copy(sqlite_template, path)
     engine = make_engine(f"sqlite:///{path}")
-    clinic = make_clinic(engine)
-    world = build_world(engine, clinic, days=30, hostile=True)
+    return engine, make_clinic(engine)
+
+
+def _note_and_summary(engine, clinic, world) -> dict[str, bytes]:
+    """The world's dosing note and the patient's full summary as PDFs (every user string printed);
+    the engine is disposed."""
     with session_scope(engine) as s:
         note = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
         summary = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED,
-                                      full_notes=True, full_dose_log=True)  # every user string printed
+                                      full_notes=True, full_dose_log=True)
     engine.dispose()
     return {"note": note, "summary": summary}
+
+
+@pytest.fixture(scope="module")
+def hostile_pdfs(tmp_path_factory, sqlite_template):
+    engine, clinic = _fresh_clinic(tmp_path_factory, sqlite_template, "hostile")
+    world = build_world(engine, clinic, days=30, hostile=True)
+    return _note_and_summary(engine, clinic, world)
 
 
 @pytest.mark.parametrize("kind", ["note", "summary"])
@@ -151,19 +162,11 @@ def test_concurrent_builds_are_serialised_and_identical(hostile_pdfs, sqlite_url
     with session_scope(engine) as s:
         meta, patient, note = exports.prepare_note(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
     results: list[bytes] = []
-    errors: list[BaseException] = []
 
     def work():
-        try:
-            results.append(exports.render_note(meta, patient, note, invariant=True))
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+        results.append(exports.render_note(meta, patient, note, invariant=True))
 
-    threads = [threading.Thread(target=work) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = together(*[work] * 6, timeout=None)
     assert not errors
     assert len(results) == 6 and len(set(results)) == 1
     engine.dispose()
@@ -177,15 +180,10 @@ RLO_NAME = "evil\u202eexe.txt"
 
 @pytest.fixture(scope="module")
 def markdown_hostile_pdfs(tmp_path_factory, sqlite_template):
-    import shutil
-
     import tests.unit.pdf_data as pdf_data
     from kapnotes.models import Patient, User
 
-    path = tmp_path_factory.mktemp("mdhostile") / "h.db"
-    shutil.copy(sqlite_template, path)
-    engine = make_engine(f"sqlite:///{path}")
-    clinic = make_clinic(engine)
+    engine, clinic = _fresh_clinic(tmp_path_factory, sqlite_template, "mdhostile")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pdf_data, "HOSTILE", (MD_LINKS, RLO_NAME))
         world = build_world(engine, clinic, days=30, hostile=True)
@@ -197,12 +195,7 @@ def markdown_hostile_pdfs(tmp_path_factory, sqlite_template):
         patient = s.get(Patient, clinic.a1)
         patient.full_name = f"Ann {RLO_NAME}"
         s.add(patient)
-    with session_scope(engine) as s:
-        note = exports.note_pdf(s, clinic.tina, world.dosing_note_id, generated_at=FIXED)
-        summary = exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED,
-                                      full_notes=True, full_dose_log=True)  # every user string printed
-    engine.dispose()
-    return {"note": note, "summary": summary}
+    return _note_and_summary(engine, clinic, world)
 
 
 @pytest.mark.parametrize("kind", ["note", "summary"])

@@ -20,7 +20,16 @@ from kapnotes.pdf.model import ScoreRow
 from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
-from tests.unit.pdf_data import FIXED, OVERRIDE_RATIONALE, add_safety_story, build_world, flat, pdf_text, qpdf_ok
+from tests.unit.pdf_data import (
+    FIXED,
+    OVERRIDE_RATIONALE,
+    add_safety_story,
+    assert_every_page_framed,
+    build_world,
+    flat,
+    pdf_text,
+    qpdf_ok,
+)
 
 
 @pytest.fixture
@@ -30,6 +39,12 @@ def world(engine, clinic):
 
 def summary_text(pdf: bytes) -> str:
     return flat("\n".join(pdf_text(pdf)[1]))
+
+
+def _summary(engine, clinic) -> str:
+    """Tina's summary of patient A1, as flat text."""
+    with session_scope(engine) as s:
+        return summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED))
 
 
 def test_summary_has_every_section(engine, clinic, world, tmp_path):
@@ -76,13 +91,7 @@ def test_summary_has_every_section(engine, clinic, world, tmp_path):
 def test_every_page_has_the_frame(engine, clinic, world):
     with session_scope(engine) as s:
         pdf = exports.summary_pdf(s, clinic.paul, clinic.a1, generated_at=FIXED)
-    pages = pdf_text(pdf)[1]
-    assert len(pages) >= 3
-    for i, page in enumerate(pages, start=1):
-        page = flat(page)
-        assert f"Page {i} of {len(pages)}" in page
-        assert "Confidential — contains protected health information" in page
-        assert "Alice Able · MRN A-001" in page and "by Paul Park, MD" in page
+    assert_every_page_framed(pdf, "Alice Able · MRN A-001", "by Paul Park, MD", min_pages=3)
 
 
 def test_private_process_notes_never_and_drafts_only_when_asked(engine, clinic, world):
@@ -354,22 +363,21 @@ def test_summary_opens_with_the_safety_section(engine, clinic, safety_world, tmp
 
 
 def test_safety_section_says_so_when_nothing_is_flagged(engine, clinic, world):
-    with session_scope(engine) as s:
-        text = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED))
-    safety = _section(text, "Safety Active safety flags today", "Response and remission")
-    assert "None: no suicidality, severe hypertension, serious adverse event, overuse or dose above the plan" in safety
-    assert "No hold in this period." in safety
-    assert "No decision overrode a safety rule in this period." in safety
-    assert "No urgent item is waiting for the prescriber." in safety
+    safety = _section(_summary(engine, clinic), "Safety Active safety flags today", "Response and remission")
+    for words in ("None: no suicidality, severe hypertension, serious adverse event, overuse or dose above the plan",
+                  "No hold in this period.", "No decision overrode a safety rule in this period.",
+                  "No urgent item is waiting for the prescriber."):
+        assert words in safety
+
+
+BP_EVENTS = ("Blood pressure at or above the protocol's thresholds", "Dose-adjustment suggestions and")
 
 
 def test_untagged_blood_pressure_over_the_thresholds_is_an_adverse_event(engine, clinic, safety_world):
-    with session_scope(engine) as s:
-        text = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED))
-    events = _section(text, "Blood pressure at or above the protocol's thresholds", "Dose-adjustment suggestions and")
-    assert "160/100 (decrease) and 180/110 (hold)" in events
-    assert "BP 168/104 before the dose, not tagged" in events
-    assert "chest pain; BP 192/118 after the dose (hold level)" in events
+    events = _section(_summary(engine, clinic), *BP_EVENTS)
+    for words in ("160/100 (decrease) and 180/110 (hold)", "BP 168/104 before the dose, not tagged",
+                  "chest pain; BP 192/118 after the dose (hold level)"):
+        assert words in events
     assert "150/95" not in events and "158/99" not in events  # below the thresholds: not an event
 
 
@@ -380,9 +388,7 @@ def test_blood_pressure_thresholds_come_from_the_protocol_in_force(engine, clini
 
     stricter = replace(protocol_mod.load_default(), decrease_systolic=150, decrease_diastolic=95)
     monkeypatch.setattr(exports.protocol_mod, "in_force", lambda session=None: stricter)
-    with session_scope(engine) as s:
-        text = summary_text(exports.summary_pdf(s, clinic.tina, clinic.a1, generated_at=FIXED))
-    events = _section(text, "Blood pressure at or above the protocol's thresholds", "Dose-adjustment suggestions and")
+    events = _section(_summary(engine, clinic), *BP_EVENTS)
     assert "150/95 (decrease) and 180/110 (hold)" in events
     assert "BP 150/95 before the dose; BP 158/99 after the dose, not tagged" in events
 

@@ -22,7 +22,7 @@ from kapnotes.models import Addendum, AuditEvent, SessionNote
 from kapnotes.notes import hashing as notehash
 from kapnotes.notes.hashing import content_hash
 from kapnotes.timeutil import utcnow
-from tests.unit.tamper import unguarded
+from tests.unit.tamper import rehash_audit_chain, unguarded
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = utcnow().date() - timedelta(days=1)
@@ -113,13 +113,7 @@ def test_rewriting_the_audit_chain_too_still_fails_the_mac(engine, db_url, clini
         ev = s.exec(select(AuditEvent).where(AuditEvent.action == "note.sign")).one()
         unguarded(s, "UPDATE audit_events SET detail = :d WHERE id = :id",
                   d=f"type=integration;sha256={forged}", id=ev.id)
-        rows = s.execute(AuditEvent.__table__.select().order_by(AuditEvent.__table__.c.id)).all()
-        prev = audit.GENESIS_HASH
-        for row in rows:
-            digest = audit._digest(prev, row)
-            unguarded(s, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id", p=prev, h=digest,
-                      id=row.id)
-            prev = digest
+        rehash_audit_chain(s)
         assert audit.verify_chain(s).ok  # the chain alone now vouches for the forgery
     bad = _cli(db_url, key_file, "verify-audit")
     assert bad.returncode == 1
@@ -147,13 +141,7 @@ def test_legacy_signatures_are_hash_only_until_sealed(engine, db_url, clinic, ke
         unguarded(s, "UPDATE session_notes SET signature_mac = NULL, signature_key_id = NULL WHERE id = :id",
                   id=nid)
         unguarded(s, "UPDATE audit_events SET detail = 'type=integration' WHERE action = 'note.sign'")
-        rows = s.execute(AuditEvent.__table__.select().order_by(AuditEvent.__table__.c.id)).all()
-        prev = audit.GENESIS_HASH
-        for row in rows:
-            digest = audit._digest(prev, row)
-            unguarded(s, "UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id", p=prev, h=digest,
-                      id=row.id)
-            prev = digest
+        rehash_audit_chain(s)
     with session_scope(engine) as s:
         assert notes.view_note(s, clinic.tina, nid).signature_state == "unsealed"
     legacy = _cli(db_url, key_file, "verify-audit")

@@ -4,14 +4,13 @@ calm "retrying" in the UI, never the crash page."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,9 @@ from kapnotes.db import make_engine, session_scope
 from kapnotes.models import DoseEntry, ImportBatch
 from kapnotes.ui import busy
 from tests.factories import make_clinic
+from tests.helpers.dosefiles import big_dose_csv
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _big_csv(path: Path, n: int) -> None:
-    start = datetime(2000, 1, 1, 8, tzinfo=timezone.utc)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(doses.CSV_COLUMNS)
-        for i in range(n):
-            t = (start + timedelta(hours=1 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            w.writerow([t, 150, "odt", "spit", "home", 6, 2, 5, 1, "no", 120, 80, 130, 85, 70, "", f"row {i}"])
 
 
 READER = textwrap.dedent("""
@@ -74,7 +64,7 @@ def test_pages_and_a_pdf_export_work_during_a_200000_row_import(tmp_path, sqlite
     engine = make_engine(url)
     clinic = make_clinic(engine)
     big = tmp_path / "big.csv"
-    _big_csv(big, 200_000)
+    big_dose_csv(big, 200_000, datetime(2000, 1, 1, 8, tzinfo=timezone.utc), every_hours=1)
     env = {**os.environ, "KAPNOTES_DATABASE_URL": url, "PYTHONUNBUFFERED": "1",
            "KAPNOTES_SIGNING_KEY_FILE": str(tmp_path / "signing.key")}
     stop = tmp_path / "stop"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 from sqlmodel import Session, col, func, select
@@ -22,6 +23,7 @@ from kapnotes.models import (
     TreatmentPlan,
 )
 from tests.helpers.records import add_assessment, add_dose, at_day, count, healthy, today
+from tests.helpers.threads import run_threads, together
 
 
 def non_responder(session, clinic, pid):
@@ -439,12 +441,7 @@ def test_two_prescribers_deciding_at_once_exactly_one_wins(engine, clinic):
         finally:
             s.close()
 
-    threads = [threading.Thread(target=decide, args=(clinic.paul, "approve", "Approve.")),
-               threading.Thread(target=decide, args=(other, "reject", "Reject."))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_threads(partial(decide, clinic.paul, "approve", "Approve."), partial(decide, other, "reject", "Reject."))
     assert sorted(outcomes.values()) == ["conflict", "won"], outcomes
     winner = next(u for u, o in outcomes.items() if o == "won")
     with Session(engine) as s:
@@ -495,26 +492,12 @@ def test_signing_an_integration_note_with_a_proposal_puts_it_in_the_queue(engine
 def test_concurrent_engine_runs_leave_one_open_suggestion(engine, clinic):
     with session_scope(engine) as s:
         non_responder(s, clinic, clinic.a1)
-    barrier = threading.Barrier(2, timeout=30)
-    errors: list[str] = []
-
     def run():
-        s = Session(engine, expire_on_commit=False)
-        try:
-            barrier.wait()
+        with Session(engine, expire_on_commit=False) as s:  # closing rolls back what was not committed
             suggestions.run_for_patient(s, clinic.tina, clinic.a1)
             s.commit()
-        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
-            s.rollback()
-            errors.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            s.close()
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    errors = together(run, run)
     assert errors == []
     with Session(engine) as s:
         rows = s.exec(select(DoseAdjustment).where(DoseAdjustment.patient_id == clinic.a1)).all()
