@@ -11,7 +11,8 @@ RULES = "{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag2
 def violations(page, axe_path: str) -> list[str]:
     """Each violation as one line: rule, help text, node count and the first node's HTML.
     (axe is injected as an inline script: the page's context needs ``bypass_csp``.)"""
-    page.add_script_tag(path=axe_path)
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):  # once per page load, not per check
+        page.add_script_tag(path=axe_path)
     result = page.evaluate(f"axe.run(document, {RULES})")
     return [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes) e.g. {v['nodes'][0]['html'][:120]}"
             for v in result["violations"]]

@@ -30,7 +30,9 @@ def decode_qr(pdf_path, tmp_path) -> str:
     return out.stdout.strip()
 
 
-def test_handout_is_valid_and_its_qr_is_the_link(engine, clinic, tmp_path, tools):
+def test_handout_is_valid_and_its_qr_is_the_link(engine, clinic, tmp_path, tools, monkeypatch):
+    # a token of letters only: a random one printed under the QR code held "17" or "-K12-" now and then
+    monkeypatch.setattr(checkin.secrets, "token_urlsafe", lambda n=32: "TokenOfLettersOnlyForTheHandoutTest")
     with session_scope(engine) as s:
         assessments.record_assessment(s, clinic.tina, clinic.a1, "PHQ-9", assessments._today(),
                                       items=[3, 3, 3, 2, 2, 2, 1, 1, 0])  # total 17: must not appear
