@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 
-from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
+from kapnotes.pdf.note_list import compact_notes
 from kapnotes.pdf.note_pdf import (
     CONTENT_WIDTH,
     DOSE_HEADER,
@@ -23,7 +24,6 @@ from kapnotes.pdf.note_pdf import (
     dose_cells,
     fmt_number,
     grid_table,
-    note_flowables,
     patient_block,
     score_cells,
 )
@@ -197,20 +197,9 @@ def plans_section(data: PacketData, s) -> list:
                     "No treatment plan on record.")
 
 
-def _note_bodies(notes: list, s) -> list:
-    story: list = []
-    for i, note in enumerate(notes):
-        if i:
-            story.append(HRFlowable(width=CONTENT_WIDTH, thickness=1, color=RULE, spaceBefore=8, spaceAfter=1,
-                                    hAlign="LEFT"))
-        story.append(CondPageBreak(160))
-        story.extend(note_flowables(note, s, heading_style="h3", compact=True))
-    return story
-
-
 def notes_section(data: PacketData, s) -> list:
     notes = [n for n in data.summary.notes if n.status == "signed"]
-    return _section("notes", s, notes, lambda signed: _note_bodies(signed, s), "No signed notes in the period.")
+    return _section("notes", s, notes, lambda signed: compact_notes(signed, s), "No signed notes in the period.")
 
 
 BUILDERS = {"summary": summary_section, "scores": scores_section, "doses": doses_section,
