@@ -84,6 +84,14 @@ def ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
+def add_ratio(report: Report, section: str, what: str, page: str, runner, baseline, target: float) -> None:
+    """One row: a page runner's median over a baseline runner's, met when at most ``target``."""
+    ratio = runner.median / baseline.median
+    report.add(section, what, f"{ms(runner.median)} / {ms(baseline.median)} = {ratio:.2f}×", f"≤ {target:g}×",
+               ratio <= target, page=page, median_s=runner.median, baseline_s=baseline.median, ratio=ratio,
+               runs=runner.times, baseline_runs=baseline.times)
+
+
 def bench_pages(args, big, small, empty_clinic, report: Report) -> None:
     """Each page for the heaviest patient (2,000-patient clinic), timed against (a) the same
     page, same user, with nothing recorded yet (DESIGN §6's "empty page": the page must not
@@ -122,19 +130,13 @@ def bench_pages(args, big, small, empty_clinic, report: Report) -> None:
             report.add("pages", f"{title} vs the same page with nothing recorded",
                        f"error: {heavy.error or fresh.error}", f"≤ {PAGE_TARGET:g}×", False, page=page)
             continue
-        ratio = heavy.median / fresh.median
-        report.add("pages", f"{title} vs the same page with nothing recorded",
-                   f"{ms(heavy.median)} / {ms(fresh.median)} = {ratio:.2f}×", f"≤ {PAGE_TARGET:g}×",
-                   ratio <= PAGE_TARGET, page=page, median_s=heavy.median, baseline_s=fresh.median, ratio=ratio,
-                   runs=heavy.times, baseline_runs=fresh.times)
+        add_ratio(report, "pages", f"{title} vs the same page with nothing recorded", page, heavy, fresh,
+                  PAGE_TARGET)
     for page, title, heavy, light, _fresh in sets:
         if heavy.error or light.error:
             continue
-        ratio = heavy.median / light.median
-        report.add("scale", f"{title}: {big.patients:,} vs {small.patients} patients",
-                   f"{ms(heavy.median)} / {ms(light.median)} = {ratio:.2f}×", f"≤ {SCALE_TARGET:g}×",
-                   ratio <= SCALE_TARGET, page=page, median_s=heavy.median, baseline_s=light.median, ratio=ratio,
-                   runs=heavy.times, baseline_runs=light.times)
+        add_ratio(report, "scale", f"{title}: {big.patients:,} vs {small.patients} patients", page, heavy, light,
+                  SCALE_TARGET)
     base = bare.median
     report.add("reference", "bare Streamlit page (st.title only)", ms(base), "—", None, median_s=base,
                runs=bare.times)

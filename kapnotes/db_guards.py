@@ -17,45 +17,66 @@ from __future__ import annotations
 
 SIGNED_NOTE_MESSAGE = "signed notes are immutable; add an addendum instead"
 ADDENDUM_MESSAGE = "addenda are immutable"
+AUDIT_MESSAGE = "audit events are append-only"
 
-_SQLITE = [
-    "DROP TRIGGER IF EXISTS trg_signed_note_no_update",
-    f"""CREATE TRIGGER trg_signed_note_no_update BEFORE UPDATE ON session_notes
-        WHEN OLD.status = 'signed'
-        BEGIN SELECT RAISE(ABORT, '{SIGNED_NOTE_MESSAGE}'); END""",
-    "DROP TRIGGER IF EXISTS trg_signed_note_no_delete",
-    f"""CREATE TRIGGER trg_signed_note_no_delete BEFORE DELETE ON session_notes
-        WHEN OLD.status = 'signed'
-        BEGIN SELECT RAISE(ABORT, '{SIGNED_NOTE_MESSAGE}'); END""",
-    "DROP TRIGGER IF EXISTS trg_addendum_no_update",
-    f"""CREATE TRIGGER trg_addendum_no_update BEFORE UPDATE ON addenda
-        BEGIN SELECT RAISE(ABORT, '{ADDENDUM_MESSAGE}'); END""",
-    "DROP TRIGGER IF EXISTS trg_addendum_no_delete",
-    f"""CREATE TRIGGER trg_addendum_no_delete BEFORE DELETE ON addenda
-        BEGIN SELECT RAISE(ABORT, '{ADDENDUM_MESSAGE}'); END""",
-]
+# Every guard's SQL comes from the templates below; what they produce is what migrations 0001 and 0112
+# executed, to the character.
 
-_POSTGRES = [
-    f"""CREATE OR REPLACE FUNCTION kap_refuse_signed_note() RETURNS trigger AS $$
-        BEGIN
-          IF OLD.status = 'signed' THEN
+
+def _sqlite_guards(name: str, table: str, message: str, when: str = "",
+                   events: tuple[str, ...] = ("UPDATE", "DELETE")) -> list[str]:
+    """SQLite: for each event, (re)create ``trg_<name>_no_<event>`` refusing it on ``table`` (if ``when``)."""
+    condition = f"\n        WHEN {when}" if when else ""
+    out = []
+    for event in events:
+        trigger = f"trg_{name}_no_{event.lower()}"
+        out += [f"DROP TRIGGER IF EXISTS {trigger}",
+                f"""CREATE TRIGGER {trigger} BEFORE {event} ON {table}{condition}
+        BEGIN SELECT RAISE(ABORT, '{message}'); END"""]
+    return out
+
+
+def _pg_function(function: str, body: str) -> str:
+    """PostgreSQL: (re)create the trigger function ``function()`` running the PL/pgSQL ``body``."""
+    return f"""CREATE OR REPLACE FUNCTION {function}() RETURNS trigger AS $$
+        {body} $$ LANGUAGE plpgsql"""
+
+
+def _pg_refusal(function: str, message: str) -> str:
+    """PostgreSQL: a trigger function refusing every change with ``message``."""
+    return _pg_function(function, f"BEGIN RAISE EXCEPTION '{message}'; END")
+
+
+def _pg_guard(trigger: str, table: str, function: str) -> list[str]:
+    """PostgreSQL: (re)create ``trigger`` running ``function()`` before each UPDATE or DELETE on ``table``."""
+    return [f"DROP TRIGGER IF EXISTS {trigger} ON {table}",
+            f"""CREATE TRIGGER {trigger} BEFORE UPDATE OR DELETE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION {function}()"""]
+
+
+def _pg_signed_note_function(condition: str) -> str:
+    """PostgreSQL: refuse a change to a signed note when ``condition`` holds; let any other row through."""
+    return _pg_function("kap_refuse_signed_note", f"""BEGIN
+          IF {condition} THEN
             RAISE EXCEPTION '{SIGNED_NOTE_MESSAGE}';
           END IF;
           IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
           RETURN NEW;
-        END $$ LANGUAGE plpgsql""",
-    "DROP TRIGGER IF EXISTS trg_signed_note_guard ON session_notes",
-    """CREATE TRIGGER trg_signed_note_guard BEFORE UPDATE OR DELETE ON session_notes
-        FOR EACH ROW EXECUTE FUNCTION kap_refuse_signed_note()""",
-    f"""CREATE OR REPLACE FUNCTION kap_refuse_addendum_change() RETURNS trigger AS $$
-        BEGIN RAISE EXCEPTION '{ADDENDUM_MESSAGE}'; END $$ LANGUAGE plpgsql""",
-    "DROP TRIGGER IF EXISTS trg_addendum_guard ON addenda",
-    """CREATE TRIGGER trg_addendum_guard BEFORE UPDATE OR DELETE ON addenda
-        FOR EACH ROW EXECUTE FUNCTION kap_refuse_addendum_change()""",
+        END""")
+
+
+_SQLITE = [
+    *_sqlite_guards("signed_note", "session_notes", SIGNED_NOTE_MESSAGE, when="OLD.status = 'signed'"),
+    *_sqlite_guards("addendum", "addenda", ADDENDUM_MESSAGE),
 ]
 
+_POSTGRES = [
+    _pg_signed_note_function("OLD.status = 'signed'"),
+    *_pg_guard("trg_signed_note_guard", "session_notes", "kap_refuse_signed_note"),
+    _pg_refusal("kap_refuse_addendum_change", ADDENDUM_MESSAGE),
+    *_pg_guard("trg_addendum_guard", "addenda", "kap_refuse_addendum_change"),
+]
 
-AUDIT_MESSAGE = "audit events are append-only"
 
 # columns at migration 0112 (a seal may change only signature_mac / signature_key_id)
 _NOTE_COLUMNS = ("id", "patient_id", "author_id", "note_type", "status", "session_date", "start_time", "end_time",
@@ -70,20 +91,11 @@ def _sqlite_seal(columns: tuple[str, ...]) -> str:
 
 
 _SQLITE_0112 = [
-    "DROP TRIGGER IF EXISTS trg_signed_note_no_update",
-    f"""CREATE TRIGGER trg_signed_note_no_update BEFORE UPDATE ON session_notes
-        WHEN OLD.status = 'signed' AND NOT {_sqlite_seal(_NOTE_COLUMNS)}
-        BEGIN SELECT RAISE(ABORT, '{SIGNED_NOTE_MESSAGE}'); END""",
-    "DROP TRIGGER IF EXISTS trg_addendum_no_update",
-    f"""CREATE TRIGGER trg_addendum_no_update BEFORE UPDATE ON addenda
-        WHEN NOT {_sqlite_seal(_ADDENDUM_COLUMNS)}
-        BEGIN SELECT RAISE(ABORT, '{ADDENDUM_MESSAGE}'); END""",
-    "DROP TRIGGER IF EXISTS trg_audit_no_update",
-    f"""CREATE TRIGGER trg_audit_no_update BEFORE UPDATE ON audit_events
-        BEGIN SELECT RAISE(ABORT, '{AUDIT_MESSAGE}'); END""",
-    "DROP TRIGGER IF EXISTS trg_audit_no_delete",
-    f"""CREATE TRIGGER trg_audit_no_delete BEFORE DELETE ON audit_events
-        BEGIN SELECT RAISE(ABORT, '{AUDIT_MESSAGE}'); END""",
+    *_sqlite_guards("signed_note", "session_notes", SIGNED_NOTE_MESSAGE,
+                    when=f"OLD.status = 'signed' AND NOT {_sqlite_seal(_NOTE_COLUMNS)}", events=("UPDATE",)),
+    *_sqlite_guards("addendum", "addenda", ADDENDUM_MESSAGE, when=f"NOT {_sqlite_seal(_ADDENDUM_COLUMNS)}",
+                    events=("UPDATE",)),
+    *_sqlite_guards("audit", "audit_events", AUDIT_MESSAGE),
 ]
 
 _PG_SEAL = """(TG_OP = 'UPDATE' AND OLD.signature_mac IS NULL AND NEW.signature_mac IS NOT NULL
@@ -91,24 +103,13 @@ _PG_SEAL = """(TG_OP = 'UPDATE' AND OLD.signature_mac IS NULL AND NEW.signature_
                    = (to_jsonb(NEW) - 'signature_mac' - 'signature_key_id'))"""
 
 _POSTGRES_0112 = [
-    f"""CREATE OR REPLACE FUNCTION kap_refuse_signed_note() RETURNS trigger AS $$
-        BEGIN
-          IF OLD.status = 'signed' AND NOT {_PG_SEAL} THEN
-            RAISE EXCEPTION '{SIGNED_NOTE_MESSAGE}';
-          END IF;
-          IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-          RETURN NEW;
-        END $$ LANGUAGE plpgsql""",
-    f"""CREATE OR REPLACE FUNCTION kap_refuse_addendum_change() RETURNS trigger AS $$
-        BEGIN
+    _pg_signed_note_function(f"OLD.status = 'signed' AND NOT {_PG_SEAL}"),
+    _pg_function("kap_refuse_addendum_change", f"""BEGIN
           IF {_PG_SEAL} THEN RETURN NEW; END IF;
           RAISE EXCEPTION '{ADDENDUM_MESSAGE}';
-        END $$ LANGUAGE plpgsql""",
-    f"""CREATE OR REPLACE FUNCTION kap_refuse_audit_change() RETURNS trigger AS $$
-        BEGIN RAISE EXCEPTION '{AUDIT_MESSAGE}'; END $$ LANGUAGE plpgsql""",
-    "DROP TRIGGER IF EXISTS trg_audit_guard ON audit_events",
-    """CREATE TRIGGER trg_audit_guard BEFORE UPDATE OR DELETE ON audit_events
-        FOR EACH ROW EXECUTE FUNCTION kap_refuse_audit_change()""",
+        END"""),
+    _pg_refusal("kap_refuse_audit_change", AUDIT_MESSAGE),
+    *_pg_guard("trg_audit_guard", "audit_events", "kap_refuse_audit_change"),
 ]
 
 

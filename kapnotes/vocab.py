@@ -8,7 +8,7 @@ Unknown codes fall back to the code with underscores as spaces (never a snake_ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 # --- adverse events ------------------------------------------------------------------------------
 
@@ -66,6 +66,20 @@ def _spaced(code: str) -> str:
     return str(code).replace("_", " ").strip()
 
 
+def _word_of(words: dict[str, str], capitalize: bool = False) -> Callable[[str | None], str]:
+    """The function giving a stored code's word from ``words``: "" for None, and for a code ``words``
+    does not know, the code with underscores as spaces (capitalised with ``capitalize``)."""
+
+    def word(code: str | None) -> str:
+        if code is None:
+            return ""
+        if str(code) in words:
+            return words[str(code)]
+        return _spaced(code).capitalize() if capitalize else _spaced(code)
+
+    return word
+
+
 def adverse_event_word(tag: str) -> str:
     return ADVERSE_EVENT_WORDS.get(str(tag).strip(), _spaced(tag))
 
@@ -112,20 +126,10 @@ CONTEXT_SHORT = {"home": "Home", "home_with_sitter": "Home + sitter", "in_sessio
 MODALITY_WORDS = {"in_person": "In person", "telehealth": "Telehealth"}
 
 
-def formulation_word(code: str | None) -> str:
-    return "" if code is None else FORMULATION_WORDS.get(str(code), _spaced(code))
-
-
-def administration_word(code: str | None) -> str:
-    return "" if code is None else ADMINISTRATION_WORDS.get(str(code), _spaced(code))
-
-
-def context_word(code: str | None) -> str:
-    return "" if code is None else CONTEXT_WORDS.get(str(code), _spaced(code))
-
-
-def source_word(code: str | None) -> str:
-    return "" if code is None else DOSE_SOURCE_WORDS.get(str(code), _spaced(code))
+formulation_word = _word_of(FORMULATION_WORDS)
+administration_word = _word_of(ADMINISTRATION_WORDS)
+context_word = _word_of(CONTEXT_WORDS)
+source_word = _word_of(DOSE_SOURCE_WORDS)
 
 
 # --- notes, plans, decisions -----------------------------------------------------------------------
@@ -159,12 +163,8 @@ URGENCY_KIND_WORDS = ("HOLD", "Decrease", "")
 AUTO_SENT = "sent automatically by the rules engine"
 
 
-def note_type_word(code: str | None) -> str:
-    return "" if code is None else NOTE_TYPE_WORDS.get(str(code), _spaced(code).capitalize())
-
-
-def plan_status_word(code: str | None) -> str:
-    return "" if code is None else PLAN_STATUS_WORDS.get(str(code), _spaced(code).capitalize())
+note_type_word = _word_of(NOTE_TYPE_WORDS, capitalize=True)
+plan_status_word = _word_of(PLAN_STATUS_WORDS, capitalize=True)
 
 
 def decision_past(verb: str) -> str:
@@ -205,8 +205,7 @@ ACTION_WORDS = {
 ADJUSTMENT_KIND_WORDS = {"suggestion": "Suggestion", "proposal": "Proposal"}
 
 
-def action_word(code: str | None) -> str:
-    return "" if code is None else ACTION_WORDS.get(str(code), _spaced(code).capitalize())
+action_word = _word_of(ACTION_WORDS, capitalize=True)
 
 
 # --- rules and flags -------------------------------------------------------------------------------

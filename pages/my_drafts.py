@@ -10,6 +10,7 @@ from kapnotes.ui.database import db
 from kapnotes.ui.guard import require_user
 from kapnotes.ui.note_view import goto
 from kapnotes.ui.patient import select_patient
+from kapnotes.ui.row_table import table_rows
 
 EDIT_KEY = "edit_note_id"
 
@@ -25,11 +26,7 @@ if not rows:
     st.info("No drafts. Start a note from a patient's Session notes page.")
     st.stop()
 
-header = st.columns([2, 3, 3, 2, 3, 1])
-for col, label in zip(header, ["MRN", "Patient", "Type", "Session date", "Last saved", ""]):
-    col.markdown(f"**{label}**")
-for r in rows:
-    c = st.columns([2, 3, 3, 2, 3, 1], vertical_alignment="center")
+for r, c in table_rows([2, 3, 3, 2, 3, 1], ["MRN", "Patient", "Type", "Session date", "Last saved", ""], rows):
     c[0].text(r.mrn)
     c[1].text(r.patient_name)
     c[2].text(TEMPLATES[r.note_type].title + (" (carried over)" if r.carried_over else ""))

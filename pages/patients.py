@@ -9,6 +9,7 @@ from kapnotes import patients, vocab
 from kapnotes.ui.database import db
 from kapnotes.ui.guard import require_user
 from kapnotes.ui.patient import select_patient
+from kapnotes.ui.row_table import table_rows
 
 actor = require_user("therapist", "prescriber")
 
@@ -22,11 +23,7 @@ if not rows:
     st.stop()
 
 st.caption(f"{len(rows)} patient{'s' if len(rows) != 1 else ''} on your care teams.")
-header = st.columns([3, 2, 2, 2, 3, 1])
-for col, label in zip(header, ["Name", "MRN", "Born", "Status", "Flags", ""]):
-    col.markdown(f"**{label}**")
-for row in rows:
-    c = st.columns([3, 2, 2, 2, 3, 1], vertical_alignment="center")
+for row, c in table_rows([3, 2, 2, 2, 3, 1], ["Name", "MRN", "Born", "Status", "Flags", ""], rows):
     c[0].text(row.full_name)
     c[1].text(row.mrn)
     c[2].text(row.date_of_birth.isoformat())

@@ -22,6 +22,16 @@ from kapnotes.dosing.rule_facts import (
 from kapnotes.dosing.rule_window import Evaluation, Fired, doses_text, meeting, reading_text, readings
 from kapnotes.vocab import days_text
 
+
+def _not_fired(ev: Evaluation, code: str, known, passed: str, unknown: str) -> None:
+    """A check that did not fire: passed (``passed``) when the facts it reads were ``known``, else
+    not evaluable (``unknown``): a missing fact never reads as a pass."""
+    if known:
+        ev.check(code, PASSED, passed)
+    else:
+        ev.check(code, NOT_EVALUABLE, unknown)
+
+
 # --- rule 1: hold ----------------------------------------------------------------------------
 
 
@@ -58,14 +68,11 @@ def _severe_hypertension(ev: Evaluation, facts) -> str | None:
         d, r = high[-1]
         count = f"{len(high)} BP readings" if len(high) > 1 else "1 BP reading"
         return f"{count} at or above {limit} in {ev.sw_text}, the latest {reading_text(d, r)}: hold."
-    if not with_bp:
-        what = "no dose is logged in" if not ev.safety else f"none of the {doses_text(len(ev.safety))} in"
-        ev.check("hypertension_severe", NOT_EVALUABLE,
-                 f"No BP reading: {what} {ev.sw_text} carries one, so a BP at or above {limit} cannot be ruled out.")
-    else:
-        ev.check("hypertension_severe", PASSED,
-                 f"{len(with_bp)} of the {doses_text(len(ev.safety))} in {ev.sw_text} carry a BP reading; "
-                 f"none is at or above {limit}.")
+    what = "no dose is logged in" if not ev.safety else f"none of the {doses_text(len(ev.safety))} in"
+    _not_fired(ev, "hypertension_severe", with_bp,
+               f"{len(with_bp)} of the {doses_text(len(ev.safety))} in {ev.sw_text} carry a BP reading; "
+               f"none is at or above {limit}.",
+               f"No BP reading: {what} {ev.sw_text} carries one, so a BP at or above {limit} cannot be ruled out.")
     return None
 
 
@@ -145,10 +152,8 @@ def hold_rule(ev: Evaluation, facts) -> Fired | None:
 def _vomiting(ev: Evaluation, vomited) -> str | None:
     if vomited:
         return f"{len(vomited)} of {ev.recent_text} ended in vomiting (latest {vomited[-1].day.isoformat()})"
-    if not ev.recent:
-        ev.check("vomiting", NOT_EVALUABLE, f"No dose logged up to {ev.as_of.isoformat()}: vomiting cannot be judged.")
-    else:
-        ev.check("vomiting", PASSED, f"None of {ev.recent_text} ended in vomiting.")
+    _not_fired(ev, "vomiting", ev.recent, f"None of {ev.recent_text} ended in vomiting.",
+               f"No dose logged up to {ev.as_of.isoformat()}: vomiting cannot be judged.")
     return None
 
 
@@ -158,14 +163,11 @@ def _severe_nausea(ev: Evaluation, nausea) -> str | None:
         return (f"{len(nausea)} of {among} had severe nausea ({p.severe_nausea} of 3), "
                 f"at least {p.decrease_min_count} needed")
     nausea_known = [d for d in recent if d.nausea is not None]
-    if not nausea_known:
-        ev.check("severe_nausea", NOT_EVALUABLE,
-                 f"No dose logged up to {ev.as_of.isoformat()}: nausea cannot be judged." if not recent else
-                 f"Nausea is not recorded on any of {among}: severe nausea cannot be judged.")
-    else:
-        ev.check("severe_nausea", PASSED,
-                 f"{len(nausea)} of {among} had severe nausea ({p.severe_nausea} of 3), fewer than the "
-                 f"{p.decrease_min_count} needed (nausea recorded on {len(nausea_known)} of them).")
+    _not_fired(ev, "severe_nausea", nausea_known,
+               f"{len(nausea)} of {among} had severe nausea ({p.severe_nausea} of 3), fewer than the "
+               f"{p.decrease_min_count} needed (nausea recorded on {len(nausea_known)} of them).",
+               f"No dose logged up to {ev.as_of.isoformat()}: nausea cannot be judged." if not recent else
+               f"Nausea is not recorded on any of {among}: severe nausea cannot be judged.")
     return None
 
 
@@ -176,14 +178,11 @@ def _hypertension(ev: Evaluation, high, with_bp) -> str | None:
         shown = ", ".join(reading_text(d, r[0]) for d, r in high)
         return (f"{len(high)} of {among} had a BP at or above {limit} ({shown}), "
                 f"at least {p.decrease_min_count} needed")
-    if not with_bp:
-        ev.check("hypertension", NOT_EVALUABLE,
-                 f"No dose logged up to {ev.as_of.isoformat()}: blood pressure cannot be judged." if not ev.recent
-                 else f"No BP reading on any of {among}: a BP at or above {limit} cannot be ruled out.")
-    else:
-        ev.check("hypertension", PASSED,
-                 f"{len(high)} of {among} had a BP at or above {limit}, fewer than the {p.decrease_min_count} "
-                 f"needed (a BP reading on {len(with_bp)} of them).")
+    _not_fired(ev, "hypertension", with_bp,
+               f"{len(high)} of {among} had a BP at or above {limit}, fewer than the {p.decrease_min_count} "
+               f"needed (a BP reading on {len(with_bp)} of them).",
+               f"No dose logged up to {ev.as_of.isoformat()}: blood pressure cannot be judged." if not ev.recent
+               else f"No BP reading on any of {among}: a BP at or above {limit} cannot be ruled out.")
     return None
 
 

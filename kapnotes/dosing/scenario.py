@@ -89,6 +89,30 @@ def _unknown(obj: dict, allowed, path: str, errors: dict) -> None:
             errors[f"{path}.{key}" if path else key] = "is not a scenario field."
 
 
+def _object(obj, path: str, allowed, errors: dict, what: str) -> bool:
+    """Whether ``obj`` is a JSON object (else ``errors[path]`` says it must be ``what``); a key
+    outside ``allowed`` is an error too."""
+    if not isinstance(obj, dict):
+        errors[path] = f"must be {what}."
+        return False
+    _unknown(obj, allowed, path, errors)
+    return True
+
+
+def _required(obj: dict, key: str, path: str, errors: dict, parser):
+    """``obj[key]`` through ``parser(value, field_path, errors)``; None, and "is missing." under the
+    field's path, when the key is absent or null."""
+    field = f"{path}.{key}" if path else key
+    if obj.get(key) is None:
+        errors[field] = "is missing."
+        return None
+    return parser(obj[key], field, errors)
+
+
+def _check_dose(value, path: str, errors: dict) -> None:
+    errors.update(vitals.check_dose(value, path))
+
+
 def _bool(value, path: str, errors: dict) -> bool:
     if isinstance(value, bool):
         return value
@@ -101,10 +125,8 @@ def _bool(value, path: str, errors: dict) -> bool:
 
 
 def _plan(obj, as_of: date | None, errors: dict) -> PlanFacts | None:
-    if not isinstance(obj, dict):
-        errors["plan"] = "must be an object with dose_mg, interval_days and effective_from."
+    if not _object(obj, "plan", PLAN_KEYS, errors, "an object with dose_mg, interval_days and effective_from"):
         return None
-    _unknown(obj, PLAN_KEYS, "plan", errors)
     out = {}
     for key in ("dose_mg", "interval_days", "effective_from"):
         if key not in obj or obj[key] is None:
@@ -180,20 +202,11 @@ def _dose_tags(obj: dict, path: str, errors: dict) -> tuple[str, ...]:
 
 def _dose(obj, i: int, errors: dict) -> DoseFacts | None:
     path = f"doses[{i}]"
-    if not isinstance(obj, dict):
-        errors[path] = "must be an object of dose-log fields."
+    if not _object(obj, path, DOSE_KEYS, errors, "an object of dose-log fields"):
         return None
-    _unknown(obj, DOSE_KEYS, path, errors)
     before = len(errors)
-    taken_at = None
-    if obj.get("taken_at") is None:
-        errors[f"{path}.taken_at"] = "is missing."
-    else:
-        taken_at = _datetime(obj["taken_at"], f"{path}.taken_at", errors)
-    if obj.get("dose_mg") is None:
-        errors[f"{path}.dose_mg"] = "is missing."
-    else:
-        errors.update(vitals.check_dose(obj["dose_mg"], f"{path}.dose_mg"))
+    taken_at = _required(obj, "taken_at", path, errors, _datetime)
+    _required(obj, "dose_mg", path, errors, _check_dose)
     _dose_codes_and_ratings(obj, path, errors)
     _dose_bp(obj, path, errors)
     vomited = _bool(obj.get("vomited", False), f"{path}.vomited", errors)
@@ -211,19 +224,13 @@ def _dose(obj, i: int, errors: dict) -> DoseFacts | None:
 
 def _assessment(obj, i: int, errors: dict) -> AssessmentFacts | None:
     path = f"assessments[{i}]"
-    if not isinstance(obj, dict):
-        errors[path] = "must be an object with instrument, date and items or total."
+    if not _object(obj, path, ASSESSMENT_KEYS, errors, "an object with instrument, date and items or total"):
         return None
-    _unknown(obj, ASSESSMENT_KEYS, path, errors)
     before = len(errors)
     instrument = obj.get("instrument")
     if instrument not in ("GAD-7", "PHQ-9"):
         errors[f"{path}.instrument"] = f"must be GAD-7 or PHQ-9, got {instrument!r}."
-    day = None
-    if obj.get("date") is None:
-        errors[f"{path}.date"] = "is missing."
-    else:
-        day = _date(obj["date"], f"{path}.date", errors)
+    day = _required(obj, "date", path, errors, _date)
     items, total = obj.get("items"), obj.get("total")
     if items is not None and not isinstance(items, list):
         errors[f"{path}.items"] = f"must be a list of item answers (0–3), got {items!r}."
@@ -243,11 +250,7 @@ def parse(doc) -> Scenario:
     if not isinstance(doc, dict):
         raise ScenarioError({"scenario": "must be a JSON object with as_of, plan, doses and assessments."})
     _unknown(doc, TOP_KEYS | IGNORED_TOP_KEYS, "", errors)
-    as_of = None
-    if doc.get("as_of") is None:
-        errors["as_of"] = "is missing."
-    else:
-        as_of = _date(doc["as_of"], "as_of", errors)
+    as_of = _required(doc, "as_of", "", errors, _date)
     if "plan" not in doc:
         errors["plan"] = "is missing."
         plan = None

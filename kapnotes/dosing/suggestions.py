@@ -8,7 +8,6 @@ the listener (``handle``) that re-runs the engine when a patient's facts change.
 
 from __future__ import annotations
 
-from kapnotes import vocab
 from kapnotes.dosing.adjustments import (
     DECIDED_STATES,
     DECISIONS,
@@ -41,11 +40,7 @@ from kapnotes.dosing.queue import QueueItem, ScorePoint, pending_count, queue_da
 from kapnotes.dosing.staleness import is_stale, stale_reason
 from kapnotes.safety import hold_flags
 from kapnotes.timeutil import utcnow  # the services' clock (the demo seed replays history through it)
-
-AUTO_SENT = vocab.AUTO_SENT
-RULE_LABELS = vocab.RULE_LABELS
-CHECK_STATUS_LABELS = vocab.CHECK_STATUS_LABELS
-rule_label = vocab.rule_label
+from kapnotes.vocab import AUTO_SENT, CHECK_STATUS_LABELS, RULE_LABELS, rule_label  # their home is kapnotes.vocab
 
 __all__ = [
     "AUTO_SENT", "CHECK_STATUS_LABELS", "DECIDED_STATES", "DECISIONS", "INFORMATIONAL_ACTIONS", "OPEN_STATES",

@@ -43,10 +43,7 @@ from kapnotes.pdf.styles import (
 )
 from kapnotes.pdf.tables import LongTextTable, TextTable
 
-NOTE_TYPE_LABELS = vocab.NOTE_TYPE_WORDS
-MODALITY_LABELS = vocab.MODALITY_WORDS
-CONTEXT_LABELS = vocab.CONTEXT_SHORT
-FORMULATION_SHORT = vocab.FORMULATION_SHORT
+MODALITY_LABELS = vocab.MODALITY_WORDS  # the name kapnotes.pdf.summary_pdf imports
 
 PAGE_SIZE = LETTER
 MARGIN_X = 42
@@ -57,7 +54,7 @@ CONTENT_WIDTH = PAGE_SIZE[0] - 2 * MARGIN_X
 
 
 def note_type_label(note_type: str) -> str:
-    return NOTE_TYPE_LABELS.get(note_type, str(note_type).replace("_", " ").capitalize())
+    return vocab.note_type_word(note_type)
 
 
 def humanize_key(key: str) -> str:
@@ -284,7 +281,7 @@ def grid_table(header: list[str], rows: list[list[str]], widths: list[float], st
 def dose_cells(d: DoseRow) -> list[str]:
     anxiety = f"{fmt_number(d.anxiety_before)} → {fmt_number(d.anxiety_after)}" \
         if d.anxiety_before is not None or d.anxiety_after is not None else "—"
-    form = FORMULATION_SHORT.get(d.formulation, d.formulation)
+    form = vocab.FORMULATION_SHORT.get(d.formulation, d.formulation)
     if d.administration:
         form = f"{form}, {vocab.administration_word(d.administration)}"
     bp = f"{d.bp_pre or '—'} →\n{d.bp_post or '—'}"
@@ -293,7 +290,7 @@ def dose_cells(d: DoseRow) -> list[str]:
         events = f"vomited; {events}" if events else "vomited"
     return [
         d.taken_at.replace(" ", "\n", 1), f"{fmt_number(d.dose_mg)} mg", form,
-        CONTEXT_LABELS.get(d.context, d.context), anxiety,
+        vocab.CONTEXT_SHORT.get(d.context, d.context), anxiety,
         fmt_number(d.dissociation), fmt_number(d.nausea), bp, fmt_number(d.heart_rate), events or "—",
         d.notes or "",
     ]

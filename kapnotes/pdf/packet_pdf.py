@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 
-from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer
 
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
+from kapnotes.pdf.note_list import compact_notes
 from kapnotes.pdf.note_pdf import (
     CONTENT_WIDTH,
     DOSE_HEADER,
@@ -23,7 +24,6 @@ from kapnotes.pdf.note_pdf import (
     dose_cells,
     fmt_number,
     grid_table,
-    note_flowables,
     patient_block,
     score_cells,
 )
@@ -164,54 +164,42 @@ def summary_section(data: PacketData, s) -> list:
     return story
 
 
-def scores_section(data: PacketData, s) -> list:
-    scores = data.summary.scores
-    story = [Paragraph(SECTION_LABELS["scores"], s["h2"])]
-    if scores:
-        story.append(grid_table(["Date", "Scale", "Total", "Band"], [score_cells(x) for x in scores],
-                                [80, 60, 50, CONTENT_WIDTH - 190], s, long=True))
-    else:
-        story.append(_p("No scores in the period.", s["muted"]))
+def _section(key: str, s, items: list, body, empty: str) -> list:
+    """A section: its heading, then ``body(items)`` or, when there are no items, the ``empty`` line."""
+    story = [Paragraph(SECTION_LABELS[key], s["h2"])]
+    story.extend(body(items) if items else [_p(empty, s["muted"])])
     return story
+
+
+def scores_section(data: PacketData, s) -> list:
+    return _section("scores", s, data.summary.scores, lambda scores: [
+        grid_table(["Date", "Scale", "Total", "Band"], [score_cells(x) for x in scores],
+                   [80, 60, 50, CONTENT_WIDTH - 190], s, long=True)], "No scores in the period.")
 
 
 def doses_section(data: PacketData, s) -> list:
-    doses = data.summary.doses
-    story = [Paragraph(SECTION_LABELS["doses"], s["h2"])]
-    if doses:
-        story.append(_p(f"{len(doses)} doses in the period. Times in the clinic's time zone.", s["muted"]))
-        story.append(grid_table(DOSE_HEADER, [dose_cells(d) for d in doses], DOSE_WIDTHS, s, long=True))
-    else:
-        story.append(_p("No doses logged in the period.", s["muted"]))
-    return story
+    return _section("doses", s, data.summary.doses, lambda doses: [
+        _p(f"{len(doses)} doses in the period. Times in the clinic's time zone.", s["muted"]),
+        grid_table(DOSE_HEADER, [dose_cells(d) for d in doses], DOSE_WIDTHS, s, long=True)],
+        "No doses logged in the period.")
+
+
+def _plan_table(plans: list, s) -> list:
+    rows = [[str(p.version), p.effective, f"{fmt_number(p.dose_mg)} mg", p.formulation,
+             f"every {p.interval_days} d", p.status, f"{p.approved_by}\n{p.approved_at}", p.rationale or "—"]
+            for p in plans]
+    return [grid_table(["Ver.", "Effective", "Dose", "Formulation", "Interval", "Status", "Approved by",
+                        "Rationale"], rows, [26, 54, 40, 66, 48, 40, 110, CONTENT_WIDTH - 384], s)]
 
 
 def plans_section(data: PacketData, s) -> list:
-    plans = data.summary.plans
-    story = [Paragraph(SECTION_LABELS["plans"], s["h2"])]
-    if plans:
-        rows = [[str(p.version), p.effective, f"{fmt_number(p.dose_mg)} mg", p.formulation,
-                 f"every {p.interval_days} d", p.status, f"{p.approved_by}\n{p.approved_at}", p.rationale or "—"]
-                for p in plans]
-        story.append(grid_table(["Ver.", "Effective", "Dose", "Formulation", "Interval", "Status", "Approved by",
-                                 "Rationale"], rows, [26, 54, 40, 66, 48, 40, 110, CONTENT_WIDTH - 384], s))
-    else:
-        story.append(_p("No treatment plan on record.", s["muted"]))
-    return story
+    return _section("plans", s, data.summary.plans, lambda plans: _plan_table(plans, s),
+                    "No treatment plan on record.")
 
 
 def notes_section(data: PacketData, s) -> list:
     notes = [n for n in data.summary.notes if n.status == "signed"]
-    story = [Paragraph(SECTION_LABELS["notes"], s["h2"])]
-    if not notes:
-        story.append(_p("No signed notes in the period.", s["muted"]))
-    for i, note in enumerate(notes):
-        if i:
-            story.append(HRFlowable(width=CONTENT_WIDTH, thickness=1, color=RULE, spaceBefore=8, spaceAfter=1,
-                                    hAlign="LEFT"))
-        story.append(CondPageBreak(160))
-        story.extend(note_flowables(note, s, heading_style="h3", compact=True))
-    return story
+    return _section("notes", s, notes, lambda signed: compact_notes(signed, s), "No signed notes in the period.")
 
 
 BUILDERS = {"summary": summary_section, "scores": scores_section, "doses": doses_section,
