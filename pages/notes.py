@@ -15,6 +15,7 @@ from kapnotes.ui.feedback import attempt
 from kapnotes.ui.guard import require_user
 from kapnotes.ui.note_view import goto, render_note
 from kapnotes.ui.patient import require_patient_banner, select_patient
+from kapnotes.ui.row_table import table_rows
 
 VIEW_KEY = "view_note_id"
 EDIT_KEY = "edit_note_id"
@@ -96,11 +97,7 @@ def timeline(patient_id: int) -> None:
         return
     shown = st.session_state.get("timeline_shown", PAGE_SIZE)
     st.caption(f"{len(rows)} note{'s' if len(rows) != 1 else ''}, newest first.")
-    header = st.columns([2, 3, 2, 3, 2, 1])
-    for col, label in zip(header, ["Date", "Type", "Status", "Author", "Addenda", ""]):
-        col.markdown(f"**{label}**")
-    for r in rows[:shown]:
-        c = st.columns([2, 3, 2, 3, 2, 1], vertical_alignment="center")
+    for r, c in table_rows([2, 3, 2, 3, 2, 1], ["Date", "Type", "Status", "Author", "Addenda", ""], rows[:shown]):
         c[0].text(r.session_date.isoformat())
         c[1].text(TEMPLATES[r.note_type].title + (" (carried over)" if r.carried_over else ""))
         c[2].markdown(":green-badge[signed]" if r.status == NoteStatus.signed else ":orange-badge[draft]")

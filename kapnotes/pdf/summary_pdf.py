@@ -13,13 +13,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from reportlab.platypus import CondPageBreak, HRFlowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.platypus import CondPageBreak, PageBreak, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
 from kapnotes import vocab
 from kapnotes.pdf import build_lock
 from kapnotes.pdf.canvas import PageFrame, canvas_maker
 from kapnotes.pdf.chart import score_chart
 from kapnotes.pdf.model import AttentionRow, NoteData, SafetyData, SafetyItem, ScoreRow, SummaryData, WeekRow
+from kapnotes.pdf.note_list import compact_notes
 from kapnotes.pdf.note_pdf import (
     CONTENT_WIDTH,
     DOSE_HEADER,
@@ -30,12 +31,11 @@ from kapnotes.pdf.note_pdf import (
     dose_cells,
     fmt_number,
     grid_table,
-    note_flowables,
     note_type_label,
     patient_block,
     score_cells,
 )
-from kapnotes.pdf.styles import FONT_BOLD, RULE, WARN, esc, make_styles
+from kapnotes.pdf.styles import FONT_BOLD, WARN, esc, make_styles
 
 ICD10 = {
     "F41.1": "Generalized anxiety disorder",
@@ -274,14 +274,7 @@ def notes_story(data: SummaryData, s) -> list:
         return out
     out.append(Paragraph("Every note in full. Fields without an answer are left out here; each note's own PDF "
                          "lists every field of its template.", s["muted"]))
-    for i, note in enumerate(data.notes):
-        if i:
-            out.append(Spacer(1, 10))
-            # a plain rule between notes (one line, not a one-cell table)
-            out.append(HRFlowable(width=CONTENT_WIDTH, thickness=1, color=RULE, spaceBefore=0, spaceAfter=1,
-                                  hAlign="LEFT"))
-        out.append(CondPageBreak(160))
-        out.extend(note_flowables(note, s, heading_style="h3", compact=True))
+    out.extend(compact_notes(data.notes, s, gap=10, rule_space=0))
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from kapnotes import vocab
 from kapnotes.models import Modality
 from kapnotes.notes.templates import FieldSpec, Template, display_value, is_empty, option_word
 
@@ -20,7 +21,7 @@ HEADER = ("session_date", "start_time", "end_time", "modality", "free_text", "in
 # Wide on purpose: Streamlit's default bounds (ten years either side) make the browser drop a date
 # typed outside them and keep the old value without a word; the service refuses it with a reason.
 DATE_BOUNDS = {"min_value": date(1000, 1, 1), "max_value": date(9999, 12, 31)}
-MODALITY_LABELS = {Modality.in_person.value: "In person", Modality.telehealth.value: "Telehealth"}
+MODALITY_LABELS = vocab.MODALITY_WORDS
 
 
 def fkey(note_id: int, name: str) -> str:

@@ -50,6 +50,8 @@ READER = textwrap.dedent("""
             errors.append(f"{type(exc).__name__}: {exc}"[:300])
         slowest = max(slowest, time.monotonic() - t0)
         runs += 1
+        time.sleep(0.5)  # a clinician reads the page before the next click; without a pause this loop
+                         # held SQLite's write lock (audited reads begin IMMEDIATE) nearly all the time
     print(json.dumps({"runs": runs, "errors": errors, "slowest": slowest, "pdf_bytes": pdf_bytes}))
 """)
 
