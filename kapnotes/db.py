@@ -144,6 +144,21 @@ def is_busy(exc: BaseException) -> bool:
     return _sqlite_busy_text(str(orig or exc))
 
 
+_PG_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")  # connection exceptions; admin/crash shutdown, starting up
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """A database error that means the connection went away (PostgreSQL restarted, the network
+    dropped): the unit of work was rolled back, and ``pool_pre_ping`` gives the next one a fresh
+    connection, so trying again shortly is the cure."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    return state.startswith(_PG_CONNECTION_LOST)
+
+
 def batch_writer(engine: Engine) -> Engine:
     """The same engine for batch work (a large import from the command line) whose SQLite write
     transactions wait several rounds of ``busy_timeout`` for the lock.
