@@ -13,7 +13,7 @@ from sqlalchemy import Select
 from sqlmodel import Session, select
 
 from kapnotes.actor import Actor
-from kapnotes.errors import NotFound, PermissionDenied
+from kapnotes.errors import PermissionDenied
 from kapnotes.models import CareTeamMember, Patient, Role
 
 CLINICAL_ROLES = frozenset({Role.therapist.value, Role.prescriber.value})
@@ -53,13 +53,14 @@ def require_patient(session: Session, actor: Actor | None, patient_id: int, *rol
     return patient
 
 
-def require_record(session: Session, actor: Actor | None, model: type[R], record_id: int, missing: str,
-                   *roles: str) -> R:
-    """One of a patient's records (a dose, an assessment, a suggestion…) by id: ``NotFound(missing)``
-    when there is none, otherwise the care-team rule of ``require_patient`` on its ``patient_id``."""
+def require_record(session: Session, actor: Actor | None, model: type[R], record_id: int, *roles: str) -> R:
+    """One of a patient's records (a dose, an assessment, a suggestion…) by id, under the care-team
+    rule of ``require_patient`` on its ``patient_id``. A missing id and another team's record get the
+    same refusal, so the answer never tells an outsider that a record exists."""
+    require_role(actor, *(roles or tuple(CLINICAL_ROLES)))
     row = session.get(model, record_id)
     if row is None:
-        raise NotFound(missing)
+        raise PermissionDenied()
     require_patient(session, actor, row.patient_id, *roles)
     return row
 

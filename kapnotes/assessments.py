@@ -102,7 +102,7 @@ def _audit_flag_change(session: Session, actor: Actor, patient_id: int, assessme
 
 
 def void_assessment(session: Session, actor: Actor, assessment_id: int, reason: str) -> Assessment:
-    row = require_record(session, actor, Assessment, assessment_id, "No such assessment.")
+    row = require_record(session, actor, Assessment, assessment_id)
     if not (reason or "").strip():
         raise ValidationError({"reason": "Give the reason for voiding this score."})
     if row.voided_at is not None:

@@ -119,7 +119,7 @@ def link_status(link: CheckinLink, now: datetime | None = None) -> str:
 
 
 def revoke_link(session: Session, actor: Actor, link_id: int) -> CheckinLink:
-    link = require_record(session, actor, CheckinLink, link_id, "No such check-in link.")
+    link = require_record(session, actor, CheckinLink, link_id)
     if link.revoked_at is None:
         link.revoked_at = utcnow()
         link.revoked_by_id = actor.id

@@ -193,7 +193,7 @@ def is_locked(session: Session, entry: DoseEntry) -> bool:
 
 
 def get_dose(session: Session, actor: Actor, dose_id: int) -> DoseEntry:
-    return require_record(session, actor, DoseEntry, dose_id, "No such dose entry.")
+    return require_record(session, actor, DoseEntry, dose_id)
 
 
 def find_duplicate(session: Session, patient_id: int, taken_at: datetime, dose_mg: float) -> DoseEntry | None:

@@ -25,7 +25,7 @@ def list_batches(session: Session, actor: Actor, patient_id: int) -> list[Import
 
 def undo_batch(session: Session, actor: Actor, batch_id: int, reason: str = "Import undone") -> int:
     """Void every live entry of the batch at once; returns how many were voided."""
-    batch = require_record(session, actor, ImportBatch, batch_id, "No such import batch.")
+    batch = require_record(session, actor, ImportBatch, batch_id)
     if batch.undone_at is not None:
         raise ValidationError({"_": "This import was already undone."})
     if batch.status != BATCH_COMPLETE:

@@ -59,7 +59,7 @@ def parse_number(value, field_name: str, integer: bool, errors: dict):
 
 
 def get_adjustment(session: Session, actor: Actor, adjustment_id: int) -> DoseAdjustment:
-    return require_record(session, actor, DoseAdjustment, adjustment_id, "No such suggestion or proposal.")
+    return require_record(session, actor, DoseAdjustment, adjustment_id)
 
 
 def latest_suggestion(session: Session, actor: Actor, patient_id: int) -> DoseAdjustment | None:
