@@ -34,6 +34,7 @@ from kapnotes.access import require_patient, require_record
 from kapnotes.actor import Actor, actor_of
 from kapnotes.checkin_form import NOTE_MAX, SIDE_EFFECTS, CheckinInput, validate  # noqa: F401 - re-exported
 from kapnotes.config import get_settings
+from kapnotes.dosing import protocol_settings
 from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import (
@@ -145,9 +146,11 @@ def handout_pdf(session: Session, actor: Actor, link: CheckinLink, url: str) -> 
 
     patient = require_patient(session, actor, link.patient_id)
     settings = get_settings()
+    proto = protocol_settings.in_force_or_default(session)
     data = HandoutData(settings.clinic_name, first_name(patient.full_name),
                        plan_words(current_plan(session, link.patient_id)), url,
-                       fmt_local(link.expires_at, settings.tz, False), settings.crisis_line)
+                       fmt_local(link.expires_at, settings.tz, False), settings.crisis_line,
+                       bp_hold=(proto.hold_systolic, proto.hold_diastolic))
     audit.record(session, actor, "checkin.handout", "checkin_link", link.id, link.patient_id)
     return build_handout_pdf(data)
 

@@ -33,8 +33,7 @@ from kapnotes.pdf.packet_data import (
     Trend,
 )
 
-SERIOUS_TAGS = frozenset(SERIOUS_ADVERSE_EVENTS) | {"fall"}
-SEVERE_BP = (180, 110)
+EXTRA_SERIOUS_TAGS = {"fall"}  # beside the protocol's serious adverse events
 RECIPIENT_MAX = 300
 PURPOSE_MAX = 500
 
@@ -73,10 +72,13 @@ def _dose_steps(doses: list[DoseRow]) -> list[DoseStep]:
 
 
 def _safety_events(data: SummaryData) -> list[str]:
+    """Serious adverse events, vomiting, blood pressure at or above the hold threshold, item 9 and
+    holds, by the protocol in force (``data.bp_hold``, ``data.serious_events``)."""
     out: list[str] = []
+    serious_tags = frozenset(data.serious_events or SERIOUS_ADVERSE_EVENTS) | EXTRA_SERIOUS_TAGS
     for d in data.doses:
         tags = [t for t in d.adverse_events.split(";") if t.strip()]
-        serious = [t.replace("_", " ") for t in tags if t in SERIOUS_TAGS]
+        serious = [t.replace("_", " ") for t in tags if t in serious_tags]
         if serious:
             out.append(f"{d.taken_at}: serious adverse event after {d.dose_mg:g} mg ({', '.join(serious)})")
         if d.vomited:
@@ -86,7 +88,7 @@ def _safety_events(data: SummaryData) -> list[str]:
                 s, dia = (int(x) for x in bp.split("/"))
             except ValueError:
                 continue
-            if s >= SEVERE_BP[0] or dia >= SEVERE_BP[1]:
+            if s >= data.bp_hold[0] or dia >= data.bp_hold[1]:
                 out.append(f"{d.taken_at}: blood pressure {bp} mmHg {label} the dose")
     for s in data.scores:
         if s.instrument == "PHQ-9" and s.item9:
@@ -108,7 +110,8 @@ def course_of_treatment(data: SummaryData) -> Course:
     for instrument in ("GAD-7", "PHQ-9"):
         series = [s for s in data.scores if s.instrument == instrument]
         trends.append(Trend(instrument, series[0] if series else None, series[-1] if series else None, len(series)))
-    return Course(plan_now, _dose_steps(data.doses), trends, _safety_events(data))
+    return Course(plan_now, _dose_steps(data.doses), trends, _safety_events(data),
+                  bp_hold=f"{data.bp_hold[0]}/{data.bp_hold[1]}")
 
 
 def prepare_packet(session: Session, actor: Actor | None, patient_id: int, request: PacketRequest, *,

@@ -17,9 +17,8 @@ from sqlmodel import Session, col, func, select
 from kapnotes.config import get_settings
 from kapnotes.dosing import protocol_settings
 from kapnotes.dosing.facts import safety_window_days, today_in
-from kapnotes.dosing.protocol import Protocol, load_default, normalise_tag
+from kapnotes.dosing.protocol import Protocol, normalise_tag
 from kapnotes.dosing.rules import HOLD_FLAGS
-from kapnotes.errors import KapError
 from kapnotes.models import (
     AdjustmentKind,
     AdjustmentStatus,
@@ -79,6 +78,26 @@ def safety_flags(session: Session, patient_ids) -> dict[int, list[str]]:
     return flags
 
 
+def flag_texts(proto: Protocol) -> dict[str, str]:
+    """The banner's words for each safety flag, with the thresholds and windows of the protocol in
+    force: a clinic that changed them must not read the defaults."""
+    window = (f"the safety window: the last {proto.hold_window_days} days, or {proto.safety_interval_multiple} "
+              "dosing intervals if longer")
+    plan_window = f"the last {proto.plan_window_days} days (since the plan began, if later)"
+    margin = f" (with a margin of {proto.overuse_margin})" if proto.overuse_margin else ""
+    return {
+        "suicidality": "SAFETY FLAG — latest PHQ-9 item 9 (thoughts of self-harm) is above 0. "
+                       "Follow up before any dosing; dose increases are on hold.",
+        "hypertension_severe": f"SAFETY FLAG — blood pressure at or above {proto.hold_systolic}/"
+                               f"{proto.hold_diastolic} in {window}. Increases on hold.",
+        "serious_adverse_event": f"SAFETY FLAG — a serious adverse event in {window}. Increases on hold.",
+        "overuse": f"SAFETY FLAG — more doses taken than the plan allows{margin} in {plan_window}. "
+                   "Increases on hold.",
+        "dose_above_plan": f"SAFETY FLAG — a dose above the plan's dose was taken in {plan_window}. "
+                           "Increases on hold.",
+    }
+
+
 def hold_flags(session: Session, patient_ids, as_of: date | None = None,
                proto: Protocol | None = None) -> dict[int, list[str]]:
     """Hold flags from the dose log (BP at or above the hold threshold, serious adverse event)
@@ -86,11 +105,7 @@ def hold_flags(session: Session, patient_ids, as_of: date | None = None,
     any number of patients (``patient_ids`` may be a subquery) in two queries."""
     tz = get_settings().tz
     as_of = as_of or today_in(tz)
-    if proto is None:
-        try:
-            proto = protocol_settings.in_force(session)
-        except KapError:
-            proto = load_default()
+    proto = proto or protocol_settings.in_force_or_default(session)
     # each patient's own safety window: max(14, 2 × the interval of their current plan)
     latest = (
         select(TreatmentPlan.patient_id, func.max(TreatmentPlan.version_number).label("v"))

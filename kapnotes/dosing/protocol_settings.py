@@ -24,6 +24,7 @@ from kapnotes.dosing.protocol import (
     load_default,
     parse_text,
 )
+from kapnotes.errors import KapError
 from kapnotes.models import ClinicSetting, Role
 from kapnotes.timeutil import utcnow
 
@@ -55,6 +56,15 @@ def in_force(session=None) -> Protocol:
     if text is not None:
         return parse_text(text)
     return load(configured_path(session))
+
+
+def in_force_or_default(session) -> Protocol:
+    """The protocol in force, or the bundled default when the clinic's cannot be read: a summary, the
+    patient banner or a handout still prints (the engine itself refuses to run on a broken one)."""
+    try:
+        return in_force(session)
+    except KapError:
+        return load_default()
 
 
 def text_in_force(session=None) -> str:

@@ -17,7 +17,7 @@ from kapnotes import audit
 from kapnotes.actor import Actor
 from kapnotes.config import get_settings
 from kapnotes.dosing import protocol_settings as protocol_mod
-from kapnotes.errors import KapError, ValidationError
+from kapnotes.errors import ValidationError
 from kapnotes.exports.access import patient_for_export
 from kapnotes.exports.rows import (
     doc_meta,
@@ -86,13 +86,6 @@ def resolve_range(session: Session, patient_id: int, date_from: date | None, dat
         raise ValidationError({"date_from": f"The start date {date_from.isoformat()} is after the end date "
                                             f"{date_to.isoformat()}."})
     return date_from, date_to
-
-
-def protocol_in_force(session: Session):
-    try:
-        return protocol_mod.in_force(session)
-    except KapError:  # a broken clinic file: the summary still prints, against the defaults
-        return protocol_mod.load_default()
 
 
 # --- the rows of the period ------------------------------------------------------------------------
@@ -224,7 +217,7 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
 
     names = user_names(session, {p.approved_by_id for p in plans} | {a.decided_by_id for a in adjustments})
     plan_rows = _plan_rows(session, patient_id, plans, names, tz)
-    proto = protocol_in_force(session)
+    proto = protocol_mod.in_force_or_default(session)
     alerts = bp_alerts(doses, proto)
     dose_rows = {d.id: dose_row(d, tz) for d in doses}
     attention = [AttentionRow(dose_rows[d.id], reasons) for d in doses
@@ -236,7 +229,8 @@ def gather_summary(session: Session, actor: Actor | None, patient_id: int, date_
         doses=list(dose_rows.values()), adjustments=[_adjustment_row(a, names, tz) for a in adjustments],
         notes=note_rows(session, notes, tz),
         include_drafts=include_drafts, safety=gather_safety(session, patient_id, plans, start, end, tz),
-        bp_alerts=alerts, bp_thresholds=_bp_thresholds(proto),
+        bp_alerts=alerts, bp_thresholds=_bp_thresholds(proto), bp_hold=(proto.hold_systolic, proto.hold_diastolic),
+        serious_events=tuple(proto.serious_adverse_events),
         full_dose_log=full_dose_log, full_notes=full_notes, attention=attention, voided=len(voided_times),
         weeks=dose_week_rows(doses, voided_times, plans, date_from, date_to, tz) if doses or voided_times else [],
     )

@@ -29,3 +29,4 @@ class HandoutData:
     url: str
     expires_on: str  # already formatted in the clinic's zone
     crisis_line: str
+    bp_hold: tuple[int, int] = (180, 110)  # the protocol's hold threshold: "call the clinic" at or above it

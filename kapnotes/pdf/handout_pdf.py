@@ -51,16 +51,20 @@ def plan_lines(plan: PlanWords | None) -> list[str]:
     return lines
 
 
-SIDE_EFFECTS_HELP = (
+def side_effects_help(bp_hold: tuple[int, int] = (180, 110)) -> tuple[tuple[str, str], ...]:
+    """What to do about the common side effects; the blood pressure to call at is the clinic's
+    hold threshold (the protocol in force), so the handout and the dose rules agree."""
+    systolic, diastolic = bp_hold
+    return (
     ("Nausea", "Sip water slowly and rest with your head raised. If you vomit, do not take another dose to make "
                "up for it. Tell us in your check-in."),
     ("Dizziness", "Stay sitting or lying down until it passes. Get up slowly, and have someone with you when you "
                   "first walk."),
     ("High blood pressure", "If you have a home monitor, check it before and about an hour after the dose. If the "
-                            "top number is 180 or more, or the bottom number 110 or more, rest and check again in "
-                            "15 minutes; if it is still that high, call the clinic. With chest pain, a severe "
-                            "headache or trouble speaking, call 911."),
-)
+                            f"top number is {systolic} or more, or the bottom number {diastolic} or more, rest and "
+                            "check again in 15 minutes; if it is still that high, call the clinic. With chest pain, "
+                            "a severe headache or trouble speaking, call 911."),
+    )
 
 WHEN_TO_CALL = (
     "Call the clinic if you took more than your dose, vomited soon after taking it, fell, fainted, or felt very "
@@ -99,7 +103,7 @@ def handout_story(data: HandoutData, styles) -> list:
     ]
     story += [Paragraph("• " + esc(line), body) for line in plan_lines(data.plan)]
     story.append(Paragraph("If you have side effects", h2))
-    for title, text in SIDE_EFFECTS_HELP:
+    for title, text in side_effects_help(data.bp_hold):
         story.append(Paragraph(f"<b>{esc(title)}.</b> {esc(text)}", body))
     story.append(Paragraph("When to call", h2))
     story += [Paragraph(esc(text), body) for text in WHEN_TO_CALL]

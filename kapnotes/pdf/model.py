@@ -224,6 +224,8 @@ class SummaryData:
     # doses whose blood pressure meets the protocol's thresholds, tagged or not: {dose id: words}
     bp_alerts: dict[int, str] = field(default_factory=dict)
     bp_thresholds: str = ""  # "160/100 (decrease) and 180/110 (hold)"
+    bp_hold: tuple[int, int] = (180, 110)  # the protocol's hold threshold (systolic, diastolic)
+    serious_events: tuple[str, ...] = ()  # the protocol's serious adverse events (empty: the defaults)
     # the dose log's form: weekly (default; short) or every dose (``full_dose_log``)
     full_dose_log: bool = False
     weeks: list[WeekRow] = field(default_factory=list)

@@ -74,6 +74,7 @@ class Course:
     steps: list[DoseStep] = field(default_factory=list)
     trends: list[Trend] = field(default_factory=list)
     safety_events: list[str] = field(default_factory=list)
+    bp_hold: str = "180/110"  # the protocol's hold threshold, for "none recorded"
 
 
 @dataclass

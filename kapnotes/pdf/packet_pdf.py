@@ -127,7 +127,7 @@ def course_page(data: PacketData, s) -> list:
             story.append(_p(f"… and {len(course.safety_events) - len(shown)} more.", s["muted"]))
     else:
         story.append(_p("None recorded in the period (serious adverse events, vomiting, blood pressure at or "
-                        "above 180/110, PHQ-9 item 9 above 0, holds).", s["muted"]))
+                        f"above {course.bp_hold}, PHQ-9 item 9 above 0, holds).", s["muted"]))
     return story
 
 

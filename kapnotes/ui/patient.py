@@ -6,24 +6,13 @@ import streamlit as st
 from sqlmodel import Session
 from streamlit.errors import StreamlitAPIException
 
-from kapnotes import patients
+from kapnotes import patients, safety
 from kapnotes.actor import Actor
+from kapnotes.dosing import protocol_settings
 from kapnotes.errors import PermissionDenied
 from kapnotes.textsafe import md_escape
 
 PATIENT_KEY = "patient_id"
-
-FLAG_TEXT = {
-    "suicidality": "SAFETY FLAG — latest PHQ-9 item 9 (thoughts of self-harm) is above 0. "
-    "Follow up before any dosing; dose increases are on hold.",
-    "hypertension_severe": "SAFETY FLAG — blood pressure at or above 180/110 in the safety window (the last 14 days, "
-    "or two dosing intervals if longer). Increases on hold.",
-    "serious_adverse_event": "SAFETY FLAG — a serious adverse event in the safety window (the last 14 days, or two "
-    "dosing intervals if longer). Increases on hold.",
-    "overuse": "SAFETY FLAG — more doses taken than the plan allows in the last 28 days. Increases on hold.",
-    "dose_above_plan": "SAFETY FLAG — a dose above the plan's dose was taken in the last 28 days. Increases on hold.",
-}
-
 
 def selected_patient_id() -> int | None:
     return st.session_state.get(PATIENT_KEY)
@@ -62,6 +51,9 @@ def require_patient_banner(session: Session, actor: Actor, view: str) -> int:
     st.markdown(f"### {md_escape(patient.full_name)}")  # a name is typed text: never markdown
     st.caption(md_escape(f"MRN {patient.mrn} · born {patient.date_of_birth.isoformat()} · {patient.diagnosis} · "
                          f"{patient.status}"))
-    for flag in flags:
-        st.error(FLAG_TEXT.get(flag, f"SAFETY FLAG — {flag}"), icon=":material/warning:")
+    if flags:
+        # the clinic's own thresholds and windows, never the defaults
+        words = safety.flag_texts(protocol_settings.in_force_or_default(session))
+        for flag in flags:
+            st.error(words.get(flag, f"SAFETY FLAG — {flag}"), icon=":material/warning:")
     return pid
