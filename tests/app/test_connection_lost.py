@@ -11,31 +11,21 @@ from streamlit.testing.v1 import AppTest
 
 from kapnotes.db import is_busy, is_connection_lost
 from kapnotes.ui import busy
-
-
-def _page_losing_its_connection():
-    import streamlit as st
-    from sqlalchemy.exc import OperationalError
-
-    from kapnotes.ui.busy import retry_when_busy
-
-    st.session_state["tries"] = st.session_state.get("tries", 0) + 1
-    with retry_when_busy():
-        if st.session_state["tries"] <= st.session_state.get("fail_times", 1):
-            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"),
-                                   connection_invalidated=True)
-    st.success(f"loaded after {st.session_state['tries']} tries")
+from tests.helpers.apptest import failing_page
 
 
 def test_a_dropped_connection_is_retried_on_the_page():
-    at = AppTest.from_function(_page_losing_its_connection, default_timeout=30)
+    at = AppTest.from_function(failing_page, default_timeout=30)
+    at.session_state["error"] = "lost"
+    at.session_state["fail_times"] = 1
     at.run()
     assert not at.exception
     assert [s.value for s in at.success] == ["loaded after 2 tries"]
 
 
 def test_a_database_that_stays_away_says_so_and_asks_to_check_a_save():
-    at = AppTest.from_function(_page_losing_its_connection, default_timeout=60)
+    at = AppTest.from_function(failing_page, default_timeout=60)
+    at.session_state["error"] = "lost"
     at.session_state["fail_times"] = 99
     at.run()
     assert not at.exception

@@ -76,3 +76,22 @@ def run_page(name: str, user: str | None = None, patient: str | int | None = Non
     for key, value in (query or {}).items():
         at.query_params[key] = value
     return at.run()
+
+
+def failing_page():
+    """An AppTest page (``AppTest.from_function``) whose unit of work fails its first
+    ``fail_times`` runs (session_state; default 2) with the database error ``error`` names:
+    ``"locked"`` (SQLite's busy lock, the default) or ``"lost"`` (a dropped connection); then it
+    says how many tries it took. Self-contained: AppTest runs the function's source alone."""
+    import streamlit as st
+    from sqlalchemy.exc import OperationalError
+
+    from kapnotes.ui.busy import retry_when_busy
+
+    st.session_state["tries"] = st.session_state.get("tries", 0) + 1
+    lost = st.session_state.get("error", "locked") == "lost"
+    with retry_when_busy():
+        if st.session_state["tries"] <= st.session_state.get("fail_times", 2):
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly" if lost
+                                                             else "database is locked"), connection_invalidated=lost)
+    st.success(f"loaded after {st.session_state['tries']} tries")

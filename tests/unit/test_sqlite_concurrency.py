@@ -24,6 +24,7 @@ from kapnotes.db import SQLITE_BUSY_TIMEOUT_MS, make_engine, session_scope
 from kapnotes.models import DoseEntry, ImportBatch
 from kapnotes.ui import busy
 from tests.factories import make_clinic
+from tests.helpers.apptest import failing_page
 from tests.helpers.dosefiles import big_dose_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,21 +144,8 @@ def test_busy_errors_are_recognised(tmp_path):
     b.dispose()
 
 
-def _busy_page():
-    import streamlit as st
-    from sqlalchemy.exc import OperationalError
-
-    from kapnotes.ui.busy import retry_when_busy
-
-    st.session_state["tries"] = st.session_state.get("tries", 0) + 1
-    with retry_when_busy():
-        if st.session_state["tries"] <= st.session_state.get("fail_times", 2):
-            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
-    st.success(f"loaded after {st.session_state['tries']} tries")
-
-
 def test_a_busy_database_is_retried_calmly_on_the_page():
-    at = AppTest.from_function(_busy_page, default_timeout=30)
+    at = AppTest.from_function(failing_page, default_timeout=30)
     at.run()
     assert not at.exception
     assert [s.value for s in at.success] == ["loaded after 3 tries"]
@@ -165,7 +153,7 @@ def test_a_busy_database_is_retried_calmly_on_the_page():
 
 @pytest.mark.slow
 def test_a_database_that_stays_busy_says_so_plainly():
-    at = AppTest.from_function(_busy_page, default_timeout=60)
+    at = AppTest.from_function(failing_page, default_timeout=60)
     at.session_state["fail_times"] = 99
     at.run()
     assert not at.exception
