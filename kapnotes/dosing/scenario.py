@@ -155,7 +155,8 @@ def _plan(obj, as_of: date | None, errors: dict) -> PlanFacts | None:
 def _dose_codes_and_ratings(obj: dict, path: str, errors: dict) -> None:
     """Formulation, administration and context among their codes; ratings and heart rate in range."""
     for key, allowed in (("formulation", Formulation), ("administration", Administration), ("context", DoseContext)):
-        if obj.get(key) is not None and obj[key] not in {a.value for a in allowed}:
+        value = obj.get(key)  # a list or an object is refused by name too (it cannot be looked up)
+        if value is not None and (not isinstance(value, str) or value not in {a.value for a in allowed}):
             errors[f"{path}.{key}"] = f"must be one of {', '.join(a.value for a in allowed)}, got {obj[key]!r}."
     for key, (low, high), label in (
         ("anxiety_before", vitals.RATING_0_10, "Anxiety before"),
