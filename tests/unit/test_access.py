@@ -110,12 +110,11 @@ def test_moving_a_patient_moves_access(session, clinic):
 
 
 def test_require_record_follows_its_patients_care_team(session, clinic):
-    from datetime import date
 
     from kapnotes import assessments
     from kapnotes.models import Assessment
 
-    row = assessments.record_assessment(session, clinic.tina, clinic.a1, "GAD-7", date.today(), total=5)
+    row = assessments.record_assessment(session, clinic.tina, clinic.a1, "GAD-7", assessments._today(), total=5)
     found = access.require_record(session, clinic.paul, Assessment, row.id)
     assert found.id == row.id
     for outsider in (clinic.pia, clinic.ada, None):
