@@ -14,21 +14,22 @@ from kapnotes.ui import busy
 from tests.helpers.apptest import failing_page
 
 
-def test_a_dropped_connection_is_retried_on_the_page():
-    at = AppTest.from_function(failing_page, default_timeout=30)
+def _page_losing_its_connection(fail_times: int) -> AppTest:
+    at = AppTest.from_function(failing_page, default_timeout=60)
     at.session_state["error"] = "lost"
-    at.session_state["fail_times"] = 1
+    at.session_state["fail_times"] = fail_times
     at.run()
     assert not at.exception
+    return at
+
+
+def test_a_dropped_connection_is_retried_on_the_page():
+    at = _page_losing_its_connection(1)
     assert [s.value for s in at.success] == ["loaded after 2 tries"]
 
 
 def test_a_database_that_stays_away_says_so_and_asks_to_check_a_save():
-    at = AppTest.from_function(failing_page, default_timeout=60)
-    at.session_state["error"] = "lost"
-    at.session_state["fail_times"] = 99
-    at.run()
-    assert not at.exception
+    at = _page_losing_its_connection(99)
     assert [w.value for w in at.warning] == [busy.UNREACHABLE_MESSAGE]
     assert "check that it is there before saving it again" in busy.UNREACHABLE_MESSAGE
 
