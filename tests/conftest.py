@@ -132,9 +132,32 @@ def pg_session_engine():
 
 
 def truncate_all(engine) -> None:
+    """Empty every table (after a test that wrote many rows: TRUNCATE leaves no dead rows behind)."""
     names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE"))
+
+
+def empty_all(engine) -> None:
+    """Empty every table and restart every id sequence: each PostgreSQL test starts as on a new database.
+
+    DELETE, not TRUNCATE: on the few rows a test writes, DELETE is about six times faster (TRUNCATE
+    makes new files for every table and index, 70 ms a test). ``session_replication_role = replica``
+    switches off the foreign-key and append-only triggers for this one transaction, so the order
+    does not matter and the audit log can be emptied (the test user is the server's superuser)."""
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in SQLModel.metadata.sorted_tables:
+            conn.execute(text(f'DELETE FROM "{table.name}"'))
+        conn.execute(text(_RESTART_SEQUENCES))
+
+
+_RESTART_SEQUENCES = """
+DO $$ DECLARE s record; BEGIN
+  FOR s IN SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() LOOP
+    EXECUTE format('ALTER SEQUENCE %I RESTART', s.sequencename);
+  END LOOP;
+END $$"""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -168,7 +191,7 @@ def db_url(backend, request, tmp_path, sqlite_template) -> str:
         shutil.copy(template, path)
         return f"sqlite:///{path}"
     engine = request.getfixturevalue("pg_session_engine")
-    truncate_all(engine)
+    empty_all(engine)
     return PG_URL
 
 

@@ -119,16 +119,12 @@ class Outcome:
     message: str = ""
 
 
-_engine = None
-
-
 def _worker_engine():
-    global _engine
-    if _engine is None:
-        from kapnotes.db import make_engine
+    """The process's engine for the configured database: one per URL, kept for the worker's next
+    patients (a process that runs the command twice, on two databases, gets the right one each time)."""
+    from kapnotes.db import shared_engine
 
-        _engine = make_engine()
-    return _engine
+    return shared_engine()
 
 
 def export_patient(patient_id: int, mrn: str, out_dir: str, d_from: date | None, d_to: date | None,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent
 from tests.factories import PASSWORD
+from tests.helpers.cli import kap
 from tests.unit.tamper import rehash_audit_chain, unguarded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +33,7 @@ def _raw(session, sql: str, **params) -> None:
 
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAPNOTES_DATABASE_URL": db_url, "KAPNOTES_FAST_HASH": "1"}
-    return subprocess.run([sys.executable, "-m", "kapnotes", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return kap(db_url, *args)
 
 
 def test_chain_links_every_event(session, clinic):

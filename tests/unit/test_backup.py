@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,15 +16,14 @@ from kapnotes.db import make_engine, session_scope
 from kapnotes.errors import KapError
 from kapnotes.models import AuditEvent, Patient
 from tests.factories import make_clinic
+from tests.helpers.cli import kap
 from tests.unit.tamper import unguarded
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(db_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAPNOTES_DATABASE_URL": db_url, "KAPNOTES_FAST_HASH": "1"}
-    return subprocess.run([sys.executable, "-m", "kapnotes", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return kap(db_url, *args)
 
 
 @pytest.mark.slow

@@ -1,13 +1,11 @@
-"""The operator's command line, run as a real subprocess (`python -m kapnotes ...`).
+"""The operator's command line: in this process (``tests/helpers/cli.kap``), and as a real subprocess
+(`python -m kapnotes ...`) where the process itself is the point (the entry point, getpass without a terminal).
 
 ``db_url`` is a migrated, empty database on SQLite and (when configured) PostgreSQL.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,34 +15,20 @@ from kapnotes import auth
 from kapnotes.db import current_revision, make_engine
 from kapnotes.models import AuditEvent, CareTeam, DoseEntry, Patient, User
 from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS
+from tests.helpers.cli import kap, kap_process
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_PASSWORD = "a-good-long-password"
 
 
-def kap(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAPNOTES_DATABASE_URL": db_url, "KAPNOTES_FAST_HASH": "1"}
-    return subprocess.run([sys.executable, "-m", "kapnotes", *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=300)
-
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """The same entry point in this process (fast): returns (status, stdout, stderr)."""
-    import io
-
-    from kapnotes.cli import main
+def run_cli():
+    """The command in this process, as (status, stdout, stderr)."""
 
     def run(db_url: str, *args: str, stdin: str | None = None):
-        monkeypatch.setenv("KAPNOTES_DATABASE_URL", db_url)
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
-        capsys.readouterr()
-        try:
-            status = main(list(args))
-        except SystemExit as exc:  # argparse errors
-            status = exc.code
-        out, err = capsys.readouterr()
-        return status, out, err
+        done = kap(db_url, *args, stdin=stdin)
+        return done.returncode, done.stdout, done.stderr
 
     return run
 
@@ -68,7 +52,7 @@ def add_staff(engine) -> None:
 def test_init_db_creates_file_and_is_safe_twice(tmp_path):
     url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'kap.db'}"
     for _ in range(2):
-        r = kap(url, "init-db")
+        r = kap_process(url, "init-db")
         assert r.returncode == 0, r.stderr
         assert "database ready" in r.stdout
     assert (tmp_path / "nested" / "dir" / "kap.db").exists()
@@ -115,7 +99,7 @@ def test_create_user_refusals(db_url, engine, run_cli, args, stdin, expect):
 
 @pytest.mark.slow
 def test_short_password_as_a_real_process(db_url, engine):
-    r = kap(db_url, "create-user", "someone", "--role", "admin", "--full-name", "Some One", "--password-stdin",
+    r = kap_process(db_url, "create-user", "someone", "--role", "admin", "--full-name", "Some One", "--password-stdin",
             stdin="too-short\n")
     assert r.returncode == 1
     assert r.stderr.strip() == "error: password: Passwords need at least 12 characters."
@@ -155,7 +139,7 @@ def test_create_user_with_a_bad_email_writes_nothing(db_url, engine, run_cli):
 @pytest.mark.slow
 def test_create_user_interactive_passwords_must_match(db_url, engine):
     # without a terminal getpass falls back to reading standard input
-    r = kap(db_url, "create-user", "mia", "--role", "therapist", "--full-name", "Mia",
+    r = kap_process(db_url, "create-user", "mia", "--role", "therapist", "--full-name", "Mia",
             stdin=GOOD_PASSWORD + "\n" + GOOD_PASSWORD + "-typo\n")
     assert r.returncode != 0
     assert "differ" in r.stderr
@@ -211,7 +195,7 @@ def test_add_patient_refusals_write_nothing(db_url, engine, run_cli, overrides, 
 @pytest.mark.slow
 def test_add_patient_refusal_as_a_real_process(db_url, engine):
     add_staff(engine)
-    r = kap(db_url, "add-patient", "--mrn", "KAP-9002", "--name", "Robin Reyes", "--dob", "1984-02-30",
+    r = kap_process(db_url, "add-patient", "--mrn", "KAP-9002", "--name", "Robin Reyes", "--dob", "1984-02-30",
             "--therapist", "tara", "--prescriber", "pete")
     assert r.returncode == 1
     assert r.stderr.strip() == "error: dob: '1984-02-30' is not a valid date; use YYYY-MM-DD."

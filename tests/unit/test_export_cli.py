@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +13,10 @@ from sqlmodel import select
 
 from kapnotes.cli import main
 from kapnotes.cli.export import Outcome, Progress
-from kapnotes.db import session_scope
+from kapnotes.db import make_engine, session_scope
 from kapnotes.exports import file_stem
 from kapnotes.models import AuditEvent, DoseEntry
+from tests.helpers.cli import kap, kap_process
 from tests.unit.pdf_data import build_world, flat, qpdf_ok
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,12 +106,10 @@ def test_full_notes_flag(cli_db, engine, clinic, tmp_path):
     assert "Electronically signed" in text[full]
     assert len(PdfReader(io.BytesIO(full.read_bytes())).pages) > len(PdfReader(io.BytesIO(brief.read_bytes())).pages)
     out_dir = tmp_path / "bulk"
-    env = dict(os.environ, KAPNOTES_DATABASE_URL=cli_db)
-    cmd = [sys.executable, "-m", "kapnotes", "export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "2"]
+    cmd = ["export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "2"]
     for extra, written, form in (([], 3, "Session notes in brief"), (["--full-notes"], 3, "KAP dosing session note"),
                                  (["--full-notes"], 0, "KAP dosing session note")):
-        run = subprocess.run(cmd + extra, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                             check=False)
+        run = kap(cli_db, *cmd, *extra)
         assert run.returncode == 0, run.stderr
         assert f"{written} written, {3 - written} unchanged (skipped)" in run.stdout
         assert form in _text(out_dir / f"{file_stem('A-001')}.pdf")
@@ -136,9 +133,8 @@ def test_bad_input_is_refused(cli_db, engine, tmp_path, capsys, monkeypatch, arg
 @pytest.mark.slow
 def test_all_patients_in_workers_is_resumable(cli_db, engine, clinic, tmp_path):
     out_dir = tmp_path / "bulk"
-    env = dict(os.environ, KAPNOTES_DATABASE_URL=cli_db)
-    cmd = [sys.executable, "-m", "kapnotes", "export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "2"]
-    first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    cmd = ["export-pdf", "--all", "--out-dir", str(out_dir), "--jobs", "2"]
+    first = kap_process(cli_db, *cmd)  # the real command: its own process, then its worker processes
     assert first.returncode == 0, first.stderr
     assert "3 written, 0 unchanged (skipped), 0 failed" in first.stdout
     assert "[##############################] 3/3 patients" in first.stderr  # the progress bar
@@ -150,7 +146,7 @@ def test_all_patients_in_workers_is_resumable(cli_db, engine, clinic, tmp_path):
     assert len(exports_audited(engine)) == 3
     before = {p.name: p.stat().st_mtime_ns for p in pdfs}
 
-    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    again = kap(cli_db, *cmd)
     assert again.returncode == 0, again.stderr
     assert "0 written, 3 unchanged (skipped), 0 failed" in again.stdout
     assert {p.name: p.stat().st_mtime_ns for p in sorted(out_dir.glob("*.pdf"))} == before
@@ -161,8 +157,7 @@ def test_all_patients_in_workers_is_resumable(cli_db, engine, clinic, tmp_path):
         s.add(DoseEntry(patient_id=clinic.a1, taken_at=datetime.now(UTC) - timedelta(hours=2), dose_mg=150,
                         formulation="odt", context="home", vomited=True, entered_by_id=clinic.tina.id,
                         notes="NEW-DOSE-ROW"))
-    third = subprocess.run(cmd[:-2] + ["--jobs", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=300, check=False)
+    third = kap(cli_db, *cmd[:-2], "--jobs", "1")
     assert third.returncode == 0, third.stderr
     assert "1 written, 2 unchanged (skipped), 0 failed" in third.stdout
     a1 = out_dir / "summary-A-001.pdf"
@@ -285,3 +280,21 @@ def test_export_doses_round_trips(cli_db, engine, clinic, tmp_path, capsys):
     assert len(copy) == len(live)
     for x, y in zip(live, copy, strict=True):
         assert [getattr(x, c) for c in CSV_COLUMNS] == [getattr(y, c) for c in CSV_COLUMNS]
+
+
+def test_one_process_exports_from_each_database_it_is_given(tmp_path, sqlite_clinic_template):
+    """The exporting engine is per database: a process that runs the command on two databases (a test
+    run, a script) reads each one, not the first one it opened."""
+    template, clinic = sqlite_clinic_template
+    for name in ("first", "second"):
+        path = tmp_path / f"{name}.db"
+        shutil.copy(template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        with session_scope(engine) as s:
+            s.add(DoseEntry(patient_id=clinic.a1, taken_at=datetime.now(UTC) - timedelta(hours=2), dose_mg=150,
+                            formulation="odt", context="home", vomited=True, entered_by_id=clinic.tina.id,
+                            notes=f"FROM-THE-{name.upper()}-DATABASE"))
+        engine.dispose()
+        done = kap(f"sqlite:///{path}", "export-pdf", "--all", "--out-dir", str(tmp_path / name), "--jobs", "1")
+        assert done.returncode == 0, done.stderr
+        assert f"FROM-THE-{name.upper()}-DATABASE" in _text(tmp_path / name / "summary-A-001.pdf")

@@ -4,10 +4,8 @@ Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from kapnotes.models import Addendum, AuditEvent, SessionNote
 from kapnotes.notes import hashing as notehash
 from kapnotes.notes.hashing import content_hash
 from kapnotes.timeutil import utcnow
+from tests.helpers.cli import kap
 from tests.unit.tamper import rehash_audit_chain, unguarded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,10 +36,7 @@ def key_file(tmp_path, monkeypatch) -> Path:
 
 
 def _cli(db_url: str, key_file: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAPNOTES_DATABASE_URL": db_url, "KAPNOTES_FAST_HASH": "1",
-           notehash.KEY_FILE_ENV: str(key_file)}
-    return subprocess.run([sys.executable, "-m", "kapnotes", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return kap(db_url, *args, env={notehash.KEY_FILE_ENV: str(key_file)})
 
 
 def _signed_note(engine, clinic, text_: str = "Felt calm.") -> int:
