@@ -212,10 +212,38 @@ def session(engine):
         s.rollback()
 
 
+@pytest.fixture(scope="session")
+def pg_clinic_rows(pg_session_engine) -> tuple[dict[str, list[dict]], Clinic]:
+    """The small clinic, built once per worker on PostgreSQL and kept as rows (as the SQLite template
+    keeps it as a file): a test that takes ``clinic`` there starts from a copy of these rows."""
+    empty_all(pg_session_engine)
+    built = make_clinic(pg_session_engine)
+    with pg_session_engine.connect() as conn:
+        rows = {t.name: [dict(r) for r in conn.execute(t.select()).mappings()]
+                for t in SQLModel.metadata.sorted_tables}
+    empty_all(pg_session_engine)
+    return rows, built
+
+
+def _restore_rows(engine, rows: dict[str, list[dict]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for table in SQLModel.metadata.sorted_tables:
+            if rows[table.name]:
+                conn.execute(table.insert(), rows[table.name])
+                if "id" in table.c and table.c.id.autoincrement in (True, "auto"):
+                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                      f"(SELECT max(id) FROM \"{table.name}\"))"))
+
+
 @pytest.fixture
 def clinic(engine, db_url, backend, request) -> Clinic:
     if backend == "sqlite" and engine.url.database == make_url(db_url).database:
         return request.getfixturevalue("sqlite_clinic_template")[1]  # db_url copied it
+    if backend == "postgres" and engine is request.getfixturevalue("pg_session_engine"):
+        rows, built = request.getfixturevalue("pg_clinic_rows")
+        _restore_rows(engine, rows)  # db_url emptied the database
+        return built
     return make_clinic(engine)
 
 

@@ -9,10 +9,8 @@ The test runs its own server (its own database), so the hold it raises touches n
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -20,6 +18,7 @@ from playwright.sync_api import expect
 
 from tests.helpers.axe import violations
 from tests.helpers.browser import ROOT, sign_in, start_server, stop_server, wait_idle
+from tests.helpers.cli import kap
 
 MRN = "KAP-1002"  # tsato's patient, prescriber mokafor
 PHONE = {"width": 390, "height": 844}
@@ -36,10 +35,9 @@ def server(tmp_path_factory, browser_type_launch_args):
 
 
 def _cli(server, *args) -> str:
-    env = dict(os.environ, KAPNOTES_DATABASE_URL=server["db_url"], KAPNOTES_FAST_HASH="1")
-    out = subprocess.run([sys.executable, "-m", "kapnotes", "checkin-link", *args], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True)
-    return out.stdout
+    done = kap(server["db_url"], "checkin-link", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _qr_url(pdf_path) -> str:

@@ -22,6 +22,8 @@ from pathlib import Path
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from tests.helpers.cli import kap
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,18 +40,22 @@ def _prepared_database(db_path: Path, env: dict[str, str], seed: bool, key: tupl
     """``init-db`` (and ``seed-demo``) once per worker and set-up; later servers start on a copy."""
     if key not in _PREPARED:
         template = db_path.with_name(f"template-{len(_PREPARED)}-{db_path.name}")
-        tenv = {**env, "KAPNOTES_DATABASE_URL": f"sqlite:///{template}"}
-        subprocess.run([sys.executable, "-m", "kapnotes", "init-db"], cwd=ROOT, env=tenv, check=True,
-                       capture_output=True)
-        if seed:
-            subprocess.run([sys.executable, "-m", "kapnotes", "seed-demo"], cwd=ROOT, env=tenv, check=True,
-                           capture_output=True)
+        for command in (["init-db"], ["seed-demo"])[: 2 if seed else 1]:
+            _kapnotes(f"sqlite:///{template}", env, *command)
         _PREPARED[key] = template
     template = _PREPARED[key]
     shutil.copy(template, db_path)
     key_file = template.with_name("signing.key")  # the seeded notes' signing key lives beside the file
     if key_file.exists() and not db_path.with_name("signing.key").exists():
         shutil.copy(key_file, db_path.with_name("signing.key"))
+
+
+def _kapnotes(db_url: str, env: dict[str, str], *args: str) -> None:
+    """``python -m kapnotes ARGS`` with the server's settings, in this process (tests/helpers/cli.py)."""
+    settings = {k: v for k, v in env.items() if k.startswith("KAPNOTES_") and k != "KAPNOTES_DATABASE_URL"}
+    done = kap(db_url, *args, env=settings)
+    if done.returncode != 0:
+        raise RuntimeError(f"kapnotes {' '.join(args)} failed: {done.stderr}")
 
 
 def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: bool = True):
@@ -66,8 +72,7 @@ def start_server(db_path: Path, extra_env: dict[str, str] | None = None, seed: b
     env.update(extra_env or {})
     if env["KAPNOTES_DATABASE_URL"] != f"sqlite:///{db_path}":  # a database of the caller's (PostgreSQL)
         for command in (["init-db"], ["seed-demo", "--if-empty"])[: 2 if seed else 1]:
-            subprocess.run([sys.executable, "-m", "kapnotes", *command], cwd=ROOT, env=env, check=True,
-                           capture_output=True)
+            _kapnotes(env["KAPNOTES_DATABASE_URL"], env, *command)
     elif seed or not db_path.exists():
         _prepared_database(db_path, env, seed, (seed, tuple(sorted((extra_env or {}).items()))))
     for _attempt in range(3):

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from kapnotes.models import UserSession
 from kapnotes.seed import DEMO_PASSWORD as PASSWORD
+from tests.helpers.cli import kap
 
 # starts real uvicorn servers: `make test` runs this module, `make check` leaves it out
 pytestmark = pytest.mark.slow
@@ -260,15 +261,9 @@ def test_metrics_and_host_config_answer_only_the_signed_in(server, path):
 
 
 def _checkin_cli(db_url, *args) -> str:
-    import os
-    import sys
-
-    from tests.helpers.browser import ROOT
-
-    env = dict(os.environ, KAPNOTES_DATABASE_URL=db_url, KAPNOTES_FAST_HASH="1")
-    out = subprocess.run([sys.executable, "-m", "kapnotes", "checkin-link", *args], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+    done = kap(db_url, "checkin-link", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
 
 
 def test_checkin_link_sets_an_http_only_cookie_and_leaves_the_url(server):
