@@ -87,7 +87,6 @@ def _module_fixture_group(item) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group markers
 def pytest_collection_modifyitems(items):
-    grouped = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("backend") == "postgres":
@@ -97,12 +96,34 @@ def pytest_collection_modifyitems(items):
         group = None if any(item.iter_markers("xdist_group")) else _module_fixture_group(item)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
-        if any(item.iter_markers("xdist_group")):
-            grouped.append(item)
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")  # after pytest's own reordering
+def pytest_collection_modifyitems_order(items):  # by fixture, which would undo this order
+    """The order pytest-xdist hands the tests out in (it keeps it, among work units of one size)."""
     # the groups are the long work units: handed out first, they do not leave one worker busy at
     # the end while the other waits
+    grouped = [item for item in items if any(item.iter_markers("xdist_group"))]
     first = set(grouped)
-    items[:] = grouped + [item for item in items if item not in first]
+    items[:] = grouped + _spread_browser_tests([item for item in items if item not in first])
+
+
+def _spread_browser_tests(items: list) -> list:
+    """The browser tests spaced evenly among the others. A browser test mostly waits (for its server,
+    for Chromium); run side by side on both workers they left the CPUs half idle, run beside a unit
+    test each they do not."""
+    browser = [item for item in items if "tests/e2e/" in str(item.fspath)]
+    rest = [item for item in items if "tests/e2e/" not in str(item.fspath)]
+    if not browser or len(browser) > len(rest):
+        return items
+    step = len(rest) / len(browser)
+    at = {int((k + 0.5) * step): item for k, item in enumerate(browser)}  # distinct: step >= 1
+    spread: list = []
+    for n, item in enumerate(rest):
+        if n in at:
+            spread.append(at[n])
+        spread.append(item)
+    return spread
 
 
 @pytest.hookimpl(hookwrapper=True)
