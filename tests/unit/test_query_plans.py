@@ -21,7 +21,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import event, select, text
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from kapnotes import audit, auth, patients
 from kapnotes.actor import Actor
@@ -29,6 +29,7 @@ from kapnotes.db import make_engine, migrate
 from kapnotes.models import Patient, User
 from kapnotes.seed import seed_demo
 from tests.conftest import PG_URL, truncate_all
+from tests.helpers.rows import copy_rows
 
 # seeds a whole clinic: `make test` runs this module, `make check` leaves it out; on one pytest-xdist
 # worker, so the clinic is seeded once for both backends
@@ -60,23 +61,6 @@ def seeded_sqlite(tmp_path_factory, sqlite_template):
     engine.dispose()
 
 
-def _copy_rows(source, target) -> None:
-    """The seeded rows, as they are, into the emptied PostgreSQL database, and its id sequences
-    past them (the test server's superuser may switch the foreign keys off). Seeding there again
-    through the engine would take longer and give the same clinic: the seed is deterministic
-    (tests/unit/test_seed.py)."""
-    with source.connect() as src, target.begin() as dst:
-        # notes and doses point at each other: foreign keys (and triggers) wait while the copy runs
-        dst.execute(text("SET LOCAL session_replication_role = replica"))
-        for table in SQLModel.metadata.sorted_tables:
-            rows = [dict(row) for row in src.execute(table.select()).mappings()]
-            for start in range(0, len(rows), 5000):
-                dst.execute(table.insert(), rows[start:start + 5000])
-            if rows and "id" in table.c and table.c.id.autoincrement in (True, "auto"):
-                dst.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                                 f"(SELECT max(id) FROM \"{table.name}\"))"))
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def big_clinic(request, seeded_sqlite):
     if request.param == "sqlite":
@@ -87,7 +71,7 @@ def big_clinic(request, seeded_sqlite):
         migrate(PG_URL)
         engine = make_engine(PG_URL)
         truncate_all(engine)
-        _copy_rows(seeded_sqlite, engine)
+        copy_rows(seeded_sqlite, engine)  # the same clinic seeding it there again would give
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
     with Session(engine, expire_on_commit=False) as s:  # the heaviest patient: tsato / mokafor

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import date
 
 import pytest
@@ -33,6 +31,7 @@ from kapnotes.models import (
 from kapnotes.notes.hashing import content_hash
 from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS, HEAVIEST_MRN, seed_demo
 from tests.conftest import PG_URL
+from tests.helpers.cli import kap
 
 TODAY = date(2026, 11, 1)
 CLINICAL = ("patients", "treatment_plans", "dose_entries", "assessments", "session_notes", "addenda",
@@ -171,19 +170,17 @@ def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
 
 @pytest.mark.slow
 def test_seed_demo_cli_and_verify_audit(tmp_path, sqlite_template):
-    import os
     import shutil
 
     path = tmp_path / "cli.db"
     shutil.copy(sqlite_template, path)
-    env = {**os.environ, "KAPNOTES_DATABASE_URL": f"sqlite:///{path}", "KAPNOTES_FAST_HASH": "1"}
-    out = subprocess.run([sys.executable, "-m", "kapnotes", "seed-demo", "--patients", "30", "--years", "0.5",
-                          "--seed", "4"], env=env, capture_output=True, text=True, check=True)
+    url = f"sqlite:///{path}"
+    out = kap(url, "seed-demo", "--patients", "30", "--years", "0.5", "--seed", "4")
+    assert out.returncode == 0, out.stderr
     assert "30 patients" in out.stdout and "tsato" in out.stdout
-    verify = subprocess.run([sys.executable, "-m", "kapnotes", "verify-audit"], env=env, capture_output=True,
-                            text=True)
+    verify = kap(url, "verify-audit")
     assert verify.returncode == 0, verify.stderr
-    again = subprocess.run([sys.executable, "-m", "kapnotes", "seed-demo"], env=env, capture_output=True, text=True)
+    again = kap(url, "seed-demo")
     assert again.returncode != 0 and "already" in again.stderr
 
 
