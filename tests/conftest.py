@@ -98,9 +98,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(group))
 
 
-@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")  # after pytest's own reordering
-def pytest_collection_modifyitems_order(items):  # by fixture, which would undo this order
-    """The order pytest-xdist hands the tests out in (it keeps it, among work units of one size)."""
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_order(items):
+    """The order pytest-xdist hands the tests out in (it keeps it, among work units of one size).
+
+    Run last: pytest's own reordering by fixture would undo it (it had put every browser test together)."""
     # the groups are the long work units: handed out first, they do not leave one worker busy at
     # the end while the other waits
     grouped = [item for item in items if any(item.iter_markers("xdist_group"))]

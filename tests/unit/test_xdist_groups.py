@@ -42,3 +42,29 @@ def test_an_xdist_group_runs_on_one_worker(tmp_path):
     ran_on = workers.read_text().split()
     assert len(ran_on) == 8
     assert len(set(ran_on)) == 1, f"the group was spread over workers: {ran_on}"
+
+
+SHOW_ORDER = textwrap.dedent("""
+    def pytest_collection_finish(session):
+        for item in session.items:
+            grouped = any(item.iter_markers("xdist_group"))
+            print("ORDER", "grouped" if grouped else "loose", item.nodeid)
+""")
+
+
+def test_browser_tests_are_handed_out_among_the_others(tmp_path):
+    """A browser test mostly waits for its server and Chromium: the suite orders them spaced among the
+    other tests (after the groups), so the two workers do not wait side by side while a CPU idles."""
+    (tmp_path / "show_order.py").write_text(SHOW_ORDER)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "-p", "show_order", "tests/app", "tests/e2e"], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    order = [line.split(maxsplit=2)[1:] for line in run.stdout.splitlines() if line.startswith("ORDER ")]
+    kinds = [kind for kind, _ in order]
+    assert "loose" not in kinds[:kinds.count("grouped")]  # the groups first
+    browser = [n for n, (kind, nodeid) in enumerate(order) if kind == "loose" and nodeid.startswith("tests/e2e/")]
+    assert len(browser) > 10 and len(order) - len(browser) > 100
+    assert all(b - a > 2 for a, b in zip(browser, browser[1:], strict=False)), [order[n][1] for n in browser]
+    assert browser[-1] - browser[0] > len(order) // 2  # spread over the whole run, not bunched
