@@ -34,22 +34,23 @@ def _environment(db_url: str | None, env: dict[str, str | None] | None) -> dict[
     return wanted
 
 
+def _apply(values: dict[str, str | None], environ) -> None:
+    """Set each variable, or remove it where the value is None."""
+    for name, value in values.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+
+
 @contextlib.contextmanager
 def _patched_environ(values: dict[str, str | None]):
     before = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _apply(values, os.environ)
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _apply(before, os.environ)
 
 
 @contextlib.contextmanager
@@ -101,10 +102,6 @@ def kap_process(db_url: str | None, *args: str, stdin: str | None = None,
                 env: dict[str, str | None] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m kapnotes *args`` as a real process (the entry point itself, exit on a signal)."""
     full = dict(os.environ)
-    for name, value in _environment(db_url, env).items():
-        if value is None:
-            full.pop(name, None)
-        else:
-            full[name] = value
+    _apply(_environment(db_url, env), full)
     return subprocess.run([sys.executable, "-m", "kapnotes", *args], cwd=ROOT, env=full, input=stdin,
                           capture_output=True, text=True, timeout=timeout)
