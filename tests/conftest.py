@@ -29,6 +29,7 @@ from sqlmodel import Session, SQLModel  # noqa: E402
 
 from kapnotes.db import make_engine, migrate  # noqa: E402
 from tests.factories import Clinic, make_clinic  # noqa: E402
+from tests.helpers.rows import read_rows, write_rows  # noqa: E402
 
 REQUIRE_ALL = os.environ.get("KAPNOTES_REQUIRE_E2E") == "1"
 BASE_PG_URL = os.environ.get("KAPNOTES_TEST_POSTGRES_URL")
@@ -241,22 +242,9 @@ def pg_clinic_rows(pg_session_engine) -> tuple[dict[str, list[dict]], Clinic]:
     keeps it as a file): a test that takes ``clinic`` there starts from a copy of these rows."""
     empty_all(pg_session_engine)
     built = make_clinic(pg_session_engine)
-    with pg_session_engine.connect() as conn:
-        rows = {t.name: [dict(r) for r in conn.execute(t.select()).mappings()]
-                for t in SQLModel.metadata.sorted_tables}
+    rows = read_rows(pg_session_engine)
     empty_all(pg_session_engine)
     return rows, built
-
-
-def _restore_rows(engine, rows: dict[str, list[dict]]) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-        for table in SQLModel.metadata.sorted_tables:
-            if rows[table.name]:
-                conn.execute(table.insert(), rows[table.name])
-                if "id" in table.c and table.c.id.autoincrement in (True, "auto"):
-                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                                      f"(SELECT max(id) FROM \"{table.name}\"))"))
 
 
 @pytest.fixture
@@ -265,7 +253,7 @@ def clinic(engine, db_url, backend, request) -> Clinic:
         return request.getfixturevalue("sqlite_clinic_template")[1]  # db_url copied it
     if backend == "postgres" and engine is request.getfixturevalue("pg_session_engine"):
         rows, built = request.getfixturevalue("pg_clinic_rows")
-        _restore_rows(engine, rows)  # db_url emptied the database
+        write_rows(engine, rows)  # db_url emptied the database
         return built
     return make_clinic(engine)
 
