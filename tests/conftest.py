@@ -13,6 +13,7 @@ migrated template file per worker.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -136,6 +137,19 @@ def pytest_runtest_makereport(item, call):
     if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped, but CI requires every tier to run: {report.longrepr}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def streamlit_components_scanned_once():
+    """Each new AppTest has Streamlit scan every installed package's metadata for v2 components
+    (``scan_component_manifests``): about 0.2 s, two thirds of a typical AppTest test's time. The
+    installed packages do not change during a run, so the first scan's answer serves them all."""
+    from streamlit.components.v2 import manifest_scanner
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(manifest_scanner, "scan_component_manifests",
+                   functools.cache(manifest_scanner.scan_component_manifests))
+        yield
 
 
 @pytest.fixture(scope="session")
