@@ -14,6 +14,14 @@ import pytest
 
 pytestmark = pytest.mark.slow  # starts a pytest-xdist session of its own
 
+
+def _own_session_env() -> dict[str, str]:
+    """This environment without what makes a pytest session a worker of this one: with
+    ``PYTEST_XDIST_WORKER`` set, tests/conftest.py would drop and re-create this worker's PostgreSQL
+    database (it is the one a killed run left behind) while this worker still uses it."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTEST_XDIST_WORKER", "KAPNOTES_TEST_POSTGRES_URL")}
+
+
 GROUPED = textwrap.dedent("""
     import os
     import pytest
@@ -36,7 +44,7 @@ def test_an_xdist_group_runs_on_one_worker(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", "-p", "no:cacheprovider",
          str(tmp_path)],
-        cwd=tmp_path, env={**os.environ, "WORKERS_FILE": str(workers)},
+        cwd=tmp_path, env={**_own_session_env(), "WORKERS_FILE": str(workers)},
         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     ran_on = workers.read_text().split()
@@ -59,7 +67,7 @@ def test_browser_tests_are_handed_out_among_the_others(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                           "-p", "show_order", "tests/app", "tests/e2e"], cwd=root, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+                         env={**_own_session_env(), "PYTHONPATH": str(tmp_path)}, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     order = [line.split(maxsplit=2)[1:] for line in run.stdout.splitlines() if line.startswith("ORDER ")]
     kinds = [kind for kind, _ in order]
