@@ -73,7 +73,7 @@ def test_engine_runs_when_a_dose_or_assessment_changes(session, clinic):
     non_responder(session, clinic, clinic.a1)
     assert count(session, DoseAdjustment) == 0
     dose_service.add_dose(session, clinic.tina, clinic.a1, dose_service.DoseInput(
-        taken_at=at_day(0, 8), dose_mg=150, formulation="odt", bp_systolic_post=185, bp_diastolic_post=95))
+        taken_at=at_day(1, 8), dose_mg=150, formulation="odt", bp_systolic_post=185, bp_diastolic_post=95))
     row = suggestions.latest_suggestion(session, clinic.tina, clinic.a1)
     assert row.action == "hold" and "hypertension_severe" in row.flags
     # an assessment change re-runs it too (via the event the assessment service emits)
@@ -128,7 +128,7 @@ def test_broken_clinic_protocol_does_not_block_documenting_a_dose(session, clini
     session.add(ClinicSetting(key=protocol.SETTING_KEY, value={"path": str(bad)}))
     session.flush()
     entry = dose_service.add_dose(session, clinic.tina, clinic.a1, dose_service.DoseInput(
-        taken_at=at_day(0, 8), dose_mg=150, formulation="odt"))
+        taken_at=at_day(1, 8), dose_mg=150, formulation="odt"))
     assert entry.id is not None
     assert count(session, DoseAdjustment) == 0
     assert "suggestion.skipped" in audit_actions(session, clinic.a1)
