@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func
@@ -29,9 +32,10 @@ from kapnotes.models import (
     User,
 )
 from kapnotes.notes.hashing import content_hash
-from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS, HEAVIEST_MRN, seed_demo
-from tests.conftest import PG_URL
+from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS, HEAVIEST_MRN, SeedSummary, seed_demo
+from tests.conftest import PG_URL, empty_all
 from tests.helpers.cli import kap
+from tests.helpers.rows import read_rows, write_rows
 
 TODAY = date(2026, 11, 1)
 CLINICAL = ("patients", "treatment_plans", "dose_entries", "assessments", "session_notes", "addenda",
@@ -56,18 +60,59 @@ def _dump(engine) -> dict[str, list[tuple]]:
 
 
 def _fresh_sqlite(tmp_path, sqlite_template, name):
-    import shutil
-
     path = tmp_path / name
     shutil.copy(sqlite_template, path)
     return make_engine(f"sqlite:///{path}")
+
+
+@dataclass
+class Demo:
+    engine: object
+    summary: SeedSummary
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def seeded_demo(request, tmp_path_factory, sqlite_template):
+    """The default demo clinic (``seed_demo(today=TODAY)``), seeded once per backend: a SQLite file,
+    or PostgreSQL's rows. Seeding is the costly part (seconds); each test starts from a copy."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("demo") / "demo.db"
+        shutil.copy(sqlite_template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            return path, seed_demo(engine, today=TODAY)
+        finally:
+            engine.dispose()
+    engine = request.getfixturevalue("pg_session_engine")
+    empty_all(engine)
+    summary = seed_demo(engine, today=TODAY)
+    rows = read_rows(engine)
+    empty_all(engine)
+    return rows, summary
+
+
+@pytest.fixture
+def demo(seeded_demo, tmp_path, request):
+    """This test's own copy of the default demo clinic."""
+    seeded, summary = seeded_demo
+    if isinstance(seeded, Path):
+        path = tmp_path / "demo.db"
+        shutil.copy(seeded, path)
+        engine = make_engine(f"sqlite:///{path}")
+        yield Demo(engine, summary)
+        engine.dispose()
+        return
+    engine = request.getfixturevalue("pg_session_engine")
+    empty_all(engine)
+    write_rows(engine, seeded)
+    yield Demo(engine, summary)
 
 
 @pytest.mark.slow
 def test_same_seed_same_clinic_other_seed_other_clinic(tmp_path, sqlite_template):
     engines = [_fresh_sqlite(tmp_path, sqlite_template, f"s{i}.db") for i in range(3)]
     for eng, s in zip(engines, (11, 11, 12)):
-        seed_demo(eng, patients=12, years=0.6, seed=s, today=TODAY)
+        seed_demo(eng, patients=10, years=0.3, seed=s, today=TODAY)
     first, second, other = (_dump(e) for e in engines)
     assert first == second
     assert first["dose_entries"] and first["audit"]
@@ -79,8 +124,8 @@ def test_same_seed_same_clinic_other_seed_other_clinic(tmp_path, sqlite_template
 @pytest.mark.slow
 def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_template):
     small, big = (_fresh_sqlite(tmp_path, sqlite_template, n) for n in ("small.db", "big.db"))
-    seed_demo(small, patients=3, years=0.5, seed=5, today=TODAY)
-    seed_demo(big, patients=40, years=0.5, seed=5, today=TODAY)
+    seed_demo(small, patients=3, years=0.3, seed=5, today=TODAY)
+    seed_demo(big, patients=40, years=0.3, seed=5, today=TODAY)
 
     def history(engine, mrn):
         with Session(engine) as s:
@@ -95,8 +140,8 @@ def test_patient_histories_do_not_depend_on_clinic_size(tmp_path, sqlite_templat
 
 
 @pytest.mark.slow
-def test_demo_clinic_shape_and_integrity(engine):
-    summary = seed_demo(engine, today=TODAY)
+def test_demo_clinic_shape_and_integrity(demo):
+    engine, summary = demo.engine, demo.summary
     assert [u for u, _ in summary.users] == [u[0] for u in DEMO_USERS]
     assert DEMO_PASSWORD in summary.describe() and "tsato" in summary.describe()
     with Session(engine, expire_on_commit=False) as s:
@@ -157,7 +202,7 @@ def test_heaviest_patient_has_three_years_of_daily_history(tmp_path, sqlite_temp
 @pytest.mark.slow
 def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
     eng = _fresh_sqlite(tmp_path, sqlite_template, "caseload.db")
-    summary = seed_demo(eng, patients=60, years=0.3, seed=3, today=TODAY)
+    summary = seed_demo(eng, patients=60, years=0.12, seed=3, today=TODAY)
     assert summary.synthetic_users >= 3 and summary.patients == 60
     with Session(eng) as s:
         tsato = auth.authenticate(s, "tsato", DEMO_PASSWORD).actor
@@ -170,14 +215,12 @@ def test_synthetic_clinicians_keep_demo_caseloads(tmp_path, sqlite_template):
 
 @pytest.mark.slow
 def test_seed_demo_cli_and_verify_audit(tmp_path, sqlite_template):
-    import shutil
-
     path = tmp_path / "cli.db"
     shutil.copy(sqlite_template, path)
     url = f"sqlite:///{path}"
-    out = kap(url, "seed-demo", "--patients", "30", "--years", "0.5", "--seed", "4")
+    out = kap(url, "seed-demo", "--patients", "10", "--years", "0.2", "--seed", "4")
     assert out.returncode == 0, out.stderr
-    assert "30 patients" in out.stdout and "tsato" in out.stdout
+    assert "10 patients" in out.stdout and "tsato" in out.stdout
     verify = kap(url, "verify-audit")
     assert verify.returncode == 0, verify.stderr
     again = kap(url, "seed-demo")
@@ -224,8 +267,8 @@ def _engine_output(out) -> dict:
 
 
 @pytest.mark.slow
-def test_every_demo_suggestion_is_what_the_engine_says_on_the_record_up_to_then(engine):
-    seed_demo(engine, today=TODAY)
+def test_every_demo_suggestion_is_what_the_engine_says_on_the_record_up_to_then(demo):
+    engine = demo.engine
     tz = get_settings().tz
     with Session(engine) as s:
         proto = protocol_mod.in_force(s)
@@ -241,8 +284,8 @@ def test_every_demo_suggestion_is_what_the_engine_says_on_the_record_up_to_then(
 
 
 @pytest.mark.slow
-def test_demo_stories_follow_from_the_engine_and_real_decisions(engine):
-    seed_demo(engine, today=TODAY)
+def test_demo_stories_follow_from_the_engine_and_real_decisions(demo):
+    engine = demo.engine
     with Session(engine) as s:
         pid = dict(s.execute(select(Patient.mrn, Patient.id)).all())
 
