@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-RULES = "{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}}"
+# resultTypes: axe still runs every rule, but builds a selector for each node of the violations only
+# (axe's documented speed-up; on these pages it was a quarter of the accessibility tests' time)
+RULES = "{runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']}"
 
 
 def violations(page, axe_path: str) -> list[str]:
