@@ -15,6 +15,7 @@ from kapnotes import auth
 from kapnotes.db import current_revision, make_engine
 from kapnotes.models import AuditEvent, CareTeam, DoseEntry, Patient, User
 from kapnotes.seed import DEMO_PASSWORD, DEMO_USERS
+from tests.helpers.backends import SQLITE_ONLY
 from tests.helpers.cli import kap, kap_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,7 @@ def test_create_user_refusals(db_url, engine, run_cli, args, stdin, expect):
 
 
 @pytest.mark.slow
+@SQLITE_ONLY
 def test_short_password_as_a_real_process(db_url, engine):
     r = kap_process(db_url, "create-user", "someone", "--role", "admin", "--full-name", "Some One", "--password-stdin",
             stdin="too-short\n")
@@ -137,6 +139,7 @@ def test_create_user_with_a_bad_email_writes_nothing(db_url, engine, run_cli):
 
 
 @pytest.mark.slow
+@SQLITE_ONLY
 def test_create_user_interactive_passwords_must_match(db_url, engine):
     # without a terminal getpass falls back to reading standard input
     r = kap_process(db_url, "create-user", "mia", "--role", "therapist", "--full-name", "Mia",
@@ -193,6 +196,7 @@ def test_add_patient_refusals_write_nothing(db_url, engine, run_cli, overrides, 
 
 
 @pytest.mark.slow
+@SQLITE_ONLY
 def test_add_patient_refusal_as_a_real_process(db_url, engine):
     add_staff(engine)
     r = kap_process(db_url, "add-patient", "--mrn", "KAP-9002", "--name", "Robin Reyes", "--dob", "1984-02-30",
@@ -219,6 +223,7 @@ def test_commands_on_an_uninitialised_database_say_what_to_do(tmp_path, run_cli)
 
 
 @pytest.mark.slow
+@SQLITE_ONLY
 def test_seed_demo_prints_sign_ins_and_if_empty_is_idempotent(db_url, engine):
     r = kap(db_url, "seed-demo", "--if-empty")
     assert r.returncode == 0, r.stderr

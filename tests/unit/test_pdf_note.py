@@ -15,6 +15,7 @@ from kapnotes.db import session_scope
 from kapnotes.errors import PermissionDenied
 from kapnotes.models import AuditEvent, SessionNote
 from kapnotes.notes.templates import template
+from tests.helpers.backends import SQLITE_ONLY
 from tests.unit.pdf_data import (
     DOSING_FIELDS,
     FIXED,
@@ -153,6 +154,7 @@ def test_field_rows_follow_the_template_and_keep_unknown_keys():
 
 
 @pytest.mark.slow
+@SQLITE_ONLY
 def test_a_field_longer_than_a_page_prints_whole_and_in_order(engine, clinic, world, tmp_path):
     """A structured field, free text or addendum of many pages splits across pages (a table row taller
     than a page used to stop the export with a LayoutError): every sentence, in order."""

@@ -20,6 +20,7 @@ from kapnotes.pdf.model import ScoreRow
 from kapnotes.pdf.note_pdf import fmt_number
 from kapnotes.pdf.summary_pdf import Outcome
 from tests.factories import make_clinic
+from tests.helpers.backends import SQLITE_ONLY
 from tests.unit.pdf_data import (
     FIXED,
     OVERRIDE_RATIONALE,
@@ -246,6 +247,7 @@ def test_fingerprint_ignores_who_and_when_but_not_data(engine, clinic, world):
 
 
 @pytest.mark.slow
+@SQLITE_ONLY
 def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world):
     """The dose log is one long table split across pages: no row lost, duplicated or reordered."""
     from kapnotes.pdf.model import DoseRow
@@ -267,6 +269,7 @@ def test_a_dose_log_of_1000_rows_prints_every_row_in_order(engine, clinic, world
 
 
 @pytest.mark.slow
+@SQLITE_ONLY
 def test_long_note_fields_and_dose_notes_split_across_pages(engine, clinic, world):
     """In the summary, a note field and a dose's notes each longer than a page print whole, in order."""
     from tests.unit.pdf_data import long_text as _long_text
