@@ -11,6 +11,8 @@ from sqlmodel import Session, col, select
 from kapnotes import audit
 from kapnotes.access import require_patient, visible_patient_ids
 from kapnotes.actor import Actor
+from kapnotes.config import get_settings
+from kapnotes.dosing.facts import today_in
 from kapnotes.dosing.plans import current_plan
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import (
@@ -39,7 +41,7 @@ def _validate_patient_fields(mrn: str, full_name: str, dob: date, diagnosis: str
         errors["name"] = "Enter the patient's name."
     elif len(full_name.strip()) > 200:
         errors["name"] = "The patient's name can be at most 200 characters."
-    if dob > date.today():
+    if dob > today_in(get_settings().tz):  # the clinic's today, not the machine's
         errors["dob"] = f"Date of birth {dob.isoformat()} is in the future."
     elif dob.year < 1900:
         errors["dob"] = f"Date of birth {dob.isoformat()} is before 1900."

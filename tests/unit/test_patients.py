@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from sqlmodel import func, select
@@ -100,6 +100,18 @@ def test_add_patient_refuses_bad_input_and_writes_nothing(session, clinic, kwarg
                              args["prescriber"], args.get("diagnosis", "F41.1"))
     assert field in exc.value.errors
     assert session.exec(select(func.count()).select_from(Patient)).one() == before
+
+
+def test_date_of_birth_is_checked_against_the_clinics_today_not_the_machines(session, clinic, monkeypatch):
+    """At 02:00 UTC on 2 March it is still 1 March in New York (the clinic's zone): 2 March is a
+    date of birth in the future there, 1 March is not."""
+    from kapnotes.dosing import facts
+
+    monkeypatch.setattr(facts, "utcnow", lambda: datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc))
+    with pytest.raises(ValidationError) as exc:
+        patients.add_patient(session, None, "N-001", "New Born", date(2026, 3, 2), "tina", "paul")
+    assert "in the future" in exc.value.errors["dob"]
+    assert patients.add_patient(session, None, "N-002", "New Born", date(2026, 3, 1), "tina", "paul").id
 
 
 def test_only_admin_or_operator_registers_patients(session, clinic):
