@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import func, select
 
 from kapnotes import patients
+from kapnotes.dosing import facts
 from kapnotes.errors import PermissionDenied, ValidationError
 from kapnotes.models import Assessment, AuditEvent, CareTeam, Patient
 
@@ -105,8 +106,7 @@ def test_add_patient_refuses_bad_input_and_writes_nothing(session, clinic, kwarg
 def test_date_of_birth_is_checked_against_the_clinics_today_not_the_machines(session, clinic, monkeypatch):
     """At 02:00 UTC on 2 March it is still 1 March in New York (the clinic's zone): 2 March is a
     date of birth in the future there, 1 March is not."""
-    from kapnotes.dosing import facts
-
+    monkeypatch.setenv("KAPNOTES_TIMEZONE", "America/New_York")
     monkeypatch.setattr(facts, "utcnow", lambda: datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc))
     with pytest.raises(ValidationError) as exc:
         patients.add_patient(session, None, "N-001", "New Born", date(2026, 3, 2), "tina", "paul")
